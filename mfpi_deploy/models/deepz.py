@@ -1,0 +1,91 @@
+"""Deep-Z generator (the authors' re-implementation of the Table III baseline).
+
+One forward pass refocuses an image to one plane, chosen by a constant "digital
+propagation matrix" (DPM) channel; a stack of P planes costs P passes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mfpi_deploy.models.shapes import check_input
+
+
+@dataclass(frozen=True)
+class DeepZConfig:
+    """in_channels counts the DPM channel (RGB + DPM = 4); width is level 1's (48 in the paper)."""
+
+    in_channels: int = 4
+    width: int = 48
+
+    STRIDE = 16  # four 2x2 poolings
+    SCALE = 1
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 2:
+            raise ValueError("Deep-Z takes the image channels plus one DPM channel (>= 2)")
+        if self.width % self.in_channels or self.width % 2:
+            raise ValueError(
+                f"Deep-Z width ({self.width}) must be even and a multiple of in_channels "
+                f"({self.in_channels}): level 1 adds the input repeated width/in_channels times"
+            )
+
+    @property
+    def image_channels(self) -> int:
+        return self.in_channels - 1
+
+
+def dpm_value(plane_index: int) -> float:
+    """DPM constant of the authors' code for plane_index in -5..+5 (0 = in focus)."""
+    return (plane_index + 1e-4) / 2
+
+
+def dpm_channel(image: torch.Tensor, plane_index: int) -> torch.Tensor:
+    """Append the DPM channel for `plane_index` to an (N, C, H, W) image: (N, C+1, H, W)."""
+    dpm = torch.full_like(image[:, :1], dpm_value(plane_index))
+    return torch.cat([image, dpm], dim=1)
+
+
+def _conv_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class DeepZGenerator(nn.Module):
+    """Input (N, C+1, H, W): image in [0, 1] plus DPM; output (N, C, H, W), the refocused plane."""
+
+    def __init__(self, config: DeepZConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or DeepZConfig()
+        w = config.width
+        widths = [w, 2 * w, 4 * w, 8 * w, 16 * w]
+        self.conv11 = _conv_relu(config.in_channels, w // 2 + 1)
+        self.conv12 = _conv_relu(w // 2 + 1, w)
+        for level in range(2, 6):
+            cin, cout = widths[level - 2], widths[level - 1]
+            setattr(self, f"conv{level}1", _conv_relu(cin, cout * 3 // 4))
+            setattr(self, f"conv{level}2", _conv_relu(cout * 3 // 4, cout))
+        for step in range(1, 5):
+            c = widths[4 - step]  # channels after halving: 8w, 4w, 2w, w
+            setattr(self, f"up{step}", nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                                   nn.Conv2d(2 * c, c, 3, padding=1)))
+            setattr(self, f"conv{step + 5}1", _conv_relu(2 * c, c * 3 // 2))
+            setattr(self, f"conv{step + 5}2", _conv_relu(c * 3 // 2, c))
+        self.out = _conv_relu(w, config.image_channels)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, channels=self.config.in_channels, stride=DeepZConfig.STRIDE, name="Deep-Z")
+        reps = self.config.width // self.config.in_channels
+        skips = [self.conv12(self.conv11(x)) + x.repeat(1, reps, 1, 1)]
+        for level in range(2, 6):
+            inp = self.pool(skips[-1])
+            y = getattr(self, f"conv{level}2")(getattr(self, f"conv{level}1")(inp))
+            skips.append(y + inp.repeat(1, 2, 1, 1))
+        d = skips.pop()
+        for step in range(1, 5):
+            up = getattr(self, f"up{step}")(d)
+            y = torch.cat([skips.pop(), up], dim=1)
+            d = getattr(self, f"conv{step + 5}2")(getattr(self, f"conv{step + 5}1")(y)) + up
+        return self.out(d)

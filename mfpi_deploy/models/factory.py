@@ -1,0 +1,77 @@
+"""One factory for every network: create_model(name, **config)."""
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any
+
+from torch import nn
+
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.models.deepz import DeepZConfig, DeepZGenerator
+from mfpi_deploy.models.discriminator import DiscriminatorConfig, MFPINetDiscriminator
+from mfpi_deploy.models.mfpinet import MFPINetConfig, MFPINetGenerator
+
+
+class Architecture(str, Enum):
+    """Names accepted by create_model (and stored in model cards)."""
+
+    MFPINET = "mfpinet"
+    MFPINET_DISCRIMINATOR = "mfpinet_discriminator"
+    DEEPZ = "deepz"
+
+    @classmethod
+    def parse(cls, name: str | Architecture) -> Architecture:
+        """The member for `name`, or an MfpiError that lists the valid names."""
+        try:
+            return cls(name)
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise MfpiError(f"unknown architecture {name!r}; expected one of: {valid}") from None
+
+
+_REGISTRY: dict[Architecture, tuple[type, type[nn.Module]]] = {
+    Architecture.MFPINET: (MFPINetConfig, MFPINetGenerator),
+    Architecture.MFPINET_DISCRIMINATOR: (DiscriminatorConfig, MFPINetDiscriminator),
+    Architecture.DEEPZ: (DeepZConfig, DeepZGenerator),
+}
+
+
+def config_class(name: str | Architecture) -> type:
+    """The config dataclass of an architecture."""
+    return _REGISTRY[Architecture.parse(name)][0]
+
+
+def make_config(name: str | Architecture, **config: Any) -> Any:
+    """Build an architecture's config dataclass, with a clear error for unknown fields."""
+    cls = config_class(name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise MfpiError(
+            f"unknown option(s) {', '.join(unknown)} for {Architecture.parse(name).value}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise MfpiError(f"bad config for {Architecture.parse(name).value}: {exc}") from None
+
+
+def create_model(name: str | Architecture, **config: Any) -> nn.Module:
+    """Create a network by architecture name, e.g. create_model("mfpinet", in_channels=1, width=16)."""
+    arch = Architecture.parse(name)
+    return _REGISTRY[arch][1](make_config(arch, **config))
+
+
+def model_config_dict(model: nn.Module) -> dict[str, Any]:
+    """The config of a model built by create_model, as plain JSON-able values."""
+    return dataclasses.asdict(model.config)  # type: ignore[arg-type]
+
+
+def architecture_of(model: nn.Module) -> Architecture:
+    """The architecture name of a model built by create_model."""
+    for arch, (_, cls) in _REGISTRY.items():
+        if type(model) is cls:
+            return arch
+    raise TypeError(f"{type(model).__name__} is not a model of this package")

@@ -1,0 +1,115 @@
+"""MFPINet generator: one low-resolution image in, a stack of focal planes at 2x out.
+
+Built from shared/reference/ARCHITECTURE.md; module names follow the authors' released
+checkpoint so their state dict loads strictly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mfpi_deploy.models.shapes import check_input
+
+
+@dataclass(frozen=True)
+class MFPINetConfig:
+    """Configuration of the generator; defaults are the paper's (RGB, 11 planes, width 64)."""
+
+    in_channels: int = 3
+    planes: int = 11
+    width: int = 64
+
+    STRIDE = 8  # three 2x2 poolings
+    SCALE = 2  # output is twice the input size
+
+    def __post_init__(self) -> None:
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {self.in_channels}")
+        if self.planes < 1 or self.width < 1:
+            raise ValueError("planes and width must be positive")
+
+    @property
+    def out_channels(self) -> int:
+        return self.planes * self.in_channels
+
+
+class BlockE(nn.Module):
+    """Four 3x3 convs with three residual PReLU steps and a plain last conv (block "E")."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        for i in range(1, 5):
+            setattr(self, f"conv{i}", nn.Conv2d(width, width, 3, padding=1))
+        for i in range(1, 4):
+            setattr(self, f"prelu{i}", nn.PReLU(width, init=0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.prelu1(self.conv1(x))
+        x = x + self.prelu2(self.conv2(x))
+        x = x + self.prelu3(self.conv3(x))
+        return self.conv4(x)
+
+
+class _UpScale(nn.Module):
+    """Conv to 4x channels then PixelShuffle(2): the 2x super-resolution step."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(width, width * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
+
+
+def _decoder_stage(width: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(2 * width, width, 3, padding=1), BlockE(width), BlockE(width))
+
+
+class MFPINetGenerator(nn.Module):
+    """MFPINet generator. Input (N, C, H, W) in [0, 1]; output (N, planes*C, 2H, 2W) in (0, 1).
+
+    Output channels are plane-major: channels C*i .. C*i+C-1 are plane i, planes ordered
+    from the most negative z offset to the most positive.
+    """
+
+    def __init__(self, config: MFPINetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or MFPINetConfig()
+        w = config.width
+        self.in_conv = nn.Conv2d(config.in_channels, w, 7, padding=3)
+        self.in_prelu = nn.PReLU(w, init=0.25)
+        self.down1 = nn.Sequential(BlockE(w), BlockE(w))
+        self.down2 = nn.Sequential(BlockE(w), BlockE(w))
+        self.down3 = nn.Sequential(BlockE(w), BlockE(w))
+        self.pool = nn.AvgPool2d(2)
+        self.bottem_block = nn.Sequential(  # (sic) the released checkpoint's spelling
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.Conv2d(2 * w, w, 3, padding=1),
+        )
+        self.up1 = _decoder_stage(w)
+        self.up2 = _decoder_stage(w)
+        self.up3 = _decoder_stage(w)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up_scale = _UpScale(w)
+        self.conv_block = nn.Sequential(
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.PReLU(w, init=0.25),
+            nn.Conv2d(w, config.out_channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, channels=self.config.in_channels, stride=MFPINetConfig.STRIDE, name="MFPINet")
+        x = self.in_prelu(self.in_conv(x))
+        p1 = self.pool(self.down1(x))
+        p2 = self.pool(self.down2(p1))
+        p3 = self.pool(self.down3(p2))
+        d = self.bottem_block(p3)
+        d = self.upsample(self.up1(torch.cat([p3, d], dim=1)))
+        d = self.upsample(self.up2(torch.cat([p2, d], dim=1)))
+        d = self.upsample(self.up3(torch.cat([p1, d], dim=1)))
+        d = self.conv_block(self.up_scale(d))
+        return torch.tanh(d) / 2 + 0.5

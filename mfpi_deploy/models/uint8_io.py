@@ -1,0 +1,52 @@
+"""Deployment graphs: networks with pre- and post-processing inside, uint8 in and out.
+
+Every engine takes a batch of uint8 tiles (N, H, W, C) and returns uint8 planes, so the
+host does no float conversion and moves a quarter of the bytes.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mfpi_deploy.models.deepz import DeepZGenerator
+from mfpi_deploy.models.mfpinet import MFPINetGenerator
+
+
+def to_unit_float(tiles: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1], the released code's input convention."""
+    return tiles.permute(0, 3, 1, 2).to(dtype) / 255.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float in [0, 1] -> uint8 by rounding to nearest (values outside are clamped)."""
+    return (x.float() * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
+
+
+class Uint8MFPINet(nn.Module):
+    """uint8 (N, H, W, C) -> uint8 (N, planes, 2H, 2W, C) around an MFPINet generator."""
+
+    def __init__(self, net: MFPINetGenerator) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        param = next(self.net.parameters())
+        y = self.net(to_unit_float(tiles, param.dtype))
+        cfg = self.net.config
+        y = y.unflatten(1, (cfg.planes, cfg.in_channels))  # (N, Z, C, 2H, 2W)
+        return to_uint8(y.permute(0, 1, 3, 4, 2))
+
+
+class Uint8DeepZ(nn.Module):
+    """uint8 (N, H, W, C) and DPM values (N,) float32 -> uint8 (N, H, W, C), one plane per pass."""
+
+    def __init__(self, net: DeepZGenerator) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, tiles: torch.Tensor, dpm: torch.Tensor) -> torch.Tensor:
+        param = next(self.net.parameters())
+        x = to_unit_float(tiles, param.dtype)
+        d = dpm.to(param.dtype).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, x.shape[2], x.shape[3])
+        y = self.net(torch.cat([x, d], dim=1))
+        return to_uint8(y.permute(0, 2, 3, 1))

@@ -1,0 +1,71 @@
+"""Checkpoint format: round trip is bit-identical, bad files give one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mfpi_deploy.checkpoint import ModelCard, Provenance, load_checkpoint, save_checkpoint
+from mfpi_deploy.errors import CheckpointError
+from mfpi_deploy.models import create_model
+
+
+def _card(**config) -> ModelCard:
+    return ModelCard(architecture="mfpinet", config=config, input_pixel_size_um=0.486,
+                     provenance=Provenance(data="unit test", epochs=0, metrics={"psnr": 1.5}))
+
+
+@pytest.mark.parametrize("layout", ["folder", "pair"])
+def test_round_trip_bit_identical(tmp_path, layout):
+    net = create_model("mfpinet", in_channels=3, planes=11, width=8).eval()
+    path = tmp_path / ("ckpt" if layout == "folder" else "ckpt.safetensors")
+    save_checkpoint(net, _card(in_channels=3, planes=11, width=8), path)
+    loaded = load_checkpoint(path)
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        assert torch.equal(net(x), loaded.model(x))
+    assert loaded.card.config == {"in_channels": 3, "planes": 11, "width": 8}
+    assert loaded.card.provenance.metrics == {"psnr": 1.5}
+    assert loaded.card.planes_um[0] == pytest.approx(-13.5) and len(loaded.card.planes_um) == 11
+
+
+def test_save_refuses_existing_unless_overwrite(tmp_path):
+    net = create_model("mfpinet", width=4)
+    card = _card(width=4)
+    save_checkpoint(net, card, tmp_path / "c")
+    with pytest.raises(CheckpointError, match="exists"):
+        save_checkpoint(net, card, tmp_path / "c")
+    save_checkpoint(net, card, tmp_path / "c", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["card.json", "model.safetensors"]
+
+
+def test_card_rejects_wrong_plane_count_and_unknown_fields(tmp_path):
+    with pytest.raises(CheckpointError, match="3 plane offsets.*11 planes"):
+        ModelCard(architecture="mfpinet", config={}, planes_um=[0.0, 1.0, 2.0])
+    with pytest.raises(CheckpointError, match="unknown field.*colour"):
+        ModelCard.from_dict({"architecture": "mfpinet", "config": {}, "colour": "red"})
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope")
+    net = create_model("mfpinet", width=4)
+    save_checkpoint(net, _card(width=4), tmp_path / "c")
+    weights = tmp_path / "c" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt weights"):
+        load_checkpoint(tmp_path / "c")
+    (tmp_path / "c" / "card.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="unreadable model card"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_card_that_does_not_fit_weights_names_keys(tmp_path):
+    net = create_model("mfpinet", width=4)
+    save_checkpoint(net, _card(width=4), tmp_path / "c")
+    card = json.loads((tmp_path / "c" / "card.json").read_text())
+    card["config"]["width"] = 8
+    (tmp_path / "c" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"mis-shaped keys: in_conv.weight \(4, 3, 7, 7\) != \(8, 3, 7, 7\)"):
+        load_checkpoint(tmp_path / "c")
