@@ -7,6 +7,7 @@ leaves nothing that looks complete.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -83,6 +84,11 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
     out_dir = Path(out_dir)
     if out_dir.exists() and not options.force:
         raise MfpiError(f"{out_dir}: exists (pass --force to replace it)")
+    if options.trt:  # fail before the slow steps, not after them
+        from mfpi_deploy.export.trt_build import import_pycuda, import_tensorrt
+
+        import_tensorrt()
+        import_pycuda()
     src = load_source(source)
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)
@@ -128,17 +134,46 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         from mfpi_deploy.export.trt_build import build_engine
 
         onnx_for_trt = folder / (ONNX_FP16_NAME if options.fp16 else ONNX_NAME)
-        gpu = build_engine(onnx_for_trt, folder, profiles, workspace_gb=options.workspace_gb, log=log)
+        gpu = build_engine(onnx_for_trt, folder, spec, profiles, workspace_gb=options.workspace_gb, log=log)
         artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
                                        "fp16" if options.fp16 else "fp32", options.opset)
     manifest = Manifest(
         architecture=spec.architecture, channels=spec.channels, planes=spec.planes, scale=spec.scale,
         stride=spec.stride, planes_um=list(spec.planes_um), source=src.describe(), artifacts=artifacts,
-        profiles=[p.__dict__ for p in profiles], tools=tool_versions(tensorrt=options.trt), accuracy=acc,
-        gpu=gpu, exporter=options.exporter.value, workspace_gb=options.workspace_gb if options.trt else None,
+        profiles=[dataclasses.asdict(p) for p in profiles], tools=tool_versions(tensorrt=options.trt),
+        accuracy=acc, gpu=gpu, exporter=options.exporter.value,
+        workspace_gb=options.workspace_gb if options.trt else None,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    manifest.write(folder)  # last: a folder with a manifest is complete
+    manifest.write(folder)
+    if options.trt:  # the engine against onnxruntime fp32, within the fp16 gate
+        acc["engine"] = check_engine(folder, spec, tiles_real, tiles_sim, options)
+        log(f"engine vs onnxruntime fp32: lowest plane PSNR {acc['engine']['min_psnr_db']:.1f} dB")
+        manifest.write(folder)
+
+
+def check_engine(folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray,
+                 options: ExportOptions) -> dict[str, object]:
+    """PSNR per plane of the TensorRT engine's output against onnxruntime fp32; fails under the gate."""
+    from mfpi_deploy.backends.ort_backend import OrtBackend
+    from mfpi_deploy.backends.trt_backend import TrtBackend
+
+    tiles = np.concatenate([t for t in (real, simulated) if len(t)])
+    dpm = np.linspace(-2.5, 2.5, len(tiles)).astype(np.float32) if spec.needs_dpm else None
+    with OrtBackend(folder, threads=options.threads) as ref_backend, TrtBackend(folder) as engine:
+        top = max(p.max_batch or 1 for p in engine.spec.profiles)
+        want, got = [], []
+        for i in range(0, len(tiles), top):
+            d = None if dpm is None else dpm[i:i + top]
+            want.append(ref_backend.run(tiles[i:i + top], d))
+            got.append(engine.run(tiles[i:i + top], d))
+    psnrs = accuracy.psnr_per_plane(np.concatenate(got), np.concatenate(want))
+    par = accuracy.parity(np.concatenate(got), np.concatenate(want))
+    floor = options.fp16_min_psnr  # also for fp32 engines: TensorRT may use TF32 convolutions
+    if min(psnrs) < floor:
+        raise MfpiError(f"TensorRT engine differs from onnxruntime: lowest plane PSNR {min(psnrs):.1f} dB "
+                        f"< {floor} dB (planes {psnrs})")
+    return {"psnr_db": psnrs, "min_psnr_db": min(psnrs), "threshold_db": floor, "parity": par.to_dict()}
 
 
 def _gate_side(options: ExportOptions, spec: EngineSpec) -> int:
