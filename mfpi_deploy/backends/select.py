@@ -79,7 +79,12 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     if kind is BackendKind.TORCH:
         from mfpi_deploy.backends.torch_backend import TorchBackend
 
-        return TorchBackend(load_checkpoint(source), threads=threads)
+        backend = TorchBackend(load_checkpoint(source), threads=threads)
+        if is_engine_folder(source):  # same spec (tile/batch hints) as the folder's other backends
+            from mfpi_deploy.export.manifest import Manifest
+
+            backend.spec = Manifest.read(source).spec("fp32", limited=False)
+        return backend
     if kind is BackendKind.TRT:
         from mfpi_deploy.backends.trt_backend import TrtBackend
 

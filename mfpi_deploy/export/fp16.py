@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 
 from mfpi_deploy.backends.base import EngineSpec
 from mfpi_deploy.errors import MfpiError
@@ -67,11 +68,15 @@ def _feeds(spec: EngineSpec, tiles: np.ndarray) -> dict[str, np.ndarray]:
 
 def measure_ranges(model: onnx.ModelProto, spec: EngineSpec, batches: list[np.ndarray],
                    threads: int | None = None) -> dict[str, float]:
-    """Largest |value| of every float intermediate tensor over the batches (one tile at a time)."""
+    """Largest |value| of every float initializer and intermediate tensor over the batches (one tile at a time)."""
     names = float_node_outputs(model)
     sess = _session(expose(model, names), threads)
     out_names = [o.name for o in sess.get_outputs()]
     ranges = dict.fromkeys(names, 0.0)
+    for init in model.graph.initializer:  # constants too: 1e6 as float16 is inf
+        if init.data_type == FP32:
+            arr = onnx.numpy_helper.to_array(init)
+            ranges[init.name] = float(np.abs(arr).max()) if arr.size else 0.0
     for batch in batches:
         feeds = _feeds(spec, batch)
         for i in range(len(batch)):
