@@ -96,12 +96,15 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
         raise MfpiError(f"batch sizes must be positive, got {options.batches}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    threads = torch.get_num_threads()
     try:
         _build(src, spec, tmp, options, log)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        torch.set_num_threads(threads)
     log(f"wrote {out_dir}")
     return out_dir
 
@@ -114,9 +117,14 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         f"with the {options.exporter.value} exporter")
     export_onnx(src.checkpoint.model, spec, folder / ONNX_NAME, opset=options.opset, exporter=options.exporter)
     artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset)}
-    tiles_real, tiles_sim = calibration.calibration_set(
-        spec.channels, _gate_side(options, spec), options.gate_count, list(options.calibration) or None)
-    acc: dict[str, object] = {}
+    side = _gate_side(options, spec)
+    images = list(options.calibration) or calibration.default_calibration_images()
+    tiles_real = calibration.real_tiles(images, spec.channels, side, options.gate_count) if images else \
+        np.zeros((0, side, side, spec.channels), np.uint8)
+    tiles_sim, simulator = calibration.simulated_tiles(spec.channels, side, options.gate_count)
+    acc: dict[str, object] = {"calibration": {"real_images": [str(p) for p in images], "real_tiles": len(tiles_real),
+                                              "simulated_tiles": len(tiles_sim), "simulator": simulator,
+                                              "tile_side": side}}
     par = check_onnx_parity(src, spec, folder / ONNX_NAME, options, tiles_real)
     acc["onnx_parity"] = par
     log(f"onnx parity vs PyTorch: max |diff| {par['max_abs_diff']}, {par['share_differing']:.2e} of values differ")

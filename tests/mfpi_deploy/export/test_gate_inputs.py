@@ -50,3 +50,31 @@ def test_parity_and_psnr():
     assert psnr(a, a) == PSNR_IDENTICAL
     merged = p.merge(parity(a, a))
     assert merged.values == 2 * a.size and merged.share_differing == pytest.approx(0.5 / a.size)
+
+
+def test_training_simulator_is_used_when_installed(monkeypatch):
+    import sys
+    import types
+
+    from mfpi_deploy.export.calibration import simulated_tiles
+
+    calls = []
+    fake = types.ModuleType("training.synth")
+
+    class SimConfig:
+        def __init__(self, height, width, seed):
+            calls.append((height, width, seed))
+            self.height, self.width, self.seed = height, width, seed
+
+    def simulate_stack(cfg):
+        rng = np.random.default_rng(cfg.seed)
+        return rng.integers(0, 256, (11, cfg.height, cfg.width, 3), dtype=np.uint8)
+
+    fake.SimConfig, fake.simulate_stack = SimConfig, simulate_stack
+    monkeypatch.setitem(sys.modules, "training", types.ModuleType("training"))
+    monkeypatch.setitem(sys.modules, "training.synth", fake)
+    tiles, source = simulated_tiles(1, 32, 2)
+    assert source == "training.synth" and tiles.shape == (2, 32, 32, 1) and calls == [(64, 64, 0), (64, 64, 1)]
+    monkeypatch.setitem(sys.modules, "training.synth", None)  # not installed -> builtin generator
+    tiles, source = simulated_tiles(3, 32, 2)
+    assert source == "builtin synthetic" and np.array_equal(tiles, synthetic_tiles(3, 32, 2))
