@@ -83,6 +83,13 @@ def test_ort_fp16_graph_on_cpu_within_gate(mfpinet_engine):
         assert min(psnr_per_plane(f16.run(tiles), f32.run(tiles))) >= 45
 
 
+def test_open_backend_fp16_choice(mfpinet_engine):
+    with open_backend("ort-cpu", mfpinet_engine, threads=1, log=lambda _: None) as default:
+        assert default.spec.precision == "fp32"  # float16 is slow on CPUs: not the default there
+    with open_backend("ort-cpu", mfpinet_engine, threads=1, fp16=True, log=lambda _: None) as half:
+        assert half.spec.precision == "fp16"
+
+
 def test_ort_checks_input(mfpinet_engine):
     with OrtBackend(mfpinet_engine, threads=1) as backend:
         with pytest.raises(MfpiError, match="8-pixel grid"):
@@ -99,3 +106,17 @@ def test_choose_backend_order(mfpinet_engine, monkeypatch):
     assert choose_backend(mfpinet_engine) == (BackendKind.ORT_CUDA, ["trt: tensorrt not installed"])
     reasons[BackendKind.TRT] = None
     assert choose_backend(mfpinet_engine) == (BackendKind.TRT, [])
+
+
+def test_ort_provider_lists(tmp_path):
+    from mfpi_deploy.backends.ort_backend import TRT_EP, ort_providers
+
+    assert ort_providers(BackendKind.ORT_CPU, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(MfpiError, match="no CUDAExecutionProvider"):
+        ort_providers(BackendKind.ORT_CUDA, ["CPUExecutionProvider"])
+    gpu = [TRT_EP, CUDA_EP, "CPUExecutionProvider"]
+    assert ort_providers(BackendKind.ORT_CUDA, gpu, device_id=1) == [(CUDA_EP, {"device_id": 1}), "CPUExecutionProvider"]
+    first = ort_providers(BackendKind.ORT_CUDA, gpu, trt_ep=True, trt_cache=tmp_path)[0]
+    assert first[0] == TRT_EP and first[1]["trt_engine_cache_path"] == str(tmp_path)
+    with pytest.raises(MfpiError, match="no TensorrtExecutionProvider"):
+        ort_providers(BackendKind.ORT_CUDA, [CUDA_EP], trt_ep=True)
