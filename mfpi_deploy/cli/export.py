@@ -20,7 +20,8 @@ def _default_out(checkpoint: str) -> Path:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Engine folder to write (default: engines/NAME).")
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx, gated against fp32 (PSNR per plane).")
-@click.option("--trt", is_flag=True, help="Also build a TensorRT engine (needs an NVIDIA GPU, tensorrt, pycuda).")
+@click.option("--trt", is_flag=True, help="Also build a TensorRT engine from model.fp16.onnx (implies --fp16; "
+              "needs an NVIDIA GPU, tensorrt, pycuda).")
 @click.option("--tile", "tiles", type=int, multiple=True, default=(384,), show_default=True,
               help="Tile side(s) in input pixels, multiples of the network stride; one TensorRT profile each.")
 @click.option("--batch", "batches", type=int, multiple=True, default=(1, 4), show_default=True,
@@ -54,7 +55,7 @@ def main(checkpoint: str, out: Path | None, fp16: bool, trt: bool, tiles: tuple[
     if any(b < 1 for b in batches):
         raise MfpiError(f"--batch must be positive, got {batches}")
     options = ExportOptions(
-        fp16=fp16, trt=trt, tiles=tuple(tiles), batches=tuple(batches), opset=opset or DEFAULT_OPSET,
+        fp16=fp16 or trt, trt=trt, tiles=tuple(tiles), batches=tuple(batches), opset=opset or DEFAULT_OPSET,
         workspace_gb=workspace_gb, force=force, exporter=Exporter.parse(exporter), calibration=tuple(calibration),
         fp16_min_psnr=min_psnr, threads=threads,
     )

@@ -29,7 +29,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy, calibration
 from mfpi_deploy.export.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
                                          Manifest)
-from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, deployment_module, export_onnx
+from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.profiles import make_profiles, validate_tiles
 from mfpi_deploy.export.source import Source, load_source
 
@@ -89,6 +89,7 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
 
         import_tensorrt()
         import_pycuda()
+    check_opset(options.opset)
     src = load_source(source)
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)

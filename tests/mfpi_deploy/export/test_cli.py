@@ -100,3 +100,8 @@ def test_rebuild_needs_an_engine_folder(tmp_path):
     result = _run(str(tmp_path), "--rebuild")
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unsupported_opset(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--opset", "9"), "opset 9 is not supported: use 18..")
