@@ -120,3 +120,30 @@ def test_ort_provider_lists(tmp_path):
     assert first[0] == TRT_EP and first[1]["trt_engine_cache_path"] == str(tmp_path)
     with pytest.raises(MfpiError, match="no TensorrtExecutionProvider"):
         ort_providers(BackendKind.ORT_CUDA, [CUDA_EP], trt_ep=True)
+
+
+@cpu_only
+def test_engine_from_another_gpu_is_skipped_by_auto_and_refused_by_trt(mfpinet_engine, tmp_path, monkeypatch):
+    """Pretend TensorRT is installed and the folder holds an engine built on another GPU."""
+    import shutil
+
+    import mfpi_deploy.backends.select as select
+    import mfpi_deploy.export.trt_build as trt_build
+    from mfpi_deploy.export.manifest import GpuTarget, Manifest
+
+    folder = tmp_path / "engine"
+    shutil.copytree(mfpinet_engine, folder)
+    (folder / "model.engine").write_bytes(b"plan")
+    manifest = Manifest.read(folder)
+    manifest.gpu = GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "10.9.0.34")
+    manifest.write(folder)
+    real_find_spec = select.importlib.util.find_spec
+    monkeypatch.setattr(select.importlib.util, "find_spec",
+                        lambda name: object() if name in ("tensorrt", "pycuda") else real_find_spec(name))
+    monkeypatch.setattr(trt_build, "current_target", lambda device=0: GpuTarget("NVIDIA L4", "8.9", "10.9.0.34"))
+    logs: list[str] = []
+    with open_backend("auto", folder, threads=1, log=logs.append) as backend:
+        assert backend.kind is BackendKind.ORT_CPU
+    assert "trt: " in logs[0] and "built for GPU NVIDIA A100-SXM4-40GB (sm 8.0), this machine has NVIDIA L4" in logs[0]
+    with pytest.raises(MfpiError, match="backend trt cannot run .*built for GPU NVIDIA A100.*rebuild"):
+        open_backend("trt", folder, log=lambda _: None)
