@@ -42,7 +42,7 @@ class Fp16Report:
     threshold_db: float
     fp32_nodes: list[str]
     reasons: dict[str, str]  # node -> why it was kept in float32
-    max_abs_activation: float  # largest |value| of any intermediate (fp32 graph, calibration tiles)
+    max_abs_activation: float  # largest |value| of any tensor before the output tail (fp32 graph, calibration)
     parity: dict[str, float | int] = field(default_factory=dict)  # fp16 vs fp32 uint8 output
     rounds: int = 0
     tiles: dict[str, int] = field(default_factory=dict)
@@ -135,6 +135,13 @@ def error_gains(model: onnx.ModelProto, errors: dict[str, float], exclude: set[s
     return sorted(gains, key=lambda g: -g[1])
 
 
+def _network_max(model: onnx.ModelProto, ranges: dict[str, float]) -> float:
+    """Largest measured |value| outside the output tail (whose x*255 would always read 255)."""
+    tail = set(output_tail(model))
+    tail_outputs = {o for n in model.graph.node if n.name in tail for o in n.output}
+    return max((v for k, v in ranges.items() if k not in tail_outputs), default=0.0)
+
+
 def output_tail(model: onnx.ModelProto) -> list[str]:
     """Nodes after the last convolution: the cheap element-wise tail that scales to 0..255 and rounds.
 
@@ -210,7 +217,7 @@ def export_fp16(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
     report = Fp16Report(
         psnr_db_real=psnr_real, psnr_db_simulated=psnr_sim, min_psnr_db=worst, threshold_db=min_psnr,
         fp32_nodes=sorted(reasons), reasons=reasons,
-        max_abs_activation=round(max(ranges.values(), default=0.0), 4),
+        max_abs_activation=round(_network_max(model32, ranges), 4),
         parity=par.to_dict() if par else {}, rounds=rounds,
         tiles={"real": int(len(real)), "simulated": int(len(simulated)), "side": int(simulated.shape[1])},
     )
