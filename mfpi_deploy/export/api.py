@@ -60,6 +60,19 @@ class ExportOptions:
     gate_count: int = 4  # real and simulated tiles each
     threads: int | None = None  # CPU threads for the checks (torch and onnxruntime)
 
+    def __post_init__(self) -> None:
+        # Accept plain values from Python callers: "torchscript", [384, 512], ["a.tif"].
+        object.__setattr__(self, "exporter", Exporter.parse(self.exporter))
+        object.__setattr__(self, "tiles", tuple(int(t) for t in self.tiles))
+        object.__setattr__(self, "batches", tuple(int(b) for b in self.batches))
+        object.__setattr__(self, "calibration", tuple(Path(p) for p in self.calibration))
+        if not self.batches or min(self.batches) < 1:
+            raise MfpiError(f"batch sizes must be positive, got {self.batches}")
+        if self.gate_count < 1 or self.gate_tile < 1:
+            raise MfpiError("gate_count and gate_tile must be positive")
+        if self.workspace_gb <= 0:
+            raise MfpiError(f"workspace must be positive, got {self.workspace_gb} GB")
+
 
 def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
     """Versions of the tools that shape an exported artifact."""
@@ -93,8 +106,6 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
     src = load_source(source)
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)
-    if not options.batches or min(options.batches) < 1:
-        raise MfpiError(f"batch sizes must be positive, got {options.batches}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     threads = torch.get_num_threads()

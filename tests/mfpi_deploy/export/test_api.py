@@ -100,3 +100,14 @@ def test_cache_root(monkeypatch, tmp_path):
     monkeypatch.delenv("MFPI_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert api.cache_root() == tmp_path / "xdg" / "mfpi-deploy"
+
+
+def test_options_accept_plain_values_and_refuse_bad_ones():
+    from mfpi_deploy.export.api import ExportOptions
+
+    opts = ExportOptions(exporter="torchscript", tiles=[256, 384], batches=[2], calibration=["a.tif"])
+    assert opts.exporter is Exporter.TORCHSCRIPT and opts.tiles == (256, 384) and opts.batches == (2,)
+    for bad, match in [({"exporter": "jit"}, "unknown exporter"), ({"batches": (0,)}, "batch sizes must be positive"),
+                       ({"workspace_gb": 0}, "workspace must be positive")]:
+        with pytest.raises(MfpiError, match=match):
+            ExportOptions(**bad)

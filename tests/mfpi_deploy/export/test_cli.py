@@ -114,3 +114,8 @@ def test_rebuild_without_tensorrt(mfpinet_engine):
     except ImportError:
         pass
     _one_line_error(_run(str(mfpinet_engine), "--rebuild"), "TensorRT is not installed")
+
+
+def test_bad_batch(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--batch", "0"), "batch sizes must be positive")
