@@ -28,9 +28,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        detail = _unpickler_detail(str(exc))
+        if not _looks_like_torch_file(path):
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail[:160]})") from None
         raise CheckpointError(
-            f"{path}: refused, the file holds pickled objects other than tensors ({first[:160]})"
+            f"{path}: refused, the file holds pickled content other than tensors ({detail[:160]})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:160]})") from None
@@ -41,6 +43,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (torch.save) or a pickle stream (legacy .pth), judged by the first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _unpickler_detail(message: str) -> str:
+    """The informative line of torch's weights-only error ("WeightsUnpickler error: ...")."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "unsupported content")
+    return lines[0] if lines else "unsupported content"
 
 
 def detect_architecture(state: dict[str, torch.Tensor]) -> tuple[Architecture, dict[str, int]]:

@@ -86,14 +86,14 @@ def test_pickled_code_is_refused_not_executed(tmp_path):
         pickle.dump({"in_conv.weight": _Evil()}, f)
     torch.save({"w": torch.zeros(1), "payload": _Evil()}, tmp_path / "evil2.pth")
     for name in ("evil.pth", "evil2.pth"):
-        with pytest.raises(CheckpointError, match="refused"):
+        with pytest.raises(CheckpointError, match="refused, the file holds pickled content"):
             import_reference(tmp_path / name)
     assert not marker.exists()
 
 
 def test_not_a_checkpoint(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint|refused"):
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         import_reference(tmp_path / "junk.pth")
     with pytest.raises(CheckpointError, match="no such file"):
         import_reference(tmp_path / "missing.pth")
