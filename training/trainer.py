@@ -271,7 +271,7 @@ class Trainer:
                     p.step_in_epoch = s + 1
                     p.global_step += 1
                     p.elapsed_s = time.monotonic() - start
-                    bar.set_postfix({k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items() if k != "n"})
+                    bar.set_postfix({k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items() if k != "n"}, refresh=False)
                     if budget is not None and time.monotonic() - session >= budget and s + 1 < cfg.steps_per_epoch:
                         stopped = "time budget"
                         break
