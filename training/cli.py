@@ -16,12 +16,24 @@ from training.degrade import Degradation
 from training.patches import Foreground
 
 
-def _command_line() -> str:
-    """The command as typed: `python -m training.cli train ...` or `mfpi-train ...`."""
-    if not sys.argv:
-        return ""
-    head = ["python", "-m", "training.cli"] if sys.argv[0].endswith(("cli.py", "-m")) else [Path(sys.argv[0]).name]
-    return " ".join(shlex.quote(a) for a in [*head, *sys.argv[1:]])
+def _command_line(ctx: click.Context) -> str:
+    """The command that reproduces this run: every option given on the command line, as parsed."""
+    head = "python -m training.cli train" if sys.argv and sys.argv[0].endswith("cli.py") else "mfpi-train"
+    parts = [head]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = param.opts[0]
+        value = ctx.params[param.name]
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif param.multiple:
+            for v in value:
+                parts += [flag, shlex.quote(str(v))]
+        else:
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 @click.command("mfpi-train", context_settings={"show_default": True})
@@ -75,7 +87,7 @@ def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intens
             warmup_epochs=warmup_epochs, block=block, val_fraction=val_fraction, val_patches=val_patches,
             augment=not no_augment, degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
             foreground=Foreground(fg_min_std, fg_min_fraction), seed=seed, threads=threads or None,
-            max_minutes=max_minutes, command=_command_line())
+            max_minutes=max_minutes, command=_command_line(click.get_current_context()))
         result = train(cfg)
     p = result.progress
     click.echo(f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s), best validation PSNR "

@@ -65,7 +65,8 @@ class Rect:
         return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
 
 
-_TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf8")
+# Leading axes tifffile gives a series of planes: Z from OME/ImageJ metadata, I or Q for plain pages.
+_PLANE_AXES = ("Z", "I", "Q")
 
 
 class FocalStack:
@@ -78,7 +79,7 @@ class FocalStack:
 
     def __init__(self, sources: list, name: str, shape: tuple[int, int, int, int], dtype: np.dtype,
                  planes_um: list[float] | None, pixel_size_um: float | None,
-                 rule: IntensityRule = IntensityRule.FULL) -> None:
+                 rule: IntensityRule = IntensityRule.FULL, planar: bool = False) -> None:
         self._sources = sources  # one zarr/np array of (Z,H,W[,C]) or a list of per-plane arrays
         self.name = name
         self.shape = shape
@@ -87,6 +88,7 @@ class FocalStack:
         self.pixel_size_um = pixel_size_um
         self.rule = IntensityRule.parse(rule)
         self._window: tuple[float, float] | None = None
+        self._planar = planar  # samples stored before YX (ZSYX)
 
     @property
     def planes(self) -> int:
@@ -115,7 +117,9 @@ class FocalStack:
         out = np.empty((len(planes), rect.height, rect.width, self.channels), self.dtype)
         try:
             for i, z in enumerate(planes):
-                if len(self._sources) == 1:
+                if self._planar:
+                    block = np.moveaxis(np.asarray(self._sources[0][int(z), :, rect.y0:rect.y1, rect.x0:rect.x1]), 0, -1)
+                elif len(self._sources) == 1:
                     block = self._sources[0][int(z), rect.y0:rect.y1, rect.x0:rect.x1]
                 else:
                     block = self._sources[int(z)][rect.y0:rect.y1, rect.x0:rect.x1]
@@ -190,7 +194,7 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
             raise StackError(f"{path}: no image data")
         series = tif.series[0]
         shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
-        if len(shape) == 2 or (len(shape) == 3 and axes.endswith("S")):
+        if len(shape) == 2 or (len(shape) == 3 and (axes.endswith("S") or axes.startswith("S"))):
             if len(tif.pages) > 1:
                 sizes = sorted({tuple(p.shape) for p in tif.pages if hasattr(p, "shape")})
                 raise StackError(f"{path}: planes have different sizes {sizes}, expected one size for all planes")
@@ -198,11 +202,15 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
         planes_um, pixel = _ome_positions(tif) if tif.is_ome else (None, None)
     if dtype not in (np.uint8, np.uint16):
         raise StackError(f"{path}: pixel type {dtype} is not supported, expected uint8 or uint16")
-    if len(shape) == 3:
+    planar = False
+    if len(shape) == 3 and axes[0] in _PLANE_AXES:
         z, h, w = shape
         c = 1
-    elif len(shape) == 4 and axes[-1] == "S" and shape[-1] in (1, 3):
+    elif len(shape) == 4 and axes[0] in _PLANE_AXES and axes[-1] == "S" and shape[-1] in (1, 3):
         z, h, w, c = shape
+    elif len(shape) == 4 and axes[0] in _PLANE_AXES and axes[1] == "S" and shape[1] in (1, 3):
+        z, c, h, w = shape  # planar RGB: samples before YX
+        planar = True
     else:
         raise StackError(f"{path}: shape {shape} with axes {axes} is not a stack ZYX or ZYXS (grey or RGB)")
     try:
@@ -212,7 +220,7 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
         raise StackError(f"{path}: cannot open pixel data ({_first_line(exc)})") from None
     if tuple(arr.shape) != shape:
         raise StackError(f"{path}: pixel store shape {tuple(arr.shape)} disagrees with the header {shape}")
-    stack = FocalStack([arr], str(path), (z, h, w, c), dtype, planes_um, pixel, rule)
+    stack = FocalStack([arr], str(path), (z, h, w, c), dtype, planes_um, pixel, rule, planar=planar)
     if planes_um is not None and len(planes_um) != z:
         stack.planes_um = None
     # A truncated file opens fine and fails on the missing data: touch the last pixel now,

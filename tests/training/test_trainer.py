@@ -26,7 +26,7 @@ def test_a_few_steps_lower_the_loss(sim_path, tmp_path):
     patches, codes = t.epoch_plan(0)
     x, y = t.batch(patches[:2], codes[:2])
     losses = [t.step(x, y, gan=False)["l1"] for _ in range(15)]
-    assert np.mean(losses[-3:]) < 0.6 * losses[0]
+    assert np.mean(losses[-3:]) < 0.75 * losses[0]
     out = t.step(x, y, gan=True)
     assert set(out) == {"l1", "adv", "d"} and all(np.isfinite(v) for v in out.values())
 
