@@ -47,6 +47,7 @@ class Progress:
     best_psnr: float = -math.inf
     best_epoch: int | None = None
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # process CPU time (all threads), cumulative over resumes
     last_val_psnr: float | None = None
     finished: bool = False
     sums: dict[str, float] = field(default_factory=dict)  # running loss sums of the current epoch
@@ -253,6 +254,7 @@ class Trainer:
         p = self.progress
         start = time.monotonic() - p.elapsed_s  # elapsed_s is cumulative over resumes
         session = time.monotonic()  # the budget counts this session only
+        cpu_start = time.process_time() - p.cpu_s
         budget = cfg.max_minutes * 60 if cfg.max_minutes else None
         stopped = "done"
         try:
@@ -271,6 +273,7 @@ class Trainer:
                     p.step_in_epoch = s + 1
                     p.global_step += 1
                     p.elapsed_s = time.monotonic() - start
+                    p.cpu_s = time.process_time() - cpu_start
                     bar.set_postfix({k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items() if k != "n"}, refresh=False)
                     if budget is not None and time.monotonic() - session >= budget and s + 1 < cfg.steps_per_epoch:
                         stopped = "time budget"
@@ -309,7 +312,7 @@ class Trainer:
         p.last_val_psnr = val
         n = max(p.sums.get("n", 0.0), 1.0)
         record = {"epoch": p.epoch + (p.step_in_epoch / self.cfg.steps_per_epoch if partial else 0),
-                  "global_step": p.global_step, "elapsed_s": round(p.elapsed_s, 1),
+                  "global_step": p.global_step, "elapsed_s": round(p.elapsed_s, 1), "cpu_s": round(p.cpu_s, 1),
                   "lr": self.opt_g.param_groups[0]["lr"] if lr is None else lr, "gan": self.gan_active(p.epoch - (0 if partial else 1)),
                   **{f"loss_{k}": round(v / n, 6) for k, v in p.sums.items() if k != "n"},
                   "val_psnr": None if val is None else round(val, 4),
@@ -333,7 +336,7 @@ class Trainer:
         flat = {k: v for k, v in record.items() if k != "val_psnr_planes"}
         new = not path.exists()
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["epoch", "global_step", "elapsed_s", "lr", "gan", "loss_l1",
+            w = csv.DictWriter(f, fieldnames=["epoch", "global_step", "elapsed_s", "cpu_s", "lr", "gan", "loss_l1",
                                                "loss_adv", "loss_d", "val_psnr"], extrasaction="ignore")
             if new:
                 w.writeheader()
