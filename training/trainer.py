@@ -335,9 +335,12 @@ class Trainer:
         path = self.out / "log.csv"
         flat = {k: v for k, v in record.items() if k != "val_psnr_planes"}
         new = not path.exists()
+        fields = ["epoch", "global_step", "elapsed_s", "cpu_s", "lr", "gan", "loss_l1", "loss_adv", "loss_d", "val_psnr"]
+        if not new:  # keep the columns of a log written by an earlier version
+            with open(path, newline="") as f:
+                fields = next(csv.reader(f), fields)
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["epoch", "global_step", "elapsed_s", "cpu_s", "lr", "gan", "loss_l1",
-                                               "loss_adv", "loss_d", "val_psnr"], extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(flat)
