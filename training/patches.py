@@ -94,12 +94,20 @@ class ForegroundIndex:
         return tot / float(k * k)
 
 
-def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foreground) -> list[Rect]:
-    """Every foreground patch position (on the 8-pixel grid) of a block, given its input plane."""
+MAX_PER_BLOCK = 1024  # bounds memory on whole slides; smaller blocks keep every position
+
+
+def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foreground,
+                      max_per_block: int = MAX_PER_BLOCK) -> list[Rect]:
+    """Foreground patch positions (on the 8-pixel grid) of a block, given its input plane;
+    evenly thinned to at most `max_per_block` so a whole slide's list stays small."""
     if patch % CELL:
         raise MfpiError(f"patch size must be a multiple of {CELL}, got {patch}")
     fr = ForegroundIndex(foreground_cells(plane, fg)).fractions(patch)
     ys, xs = np.nonzero(fr >= fg.min_fraction)
+    if len(ys) > max_per_block:
+        keep = np.linspace(0, len(ys) - 1, max_per_block).round().astype(int)
+        ys, xs = ys[keep], xs[keep]
     r = region.rect
     return [Rect(r.y0 + int(y) * CELL, r.x0 + int(x) * CELL, r.y0 + int(y) * CELL + patch, r.x0 + int(x) * CELL + patch)
             for y, x in zip(ys, xs)]

@@ -68,3 +68,11 @@ def test_bad_split_arguments():
         split_blocks(Rect(0, 0, 100, 100), 256, 0.1, 0)
     with pytest.raises(MfpiError):
         split_blocks(Rect(0, 0, 512, 512), 100, 0.1, 0)
+
+
+def test_candidates_are_thinned_per_block():
+    plane = np.random.default_rng(0).integers(0, 255, (256, 256, 1)).astype(np.uint8)
+    region = Region(0, Rect(0, 0, 256, 256))
+    full = candidate_patches(region, plane, 64, Foreground())
+    thin = candidate_patches(region, plane, 64, Foreground(), max_per_block=50)
+    assert len(full) == 25**2 and len(thin) == 50 and set(thin) <= set(full)
