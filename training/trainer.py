@@ -250,6 +250,23 @@ class Trainer:
 
     # ---- loop ----------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Train until the configured epochs are done or the budget runs out. Ctrl-C or SIGTERM
+        (a batch scheduler's stop signal) saves the state at the current step, then re-raises."""
+        import signal
+        import threading
+
+        def on_term(signum, frame):  # noqa: ARG001
+            raise KeyboardInterrupt
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+        try:
+            return self._run()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _run(self) -> RunResult:
         cfg = self.cfg
         p = self.progress
         start = time.monotonic() - p.elapsed_s  # elapsed_s is cumulative over resumes
