@@ -100,6 +100,7 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, cfg.lr_halve_every, gamma=0.5)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, cfg.lr_halve_every, gamma=0.5)
         self.progress = Progress()
+        self.commit = git_commit()  # the code that starts the run, not whatever HEAD is at a later save
         if resume:
             self._resume()
         else:
@@ -127,7 +128,7 @@ class Trainer:
             planes_um=list(sel.offsets_um),
             input_pixel_size_um=round(pix * self.cfg.degradation.scale, 6) if pix else None,
             provenance=Provenance(source="trained with mfpi-train (training.trainer)", data=data,
-                                  epochs=self.progress.epoch, git_commit=git_commit(), command=self.cfg.command,
+                                  epochs=self.progress.epoch, git_commit=self.commit, command=self.cfg.command,
                                   metrics=metrics),
         )
 
