@@ -13,7 +13,10 @@ import click
 from mfpi_deploy.cli.common import user_errors
 from training.config import TrainConfig
 from training.degrade import Degradation
+from training.eval_cli import eval_main
 from training.patches import Foreground
+
+__all__ = ["train_main", "eval_main", "main"]
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -100,13 +103,7 @@ def main() -> None:
 
 
 main.add_command(train_main, "train")
-
-try:  # evaluation is added below once defined
-    from training.eval_cli import eval_main
-
-    main.add_command(eval_main, "eval")
-except ImportError:  # pragma: no cover
-    pass
+main.add_command(eval_main, "eval")
 
 if __name__ == "__main__":
     main()

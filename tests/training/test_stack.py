@@ -134,3 +134,15 @@ def test_planar_rgb_stack_and_single_rgb_image(tmp_path):
     tifffile.imwrite(one, data[0], photometric="rgb", planarconfig="separate")
     with pytest.raises(StackError, match="Z axis"):
         open_stack(one)
+
+
+def test_real_stack_reads_lazily_with_central_planes(real_stack_path):
+    from training.planes import select_planes
+
+    st = open_stack(real_stack_path)
+    assert st.shape == (13, 1024, 1024, 1) and st.dtype == np.uint16 and st.planes_um is None
+    sel = select_planes(st, planes=11, focus="middle")
+    assert sel.target == tuple(range(1, 12)) and sel.input == 6 and sel.offsets_in_steps
+    block = st.read([6], Rect(0, 768, 64, 832))
+    raw = tifffile.imread(real_stack_path, key=6)[0:64, 768:832]
+    np.testing.assert_array_equal(block[0, ..., 0], np.clip(np.rint(raw / 257.0), 0, 255).astype(np.uint8))
