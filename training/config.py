@@ -23,6 +23,8 @@ class TrainConfig:
     warmup_epochs: epochs of L1-only training before the discriminator joins.
     lr_halve_every: the learning rate is halved every this many epochs (paper: 2).
     max_minutes: wall-clock budget; training stops cleanly (saving) when it runs out.
+    init: a checkpoint (ours, `default`, or one imported from the authors' .pth) whose generator
+          weights start the run, to fine-tune instead of training from scratch.
     """
 
     data: list[str] = field(default_factory=list)
@@ -53,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = 1
     max_minutes: float | None = None
+    init: str | None = None
     command: str = ""
 
     def __post_init__(self) -> None:

@@ -99,6 +99,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, cfg.lr_halve_every, gamma=0.5)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, cfg.lr_halve_every, gamma=0.5)
+        if cfg.init and not resume:
+            self._init_from(cfg.init)
         self.progress = Progress()
         self.commit = git_commit()  # the code that starts the run, not whatever HEAD is at a later save
         if resume:
@@ -112,6 +114,18 @@ class Trainer:
                  f"{list(sel.target)} (input plane {sel.input}), offsets {list(sel.offsets_um)}"
                  f"{' (plane steps)' if sel.offsets_in_steps else ' um'}; {len(train_blocks)} train / {len(val_blocks)} "
                  f"validation blocks, {len(self.train_candidates)} foreground patch positions for training")
+
+    def _init_from(self, source: str) -> None:
+        """Start from a checkpoint's generator weights; its network must match this run's."""
+        from mfpi_deploy.checkpoint import load_checkpoint
+        from mfpi_deploy.checkpoint.default import resolve_checkpoint
+
+        ckpt = load_checkpoint(resolve_checkpoint(source))
+        want = {"in_channels": self.channels, "planes": self.cfg.planes, "width": self.cfg.width}
+        if ckpt.card.architecture != "mfpinet" or ckpt.card.config != want:
+            raise MfpiError(f"{source}: {ckpt.card.architecture} {ckpt.card.config} does not match this run's mfpinet {want}")
+        self.gen.load_state_dict(ckpt.model.state_dict())
+        self.log(f"generator initialised from {source}")
 
     # ---- checkpoints -------------------------------------------------------------------
     def card(self, metrics: dict[str, float]) -> ModelCard:
@@ -127,7 +141,8 @@ class Trainer:
             config={"in_channels": self.channels, "planes": self.cfg.planes, "width": self.cfg.width},
             planes_um=list(sel.offsets_um),
             input_pixel_size_um=round(pix * self.cfg.degradation.scale, 6) if pix else None,
-            provenance=Provenance(source="trained with mfpi-train (training.trainer)", data=data,
+            provenance=Provenance(source="trained with mfpi-train (training.trainer)"
+                                  + (f", initialised from {self.cfg.init}" if self.cfg.init else ""), data=data,
                                   epochs=self.progress.epoch, git_commit=self.commit, command=self.cfg.command,
                                   metrics=metrics),
         )

@@ -89,3 +89,14 @@ def test_time_budget_stops_cleanly(sim_path, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MfpiError, match="no config.json"):
         resume(tmp_path / "empty", log=lambda m: None)
+
+
+def test_init_from_checkpoint(sim_path, tmp_path):
+    first = tmp_path / "first"
+    train(_cfg(sim_path, first, epochs=1), log=lambda m: None)
+    t = Trainer(_cfg(sim_path, tmp_path / "second", init=str(first / "best")), log=lambda m: None)
+    saved = load_file(str(first / "best" / "model.safetensors"))
+    assert all(torch.equal(t.gen.state_dict()[k], v) for k, v in saved.items())
+    assert "initialised from" in t.card({}).provenance.source
+    with pytest.raises(MfpiError, match="does not match"):
+        Trainer(_cfg(sim_path, tmp_path / "third", init=str(first / "best"), width=8), log=lambda m: None)
