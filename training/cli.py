@@ -70,7 +70,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--seed", default=0)
 @click.option("--threads", default=1, help="torch threads (0 = torch's default).")
 @click.option("--max-minutes", type=float, default=None, help="Wall-clock budget; stops cleanly and saves.")
-@click.option("--init", "init", default=None, help="Start from this checkpoint's generator weights (fine-tuning).")
+@click.option("--init", "init", default=None, help="Start from this checkpoint's generator weights (fine-tuning; Adam starts afresh, so use a small --lr such as 1e-5).")
 @user_errors
 def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intensity, width, disc_width, patch, batch,
                epochs, steps_per_epoch, lr, lr_halve_every, adv_weight, warmup_epochs, block, val_fraction, val_patches,
