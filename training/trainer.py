@@ -30,7 +30,7 @@ from mfpi_deploy.checkpoint.io import load_state_strict
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models import create_model
 from training.config import TrainConfig
-from training.data import (Source, check_patch, make_batch, open_sources, region_candidates, source_channels,
+from training.data import (check_patch, make_batch, open_sources, region_candidates, source_channels,
                            split_sources, augment)
 from training.metrics import psnr_from_mse
 from training.patches import draw
