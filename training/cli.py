@@ -70,11 +70,12 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--seed", default=0)
 @click.option("--threads", default=1, help="torch threads (0 = torch's default).")
 @click.option("--max-minutes", type=float, default=None, help="Wall-clock budget; stops cleanly and saves.")
+@click.option("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N.")
 @click.option("--init", "init", default=None, help="Start from this checkpoint's generator weights (fine-tuning; Adam starts afresh, so use a small --lr such as 1e-5).")
 @user_errors
 def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intensity, width, disc_width, patch, batch,
                epochs, steps_per_epoch, lr, lr_halve_every, adv_weight, warmup_epochs, block, val_fraction, val_patches,
-               no_augment, blur_sigma, blur_size, fg_min_std, fg_min_fraction, seed, threads, max_minutes, init) -> None:
+               no_augment, blur_sigma, blur_size, fg_min_std, fg_min_fraction, seed, threads, max_minutes, device, init) -> None:
     """Train MFPINet on multi-focal stacks (the paper's GAN recipe by default)."""
     from training.trainer import resume as resume_run
     from training.trainer import train
@@ -91,7 +92,7 @@ def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intens
             warmup_epochs=warmup_epochs, block=block, val_fraction=val_fraction, val_patches=val_patches,
             augment=not no_augment, degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
             foreground=Foreground(fg_min_std, fg_min_fraction), seed=seed, threads=threads or None,
-            max_minutes=max_minutes, init=init, command=_command_line(click.get_current_context()))
+            max_minutes=max_minutes, init=init, device=device, command=_command_line(click.get_current_context()))
         result = train(cfg)
     p = result.progress
     click.echo(f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s), best validation PSNR "

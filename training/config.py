@@ -56,6 +56,7 @@ class TrainConfig:
     threads: int | None = 1
     max_minutes: float | None = None
     init: str | None = None
+    device: str = "auto"
     command: str = ""
 
     def __post_init__(self) -> None:

@@ -60,6 +60,17 @@ class RunResult:
     stopped: str  # "done", "time budget", "interrupted"
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise MfpiError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MfpiError(f"device {name} asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
@@ -93,8 +104,10 @@ class Trainer:
         sel = self.sources[0].selection
         self.centre = sel.centre_index
         torch.manual_seed(cfg.seed)
-        self.gen = create_model("mfpinet", in_channels=self.channels, planes=cfg.planes, width=cfg.width)
-        self.disc = create_model("mfpinet_discriminator", in_channels=cfg.planes * self.channels, width=cfg.disc_width)
+        self.device = resolve_device(cfg.device)
+        self.gen = create_model("mfpinet", in_channels=self.channels, planes=cfg.planes, width=cfg.width).to(self.device)
+        self.disc = create_model("mfpinet_discriminator", in_channels=cfg.planes * self.channels,
+                                 width=cfg.disc_width).to(self.device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, cfg.lr_halve_every, gamma=0.5)
@@ -209,7 +222,8 @@ class Trainer:
 
     def batch(self, patches, codes) -> tuple[torch.Tensor, torch.Tensor]:
         targets = [augment(self.sources[s].target(r), int(c)) for (s, r), c in zip(patches, codes)]
-        return make_batch(targets, self.centre, self.cfg.degradation)
+        x, y = make_batch(targets, self.centre, self.cfg.degradation)
+        return x.to(self.device), y.to(self.device)
 
     # ---- one step ------------------------------------------------------------------------
     def gan_active(self, epoch: int) -> bool:
@@ -259,7 +273,7 @@ class Trainer:
             pred = torch.round(self.gen(x) * 255)
             truth = torch.round(y * 255)
             err = ((pred - truth) ** 2).reshape(len(chunk), self.cfg.planes, c, *y.shape[2:])
-            sq += err.sum(dim=(0, 2, 3, 4)).double().numpy()
+            sq += err.sum(dim=(0, 2, 3, 4)).double().cpu().numpy()
             count += len(chunk) * c * y.shape[2] * y.shape[3]
         per_plane = [psnr_from_mse(s / count) for s in sq]
         return float(np.mean(per_plane)), per_plane

@@ -100,3 +100,15 @@ def test_init_from_checkpoint(sim_path, tmp_path):
     assert "initialised from" in t.card({}).provenance.source
     with pytest.raises(MfpiError, match="does not match"):
         Trainer(_cfg(sim_path, tmp_path / "third", init=str(first / "best"), width=8), log=lambda m: None)
+
+
+def test_device_choice():
+    from training.trainer import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(MfpiError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MfpiError, match="no CUDA"):
+            resolve_device("cuda")
