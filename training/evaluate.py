@@ -1,0 +1,211 @@
+"""Per-plane evaluation of a checkpoint against two baselines, in the layout of the paper's Table II.
+
+Methods, all scored by the same code on the same held-out region:
+- model: the network's stack from the degraded in-focus plane;
+- bicubic: the degraded input upsampled x2 by bicubic interpolation, copied to every plane;
+- in-focus copy: the true full-resolution in-focus plane copied to every plane (an upper
+  bound for any method that does not refocus; its in-focus row is exact, PSNR inf).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mfpi_deploy.checkpoint import load_checkpoint
+from mfpi_deploy.checkpoint.default import resolve_checkpoint
+from mfpi_deploy.errors import MfpiError
+from training.data import parse_rect, to_grey
+from training.degrade import Degradation, degrade_uint8, upsample_bicubic
+from training.metrics import PlaneMetrics, stack_metrics
+from training.planes import select_planes
+from training.stack import IntensityRule, Rect, open_stack
+
+METHODS = ("model", "bicubic", "in-focus copy")
+
+
+@dataclass
+class MethodResult:
+    planes: list[PlaneMetrics]
+
+    @property
+    def mean(self) -> PlaneMetrics:
+        return PlaneMetrics(*(float(np.mean([getattr(m, f) for m in self.planes])) for f in ("psnr", "ssim", "mse", "mae")))
+
+    def mean_excluding(self, index: int) -> PlaneMetrics:
+        rest = [m for i, m in enumerate(self.planes) if i != index]
+        return PlaneMetrics(*(float(np.mean([getattr(m, f) for m in rest])) for f in ("psnr", "ssim", "mse", "mae")))
+
+
+@dataclass
+class EvalReport:
+    checkpoint: str
+    data: str
+    region: list[int]
+    offsets: list[float]
+    offsets_unit: str
+    input_plane: int
+    centre_index: int
+    methods: dict[str, MethodResult] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        def clean(v: float) -> float | str:
+            return v if math.isfinite(v) else "inf"
+
+        out = {k: v for k, v in asdict(self).items() if k != "methods"}
+        out["methods"] = {}
+        for name, res in self.methods.items():
+            out["methods"][name] = {
+                "planes": [{"offset": o, **{k: clean(v) for k, v in asdict(m).items()}} for o, m in zip(self.offsets, res.planes)],
+                "mean": {k: clean(v) for k, v in asdict(res.mean).items()},
+                "mean_out_of_focus": {k: clean(v) for k, v in asdict(res.mean_excluding(self.centre_index)).items()},
+            }
+        return out
+
+    def table(self) -> str:
+        """Markdown table: one row per focal depth, PSNR/SSIM/MSE/MAE of each method, then the means."""
+        names = list(self.methods)
+        head = ["depth (" + self.offsets_unit + ")"]
+        for n in names:
+            head += [f"{n} PSNR", f"{n} SSIM", f"{n} MSE", f"{n} MAE"]
+        rows = [head, ["---:"] * len(head)]
+
+        def cells(m: PlaneMetrics) -> list[str]:
+            return [_fmt(m.psnr, 2), _fmt(m.ssim, 4), _fmt(m.mse, 1), _fmt(m.mae, 2)]
+
+        for i, off in enumerate(self.offsets):
+            row = [f"{off:+g}" + (" (input)" if i == self.centre_index else "")]
+            for n in names:
+                row += cells(self.methods[n].planes[i])
+            rows.append(row)
+        mean = ["mean"]
+        mean_oof = ["mean, out-of-focus planes"]
+        for n in names:
+            mean += cells(self.methods[n].mean)
+            mean_oof += cells(self.methods[n].mean_excluding(self.centre_index))
+        rows += [mean, mean_oof]
+        return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "inf" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, image: np.ndarray, *, tile: int = 256, margin: int = 32) -> np.ndarray:
+    """Run the generator on a uint8 image (h, w, C) in overlapping tiles -> uint8 (Z, 2h, 2w, C).
+
+    Each tile is extended by `margin` input pixels of context on every side (mirrored at the
+    image edge) and only its centre is kept, so tile seams do not show.
+    """
+    cfg = model.config
+    scale, stride, c = 2, 8, cfg.in_channels
+    h, w, _ = image.shape
+    if h % stride or w % stride:
+        raise MfpiError(f"input size {h}x{w} is not a multiple of {stride}")
+    tile = max(stride, tile - tile % stride)
+    m = min(margin, min(h, w) - 1)  # mirror padding needs a margin smaller than the image
+    m -= m % stride
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)[None]
+    xp = torch.nn.functional.pad(x, (m, m, m, m), mode="reflect") if m > 0 else x
+    out = np.empty((cfg.planes, h * scale, w * scale, c), np.uint8)
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            th, tw = min(tile, h - y0), min(tile, w - x0)
+            inp = xp[:, :, y0:y0 + th + 2 * m, x0:x0 + tw + 2 * m]
+            pred = model(inp)[0]  # (Z*C, 2(th+2m), 2(tw+2m))
+            pred = pred[:, m * scale:(m + th) * scale, m * scale:(m + tw) * scale]
+            pred = torch.round(pred * 255).clamp(0, 255).to(torch.uint8).numpy()
+            out[:, y0 * scale:(y0 + th) * scale, x0 * scale:(x0 + tw) * scale] = (
+                pred.reshape(cfg.planes, c, th * scale, tw * scale).transpose(0, 2, 3, 1))
+    return out
+
+
+def evaluate(checkpoint: str | Path, data: list[str], *, region: str | None = None, planes: int | None = None,
+             focus: str = "sharpest", z_step_um: float | None = None, intensity: IntensityRule | str = "full",
+             degradation: Degradation = Degradation(), tile: int = 256, threads: int | None = 1,
+             log: Callable[[str], None] = print) -> tuple[EvalReport, dict[str, np.ndarray]]:
+    """Score a checkpoint and the baselines on one held-out stack region; returns the report and the stacks."""
+    if threads:
+        torch.set_num_threads(threads)
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_checkpoint(path)
+    if ckpt.card.architecture != "mfpinet":
+        raise MfpiError(f"{checkpoint}: evaluation takes an MFPINet checkpoint, not {ckpt.card.architecture}")
+    mcfg = ckpt.model.config
+    planes = planes or mcfg.planes
+    if planes != mcfg.planes:
+        raise MfpiError(f"{checkpoint}: the network gives {mcfg.planes} planes, but {planes} target planes were asked for")
+    stack = open_stack(data, rule=intensity)
+    if mcfg.in_channels == 3 and stack.channels == 1:
+        raise MfpiError(f"{stack.name}: grey stack, but {checkpoint} is an RGB model")
+    rect = parse_rect(region, stack.height, stack.width)
+    step = 8 * degradation.scale
+    rect = Rect(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
+    if rect.height == 0 or rect.width == 0:
+        raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
+    sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)
+    target = stack.read(sel.target, rect)
+    if mcfg.in_channels == 1:
+        target = to_grey(target)
+    card_offsets = list(ckpt.card.planes_um)
+    if not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
+        log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from the model's {card_offsets}")
+    c = sel.centre_index
+    inp = degrade_uint8(target[c], degradation)
+    log(f"evaluating {path} on {stack.name} region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} "
+        f"(input {inp.shape[0]}x{inp.shape[1]} px, {planes} planes, input plane {sel.input})")
+    stacks = {
+        "model": predict(ckpt.model.eval(), inp, tile=tile),
+        "bicubic": np.repeat(upsample_bicubic(inp, degradation.scale)[None], planes, axis=0),
+        "in-focus copy": np.repeat(target[c][None], planes, axis=0),
+    }
+    report = EvalReport(str(checkpoint), stack.name, [rect.y0, rect.y1, rect.x0, rect.x1], list(sel.offsets_um),
+                        "plane steps" if sel.offsets_in_steps else "um", sel.input, c)
+    for name in METHODS:
+        report.methods[name] = MethodResult(stack_metrics(stacks[name], target))
+    stacks["target"] = target
+    stacks["input"] = inp[None]
+    return report, stacks
+
+
+def plot_psnr(report: EvalReport, path: str | Path) -> Path:
+    """PSNR against focal depth for every method (PNG, Agg backend). Infinite values are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, res in report.methods.items():
+        pts = [(o, m.psnr) for o, m in zip(report.offsets, res.planes) if math.isfinite(m.psnr)]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{name} (mean {_fmt(res.mean.psnr, 2)} dB)")
+    ax.set_xlabel(f"focal depth ({report.offsets_unit})")
+    ax.set_ylabel("PSNR (dB, 8-bit)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(report: EvalReport, out: str | Path) -> dict[str, Path]:
+    """metrics.json, table.md and psnr_vs_depth.png in `out` (each written then renamed)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "metrics.json", "table": out / "table.md", "plot": out / "psnr_vs_depth.png"}
+    for key, text in (("json", json.dumps(report.to_dict(), indent=2) + "\n"), ("table", report.table())):
+        tmp = paths[key].with_name(f".{paths[key].name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(paths[key])
+    plot_psnr(report, paths["plot"])
+    return paths
