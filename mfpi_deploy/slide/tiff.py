@@ -56,12 +56,14 @@ class TiffSlide(Slide):
         self._check_extent(lev)
         self._axes = axes
         self._sample_axis = sample_axes[0] if sample_axes else None
-        self._store = lev.aszarr()
+        self._store = series.aszarr(level=level)
         self._array = zarr.open_array(self._store, mode="r")
         samples = shape[axes.index(self._sample_axis)] if self._sample_axis else 1
         page = lev.keyframe
         level0 = series.levels[0]
         downsample = level0.shape[level0.axes.index("X")] / shape[axes.index("X")]
+        if abs(downsample - round(downsample)) < 0.05 * downsample:  # 190 px / 48 px is a 4x level
+            downsample = float(round(downsample))
         size0 = self._pixel_size_level0(series)
         max_value = page.tags.valueof(281)  # MaxSampleValue
         if isinstance(max_value, tuple):
