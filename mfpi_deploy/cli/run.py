@@ -74,6 +74,8 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
               help="OME-TIFF compression (zlib and lzw open everywhere).")
+@click.option("--sync-every", default=5.0, show_default=True,
+              help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--make-sample", type=click.Path(path_type=Path),
               help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
@@ -81,7 +83,7 @@ def _terminate(signum: int, frame: object) -> None:
 @user_errors
 def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, level: int, region: str | None,
          pixel_size: float | None, convert_channels: bool, halo: int, tile: int | None, batch: int | None,
-         threads: int | None, overwrite: bool, resume: bool, compression: str, quiet: bool,
+         threads: int | None, overwrite: bool, resume: bool, compression: str, sync_every: float, quiet: bool,
          make_sample: Path | None, sample_size: int) -> None:
     """Run SLIDE (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
     writing the stack of focal planes at twice the resolution."""
@@ -108,7 +110,7 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
         level=level, region=options_region, pixel_size_um=pixel_size, convert_channels=convert_channels,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
         compression="none" if compression == "none" else compression,
-        engine_id=engine_identity(source), progress=not quiet, log=log,
+        engine_id=engine_identity(source), progress=not quiet, log=log, sync_seconds=sync_every,
     )
     if options.compression == "none":
         options.compression = None  # type: ignore[assignment]
