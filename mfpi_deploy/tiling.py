@@ -16,7 +16,7 @@ import numpy as np
 
 from mfpi_deploy.errors import MfpiError
 
-# Measured with benchmarks/run/halo.py (see benchmarks/run/results/halo.md): the smallest
+# Measured with benchmarks/run/halo.py (benchmarks/run/results/halo-*.md): the smallest
 # halo for which tiled output matches a whole-image pass (>= 99.9 % of uint8 values equal,
 # none off by more than 2).
 DEFAULT_HALO = 48
