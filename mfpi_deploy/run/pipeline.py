@@ -103,6 +103,9 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
     try:
         zarr_stack.build_pyramid(state.stack, layout)
         finish_output(state, output, fmt, options)
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"interrupted while finishing {output}; all tiles are kept in {state.root}: "
+                             f"rerun the same command with --resume to finish") from None
     except OSError as exc:
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
         raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
