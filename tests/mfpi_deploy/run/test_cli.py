@@ -151,3 +151,19 @@ def test_grey_slide_on_rgb_engine_with_conversion(tmp_path: Path, ckpts: dict[in
     result = _run([str(src), "--convert-channels", "-o", str(tmp_path / "g.ome.zarr")], ckpts[3])
     assert result.exit_code == 0, result.output
     assert zarr_stack.open_level(tmp_path / "g.ome.zarr", 0).shape == (3, 11, 48, 48)
+
+
+def test_make_sample_then_run(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    pytest.importorskip("training.synth")
+    sample = tmp_path / "sample.tif"
+    result = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(sample) as tif:
+        assert tif.is_ome and tif.series[0].shape == (48, 48, 3)
+    result = _run([str(sample)], ckpts[3])
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(tmp_path / "sample.mfp.ome.tif") as tif:
+        assert tif.series[0].shape == (11, 96, 96, 3)
+        assert 'PhysicalSizeX="0.243"' in tif.ome_metadata  # 0.486 µm input / 2
+    again = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
+    assert again.exit_code != 0 and "--overwrite" in again.stderr
