@@ -61,20 +61,21 @@ def test_tiny_and_odd_sizes(tmp_path: Path, backend, shape: tuple[int, int]) -> 
     assert summary.tiles >= 1 and 0 <= summary.halo_overhead < 1
 
 
-def test_fixed_engine_profile_pads_a_small_image(tmp_path: Path, backend) -> None:
-    fixed = TileProfile(opt_tile=96, min_tile=96, max_tile=96, opt_batch=2, max_batch=2)
-    backend_spec = backend.spec
-    object.__setattr__  # noqa: B018 (spec is frozen: build a copy)
+def test_fixed_engine_profile_sets_tile_and_batch(tmp_path: Path, backend) -> None:
     from dataclasses import replace
 
-    backend.spec = replace(backend_spec, profiles=(fixed,))
+    fixed = TileProfile(opt_tile=128, min_tile=128, max_tile=128, opt_batch=2, max_batch=2)
+    original = backend.spec
+    backend.spec = replace(original, profiles=(fixed,))  # as a TensorRT engine built for 128 px
     try:
-        src = write_tiff(tmp_path / "a.tif", textured(20, 30))
+        src = write_tiff(tmp_path / "a.tif", textured(40, 70))
         summary = run_slide(src, tmp_path / "a.ome.zarr", backend, RunOptions(**QUIET))
-        assert (summary.tile, summary.batch) == (96, 2)
-        assert _level0(tmp_path / "a.ome.zarr").shape == (11, 40, 60, 3)
+        assert (summary.tile, summary.batch, summary.tiles) == (128, 2, 2 * 3)
+        assert _level0(tmp_path / "a.ome.zarr").shape == (11, 80, 140, 3)
+        with pytest.raises(MfpiError, match="no tile size fits"):
+            run_slide(src, tmp_path / "b.ome.zarr", backend, RunOptions(halo=64, **QUIET))
     finally:
-        backend.spec = backend_spec
+        backend.spec = original
 
 
 def test_region_equals_running_the_cropped_file(tmp_path: Path, backend) -> None:
