@@ -152,11 +152,12 @@ def test_ctrl_c_stops_cleanly_and_resume_refuses_other_settings(tmp_path: Path, 
     src = write_tiff(tmp_path / "a.tif", textured(100, 100))
     out = tmp_path / "o.ome.tif"
     with pytest.raises(RunInterrupted, match="--resume"):
-        run_slide(src, out, FailingBackend(backend, 1, KeyboardInterrupt()), RunOptions(tile=64, halo=16, **QUIET))
+        run_slide(src, out, FailingBackend(backend, 1, KeyboardInterrupt()),
+                  RunOptions(tile=64, halo=16, batch=1, **QUIET))
     assert not out.exists()
     with pytest.raises(MfpiError, match="different.*tile"):
-        run_slide(src, out, backend, RunOptions(tile=72, halo=16, resume=True, **QUIET))
-    run_slide(src, out, backend, RunOptions(tile=64, halo=16, resume=True, **QUIET))
+        run_slide(src, out, backend, RunOptions(tile=72, halo=16, batch=1, resume=True, **QUIET))
+    run_slide(src, out, backend, RunOptions(tile=64, halo=16, batch=1, resume=True, **QUIET))
     assert out.is_file()
 
 
