@@ -26,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--engine", help="engine folder or checkpoint (default: the bundled model)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/run/results/demo_planes.png"))
     args = ap.parse_args()
     import matplotlib
@@ -39,7 +40,8 @@ def main() -> None:
         sample = Path(tmp) / "sample.tif"
         run = [sys.executable, "-m", "mfpi_deploy.cli.run"]
         subprocess.run([*run, "--make-sample", str(sample), "--sample-size", str(args.size)], check=True, cwd=ROOT)
-        subprocess.run([*run, str(sample), "--backend", args.backend], check=True, cwd=ROOT)
+        engine = ["--engine", args.engine] if args.engine else []
+        subprocess.run([*run, str(sample), "--backend", args.backend, *engine], check=True, cwd=ROOT)
         stack_path = Path(tmp) / "sample.mfp.ome.tif"
         with tifffile.TiffFile(stack_path) as tif:
             stack = tif.series[0].asarray()  # (Z, Y, X, 3)
