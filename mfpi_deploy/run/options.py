@@ -17,6 +17,7 @@ class RunOptions:
     region: Region | None = None
     pixel_size_um: float | None = None  # input pixel size; overrides the file's metadata
     convert_channels: bool = False  # grey <-> RGB when slide and engine differ
+    input_max: int | None = None  # 16-bit value that maps to 255 (default: MaxSampleValue tag, else 65535)
     halo: int = DEFAULT_HALO
     tile: int | None = None  # input tile side; None: the engine profile's least wasteful size
     batch: int | None = None  # None: the engine profile's optimum batch

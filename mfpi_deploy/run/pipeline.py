@@ -59,7 +59,8 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         info = slide.info
         where = str(input_path)
         rule = pixel_rule(info.dtype, info.samples, spec.channels,
-                          convert_channels=options.convert_channels, max_value=info.max_value, where=where)
+                          convert_channels=options.convert_channels,
+                          max_value=options.input_max or info.max_value, where=where)
         source = TileSource(slide, rule, options.region)
         plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles,
                                   spec.stride, options.tile)

@@ -167,3 +167,17 @@ def test_make_sample_then_run(tmp_path: Path, ckpts: dict[int, Path]) -> None:
         assert 'PhysicalSizeX="0.243"' in tif.ome_metadata  # 0.486 µm input / 2
     again = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
     assert again.exit_code != 0 and "--overwrite" in again.stderr
+
+
+def test_16_bit_input_max_and_palette_refusal(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    g12 = (textured(32, 40, channels=1, dtype=np.uint16) >> 4).astype(np.uint16)  # 12-bit data
+    src = write_tiff(tmp_path / "g12.tif", g12)
+    a, b = tmp_path / "a.ome.zarr", tmp_path / "b.ome.zarr"
+    assert _run([str(src), "-o", str(a)], ckpts[1]).exit_code == 0
+    assert _run([str(src), "-o", str(b), "--input-max", "4095"], ckpts[1]).exit_code == 0
+    assert not np.array_equal(zarr_stack.open_level(a, 0)[:], zarr_stack.open_level(b, 0)[:])
+    pal = tmp_path / "pal.tif"
+    tifffile.imwrite(pal, np.zeros((16, 16), np.uint8), photometric="palette",
+                     colormap=np.zeros((3, 256), np.uint16))
+    result = _run([str(pal)], ckpts[3])
+    assert result.exit_code != 0 and "palette" in result.stderr
