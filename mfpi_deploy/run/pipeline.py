@@ -64,7 +64,10 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         source = TileSource(slide, rule, options.region)
         plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles,
                                   spec.stride, options.tile)
-        batch = options.batch or batch
+        if options.batch is not None:
+            if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
+                raise MfpiError(f"batch {options.batch} of {plan.tile} px tiles is outside the engine's profiles")
+            batch = options.batch
         pixel_size = options.pixel_size_um or info.pixel_size_um
         if pixel_size is None:
             options.log("warning: the input's pixel size is unknown (no metadata); the output has no "
