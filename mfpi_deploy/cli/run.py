@@ -112,11 +112,9 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
         level=level, region=options_region, pixel_size_um=pixel_size, convert_channels=convert_channels,
         input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
-        compression="none" if compression == "none" else compression,
+        compression=None if compression == "none" else compression,
         engine_id=engine_identity(source), progress=not quiet, log=log, sync_seconds=sync_every,
     )
-    if options.compression == "none":
-        options.compression = None  # type: ignore[assignment]
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)  # kill -> clean stop, resumable
     except ValueError:  # not the main thread (embedded use)

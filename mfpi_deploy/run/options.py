@@ -26,7 +26,7 @@ class RunOptions:
     queue_batches: int = 2  # bound of each queue between reader, engine and writer
     sync_seconds: float = 5.0  # how often written tiles are synced to disk and journaled
     writers: int = 2  # writer threads (compression releases the GIL; one can bottleneck a GPU)
-    compression: str = "zlib"  # OME-TIFF compression
+    compression: str | None = "zlib"  # OME-TIFF compression (None: uncompressed)
     engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
     progress: bool = True
     log: Callable[[str], None] = print
