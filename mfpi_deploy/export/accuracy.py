@@ -36,7 +36,7 @@ def parity(a: np.ndarray, b: np.ndarray) -> Parity:
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """PSNR in dB of two uint8 arrays (PSNR_IDENTICAL if they are equal)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return PSNR_IDENTICAL if mse == 0 else min(PSNR_IDENTICAL, 10 * np.log10(peak * peak / mse))
+    return PSNR_IDENTICAL if mse == 0 else float(min(PSNR_IDENTICAL, 10 * np.log10(peak * peak / mse)))
 
 
 def psnr_per_plane(test: np.ndarray, reference: np.ndarray) -> list[float]:

@@ -7,6 +7,7 @@ leaves nothing that looks complete.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -28,7 +29,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy, calibration
 from mfpi_deploy.export.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
                                          Manifest)
-from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, deployment_module, export_onnx
+from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.profiles import make_profiles, validate_tiles
 from mfpi_deploy.export.source import Source, load_source
 
@@ -59,6 +60,19 @@ class ExportOptions:
     gate_count: int = 4  # real and simulated tiles each
     threads: int | None = None  # CPU threads for the checks (torch and onnxruntime)
 
+    def __post_init__(self) -> None:
+        # Accept plain values from Python callers: "torchscript", [384, 512], ["a.tif"].
+        object.__setattr__(self, "exporter", Exporter.parse(self.exporter))
+        object.__setattr__(self, "tiles", tuple(int(t) for t in self.tiles))
+        object.__setattr__(self, "batches", tuple(int(b) for b in self.batches))
+        object.__setattr__(self, "calibration", tuple(Path(p) for p in self.calibration))
+        if not self.batches or min(self.batches) < 1:
+            raise MfpiError(f"batch sizes must be positive, got {self.batches}")
+        if self.gate_count < 1 or self.gate_tile < 1:
+            raise MfpiError("gate_count and gate_tile must be positive")
+        if self.workspace_gb <= 0:
+            raise MfpiError(f"workspace must be positive, got {self.workspace_gb} GB")
+
 
 def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
     """Versions of the tools that shape an exported artifact."""
@@ -83,19 +97,26 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
     out_dir = Path(out_dir)
     if out_dir.exists() and not options.force:
         raise MfpiError(f"{out_dir}: exists (pass --force to replace it)")
+    if options.trt:  # fail before the slow steps, not after them
+        from mfpi_deploy.export.trt_build import import_pycuda, import_tensorrt
+
+        import_tensorrt()
+        import_pycuda()
+    check_opset(options.opset)
     src = load_source(source)
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)
-    if not options.batches or min(options.batches) < 1:
-        raise MfpiError(f"batch sizes must be positive, got {options.batches}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    threads = torch.get_num_threads()
     try:
         _build(src, spec, tmp, options, log)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        torch.set_num_threads(threads)
     log(f"wrote {out_dir}")
     return out_dir
 
@@ -108,9 +129,14 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         f"with the {options.exporter.value} exporter")
     export_onnx(src.checkpoint.model, spec, folder / ONNX_NAME, opset=options.opset, exporter=options.exporter)
     artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset)}
-    tiles_real, tiles_sim = calibration.calibration_set(
-        spec.channels, _gate_side(options, spec), options.gate_count, list(options.calibration) or None)
-    acc: dict[str, object] = {}
+    side = _gate_side(options, spec)
+    images = list(options.calibration) or calibration.default_calibration_images()
+    tiles_real = calibration.real_tiles(images, spec.channels, side, options.gate_count) if images else \
+        np.zeros((0, side, side, spec.channels), np.uint8)
+    tiles_sim, simulator = calibration.simulated_tiles(spec.channels, side, options.gate_count)
+    acc: dict[str, object] = {"calibration": {"real_images": [str(p) for p in images], "real_tiles": len(tiles_real),
+                                              "simulated_tiles": len(tiles_sim), "simulator": simulator,
+                                              "tile_side": side}}
     par = check_onnx_parity(src, spec, folder / ONNX_NAME, options, tiles_real)
     acc["onnx_parity"] = par
     log(f"onnx parity vs PyTorch: max |diff| {par['max_abs_diff']}, {par['share_differing']:.2e} of values differ")
@@ -128,17 +154,46 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         from mfpi_deploy.export.trt_build import build_engine
 
         onnx_for_trt = folder / (ONNX_FP16_NAME if options.fp16 else ONNX_NAME)
-        gpu = build_engine(onnx_for_trt, folder, profiles, workspace_gb=options.workspace_gb, log=log)
+        gpu = build_engine(onnx_for_trt, folder, spec, profiles, workspace_gb=options.workspace_gb, log=log)
         artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
                                        "fp16" if options.fp16 else "fp32", options.opset)
     manifest = Manifest(
         architecture=spec.architecture, channels=spec.channels, planes=spec.planes, scale=spec.scale,
         stride=spec.stride, planes_um=list(spec.planes_um), source=src.describe(), artifacts=artifacts,
-        profiles=[p.__dict__ for p in profiles], tools=tool_versions(tensorrt=options.trt), accuracy=acc,
-        gpu=gpu, exporter=options.exporter.value, workspace_gb=options.workspace_gb if options.trt else None,
+        profiles=[dataclasses.asdict(p) for p in profiles], tools=tool_versions(tensorrt=options.trt),
+        accuracy=acc, gpu=gpu, exporter=options.exporter.value,
+        workspace_gb=options.workspace_gb if options.trt else None,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    manifest.write(folder)  # last: a folder with a manifest is complete
+    manifest.write(folder)
+    if options.trt:  # the engine against onnxruntime fp32, within the fp16 gate
+        acc["engine"] = check_engine(folder, spec, tiles_real, tiles_sim, options)
+        log(f"engine vs onnxruntime fp32: lowest plane PSNR {acc['engine']['min_psnr_db']:.1f} dB")
+        manifest.write(folder)
+
+
+def check_engine(folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray,
+                 options: ExportOptions) -> dict[str, object]:
+    """PSNR per plane of the TensorRT engine's output against onnxruntime fp32; fails under the gate."""
+    from mfpi_deploy.backends.ort_backend import OrtBackend
+    from mfpi_deploy.backends.trt_backend import TrtBackend
+
+    tiles = np.concatenate([t for t in (real, simulated) if len(t)])
+    dpm = np.linspace(-2.5, 2.5, len(tiles)).astype(np.float32) if spec.needs_dpm else None
+    with OrtBackend(folder, threads=options.threads) as ref_backend, TrtBackend(folder) as engine:
+        top = max(p.max_batch or 1 for p in engine.spec.profiles)
+        want, got = [], []
+        for i in range(0, len(tiles), top):
+            d = None if dpm is None else dpm[i:i + top]
+            want.append(ref_backend.run(tiles[i:i + top], d))
+            got.append(engine.run(tiles[i:i + top], d))
+    psnrs = accuracy.psnr_per_plane(np.concatenate(got), np.concatenate(want))
+    par = accuracy.parity(np.concatenate(got), np.concatenate(want))
+    floor = options.fp16_min_psnr  # also for fp32 engines: TensorRT may use TF32 convolutions
+    if min(psnrs) < floor:
+        raise MfpiError(f"TensorRT engine differs from onnxruntime: lowest plane PSNR {min(psnrs):.1f} dB "
+                        f"< {floor} dB (planes {psnrs})")
+    return {"psnr_db": psnrs, "min_psnr_db": min(psnrs), "threshold_db": floor, "parity": par.to_dict()}
 
 
 def _gate_side(options: ExportOptions, spec: EngineSpec) -> int:

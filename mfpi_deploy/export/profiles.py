@@ -96,3 +96,12 @@ def engine_target_key(gpu_name: str, compute_capability: str, tensorrt_version: 
     """A readable key naming what an engine binary is tied to (e.g. for caches of engines)."""
     safe = "".join(ch if ch.isalnum() else "-" for ch in gpu_name).strip("-").lower()
     return f"{safe}_sm{compute_capability.replace('.', '')}_trt{tensorrt_version}"
+
+
+def io_shapes(spec: EngineSpec, batch: int, height: int, width: int) -> dict[str, Shape]:
+    """Shapes of the graph's tensors for one batch: what set_input_shape and the copies use."""
+    shapes: dict[str, Shape] = {"tiles": (batch, height, width, spec.channels),
+                                "planes": output_shape(spec, batch, height, width)}
+    if spec.needs_dpm:
+        shapes["dpm"] = (batch,)
+    return shapes
