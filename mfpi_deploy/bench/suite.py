@@ -1,0 +1,124 @@
+"""The whole benchmark: every chosen backend, both networks interleaved, one report."""
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from mfpi_deploy.backends.base import BackendKind
+from mfpi_deploy.bench.engines import EngineRequest, backend_device, open_engine, random_checkpoint
+from mfpi_deploy.bench.machine import describe_machine
+from mfpi_deploy.bench.matmul import MatmulReference, measure_matmul
+from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
+from mfpi_deploy.bench.report import BenchReport, ModelResult, Speedup
+from mfpi_deploy.bench.runner import check_output, measure_interleaved, stack_runner
+from mfpi_deploy.bench.stats import paired_ratios, summarize
+from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
+
+PAPER_TILE = 384
+QUICK_TILE = 128
+QUICK_RUNS = 3
+QUICK_WARMUP = 1
+DEFAULT_RUNS = 10
+DEFAULT_WARMUP = 2
+
+NOISE_NOTE = ("MFPINet and Deep-Z were timed in alternating order within each round, so load from "
+              "other processes affects both; the per-round ratio is more stable than either latency")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure. `width` (tests only) shrinks both networks; None = the paper's widths."""
+
+    tile: int = PAPER_TILE
+    batch: int = 1
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    threads: int | None = None
+    quick: bool = False
+    fp16: bool = False
+    planes: int = 11
+    channels: int = 3
+    width: int | None = None
+    matmul_size: int = 2048
+
+    @property
+    def out_tile(self) -> int:
+        return 2 * self.tile
+
+
+def quick_settings(**overrides: object) -> BenchSettings:
+    """The --quick defaults (small tile, few runs), with explicit options taking precedence."""
+    base = {"tile": QUICK_TILE, "runs": QUICK_RUNS, "warmup": QUICK_WARMUP, "quick": True, "matmul_size": 1024}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return BenchSettings(**base)  # type: ignore[arg-type]
+
+
+def _workloads(settings: BenchSettings) -> dict[BenchModel, Workload]:
+    widths = {} if settings.width is None else {"mfpinet_width": settings.width, "deepz_width": settings.width}
+    return make_workloads(settings.tile, settings.batch, channels=settings.channels, planes=settings.planes,
+                          **widths)
+
+
+def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, command: str,
+                  skipped: dict[str, str] | None = None, work_dir: Path | None = None,
+                  log: Callable[[str], None] = print) -> BenchReport:
+    """Measure both networks on every backend in `backends` and return the report."""
+    machine = describe_machine()
+    workloads = _workloads(settings)
+    report = BenchReport(
+        command=command,
+        created_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        settings={**asdict(settings), "out_tile": settings.out_tile},
+        machine=machine, quick=settings.quick, skipped=dict(skipped or {}),
+    )
+    with tempfile.TemporaryDirectory(prefix="mfpi-bench-") as tmp:
+        root = Path(work_dir) if work_dir else Path(tmp)
+        sources = {m: random_checkpoint(m, w, settings.width, root) for m, w in workloads.items()}
+        matmul: dict[str, MatmulReference] = {}
+        for kind in backends:
+            log(f"{kind.value}: opening engines")
+            engines = {m: open_engine(EngineRequest(kind, sources[m], w.in_tile, w.batch, settings.fp16,
+                                                    settings.threads), root, log)
+                       for m, w in workloads.items()}
+            try:
+                device = backend_device(engines[BenchModel.MFPINET])
+                if device not in matmul:
+                    log(f"matmul reference on {device} ({settings.matmul_size}x{settings.matmul_size} float32)")
+                    matmul[device] = measure_matmul(settings.matmul_size, device=device, threads=settings.threads)
+                    report.matmul.append(matmul[device])
+                inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}
+                for m, w in workloads.items():
+                    check_output(engines[m], w, inputs[m])
+                runners = {m: stack_runner(engines[m], w, inputs[m]) for m, w in workloads.items()}
+                log(f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up")
+                probe = cuda_used_bytes_probe() if device == "cuda" else None
+                with PeakSampler(device_probe=probe) as sampler:
+                    times = measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
+                for m, w in workloads.items():
+                    eng = engines[m]
+                    report.results.append(ModelResult(
+                        backend=kind.value, device=device, precision=eng.spec.precision, model=m.value,
+                        passes=w.passes, input_shape=w.input_shape, output_shape=w.output_shape,
+                        parameters=w.parameters, flops=w.flops, output_voxels=w.output_voxels,
+                        seconds=summarize(times.seconds[m]), peak_rss_bytes=times.host_peak_bytes[m],
+                        peak_device_bytes=times.device_peak_bytes[m] if probe else None,
+                        matmul_gflops_per_s=matmul[device].gflops_per_s,
+                    ))
+                ratios = paired_ratios(times.seconds[BenchModel.DEEPZ], times.seconds[BenchModel.MFPINET])
+                report.speedups.append(Speedup(
+                    backend=kind.value, per_round=summarize(ratios),
+                    of_medians=summarize(times.seconds[BenchModel.DEEPZ]).median
+                    / summarize(times.seconds[BenchModel.MFPINET]).median,
+                ))
+            finally:
+                for eng in engines.values():
+                    eng.close()
+    report.notes.append(NOISE_NOTE)
+    report.notes.append("Peak RSS is the whole process's resident memory while that model ran "
+                        "(both engines of the backend loaded); weights are random, which does not change timing")
+    if settings.width is not None:
+        report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
+    return report
