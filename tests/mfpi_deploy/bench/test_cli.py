@@ -1,0 +1,52 @@
+"""mfpi-bench end to end on the CPU (tiny networks) and its one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mfpi_deploy.bench.engines import probe
+from mfpi_deploy.backends.base import BackendKind
+from mfpi_deploy.cli.bench import main
+
+TINY = ["--width", "8", "--tile", "32", "--runs", "2", "--warmup", "1", "--threads", "1", "--matmul-size", "128"]
+
+
+def test_quick_runs_end_to_end_on_cpu(tmp_path):
+    out = tmp_path / "out"
+    args = ["--quick", "--backend", "torch", *TINY, "--json", str(out / "r.json"),
+            "--markdown", str(out / "r.md"), "--chart", str(out / "r.png")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "QUICK MODE" in result.stdout and "faster than Deep-Z" in result.stdout
+    data = json.loads((out / "r.json").read_text())
+    assert data["quick"] is True and data["settings"]["tile"] == 32 and data["settings"]["out_tile"] == 64
+    assert [r["model"] for r in data["results"]] == ["mfpinet", "deepz"]
+    assert all(r["latency_ms"]["n"] == 2 for r in data["results"])
+    assert data["speedup"]["torch"]["median"] > 0
+    assert data["results"][1]["passes_per_stack"] == 11
+    assert (out / "r.md").read_text().startswith("# mfpi-bench")
+    assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.md", "r.png"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tile", "30"], "--tile 30: must be a positive multiple of 8"),
+    (["--runs", "0"], "--runs 0: must be at least 1"),
+    (["--backend", "cuda"], "unknown backend 'cuda'"),
+    (["--width", "6"], "--width 6: must be a multiple of 4"),
+])
+def test_bad_options_are_one_line_errors(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(probe(BackendKind.TRT).available, reason="TensorRT is available here")
+def test_unavailable_backend_is_an_error():
+    result = CliRunner().invoke(main, ["--backend", "trt", *TINY])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: backend trt is not available here: ")
+    assert result.stderr.count("\n") == 1
