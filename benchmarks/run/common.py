@@ -1,0 +1,30 @@
+"""Shared bits of the run benchmarks: a test image and a model to run."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def sample_image(size: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """An RGB uint8 slide-like image: the training simulator's if available, else smooth noise."""
+    try:
+        from training import synth  # type: ignore[attr-defined]
+
+        image = synth.make_sample(size, size, seed=seed)  # provided by the training helper
+        return np.asarray(image, dtype=np.uint8), "training.synth sample"
+    except Exception:
+        pass
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(seed)
+    noise = rng.random((size, size, 3))
+    blobs = gaussian(noise, sigma=6, channel_axis=-1)
+    fine = gaussian(noise, sigma=1.5, channel_axis=-1)
+    img = 0.7 * (blobs - blobs.min()) / np.ptp(blobs) + 0.3 * (fine - fine.min()) / np.ptp(fine)
+    return (img * 255).round().astype(np.uint8), "smoothed random noise (no simulator available)"

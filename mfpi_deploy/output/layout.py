@@ -1,0 +1,56 @@
+"""The shape and physical sizes of an output stack (shared by the Zarr and TIFF writers)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+
+from mfpi_deploy.errors import MfpiError
+
+
+class OutputFormat(str, Enum):
+    """Output formats, chosen by the output file name."""
+
+    OME_ZARR = "ome-zarr"
+    OME_TIFF = "ome-tiff"
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> OutputFormat:
+        name = Path(path).name.lower()
+        if name.endswith(".ome.zarr"):
+            return cls.OME_ZARR
+        if name.endswith((".ome.tif", ".ome.tiff")):
+            return cls.OME_TIFF
+        raise MfpiError(f"{path}: output name must end in .ome.zarr or .ome.tif (the format follows the name)")
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """An output stack: planes x channels x height x width uint8 (output pixels), chunked in squares."""
+
+    planes: int
+    channels: int
+    height: int
+    width: int
+    chunk: int
+    pixel_size_um: float | None  # output pixel size (half the input's for a 2x network)
+    planes_um: tuple[float, ...]
+    name: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """Zarr array shape, axes (c, z, y, x) as NGFF 0.4 orders them."""
+        return (self.channels, self.planes, self.height, self.width)
+
+    @property
+    def z_spacing_um(self) -> float:
+        """Mean spacing of the planes (NGFF and OME store one z step; the offsets are kept too)."""
+        zs = self.planes_um
+        return (zs[-1] - zs[0]) / (len(zs) - 1) if len(zs) > 1 and zs[-1] != zs[0] else 1.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "planes_um": list(self.planes_um)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StackLayout:
+        return cls(**{**data, "planes_um": tuple(data["planes_um"])})

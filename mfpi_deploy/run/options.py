@@ -1,0 +1,68 @@
+"""Options and summary of one slide run (the library API behind `mfpi-run`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mfpi_deploy.slide.source import Region
+from mfpi_deploy.tiling import DEFAULT_HALO
+
+
+@dataclass
+class RunOptions:
+    """How to run a slide. Defaults: level 0, whole slide, measured halo, tile and batch from the engine."""
+
+    level: int = 0
+    region: Region | None = None
+    pixel_size_um: float | None = None  # input pixel size; overrides the file's metadata
+    convert_channels: bool = False  # grey <-> RGB when slide and engine differ
+    halo: int = DEFAULT_HALO
+    tile: int | None = None  # input tile side; None: the engine profile's least wasteful size
+    batch: int | None = None  # None: the engine profile's optimum batch
+    overwrite: bool = False
+    resume: bool = False
+    queue_batches: int = 2  # bound of each queue between reader, engine and writer
+    compression: str = "zlib"  # OME-TIFF compression
+    engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
+    progress: bool = True
+    log: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, for the closing summary and for benchmarks."""
+
+    output: Path
+    backend: str
+    tiles: int  # tiles in the plan
+    tiles_computed: int  # tiles computed by this call (fewer on a resume)
+    tile: int
+    batch: int
+    halo: int
+    seconds: float  # wall time of this call, reading to final rename
+    inference_seconds: float  # wall time of the tile loop (read, infer, write overlapped)
+    input_megapixels: float
+    halo_overhead: float  # share of computed input pixels thrown away (halos, edge overhang)
+    resumed: bool = False
+
+    @property
+    def megapixels_per_second(self) -> float:
+        """Input megapixels computed per second of the tile loop (this call's tiles only)."""
+        share = self.tiles_computed / self.tiles if self.tiles else 0.0
+        return self.input_megapixels * share / self.inference_seconds if self.inference_seconds else 0.0
+
+    @property
+    def tiles_per_second(self) -> float:
+        return self.tiles_computed / self.inference_seconds if self.inference_seconds else 0.0
+
+    def lines(self) -> list[str]:
+        return [
+            f"output: {self.output}",
+            f"backend: {self.backend}",
+            f"tiles: {self.tiles} of {self.tile}x{self.tile} px, halo {self.halo}, batch {self.batch}"
+            + (f" ({self.tiles - self.tiles_computed} done before resume)" if self.resumed else ""),
+            f"time: {self.seconds:.1f} s total, {self.inference_seconds:.1f} s tiles; "
+            f"{self.tiles_per_second:.2f} tiles/s, {self.megapixels_per_second:.3f} MP/s",
+            f"halo overhead: {100 * self.halo_overhead:.1f}% of computed pixels thrown away",
+        ]

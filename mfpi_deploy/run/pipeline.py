@@ -1,0 +1,290 @@
+"""Stream a slide through an engine into an 11-plane stack: read, infer and write overlap.
+
+Three stages joined by bounded queues: a reader thread cuts and decodes input tiles, the
+calling thread runs the engine, a writer thread crops each tile's core into the Zarr and
+journals finished batches. Memory is bounded by the queue sizes, not by the slide.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mfpi_deploy.backends.base import Backend
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.output import ome_tiff, zarr_stack
+from mfpi_deploy.output.layout import OutputFormat, StackLayout
+from mfpi_deploy.run.options import RunOptions, RunSummary
+from mfpi_deploy.run.state import RunState, mismatches, partial_dir
+from mfpi_deploy.slide import SlideInputError, TileSource, open_slide, pixel_rule
+from mfpi_deploy.tiling import TilePlan, batches, choose_plan
+
+
+class RunInterrupted(MfpiError):
+    """Ctrl-C or SIGTERM during a run; the partial run can be resumed."""
+
+    exit_code = 130
+
+
+class RunFailed(MfpiError):
+    """A run that stopped part-way for a reason outside the input (disk full, engine error)."""
+
+
+def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
+              options: RunOptions | None = None) -> RunSummary:
+    """Run `backend` over the slide at `input_path`, writing the stack to `output_path`.
+
+    The format follows the output name (.ome.zarr or .ome.tif). The output appears only when
+    complete; until then everything lives in `<output>.partial/`, which `resume` continues.
+    """
+    options = options or RunOptions()
+    started = time.perf_counter()
+    input_path, output = Path(input_path), Path(output_path)
+    fmt = OutputFormat.from_path(output)
+    spec = backend.spec
+    if spec.needs_dpm:
+        raise MfpiError("mfpi-run runs image-to-stack engines (MFPINet); Deep-Z needs one pass per plane")
+    check_output_target(output, options)
+    state = RunState(partial_dir(output))
+    with open_slide(input_path, options.level) as slide:
+        info = slide.info
+        where = str(input_path)
+        rule = pixel_rule(info.dtype, info.samples, spec.channels,
+                          convert_channels=options.convert_channels, max_value=info.max_value, where=where)
+        source = TileSource(slide, rule, options.region)
+        plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles,
+                                  spec.stride, options.tile)
+        batch = options.batch or batch
+        pixel_size = options.pixel_size_um or info.pixel_size_um
+        if pixel_size is None:
+            options.log("warning: the input's pixel size is unknown (no metadata); the output has no "
+                        "physical x/y size (pass --pixel-size UM to set it)")
+        layout = StackLayout(
+            planes=spec.planes, channels=spec.channels, height=spec.scale * source.height,
+            width=spec.scale * source.width, chunk=spec.scale * plan.core,
+            pixel_size_um=pixel_size / spec.scale if pixel_size else None,
+            planes_um=tuple(float(z) for z in spec.planes_um), name=input_path.stem,
+        )
+        settings = run_settings(input_path, info, options, plan, batch, layout, backend, rule.describe())
+        done, resumed = prepare_state(state, settings, layout, options)
+        groups = batches(plan.n_tiles, batch)
+        todo = [b for b in range(len(groups)) if b not in done]
+        done_tiles = sum(len(groups[b]) for b in done if b < len(groups))
+        options.log(f"{input_path.name}: {info.width}x{info.height} {info.format} level {info.level}, "
+                    f"{rule.describe()}; region {source.width}x{source.height} -> "
+                    f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
+                    f"{100 * plan.waste:.1f}% of computed pixels in halos), batch {batch}, {backend.describe()}")
+        loop_start = time.perf_counter()
+        try:
+            _stream(source, plan, groups, todo, backend, state, layout, options, done_tiles)
+        except KeyboardInterrupt:
+            raise RunInterrupted(f"interrupted; {state.root} keeps the finished tiles: "
+                                 f"rerun the same command with --resume to continue") from None
+        except SlideInputError:
+            if not resumed:
+                state.remove()
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise RunFailed(f"no space left on device while writing {state.root}; free space and rerun "
+                                f"with --resume (or delete that folder)") from None
+            raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, "
+                            f"rerun with --resume") from None
+        loop_seconds = time.perf_counter() - loop_start
+    try:
+        zarr_stack.build_pyramid(state.stack, layout)
+        finish_output(state, output, fmt, options)
+    except OSError as exc:
+        reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
+        raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
+                        f"rerun with --resume") from None
+    summary = RunSummary(
+        output=output, backend=backend.describe(), tiles=plan.n_tiles, tiles_computed=plan.n_tiles - done_tiles,
+        tile=plan.tile, batch=batch, halo=plan.halo, seconds=time.perf_counter() - started,
+        inference_seconds=loop_seconds, input_megapixels=source.height * source.width / 1e6,
+        halo_overhead=plan.waste, resumed=resumed,
+    )
+    return summary
+
+
+def check_output_target(output: Path, options: RunOptions) -> None:
+    """Refuse an existing output (unless overwrite) and a folder we cannot write into."""
+    if output.exists() and not options.overwrite:
+        raise MfpiError(f"{output} exists; pass --overwrite to replace it")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise MfpiError(f"output folder {parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".mfpi-probe-"):
+            pass
+    except OSError as exc:
+        raise MfpiError(f"cannot write into output folder {parent} ({exc.strerror or exc})") from None
+
+
+def run_settings(input_path: Path, info: Any, options: RunOptions, plan: TilePlan, batch: int,
+                 layout: StackLayout, backend: Backend, rule: str) -> dict:
+    """Everything that decides the output; a resume must match all of it."""
+    stat = input_path.stat()
+    spec = backend.spec
+    return {
+        "input": str(input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+        "level": info.level, "region": None if options.region is None else list(vars(options.region).values()),
+        "pixels": rule, "tile": plan.tile, "halo": plan.halo, "batch": batch,
+        "engine": {"kind": backend.kind.value, "architecture": spec.architecture, "channels": spec.channels,
+                   "planes": spec.planes, "precision": spec.precision, "id": options.engine_id},
+        "layout": layout.to_dict(),
+    }
+
+
+def prepare_state(state: RunState, settings: dict, layout: StackLayout, options: RunOptions) -> tuple[set[int], bool]:
+    """Start a fresh partial run or pick up a matching one; returns (finished batches, resumed)."""
+    if state.root.exists():
+        if options.resume and state.exists():
+            saved = state.settings()
+            differ = mismatches(saved, settings)
+            if differ:
+                raise MfpiError(f"cannot resume {state.root}: it was started with different "
+                                f"{', '.join(differ)}; pass --overwrite to start over")
+            done = state.done_batches()
+            options.log(f"resuming {state.root}: {len(done)} batch(es) already done")
+            return done, True
+        if not options.overwrite and state.exists():
+            raise MfpiError(f"a partial run exists at {state.root}; pass --resume to continue it "
+                            f"or --overwrite to start over")
+        state.remove()
+    elif options.resume:
+        options.log(f"nothing to resume at {state.root}; starting a new run")
+    state.create(settings)
+    zarr_stack.create_stack(state.stack, layout)
+    return set(), False
+
+
+def finish_output(state: RunState, output: Path, fmt: OutputFormat, options: RunOptions) -> None:
+    """Turn the finished partial run into the output under its final name (rename last)."""
+    if fmt is OutputFormat.OME_TIFF:
+        tmp = state.root / "output.ome.tif"
+        ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression)
+        if output.is_dir():
+            shutil.rmtree(output)
+        os.replace(tmp, output)
+    else:
+        if output.exists():
+            # keep the old output until the new one is in place
+            old = output.with_name(output.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(output, old)
+            os.replace(state.stack, output)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(state.stack, output)
+    state.remove()
+
+
+_DONE = object()
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    while True:
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            if stop.is_set():
+                return False
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> Any:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _DONE
+
+
+def _stream(source: TileSource, plan: TilePlan, groups: list[range], todo: list[int], backend: Backend,
+            state: RunState, layout: StackLayout, options: RunOptions, done_tiles: int) -> None:
+    scale = backend.spec.scale
+    arr = zarr_stack.open_level(state.stack, 0, mode="r+")
+    in_q: queue.Queue = queue.Queue(maxsize=options.queue_batches)
+    out_q: queue.Queue = queue.Queue(maxsize=options.queue_batches)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    bar = tqdm(total=plan.n_tiles, initial=done_tiles, unit="tile", disable=not options.progress,
+               dynamic_ncols=True, smoothing=0.1, desc="tiles")
+    started = time.perf_counter()
+    mp_per_tile = plan.core * plan.core / 1e6
+
+    def reader() -> None:
+        try:
+            for b in todo:
+                tiles = [plan.tile_at(i) for i in groups[b]]
+                data = np.stack([source.read(t.window) for t in tiles])
+                if not _put(in_q, (b, tiles, data), stop):
+                    return
+            _put(in_q, _DONE, stop)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+            stop.set()
+
+    def writer() -> None:
+        journal = state.open_journal()
+        computed = 0
+        try:
+            while True:
+                item = _get(out_q, stop)
+                if item is _DONE:
+                    return
+                b, tiles, out = item
+                files = []
+                for t, planes in zip(tiles, out):
+                    ys, xs = t.crop(plan.halo, scale)
+                    core = t.core.scaled(scale)
+                    zarr_stack.write_core(arr, core, planes[:, ys, xs, :])
+                    files.extend(zarr_stack.chunk_files(state.stack, layout, core))
+                zarr_stack.fsync_files(files)
+                journal.record(b)
+                computed += len(tiles)
+                bar.update(len(tiles))
+                elapsed = time.perf_counter() - started
+                bar.set_postfix_str(f"{computed * mp_per_tile / elapsed:.3f} MP/s", refresh=False)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            journal.close()
+
+    threads = [threading.Thread(target=reader, name="mfpi-read", daemon=True),
+               threading.Thread(target=writer, name="mfpi-write", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            item = _get(in_q, stop)
+            if item is _DONE:
+                break
+            b, tiles, data = item
+            out = backend.run(data)
+            if not _put(out_q, (b, tiles, out), stop):
+                break
+        _put(out_q, _DONE, stop)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        if errors or stop.is_set():
+            stop.set()
+        for t in threads:
+            t.join()
+        bar.close()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,70 @@
+"""Physical pixel size from the metadata a file carries (OME-XML, SVS, TIFF resolution, ImageJ)."""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+# Micrometres per unit, for OME units and ImageJ unit names.
+_UNIT_UM = {
+    "pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "\u03bcm": 1.0, "micron": 1.0, "microns": 1.0,
+    "micrometer": 1.0, "micrometre": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6, "in": 25400.0,
+    "inch": 25400.0,
+}
+_RESOLUTION_UNIT_UM = {2: 25400.0, 3: 10000.0, 4: 1000.0, 5: 1.0}  # inch, cm, mm, um
+
+
+def unit_to_um(unit: str | None) -> float | None:
+    if unit is None:
+        return 1.0
+    return _UNIT_UM.get(unit.strip().lower().replace("\\u00b5", "µ"))
+
+
+def ome_pixel_size_um(ome_xml: str | None) -> float | None:
+    """PhysicalSizeX of the first Image in OME-XML, in micrometres (unit default: µm)."""
+    if not ome_xml:
+        return None
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
+    for el in root.iter():
+        if el.tag.endswith("}Pixels") or el.tag == "Pixels":
+            value = el.get("PhysicalSizeX")
+            if value is None:
+                return None
+            scale = unit_to_um(el.get("PhysicalSizeXUnit"))
+            return _positive(float(value) * scale) if scale else None
+    return None
+
+
+def svs_pixel_size_um(description: str | None) -> float | None:
+    """MPP from an Aperio SVS ImageDescription ('... |MPP = 0.2520|...')."""
+    if not description or not description.startswith("Aperio"):
+        return None
+    match = re.search(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)", description)
+    return _positive(float(match.group(1))) if match else None
+
+
+def resolution_pixel_size_um(x_resolution: tuple[int, int] | None, unit: int | None) -> float | None:
+    """Pixel size from XResolution (pixels per unit) and ResolutionUnit (2 inch, 3 cm)."""
+    if not x_resolution or unit not in _RESOLUTION_UNIT_UM:
+        return None
+    num, den = x_resolution
+    if num <= 0 or den <= 0:
+        return None
+    return _positive(_RESOLUTION_UNIT_UM[unit] * den / num)
+
+
+def imagej_pixel_size_um(x_resolution: tuple[int, int] | None, imagej: dict | None) -> float | None:
+    """ImageJ files keep the unit in their description and the resolution in XResolution."""
+    if not imagej or not x_resolution:
+        return None
+    scale = unit_to_um(imagej.get("unit"))
+    num, den = x_resolution
+    if not scale or num <= 0 or den <= 0 or "unit" not in imagej:
+        return None
+    return _positive(scale * den / num)
+
+
+def _positive(value: float) -> float | None:
+    return value if value > 0 and value == value else None

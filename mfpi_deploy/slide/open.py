@@ -1,0 +1,30 @@
+"""Open a slide file with the reader its format needs, with one-line errors for bad files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.slide.base import Slide, SlideError
+from mfpi_deploy.slide.openslide_slide import OPENSLIDE_SUFFIXES, OpenSlideSlide
+from mfpi_deploy.slide.tiff import TiffSlide
+
+
+class SlideInputError(MfpiError):
+    """A slide that does not exist, cannot be read or cannot be processed."""
+
+
+def open_slide(path: str | Path, level: int = 0) -> Slide:
+    """A lazy reader for `path` at pyramid `level` (TIFF family via tifffile, others via OpenSlide)."""
+    path = Path(path)
+    if not path.exists():
+        raise SlideInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise SlideInputError(f"{path}: is a directory, not a slide")
+    try:
+        if path.suffix.lower() in OPENSLIDE_SUFFIXES:
+            return OpenSlideSlide(path, level)
+        return TiffSlide(path, level)
+    except SlideError as exc:
+        raise SlideInputError(f"{path}: {exc}") from None
+    except PermissionError:
+        raise SlideInputError(f"{path}: permission denied") from None

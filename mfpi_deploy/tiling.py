@@ -1,0 +1,185 @@
+"""Tiling mathematics: cut an image into tiles on the network's grid, each with a halo.
+
+Every tile is `core + 2 * halo` pixels square; only the core of its output is kept
+(crop-only stitching). Cores start on multiples of the core size, so with core and halo
+multiples of the network stride every tile lines up with the pooling grid of a whole-image
+pass. Pixels outside the image come from reflection (numpy's "reflect" mode, repeated for
+images smaller than the halo).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from mfpi_deploy.errors import MfpiError
+
+# Measured with benchmarks/run/halo.py (see benchmarks/run/results/halo.md): the smallest
+# halo for which tiled output matches a whole-image pass (>= 99.9 % of uint8 values equal,
+# none off by more than 2).
+DEFAULT_HALO = 32
+
+
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of `multiple` that is >= value."""
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class Box:
+    """A half-open rectangle [y0, y1) x [x0, x1) in pixel coordinates."""
+
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    def scaled(self, factor: int) -> Box:
+        return Box(self.y0 * factor, self.x0 * factor, self.y1 * factor, self.x1 * factor)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its input window (may reach outside the image) and the core it writes."""
+
+    index: int
+    row: int
+    col: int
+    window: Box
+    core: Box  # clipped to the image
+
+    def crop(self, halo: int, scale: int) -> tuple[slice, slice]:
+        """Where the core lies in this tile's output (output pixels)."""
+        oy = (self.core.y0 - self.window.y0) * scale
+        ox = (self.core.x0 - self.window.x0) * scale
+        return slice(oy, oy + self.core.height * scale), slice(ox, ox + self.core.width * scale)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Square tiles of side `tile` with `halo` pixels on every side over a height x width image."""
+
+    height: int
+    width: int
+    tile: int
+    halo: int
+    stride: int = 8
+
+    def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise MfpiError(f"cannot tile an empty image ({self.height}x{self.width})")
+        if self.tile % self.stride or self.halo % self.stride or self.halo < 0:
+            raise MfpiError(f"tile {self.tile} and halo {self.halo} must be multiples of {self.stride}")
+        if self.core <= 0:
+            raise MfpiError(f"tile {self.tile} leaves no core inside a halo of {self.halo} on each side")
+
+    @property
+    def core(self) -> int:
+        return self.tile - 2 * self.halo
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(self.height / self.core)
+
+    @property
+    def cols(self) -> int:
+        return math.ceil(self.width / self.core)
+
+    @property
+    def n_tiles(self) -> int:
+        return self.rows * self.cols
+
+    def tile_at(self, index: int) -> Tile:
+        if not 0 <= index < self.n_tiles:
+            raise IndexError(index)
+        row, col = divmod(index, self.cols)
+        y, x = row * self.core, col * self.core
+        window = Box(y - self.halo, x - self.halo, y - self.halo + self.tile, x - self.halo + self.tile)
+        core = Box(y, x, min(y + self.core, self.height), min(x + self.core, self.width))
+        return Tile(index, row, col, window, core)
+
+    def tiles(self) -> Iterator[Tile]:
+        return (self.tile_at(i) for i in range(self.n_tiles))
+
+    @property
+    def computed_pixels(self) -> int:
+        return self.n_tiles * self.tile * self.tile
+
+    @property
+    def waste(self) -> float:
+        """Share of computed input pixels thrown away (halos and overhang past the image edge)."""
+        return 1.0 - self.height * self.width / self.computed_pixels
+
+
+def batches(count: int, batch: int) -> list[range]:
+    """Fixed groups of consecutive tile indices; the same on every run, so resumes are exact."""
+    return [range(i, min(i + batch, count)) for i in range(0, count, batch)]
+
+
+def reflect_indices(start: int, stop: int, n: int) -> np.ndarray:
+    """Indices into an axis of length n for positions start..stop-1, mirrored at the edges.
+
+    Same values as numpy.pad(mode="reflect") for any pad width (the edge pixel is not repeated).
+    """
+    pos = np.arange(start, stop)
+    if n == 1:
+        return np.zeros_like(pos)
+    period = 2 * (n - 1)
+    pos = np.mod(pos, period)
+    return np.where(pos < n, pos, period - pos)
+
+
+def tile_candidates(lo: int, hi: int, stride: int) -> range:
+    return range(round_up(lo, stride), hi + 1, stride)
+
+
+@dataclass(frozen=True)
+class ProfileLimits:
+    """Tile side and batch limits of one engine profile (a plain copy of TileProfile's fields)."""
+
+    opt_tile: int
+    min_tile: int | None
+    max_tile: int | None
+    opt_batch: int
+    max_batch: int | None
+
+
+def choose_plan(height: int, width: int, halo: int, profiles: Sequence[ProfileLimits] | Iterable,
+                stride: int = 8, tile: int | None = None) -> tuple[TilePlan, int]:
+    """The tile size (within the engine's profiles) that computes the fewest pixels, and a batch.
+
+    For profiles without a maximum, tiles go up to the profile's optimum tile (the size the
+    engine was tuned and sized for). A given `tile` is checked against the profiles instead.
+    Returns (plan, batch size).
+    """
+    best: tuple[int, int, TilePlan, int] | None = None
+    for prof in profiles:
+        lo = max(prof.min_tile or 0, 2 * halo + stride)
+        hi = prof.max_tile or max(prof.opt_tile, lo)
+        if tile is not None:
+            if not (lo <= tile <= hi and tile % stride == 0):
+                continue
+            sizes: Iterable[int] = (tile,)
+        else:
+            sizes = tile_candidates(lo, hi, stride)
+        batch = max(1, min(prof.opt_batch, prof.max_batch or prof.opt_batch))
+        for size in sizes:
+            plan = TilePlan(height, width, size, halo, stride)
+            # fewest computed pixels first, then closest to the engine's optimum tile
+            key = (plan.computed_pixels, abs(size - prof.opt_tile))
+            if best is None or key < best[:2]:
+                best = (*key, plan, batch)
+    if best is None:
+        what = f"tile {tile}" if tile is not None else f"halo {halo}"
+        raise MfpiError(f"no tile size fits the engine's profiles with {what} (stride {stride})")
+    return best[2], best[3]

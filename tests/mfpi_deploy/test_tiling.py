@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mfpi_deploy.backends.base import TileProfile
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.tiling import TilePlan, batches, choose_plan, reflect_indices
+
+
+@pytest.mark.parametrize("n,pad", [(1, 3), (2, 5), (5, 2), (5, 4), (5, 11), (9, 30)])
+def test_reflect_indices_match_numpy_reflect_padding(n: int, pad: int) -> None:
+    axis = np.arange(n)
+    padded = np.pad(axis, pad, mode="reflect") if n > 1 else np.zeros(n + 2 * pad, int)
+    assert np.array_equal(axis[reflect_indices(-pad, n + pad, n)], padded)
+
+
+@pytest.mark.parametrize("h,w,tile,halo", [(100, 37, 64, 16), (8, 8, 32, 8), (333, 200, 96, 24), (64, 64, 64, 0)])
+def test_plan_cores_cover_image_once_and_windows_sit_on_the_grid(h: int, w: int, tile: int, halo: int) -> None:
+    plan = TilePlan(h, w, tile, halo)
+    cover = np.zeros((h, w), int)
+    for t in plan.tiles():
+        cover[t.core.y0:t.core.y1, t.core.x0:t.core.x1] += 1
+        assert t.window.y0 % 8 == 0 and t.window.x0 % 8 == 0
+        assert (t.window.height, t.window.width) == (tile, tile)
+        ys, xs = t.crop(halo, 2)
+        assert (ys.stop - ys.start, xs.stop - xs.start) == (2 * t.core.height, 2 * t.core.width)
+    assert (cover == 1).all()
+    assert plan.n_tiles == -(-h // (tile - 2 * halo)) * -(-w // (tile - 2 * halo))
+    assert 0 <= plan.waste < 1
+
+
+def test_plan_refuses_tiles_off_grid_or_without_core() -> None:
+    with pytest.raises(MfpiError):
+        TilePlan(10, 10, 60, 8)
+    with pytest.raises(MfpiError):
+        TilePlan(10, 10, 32, 16)
+    with pytest.raises(MfpiError):
+        TilePlan(0, 10, 32, 8)
+
+
+def test_choose_plan_minimises_computed_pixels_within_profile() -> None:
+    plan, batch = choose_plan(1000, 1000, 32, [TileProfile(opt_tile=384, opt_batch=2)])
+    # every other allowed tile size computes at least as many pixels
+    for size in range(72, 385, 8):
+        assert plan.computed_pixels <= TilePlan(1000, 1000, size, 32).computed_pixels
+    assert plan.tile <= 384 and batch == 2
+
+
+def test_choose_plan_fixed_profile_and_small_images() -> None:
+    fixed = TileProfile(opt_tile=384, min_tile=384, max_tile=384, opt_batch=4, max_batch=4)
+    plan, batch = choose_plan(50, 30, 32, [fixed])
+    assert (plan.tile, plan.n_tiles, batch) == (384, 1, 4)
+    plan, _ = choose_plan(50, 30, 32, [TileProfile()])
+    assert plan.tile == 56 + 64 and plan.n_tiles == 1  # smallest tile holding the 50 px side
+    with pytest.raises(MfpiError):
+        choose_plan(50, 30, 32, [fixed], tile=256)
+
+
+def test_batches_are_fixed_groups() -> None:
+    assert batches(7, 3) == [range(0, 3), range(3, 6), range(6, 7)]
