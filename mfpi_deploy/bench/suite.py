@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Callable
 
 from mfpi_deploy.backends.base import BackendKind
+from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.bench.engines import EngineRequest, backend_device, open_engine, random_checkpoint
 from mfpi_deploy.bench.machine import describe_machine
 from mfpi_deploy.bench.matmul import MatmulReference, measure_matmul
+from mfpi_deploy.bench.pipeline import measure_pipeline
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
-from mfpi_deploy.bench.report import BenchReport, ModelResult, Speedup
+from mfpi_deploy.bench.report import BenchReport, ModelResult, PipelineResult, Speedup
 from mfpi_deploy.bench.runner import check_output, measure_interleaved, stack_runner
 from mfpi_deploy.bench.stats import paired_ratios, summarize
 from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
@@ -43,6 +45,7 @@ class BenchSettings:
     channels: int = 3
     width: int | None = None
     matmul_size: int = 2048
+    pipeline: bool = False
 
     @property
     def out_tile(self) -> int:
@@ -113,6 +116,9 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                     of_medians=summarize(times.seconds[BenchModel.DEEPZ]).median
                     / summarize(times.seconds[BenchModel.MFPINET]).median,
                 ))
+                if settings.pipeline:
+                    bare = next(r for r in report.results if r.backend == kind.value and r.model == "mfpinet")
+                    _pipeline(report, kind, engines[BenchModel.MFPINET], settings, bare.megavoxels_per_s, root, log)
             finally:
                 for eng in engines.values():
                     eng.close()
@@ -122,3 +128,19 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
     if settings.width is not None:
         report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
     return report
+
+
+def _pipeline(report: BenchReport, kind: BackendKind, engine: object, settings: BenchSettings,
+              bare_mvox_s: float, root: Path, log: Callable[[str], None]) -> None:
+    """Add the pipeline row of one backend, or a note saying why it could not run."""
+    log(f"{kind.value}: pipeline mode (run_slide on a generated slide)")
+    try:
+        m = measure_pipeline(engine, settings.tile, settings.batch, root, log)  # type: ignore[arg-type]
+    except MfpiError as exc:
+        report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
+        return
+    report.pipeline.append(PipelineResult(
+        backend=kind.value, slide_side=m.slide_side, tile=m.tile, halo=m.halo, batch=m.batch, tiles=m.tiles,
+        computed_output_voxels=m.computed_output_voxels, useful_output_voxels=m.useful_output_voxels,
+        loop_seconds=m.loop_seconds, total_seconds=m.total_seconds, bare_megavoxels_per_s=bare_mvox_s,
+    ))

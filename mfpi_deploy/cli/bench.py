@@ -29,6 +29,9 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> None:
 @click.option("--quick", is_flag=True,
               help="Small tile (128 -> 256) and 3 runs, for CPUs; the output says so.")
 @click.option("--fp16", is_flag=True, help="FP16 engines on GPU backends (TensorRT, onnxruntime CUDA).")
+@click.option("--pipeline", is_flag=True,
+              help="Also run the MFPINet engine inside the mfpi-run pipeline on a generated slide "
+                   "and report its efficiency against the bare engine.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write results as Markdown.")
 @click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG latency chart.")
@@ -38,7 +41,7 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> None:
 @click.option("--matmul-size", type=int, default=None, hidden=True, help="Side of the matmul reference.")
 @user_errors
 def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: int | None,
-         warmup: int | None, threads: int | None, quick: bool, fp16: bool, json_path: str | None,
+         warmup: int | None, threads: int | None, quick: bool, fp16: bool, pipeline: bool, json_path: str | None,
          md_path: str | None, chart_path: str | None, engines_dir: str | None, width: int | None,
          matmul_size: int | None) -> None:
     """Measure MFPINet (one pass per stack) against Deep-Z (one pass per plane) on every backend.
@@ -60,7 +63,7 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
     if width is not None and width % 4:
         raise MfpiError(f"--width {width}: must be a multiple of 4 (Deep-Z repeats its 4 input channels)")
     overrides = {"tile": tile, "batch": batch, "runs": runs, "warmup": warmup, "threads": threads,
-                 "fp16": fp16, "width": width, "matmul_size": matmul_size}
+                 "fp16": fp16, "pipeline": pipeline, "width": width, "matmul_size": matmul_size}
     if quick:
         settings = quick_settings(**overrides)
     else:

@@ -30,7 +30,9 @@ def _report(quick: bool = False) -> BenchReport:
         machine=machine, quick=quick, matmul=[mm], results=[mfpi, deepz],
         speedups=[Speedup("torch", summarize([20.0, 20.0, 20.0]), 0.22 / 0.011)],
         skipped={"trt": "tensorrt is not installed"},
-        pipeline=[PipelineResult("torch", (1024, 1024, 3), 11 * 2048 * 2048, 10.0, 5.0)],
+        pipeline=[PipelineResult("torch", slide_side=256, tile=128, halo=32, batch=1, tiles=16,
+                                 computed_output_voxels=16 * 11 * 256 * 256, useful_output_voxels=11 * 512 * 512,
+                                 loop_seconds=4.0, total_seconds=5.0, bare_megavoxels_per_s=3.0)],
         notes=["shared machine"],
     )
 
@@ -55,7 +57,11 @@ def test_json_shape():
                 "achieved_gflops_per_s", "matmul_share", "peak_host_rss_mib", "peak_device_mib", "passes_per_stack"):
         assert key in row
     assert row["latency_ms"]["p90"] == pytest.approx(236.0)
-    assert data["pipeline"][0]["efficiency"] == pytest.approx((11 * 2048 * 2048 / 10.0 / 1e6) / 5.0)
+    pipe = data["pipeline"][0]
+    assert pipe["engine_megavoxels_per_s_in_pipeline"] == pytest.approx(16 * 11 * 256 * 256 / 4.0 / 1e6)
+    assert pipe["efficiency"] == pytest.approx(16 * 11 * 256 * 256 / 4.0 / 1e6 / 3.0)
+    assert pipe["end_to_end_megavoxels_per_s"] == pytest.approx(11 * 512 * 512 / 5.0 / 1e6)
+    assert pipe["halo_overhead"] == pytest.approx(0.75)
     assert data["skipped_backends"] == {"trt": "tensorrt is not installed"}
 
 
