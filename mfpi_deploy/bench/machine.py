@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -24,6 +25,7 @@ class MachineInfo:
     packages: dict[str, str]
     gpus: list[str] = field(default_factory=list)
     load_average: tuple[float, float, float] | None = None
+    source_commit: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -69,6 +71,17 @@ def cuda_devices() -> list[str]:
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 
 
+def source_commit() -> str | None:
+    """The git commit of the mfpi_deploy sources when they run from a checkout (else None)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def describe_machine() -> MachineInfo:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return MachineInfo(
@@ -81,4 +94,5 @@ def describe_machine() -> MachineInfo:
         packages=package_versions(),
         gpus=cuda_devices(),
         load_average=tuple(round(x, 2) for x in load) if load else None,  # type: ignore[arg-type]
+        source_commit=source_commit(),
     )

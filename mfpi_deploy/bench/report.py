@@ -301,7 +301,8 @@ def to_markdown(report: BenchReport) -> str:
         out += [f"**{quick}.**", ""]
     out += [f"- Command: `{report.command}`", f"- Measured: {report.created_utc}",
             f"- Machine: {report.machine.one_line()}",
-            f"- Packages: {', '.join(f'{k} {v}' for k, v in report.machine.packages.items())}",
+            f"- Packages: {', '.join(f'{k} {v}' for k, v in report.machine.packages.items())}"
+            + (f" (source commit {report.machine.source_commit})" if report.machine.source_commit else ""),
             f"- Workload: {_settings_line(report)}"]
     if report.machine.load_average:
         out.append(f"- Load average at start: {', '.join(str(x) for x in report.machine.load_average)}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +68,7 @@ def _workloads(settings: BenchSettings) -> dict[BenchModel, Workload]:
 
 def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, command: str,
                   skipped: dict[str, str] | None = None, work_dir: Path | None = None,
+                  notes: tuple[str, ...] = (),
                   log: Callable[[str], None] = print) -> BenchReport:
     """Measure both networks on every backend in `backends` and return the report."""
     machine = describe_machine()
@@ -122,6 +124,10 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
             finally:
                 for eng in engines.values():
                     eng.close()
+    report.notes.extend(notes)
+    if hasattr(os, "getloadavg"):
+        report.notes.append("load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+                            + f" ({machine.logical_cores} logical cores)")
     report.notes.append(NOISE_NOTE)
     report.notes.append("Peak RSS is the whole process's resident memory while that model ran "
                         "(both engines of the backend loaded); weights are random, which does not change timing")

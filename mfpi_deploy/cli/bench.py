@@ -37,12 +37,14 @@ def _positive(name: str, value: int | None, minimum: int = 1) -> None:
 @click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG latency chart.")
 @click.option("--engines-dir", type=click.Path(file_okay=False), default=None,
               help="Keep exported engines here and reuse them (default: a temporary folder).")
+@click.option("--note", "notes", multiple=True, metavar="TEXT",
+              help="A note recorded with the results (e.g. 'shared machine'). Repeatable.")
 @click.option("--width", type=int, default=None, hidden=True, help="Test only: narrow both networks.")
 @click.option("--matmul-size", type=int, default=None, hidden=True, help="Side of the matmul reference.")
 @user_errors
 def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: int | None,
          warmup: int | None, threads: int | None, quick: bool, fp16: bool, pipeline: bool, json_path: str | None,
-         md_path: str | None, chart_path: str | None, engines_dir: str | None, width: int | None,
+         md_path: str | None, chart_path: str | None, engines_dir: str | None, notes: tuple[str, ...], width: int | None,
          matmul_size: int | None) -> None:
     """Measure MFPINet (one pass per stack) against Deep-Z (one pass per plane) on every backend.
 
@@ -81,7 +83,7 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
     command = "mfpi-bench " + shlex.join(sys.argv[1:])
     report = run_benchmark(settings, kinds, command=command,
                            skipped={a.kind.value: a.reason for a in skipped},
-                           work_dir=Path(engines_dir) if engines_dir else None,
+                           work_dir=Path(engines_dir) if engines_dir else None, notes=notes,
                            log=lambda msg: click.echo(msg, err=True))
     click.echo(format_table(report), nl=False)
     if json_path:

@@ -15,7 +15,7 @@ TINY = ["--width", "8", "--tile", "32", "--runs", "2", "--warmup", "1", "--threa
 
 def test_quick_runs_end_to_end_on_cpu(tmp_path):
     out = tmp_path / "out"
-    args = ["--quick", "--backend", "torch", *TINY, "--pipeline", "--json", str(out / "r.json"),
+    args = ["--quick", "--backend", "torch", *TINY, "--pipeline", "--note", "shared machine", "--json", str(out / "r.json"),
             "--markdown", str(out / "r.md"), "--chart", str(out / "r.png")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -30,6 +30,7 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8
     assert pipe["efficiency"] > 0 and pipe["bare_engine_megavoxels_per_s"] == pytest.approx(
         data["results"][0]["throughput_megavoxels_per_s"])
+    assert "shared machine" in data["notes"]
     assert (out / "r.md").read_text().startswith("# mfpi-bench")
     assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in out.iterdir()) == ["r.json", "r.md", "r.png"]
