@@ -15,6 +15,7 @@ import numpy as np
 import tifffile
 
 from mfpi_deploy.backends.base import Backend
+from mfpi_deploy.bench.timing import repeat_timed
 from mfpi_deploy.errors import MfpiError
 
 TILES_PER_SIDE = 4
@@ -54,11 +55,21 @@ class PipelineMeasurement:
     useful_output_voxels: int  # the slide's output stack
     loop_seconds: float
     total_seconds: float
+    bare_seconds: list[float]  # single batches of the bare engine, timed just before and after
+
+    @property
+    def bare_megavoxels_per_s(self) -> float:
+        per_batch = self.computed_output_voxels / self.tiles * self.batch
+        return per_batch / float(np.median(self.bare_seconds)) / 1e6
 
 
 def measure_pipeline(backend: Backend, tile: int, batch: int, work_dir: Path,
-                     log: Callable[[str], None] = print) -> PipelineMeasurement:
-    """Run `backend` (an MFPINet engine) over a generated slide of 4 x 4 tile cores with run_slide."""
+                     log: Callable[[str], None] = print, bare_runs: int = 3) -> PipelineMeasurement:
+    """Run `backend` (an MFPINet engine) over a generated slide of 4 x 4 tile cores with run_slide.
+
+    The bare engine is timed on `bare_runs` batches of the same shape just before and just
+    after, so both sides of the efficiency see the same machine load.
+    """
     try:
         from mfpi_deploy.run import RunOptions, run_slide
         from mfpi_deploy.tiling import DEFAULT_HALO
@@ -69,12 +80,16 @@ def measure_pipeline(backend: Backend, tile: int, batch: int, work_dir: Path,
     side = TILES_PER_SIDE * (tile - 2 * halo)
     slide = write_test_slide(work_dir / f"bench-slide-{side}.tif", side, spec.channels)
     out = work_dir / f"bench-slide-{side}.ome.zarr"
-    options = RunOptions(tile=tile, batch=batch, halo=halo, overwrite=True, progress=False, log=log)
+    options = RunOptions(tile=tile, batch=batch, halo=halo, overwrite=True, progress=False, log=log,
+                         pixel_size_um=0.5)
+    tiles = np.random.default_rng(0).integers(0, 256, (batch, tile, tile, spec.channels), dtype=np.uint8)
+    bare = repeat_timed(lambda: backend.run(tiles), bare_runs, 0)
     summary = run_slide(slide, out, backend, options)
+    bare += repeat_timed(lambda: backend.run(tiles), bare_runs, 0)
     per_tile = spec.planes * (spec.scale * tile) ** 2
     return PipelineMeasurement(
         slide_side=side, tile=summary.tile, halo=summary.halo, batch=summary.batch, tiles=summary.tiles_computed,
         computed_output_voxels=summary.tiles_computed * per_tile,
         useful_output_voxels=spec.planes * (spec.scale * side) ** 2,
-        loop_seconds=summary.inference_seconds, total_seconds=summary.seconds,
+        loop_seconds=summary.inference_seconds, total_seconds=summary.seconds, bare_seconds=bare,
     )

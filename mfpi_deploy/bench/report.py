@@ -247,6 +247,12 @@ def _quick_line(report: BenchReport) -> str | None:
             "absolute times are not comparable with Table III, the speed-up is indicative")
 
 
+def _matmul_where(m: MatmulReference) -> str:
+    threads = f", {m.threads} thread(s)" if m.threads else ""
+    rounds = f", interleaved with the {m.backend} rounds" if m.backend else ""
+    return f" ({m.device}, torch float32 {m.size}x{m.size}{threads}{rounds})"
+
+
 def _speedup_text(s: Speedup) -> str:
     r = s.per_round
     return (f"{s.backend}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
@@ -273,8 +279,8 @@ def format_table(report: BenchReport) -> str:
     lines.append(_settings_line(report))
     lines.append(f"machine: {report.machine.one_line()}")
     for m in report.matmul:
-        lines.append(f"matmul reference ({m.device}, float32 {m.size}x{m.size}"
-                     f"{f', {m.threads} threads' if m.threads else ''}): {m.gflops_per_s:,.1f} GFLOP/s")
+        lines.append(f"matmul reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s "
+                     f"(median; p10-p90 {m.flops / m.seconds.p90 / 1e9:,.1f}-{m.flops / m.seconds.p10 / 1e9:,.1f})")
     lines.append("")
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
@@ -307,8 +313,7 @@ def to_markdown(report: BenchReport) -> str:
     if report.machine.load_average:
         out.append(f"- Load average at start: {', '.join(str(x) for x in report.machine.load_average)}")
     for m in report.matmul:
-        out.append(f"- Matrix-product reference ({m.device}, float32 {m.size}x{m.size}): "
-                   f"{m.gflops_per_s:,.1f} GFLOP/s")
+        out.append(f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)")
     out += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(row) + " |" for row in rows]
     out += ["", "Latency is per output stack (MFPINet: one pass; Deep-Z: one pass per plane). "
@@ -333,7 +338,7 @@ def to_markdown(report: BenchReport) -> str:
                        f"{100 * p.efficiency:.0f}% | {p.end_to_end_megavoxels_per_s:,.2f} | "
                        f"{100 * p.halo_overhead:.0f}% |")
         out += ["", "Efficiency counts every computed tile's output (halos included) per second of the "
-                    "tile loop, against the same engine timed alone; target at least 90%. End to end "
+                    "tile loop, against the same engine timed alone on batches of the same shape just before and after; target at least 90%. End to end "
                     "counts only the slide's stack over the whole call (halos, pyramid and writing included).", ""]
     if report.skipped:
         out += ["Skipped backends: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()), ""]

@@ -7,7 +7,8 @@ per-round ratio stays meaningful on a shared machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from enum import Enum
+from typing import Callable, Hashable
 
 import numpy as np
 
@@ -40,38 +41,50 @@ def check_output(backend: Backend, workload: Workload, tiles: np.ndarray) -> Non
         raise RuntimeError(f"{backend.describe()} returned {out.dtype} {out.shape}, expected uint8 {expected}")
 
 
+def _name(key: Hashable) -> str:
+    return key.value if isinstance(key, Enum) else str(key)
+
+
+def _label(key: Hashable) -> str:
+    return getattr(key, "label", str(key))
+
+
 @dataclass
 class PairTimes:
-    """Seconds per stack of each model, one entry per round (same round = same index)."""
+    """Seconds per call of each runner, one entry per round (same round = same index)."""
 
-    seconds: dict[BenchModel, list[float]]
-    host_peak_bytes: dict[BenchModel, int]
-    device_peak_bytes: dict[BenchModel, int]
+    seconds: dict[Hashable, list[float]]
+    host_peak_bytes: dict[Hashable, int]
+    device_peak_bytes: dict[Hashable, int]
 
 
-def measure_interleaved(runners: dict[BenchModel, Callable[[], None]], runs: int, warmup: int,
+def measure_interleaved(runners: dict[Hashable, Callable[[], None]], runs: int, warmup: int,
                         sampler: PeakSampler, progress: Callable[[str], None] | None = None) -> PairTimes:
-    """`warmup` untimed rounds, then `runs` timed rounds of every model, order alternating per round."""
+    """`warmup` untimed rounds, then `runs` timed rounds of every runner, order reversed every other round.
+
+    Runners are e.g. the two models' stacks and the matrix-product reference; peaks of memory
+    are attributed to each runner by name.
+    """
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
     order = list(runners)
-    seconds: dict[BenchModel, list[float]] = {m: [] for m in order}
+    seconds: dict[Hashable, list[float]] = {m: [] for m in order}
     for r in range(warmup + runs):
         sequence = order if r % 2 == 0 else order[::-1]
-        for model in sequence:
-            sampler.phase(model.value)
-            t = timed(runners[model])
+        for key in sequence:
+            sampler.phase(_name(key))
+            t = timed(runners[key])
             sampler.phase(None)
             if r >= warmup:
-                seconds[model].append(t)
+                seconds[key].append(t)
         if progress is not None:
             if r < warmup:
                 progress(f"  warm-up {r + 1}/{warmup}")
             else:
                 progress(f"  run {r - warmup + 1}/{runs}: "
-                         + ", ".join(f"{m.label} {seconds[m][-1] * 1e3:.1f} ms" for m in order))
+                         + ", ".join(f"{_label(m)} {seconds[m][-1] * 1e3:.1f} ms" for m in order))
     return PairTimes(
         seconds=seconds,
-        host_peak_bytes={m: sampler.host_peak.get(m.value, 0) for m in order},
-        device_peak_bytes={m: sampler.device_peak.get(m.value, 0) for m in order},
+        host_peak_bytes={m: sampler.host_peak.get(_name(m), 0) for m in order},
+        device_peak_bytes={m: sampler.device_peak.get(_name(m), 0) for m in order},
     )

@@ -12,7 +12,7 @@ from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.bench.engines import EngineRequest, backend_device, open_engine, random_checkpoint
 from mfpi_deploy.bench.machine import describe_machine
-from mfpi_deploy.bench.matmul import MatmulReference, measure_matmul
+from mfpi_deploy.bench.matmul import MatmulReference, matmul_runner, matmul_threads
 from mfpi_deploy.bench.pipeline import measure_pipeline
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
 from mfpi_deploy.bench.report import BenchReport, ModelResult, PipelineResult, Speedup
@@ -27,8 +27,11 @@ QUICK_WARMUP = 1
 DEFAULT_RUNS = 10
 DEFAULT_WARMUP = 2
 
-NOISE_NOTE = ("MFPINet and Deep-Z were timed in alternating order within each round, so load from "
-              "other processes affects both; the per-round ratio is more stable than either latency")
+MATMUL = "matmul"
+
+NOISE_NOTE = ("MFPINet, Deep-Z and the matmul reference were timed in alternating order within each round, so "
+              "load from other processes affects them alike; per-round ratios are more stable than any "
+              "latency")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,6 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
     with tempfile.TemporaryDirectory(prefix="mfpi-bench-") as tmp:
         root = Path(work_dir) if work_dir else Path(tmp)
         sources = {m: random_checkpoint(m, w, settings.width, root) for m, w in workloads.items()}
-        matmul: dict[str, MatmulReference] = {}
         for kind in backends:
             log(f"{kind.value}: opening engines")
             engines = {m: open_engine(EngineRequest(kind, sources[m], w.in_tile, w.batch, settings.fp16,
@@ -90,18 +92,20 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                        for m, w in workloads.items()}
             try:
                 device = backend_device(engines[BenchModel.MFPINET])
-                if device not in matmul:
-                    log(f"matmul reference on {device} ({settings.matmul_size}x{settings.matmul_size} float32)")
-                    matmul[device] = measure_matmul(settings.matmul_size, device=device, threads=settings.threads)
-                    report.matmul.append(matmul[device])
                 inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}
                 for m, w in workloads.items():
                     check_output(engines[m], w, inputs[m])
-                runners = {m: stack_runner(engines[m], w, inputs[m]) for m, w in workloads.items()}
-                log(f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up")
+                runners: dict = {m: stack_runner(engines[m], w, inputs[m]) for m, w in workloads.items()}
+                runners[MATMUL] = matmul_runner(settings.matmul_size, device, settings.threads)
+                log(f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up "
+                    f"(MFPINet stack, Deep-Z stack, {settings.matmul_size}x{settings.matmul_size} matmul)")
                 probe = cuda_used_bytes_probe() if device == "cuda" else None
                 with PeakSampler(device_probe=probe) as sampler:
                     times = measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
+                matmul = MatmulReference(device=device, size=settings.matmul_size, backend=kind.value,
+                                         threads=matmul_threads(device, settings.threads),
+                                         seconds=summarize(times.seconds[MATMUL]))
+                report.matmul.append(matmul)
                 for m, w in workloads.items():
                     eng = engines[m]
                     report.results.append(ModelResult(
@@ -110,7 +114,7 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                         parameters=w.parameters, flops=w.flops, output_voxels=w.output_voxels,
                         seconds=summarize(times.seconds[m]), peak_rss_bytes=times.host_peak_bytes[m],
                         peak_device_bytes=times.device_peak_bytes[m] if probe else None,
-                        matmul_gflops_per_s=matmul[device].gflops_per_s,
+                        matmul_gflops_per_s=matmul.gflops_per_s,
                     ))
                 ratios = paired_ratios(times.seconds[BenchModel.DEEPZ], times.seconds[BenchModel.MFPINET])
                 report.speedups.append(Speedup(
@@ -119,8 +123,7 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                     / summarize(times.seconds[BenchModel.MFPINET]).median,
                 ))
                 if settings.pipeline:
-                    bare = next(r for r in report.results if r.backend == kind.value and r.model == "mfpinet")
-                    _pipeline(report, kind, engines[BenchModel.MFPINET], settings, bare.megavoxels_per_s, root, log)
+                    _pipeline(report, kind, engines[BenchModel.MFPINET], settings, root, log)
             finally:
                 for eng in engines.values():
                     eng.close()
@@ -137,7 +140,7 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
 
 
 def _pipeline(report: BenchReport, kind: BackendKind, engine: object, settings: BenchSettings,
-              bare_mvox_s: float, root: Path, log: Callable[[str], None]) -> None:
+              root: Path, log: Callable[[str], None]) -> None:
     """Add the pipeline row of one backend, or a note saying why it could not run."""
     log(f"{kind.value}: pipeline mode (run_slide on a generated slide)")
     try:
@@ -148,5 +151,6 @@ def _pipeline(report: BenchReport, kind: BackendKind, engine: object, settings: 
     report.pipeline.append(PipelineResult(
         backend=kind.value, slide_side=m.slide_side, tile=m.tile, halo=m.halo, batch=m.batch, tiles=m.tiles,
         computed_output_voxels=m.computed_output_voxels, useful_output_voxels=m.useful_output_voxels,
-        loop_seconds=m.loop_seconds, total_seconds=m.total_seconds, bare_megavoxels_per_s=bare_mvox_s,
+        loop_seconds=m.loop_seconds, total_seconds=m.total_seconds,
+        bare_megavoxels_per_s=m.bare_megavoxels_per_s,
     ))

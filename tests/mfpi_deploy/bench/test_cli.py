@@ -28,8 +28,12 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     assert data["results"][1]["passes_per_stack"] == 11
     pipe = data["pipeline"][0]
     assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8
-    assert pipe["efficiency"] > 0 and pipe["bare_engine_megavoxels_per_s"] == pytest.approx(
-        data["results"][0]["throughput_megavoxels_per_s"])
+    assert pipe["efficiency"] == pytest.approx(
+        pipe["engine_megavoxels_per_s_in_pipeline"] / pipe["bare_engine_megavoxels_per_s"])
+    mm = data["matmul_reference"]
+    assert [(m["backend"], m["size"], m["seconds"]["n"]) for m in mm] == [("torch", 128, 2)]
+    assert data["results"][0]["matmul_share"] == pytest.approx(
+        data["results"][0]["achieved_gflops_per_s"] / mm[0]["gflops_per_s"])
     assert "shared machine" in data["notes"]
     assert (out / "r.md").read_text().startswith("# mfpi-bench")
     assert (out / "r.png").read_bytes()[:4] == b"\x89PNG"

@@ -14,14 +14,16 @@ from mfpi_deploy.models import create_model
 
 def test_rounds_alternate_order_and_skip_warmup():
     calls: list[str] = []
-    runners = {BenchModel.MFPINET: lambda: calls.append("A"), BenchModel.DEEPZ: lambda: calls.append("B")}
+    runners = {BenchModel.MFPINET: lambda: calls.append("A"), BenchModel.DEEPZ: lambda: calls.append("B"),
+               "matmul": lambda: calls.append("M")}
     with PeakSampler() as sampler:
         times = measure_interleaved(runners, runs=3, warmup=1, sampler=sampler)
-    assert "".join(calls) == "AB" + "BA" + "AB" + "BA"  # ABBA: neither model always goes first
-    assert [len(times.seconds[m]) for m in BenchModel] == [3, 3]
-    assert all(t >= 0 for m in BenchModel for t in times.seconds[m])
-    for m in BenchModel:
-        assert times.host_peak_bytes[m] > 0
+    assert "".join(calls) == "ABM" + "MBA" + "ABM" + "MBA"  # neither runner always goes first
+    assert [len(times.seconds[k]) for k in runners] == [3, 3, 3]
+    assert all(t >= 0 for k in runners for t in times.seconds[k])
+    for k in runners:
+        assert times.host_peak_bytes[k] > 0
+    assert set(sampler.host_peak) == {"mfpinet", "deepz", "matmul"}
 
 
 def test_sampler_attributes_peaks_to_phases():
