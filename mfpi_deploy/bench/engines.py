@@ -6,6 +6,7 @@ from that checkpoint by `mfpi_deploy.export`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 from dataclasses import dataclass
@@ -148,9 +149,11 @@ def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]
     if is_engine_folder(target):
         return target
     log(f"exporting {req.source.name} for {req.kind.value} ({precision}, tile {req.tile}, batch {req.batch})")
-    options = export_api.ExportOptions(fp16=req.fp16, trt=req.kind is BackendKind.TRT,
-                                       tiles=(req.tile,), batches=(req.batch,))
-    return Path(export_api.export_model(str(req.source), target, options))
+    wanted = {"fp16": req.fp16, "trt": req.kind is BackendKind.TRT, "tiles": (req.tile,),
+              "batches": (req.batch,), "threads": req.threads}
+    known = {f.name for f in dataclasses.fields(export_api.ExportOptions)}
+    options = export_api.ExportOptions(**{k: v for k, v in wanted.items() if k in known})
+    return Path(export_api.export_model(str(req.source), target, options, log=log))
 
 
 def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Backend:
