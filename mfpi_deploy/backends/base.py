@@ -4,6 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -114,6 +115,15 @@ class Backend(ABC):
     @abstractmethod
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         """uint8 (N, H, W, C) -> uint8 (N, planes, sH, sW, C); `dpm` (N,) float32 for Deep-Z."""
+
+    def run_many(self, batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]]) -> Iterator[np.ndarray]:
+        """Outputs of `batches` (tiles, or (tiles, dpm) pairs) in order.
+
+        GPU backends override this to keep several batches in flight (copies overlap compute).
+        """
+        for item in batches:
+            tiles, dpm = item if isinstance(item, tuple) else (item, None)
+            yield self.run(tiles, dpm)
 
     def close(self) -> None:
         """Free device resources (nothing to do for host backends)."""

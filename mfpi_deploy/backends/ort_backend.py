@@ -1,0 +1,82 @@
+"""onnxruntime backend: the engine folder's ONNX graph on the CPU, or on CUDA / TensorRT EPs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mfpi_deploy.backends.base import Backend, BackendKind
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.export.manifest import ONNX_FP16_NAME, ONNX_NAME, Manifest
+
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers ([] if onnxruntime is missing)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def session_options(threads: int | None):
+    """SessionOptions with full graph optimisation and `threads` intra-op threads (None: all cores)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    return opts
+
+
+class OrtBackend(Backend):
+    """Runs `model.onnx` (or `model.fp16.onnx` with `fp16=True` on CUDA) of an engine folder."""
+
+    def __init__(self, folder: str | Path, *, kind: BackendKind = BackendKind.ORT_CPU,
+                 threads: int | None = None, fp16: bool = False, device_id: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.folder = Path(folder)
+        self.manifest = Manifest.read(self.folder)
+        self.kind = kind
+        key = "onnx_fp16" if fp16 else "onnx"
+        if key not in self.manifest.artifacts:
+            raise MfpiError(f"{self.folder}: no {ONNX_FP16_NAME if fp16 else ONNX_NAME} in the engine folder")
+        artifact = self.manifest.artifacts[key]
+        self.spec = self.manifest.spec(artifact.precision, limited=False)
+        if kind is BackendKind.ORT_CUDA:
+            if CUDA_EP not in available_providers():
+                raise MfpiError("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
+            providers: list = [(CUDA_EP, {"device_id": device_id}), CPU_EP]
+        elif kind is BackendKind.ORT_CPU:
+            providers = [CPU_EP]
+        else:
+            raise MfpiError(f"OrtBackend cannot run as {kind.value}")
+        path = self.folder / artifact.file
+        if not path.is_file():
+            raise MfpiError(f"{path}: missing from the engine folder")
+        try:
+            self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise MfpiError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
+        self.spec.check_batch(tiles)
+        feeds = {self.input_names[0]: np.ascontiguousarray(tiles)}
+        if self.spec.needs_dpm:
+            if dpm is None:
+                raise MfpiError("Deep-Z needs a DPM value per tile")
+            feeds[self.input_names[1]] = np.ascontiguousarray(dpm, dtype=np.float32).reshape(len(tiles))
+        out = self.session.run(None, feeds)[0]
+        return out[:, None] if self.spec.needs_dpm else out
+
+    def describe(self) -> str:
+        eps = ", ".join(self.session.get_providers())
+        return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision}, {eps})"

@@ -1,0 +1,46 @@
+"""Accuracy figures between two uint8 outputs: parity (exact up to rounding) and per-plane PSNR."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+PSNR_IDENTICAL = 100.0  # reported instead of infinity when two planes are identical
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How far an engine's uint8 output is from the reference's: largest difference and share differing."""
+
+    max_abs_diff: int
+    share_differing: float
+    values: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def merge(self, other: Parity) -> Parity:
+        n = self.values + other.values
+        share = (self.share_differing * self.values + other.share_differing * other.values) / max(n, 1)
+        return Parity(max(self.max_abs_diff, other.max_abs_diff), share, n)
+
+
+def parity(a: np.ndarray, b: np.ndarray) -> Parity:
+    """Largest absolute difference and share of values that differ between two uint8 arrays."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return Parity(int(d.max()) if d.size else 0, float(np.count_nonzero(d)) / max(d.size, 1), int(d.size))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB of two uint8 arrays (PSNR_IDENTICAL if they are equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return PSNR_IDENTICAL if mse == 0 else float(min(PSNR_IDENTICAL, 10 * np.log10(peak * peak / mse)))
+
+
+def psnr_per_plane(test: np.ndarray, reference: np.ndarray) -> list[float]:
+    """PSNR of each focal plane over the whole batch, outputs shaped (N, Z, H, W, C)."""
+    if test.shape != reference.shape or test.ndim != 5:
+        raise ValueError(f"expected two (N, Z, H, W, C) arrays of one shape, got {test.shape} and {reference.shape}")
+    return [round(psnr(test[:, z], reference[:, z]), 3) for z in range(test.shape[1])]

@@ -1,0 +1,275 @@
+"""Public API of the export: export_model, cached_default_engine, rebuild_engine.
+
+An engine folder holds manifest.json, model.onnx (fp32, uint8 I/O), optionally
+model.fp16.onnx and model.engine + timing.cache, and a copy of the source checkpoint.
+Folders are built in a temporary sibling and renamed into place, so a failed export
+leaves nothing that looks complete.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+
+from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.checkpoint import default as default_model
+from mfpi_deploy.checkpoint.io import WEIGHTS_NAME, file_sha256
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.export import accuracy, calibration
+from mfpi_deploy.export.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
+                                         Manifest)
+from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, deployment_module, export_onnx
+from mfpi_deploy.export.profiles import make_profiles, validate_tiles
+from mfpi_deploy.export.source import Source, load_source
+
+Log = Callable[[str], None]
+CACHE_ENV = "MFPI_CACHE_DIR"
+MAX_PARITY_DIFF = 1  # uint8 levels: fp32 engines may differ from PyTorch by rounding only
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to build. Tiles are square input sides (multiples of the network stride).
+
+    `batches`: batch sizes the TensorRT profiles are tuned for (the largest is the engine's
+    maximum). `calibration`: extra real images (TIFF) for the accuracy gates.
+    """
+
+    fp16: bool = False
+    trt: bool = False
+    tiles: tuple[int, ...] = (384,)
+    batches: tuple[int, ...] = (1, 4)
+    opset: int = DEFAULT_OPSET
+    workspace_gb: float = 4.0
+    force: bool = False
+    exporter: Exporter = Exporter.DYNAMO
+    calibration: tuple[Path, ...] = ()
+    fp16_min_psnr: float = 45.0
+    gate_tile: int = 128  # side of the tiles the accuracy gates run on
+    gate_count: int = 4  # real and simulated tiles each
+    threads: int | None = None  # CPU threads for the checks (torch and onnxruntime)
+
+
+def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
+    """Versions of the tools that shape an exported artifact."""
+    import onnxruntime
+    import onnxscript
+
+    import mfpi_deploy
+
+    versions = {"mfpi_deploy": mfpi_deploy.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__,
+                "numpy": np.__version__}
+    if tensorrt:
+        from mfpi_deploy.export.trt_build import tensorrt_version
+
+        versions["tensorrt"] = tensorrt_version()
+    return versions
+
+
+def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(), *,
+                 log: Log = print) -> Path:
+    """Export `source` (checkpoint folder/file, authors' .pth, or "default") into `out_dir`."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not options.force:
+        raise MfpiError(f"{out_dir}: exists (pass --force to replace it)")
+    if options.trt:  # fail before the slow steps, not after them
+        from mfpi_deploy.export.trt_build import import_pycuda, import_tensorrt
+
+        import_tensorrt()
+        import_pycuda()
+    src = load_source(source)
+    spec = EngineSpec.from_card(src.checkpoint.card)
+    validate_tiles(options.tiles, spec.stride)
+    if not options.batches or min(options.batches) < 1:
+        raise MfpiError(f"batch sizes must be positive, got {options.batches}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        _build(src, spec, tmp, options, log)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"wrote {out_dir}")
+    return out_dir
+
+
+def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, log: Log) -> None:
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    src.copy_to(folder)
+    log(f"exporting {spec.architecture} ({src.kind} {src.path}) to ONNX opset {options.opset} "
+        f"with the {options.exporter.value} exporter")
+    export_onnx(src.checkpoint.model, spec, folder / ONNX_NAME, opset=options.opset, exporter=options.exporter)
+    artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset)}
+    tiles_real, tiles_sim = calibration.calibration_set(
+        spec.channels, _gate_side(options, spec), options.gate_count, list(options.calibration) or None)
+    acc: dict[str, object] = {}
+    par = check_onnx_parity(src, spec, folder / ONNX_NAME, options, tiles_real)
+    acc["onnx_parity"] = par
+    log(f"onnx parity vs PyTorch: max |diff| {par['max_abs_diff']}, {par['share_differing']:.2e} of values differ")
+    gpu = None
+    if options.fp16:
+        from mfpi_deploy.export.fp16 import export_fp16
+
+        report = export_fp16(folder / ONNX_NAME, folder / ONNX_FP16_NAME, spec, tiles_real, tiles_sim,
+                             min_psnr=options.fp16_min_psnr, threads=options.threads, log=log)
+        artifacts["onnx_fp16"] = Artifact(ONNX_FP16_NAME, file_sha256(folder / ONNX_FP16_NAME), "fp16",
+                                          options.opset, report.fp32_nodes)
+        acc["fp16"] = report.to_dict()
+    profiles = make_profiles(options.tiles, options.batches, spec.stride)
+    if options.trt:
+        from mfpi_deploy.export.trt_build import build_engine
+
+        onnx_for_trt = folder / (ONNX_FP16_NAME if options.fp16 else ONNX_NAME)
+        gpu = build_engine(onnx_for_trt, folder, spec, profiles, workspace_gb=options.workspace_gb, log=log)
+        artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
+                                       "fp16" if options.fp16 else "fp32", options.opset)
+    manifest = Manifest(
+        architecture=spec.architecture, channels=spec.channels, planes=spec.planes, scale=spec.scale,
+        stride=spec.stride, planes_um=list(spec.planes_um), source=src.describe(), artifacts=artifacts,
+        profiles=[dataclasses.asdict(p) for p in profiles], tools=tool_versions(tensorrt=options.trt),
+        accuracy=acc, gpu=gpu, exporter=options.exporter.value,
+        workspace_gb=options.workspace_gb if options.trt else None,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    manifest.write(folder)
+    if options.trt:  # the engine against onnxruntime fp32, within the fp16 gate
+        acc["engine"] = check_engine(folder, spec, tiles_real, tiles_sim, options)
+        log(f"engine vs onnxruntime fp32: lowest plane PSNR {acc['engine']['min_psnr_db']:.1f} dB")
+        manifest.write(folder)
+
+
+def check_engine(folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray,
+                 options: ExportOptions) -> dict[str, object]:
+    """PSNR per plane of the TensorRT engine's output against onnxruntime fp32; fails under the gate."""
+    from mfpi_deploy.backends.ort_backend import OrtBackend
+    from mfpi_deploy.backends.trt_backend import TrtBackend
+
+    tiles = np.concatenate([t for t in (real, simulated) if len(t)])
+    dpm = np.linspace(-2.5, 2.5, len(tiles)).astype(np.float32) if spec.needs_dpm else None
+    with OrtBackend(folder, threads=options.threads) as ref_backend, TrtBackend(folder) as engine:
+        top = max(p.max_batch or 1 for p in engine.spec.profiles)
+        want, got = [], []
+        for i in range(0, len(tiles), top):
+            d = None if dpm is None else dpm[i:i + top]
+            want.append(ref_backend.run(tiles[i:i + top], d))
+            got.append(engine.run(tiles[i:i + top], d))
+    psnrs = accuracy.psnr_per_plane(np.concatenate(got), np.concatenate(want))
+    par = accuracy.parity(np.concatenate(got), np.concatenate(want))
+    floor = options.fp16_min_psnr  # also for fp32 engines: TensorRT may use TF32 convolutions
+    if min(psnrs) < floor:
+        raise MfpiError(f"TensorRT engine differs from onnxruntime: lowest plane PSNR {min(psnrs):.1f} dB "
+                        f"< {floor} dB (planes {psnrs})")
+    return {"psnr_db": psnrs, "min_psnr_db": min(psnrs), "threshold_db": floor, "parity": par.to_dict()}
+
+
+def _gate_side(options: ExportOptions, spec: EngineSpec) -> int:
+    side = min(max(options.tiles), options.gate_tile)
+    return max(spec.stride, side // spec.stride * spec.stride)
+
+
+def parity_inputs(spec: EngineSpec, side: int, real: np.ndarray, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Batches for the parity check: random tiles of several sizes (one not square) and real tiles."""
+    rng = np.random.default_rng(seed)
+    s = spec.stride
+    batches = []
+    for h, w in sorted({(2 * s, 2 * s), (4 * s, 6 * s), (side, side)}):
+        batches.append(rng.integers(0, 256, (2, h, w, spec.channels), dtype=np.uint8))
+    if len(real):
+        batches.append(real[:2])
+    return [(b, rng.uniform(-2.5, 2.5, len(b)).astype(np.float32) if spec.needs_dpm else None) for b in batches]
+
+
+def check_onnx_parity(src: Source, spec: EngineSpec, onnx_path: Path, options: ExportOptions,
+                      real: np.ndarray) -> dict[str, object]:
+    """Run the ONNX graph with onnxruntime against PyTorch; fail unless they differ by rounding only."""
+    import onnxruntime as ort
+
+    from mfpi_deploy.backends.ort_backend import session_options
+
+    sess = ort.InferenceSession(str(onnx_path), session_options(options.threads), providers=["CPUExecutionProvider"])
+    module = deployment_module(src.checkpoint.model, spec)
+    total: accuracy.Parity | None = None
+    sizes = []
+    for tiles, dpm in parity_inputs(spec, _gate_side(options, spec), real):
+        feeds = {"tiles": tiles} if dpm is None else {"tiles": tiles, "dpm": dpm}
+        got = sess.run(None, feeds)[0]
+        with torch.inference_mode():
+            args = (torch.from_numpy(tiles),) if dpm is None else (torch.from_numpy(tiles), torch.from_numpy(dpm))
+            want = module(*args).numpy()
+        p = accuracy.parity(got, want)
+        total = p if total is None else total.merge(p)
+        sizes.append(list(tiles.shape[1:3]))
+    assert total is not None
+    if total.max_abs_diff > MAX_PARITY_DIFF:
+        raise MfpiError(f"ONNX export does not match PyTorch: max |diff| {total.max_abs_diff} uint8 levels "
+                        f"(> {MAX_PARITY_DIFF}), {total.share_differing:.2e} of values differ")
+    return {**total.to_dict(), "tile_sizes": sizes, "real_tiles": int(len(real))}
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Rename `tmp` to `target`, replacing an existing `target` (only reached with force)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- cache of the default model
+
+def cache_root() -> Path:
+    """$MFPI_CACHE_DIR, else ~/.cache/mfpi-deploy (XDG_CACHE_HOME respected)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mfpi-deploy"
+
+
+def cache_key(weights_sha256: str, versions: dict[str, str], opset: int) -> str:
+    """Key of a cached export: the weights and every tool version that shapes the artifact."""
+    blob = json.dumps({"weights": weights_sha256, "tools": versions, "opset": opset,
+                       "manifest": Manifest.__dataclass_fields__["manifest_version"].default}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached_default_engine(log: Log = print) -> Path:
+    """The bundled default model exported as fp32 ONNX in the user cache (exported on first use)."""
+    folder = default_model.resolve_checkpoint(default_model.DEFAULT_NAME)
+    key = cache_key(file_sha256(folder / WEIGHTS_NAME), tool_versions(), DEFAULT_OPSET)
+    target = cache_root() / "engines" / f"default-{key}"
+    if (target / MANIFEST_NAME).is_file():
+        return target
+    log(f"first use: exporting the bundled model to {target}")
+    try:
+        return export_model(default_model.DEFAULT_NAME, target, ExportOptions(), log=log)
+    except MfpiError:
+        if (target / MANIFEST_NAME).is_file():  # another process won the race
+            return target
+        raise
+
+
+def rebuild_engine(folder: str | Path, *, workspace_gb: float | None = None, log: Log = print) -> Path:
+    """Rebuild an engine folder's TensorRT engine for this machine's GPU and TensorRT version."""
+    from mfpi_deploy.export.trt_build import rebuild_engine_in_place
+
+    return rebuild_engine_in_place(Path(folder), workspace_gb=workspace_gb, log=log)
+
+
+__all__ = ["ExportOptions", "Exporter", "export_model", "cached_default_engine", "rebuild_engine",
+           "cache_root", "cache_key", "tool_versions"]

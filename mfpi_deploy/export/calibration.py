@@ -1,0 +1,110 @@
+"""Tiles for the accuracy gates: crops of real microscope images and simulated tiles.
+
+Real tiles come from grey uint16 (or uint8) TIFF stacks: the middle plane, 2x2-binned (the
+network sees a low-resolution input), scaled to uint8 by its 0.1/99.9 percentiles, and
+replicated to 3 channels for RGB models. Simulated tiles are a deterministic synthetic image
+(blurred cell-like blobs with texture and noise), enough to exercise the value ranges.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mfpi_deploy.errors import MfpiError
+
+# Where the shared real data lives in a checkout (../shared/data/real); MFPI_REAL_DATA overrides.
+DEFAULT_REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+
+
+def default_calibration_images() -> list[Path]:
+    """Real TIFFs found in $MFPI_REAL_DATA or the checkout's shared data folder (may be empty)."""
+    folder = Path(os.environ.get("MFPI_REAL_DATA", DEFAULT_REAL_DIR))
+    return sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff")) if folder.is_dir() else []
+
+
+def to_uint8(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """Scale an image to uint8 between its `low` and `high` percentiles."""
+    if image.dtype == np.uint8:
+        return image
+    lo, hi = np.percentile(image, [low, high])
+    scaled = (image.astype(np.float32) - lo) / max(float(hi - lo), 1e-6)
+    return np.clip(np.rint(scaled * 255), 0, 255).astype(np.uint8)
+
+
+def bin2(image: np.ndarray) -> np.ndarray:
+    """2x2 mean binning of a (H, W[, C]) image (odd edges dropped)."""
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    x = image[:h, :w].astype(np.float32)
+    return (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4
+
+
+def read_plane(path: Path) -> np.ndarray:
+    """The middle plane of a TIFF (stack or single image) as a 2-D or (H, W, C) array."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = series.axes
+            if axes.endswith(("YXS", "YXC")):  # colour image (possibly a stack of them)
+                data = series.asarray()
+                return data.reshape(-1, *data.shape[-3:])[data.reshape(-1, *data.shape[-3:]).shape[0] // 2]
+            pages = len(tif.pages)
+            return tif.pages[pages // 2].asarray()
+    except (OSError, ValueError, tifffile.TiffFileError) as exc:
+        raise MfpiError(f"{path}: not a readable TIFF calibration image ({exc})") from None
+
+
+def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_res: bool = True) -> np.ndarray:
+    """Up to `count` uint8 tiles (n, side, side, channels) cut on a regular grid from `paths`."""
+    tiles: list[np.ndarray] = []
+    per_image = max(1, -(-count // max(len(paths), 1)))
+    for path in paths:
+        plane = read_plane(Path(path))
+        if low_res:
+            plane = bin2(plane)
+        plane = to_uint8(plane) if plane.dtype != np.uint8 else plane
+        if plane.ndim == 3 and plane.shape[2] != channels:
+            plane = plane[..., :3].mean(axis=2).astype(np.uint8) if channels == 1 else plane[..., :1]
+        if plane.ndim == 2:
+            plane = plane[..., None]
+        if plane.shape[2] != channels:
+            plane = np.repeat(plane, channels, axis=2)
+        h, w = plane.shape[:2]
+        if h < side or w < side:
+            continue
+        # Deterministic positions spread over the image (centre first: foreground is likelier).
+        grid = np.linspace(0, 1, 3)
+        spots = [(0.5, 0.5)] + [(a, b) for a in grid for b in grid if (a, b) != (0.5, 0.5)]
+        for fy, fx in spots[:per_image]:
+            y, x = int(fy * (h - side)), int(fx * (w - side))
+            tiles.append(plane[y:y + side, x:x + side])
+    return np.stack(tiles[:count]) if tiles else np.zeros((0, side, side, channels), np.uint8)
+
+
+def synthetic_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.ndarray:
+    """Deterministic simulated tiles (n, side, side, channels): blurred blobs, texture, noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    out = np.empty((count, side, side, channels), np.uint8)
+    for i in range(count):
+        img = np.full((side, side, channels), rng.uniform(0.55, 0.9), np.float32)  # bright background
+        for _ in range(max(3, side * side // 400)):
+            cy, cx = rng.uniform(0, side, 2)
+            r = rng.uniform(2, max(3.0, side / 6))
+            blob = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
+            colour = rng.uniform(0.1, 0.7, channels).astype(np.float32)
+            img -= blob[..., None] * colour  # stained nuclei absorb light
+        img += 0.05 * np.sin(xx / rng.uniform(1.5, 6) + yy / rng.uniform(1.5, 6))[..., None]
+        img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+        out[i] = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+def calibration_set(channels: int, side: int, count: int, images: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(real tiles, simulated tiles), `count` of each when real images are available."""
+    paths = list(images) if images else default_calibration_images()
+    real = real_tiles(paths, channels, side, count) if paths else np.zeros((0, side, side, channels), np.uint8)
+    return real, synthetic_tiles(channels, side, count)

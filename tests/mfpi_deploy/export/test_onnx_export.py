@@ -1,0 +1,90 @@
+"""fp32 ONNX export: graph shape and types, folder contents, parity with PyTorch."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mfpi_deploy.backends.torch_backend import TorchBackend
+from mfpi_deploy.checkpoint import file_sha256, load_checkpoint
+from mfpi_deploy.export.calibration import real_tiles
+from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
+from tests.mfpi_deploy.export.conftest import ort_session
+
+
+def test_folder_holds_onnx_checkpoint_copy_and_manifest(mfpinet_engine):
+    names = sorted(p.name for p in mfpinet_engine.iterdir())
+    assert names == ["card.json", "manifest.json", "model.fp16.onnx", "model.onnx", "model.safetensors"]
+    m = json.loads((mfpinet_engine / "manifest.json").read_text())
+    src_weights = mfpinet_engine.parent / "ckpt" / "model.safetensors"
+    assert m["source"]["sha256"] == file_sha256(src_weights) == file_sha256(mfpinet_engine / "model.safetensors")
+    assert m["source"]["card"]["config"]["width"] == 8 and m["source"]["kind"] == "checkpoint"
+    assert m["artifacts"]["onnx"] == {"file": "model.onnx", "sha256": file_sha256(mfpinet_engine / "model.onnx"),
+                                      "precision": "fp32", "opset": 20, "fp32_nodes": []}
+    assert m["artifacts"]["onnx_fp16"]["precision"] == "fp16"
+    assert {"torch", "onnx", "onnxruntime", "onnxscript"} <= set(m["tools"]) and "tensorrt" not in m["tools"]
+    assert m["tools"]["torch"] == torch.__version__
+    assert m["profiles"] == [{"opt_tile": 64, "min_tile": 8, "max_tile": 64, "opt_batch": 2, "max_batch": 2}]
+    assert m["exporter"] == "dynamo" and m["gpu"] is None
+    assert (m["architecture"], m["channels"], m["planes"], m["scale"], m["stride"]) == ("mfpinet", 1, 11, 2, 8)
+    parity = m["accuracy"]["onnx_parity"]
+    assert parity["max_abs_diff"] <= 1 and parity["share_differing"] < 1e-3 and parity["values"] > 0
+    # the checkpoint copy is a working checkpoint
+    assert load_checkpoint(mfpinet_engine).card.config["width"] == 8
+    # no temporary folder left next to the result
+    assert sorted(p.name for p in mfpinet_engine.parent.iterdir()) == ["ckpt", "engine"]
+
+
+def test_onnx_graph_is_one_checked_file_with_uint8_io_and_dynamic_shapes(mfpinet_engine):
+    model = onnx.load(str(mfpinet_engine / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [20]
+    assert all(not init.external_data for init in model.graph.initializer)
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert (inp.name, out.name) == ("tiles", "planes")
+    assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    dims = inp.type.tensor_type.shape.dim
+    assert [d.dim_param != "" for d in dims] == [True, True, True, False] and dims[3].dim_value == 1
+    assert len(out.type.tensor_type.shape.dim) == 5
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8, 1), (3, 24, 56, 1), (2, 64, 64, 1), (1, 96, 40, 1)])
+def test_onnxruntime_matches_pytorch_up_to_rounding(mfpinet_engine, shape):
+    sess = ort_session(mfpinet_engine / "model.onnx")
+    module = Uint8MFPINet(load_checkpoint(mfpinet_engine).model)
+    tiles = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    got = sess.run(None, {"tiles": tiles})[0]
+    with torch.inference_mode():
+        want = module(torch.from_numpy(tiles)).numpy()
+    assert got.shape == (shape[0], 11, 2 * shape[1], 2 * shape[2], 1) and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - want)
+    assert diff.max() <= 1 and np.count_nonzero(diff) / diff.size < 1e-3
+
+
+def test_onnxruntime_matches_pytorch_on_real_tiles(mfpinet_engine, real_stack_path):
+    tiles = real_tiles([real_stack_path], 1, 64, 3)
+    assert tiles.shape == (3, 64, 64, 1) and tiles.std() > 5
+    got = ort_session(mfpinet_engine / "model.onnx").run(None, {"tiles": tiles})[0]
+    with torch.inference_mode():
+        want = Uint8MFPINet(load_checkpoint(mfpinet_engine).model)(torch.from_numpy(tiles)).numpy()
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_deepz_exports_with_dpm_input(deepz_engine):
+    model = onnx.load(str(deepz_engine / "model.onnx"))
+    assert [i.name for i in model.graph.input] == ["tiles", "dpm"]
+    assert model.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    m = json.loads((deepz_engine / "manifest.json").read_text())
+    assert (m["architecture"], m["channels"], m["planes"], m["stride"]) == ("deepz", 3, 1, 16)
+    tiles = np.random.default_rng(3).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
+    dpm = np.array([-2.5, 0.0, 2.5], np.float32)
+    got = ort_session(deepz_engine / "model.onnx").run(None, {"tiles": tiles, "dpm": dpm})[0]
+    with torch.inference_mode():
+        want = Uint8DeepZ(load_checkpoint(deepz_engine).model)(torch.from_numpy(tiles), torch.from_numpy(dpm)).numpy()
+    assert got.shape == (3, 32, 48, 3) and np.abs(got.astype(int) - want).max() <= 1
+    assert not np.array_equal(got[0], got[2])  # the DPM reaches the network
+    with TorchBackend(load_checkpoint(deepz_engine)) as backend:
+        assert np.abs(backend.run(tiles, dpm)[:, 0].astype(int) - got).max() <= 1
