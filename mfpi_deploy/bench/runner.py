@@ -25,8 +25,9 @@ def stack_runner(backend: Backend, workload: Workload, tiles: np.ndarray) -> Cal
     dpms = [np.full(workload.batch, v, dtype=np.float32) for v in workload.dpm_values()]
 
     def deepz_stack() -> None:
-        for dpm in dpms:
-            backend.run(tiles, dpm=dpm)
+        # run_many: GPU backends keep several passes in flight, as a production stack would.
+        for _ in backend.run_many([(tiles, dpm) for dpm in dpms]):
+            pass
 
     return deepz_stack
 

@@ -87,7 +87,8 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
         sources = {m: random_checkpoint(m, w, settings.width, root) for m, w in workloads.items()}
         for kind in backends:
             log(f"{kind.value}: opening engines")
-            engines = {m: open_engine(EngineRequest(kind, sources[m], w.in_tile, w.batch, settings.fp16,
+            fp16 = settings.fp16 and kind in (BackendKind.TRT, BackendKind.ORT_CUDA)
+            engines = {m: open_engine(EngineRequest(kind, sources[m], w.in_tile, w.batch, fp16,
                                                     settings.threads), root, log)
                        for m, w in workloads.items()}
             try:

@@ -59,3 +59,15 @@ def test_unavailable_backend_is_an_error():
     assert result.exit_code == 2
     assert result.stderr.startswith("error: backend trt is not available here: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", [BackendKind.TRT, BackendKind.ORT_CUDA])
+def test_gpu_backends_end_to_end(tmp_path, kind):
+    if not probe(kind).available:
+        pytest.skip(f"{kind.value}: {probe(kind).reason}")
+    result = CliRunner().invoke(main, ["--backend", kind.value, *TINY, "--json", str(tmp_path / "g.json")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert all(r["device"] == "cuda" and r["peak_device_mib"] is not None for r in data["results"])
+    assert kind.value in data["speedup"]
