@@ -70,6 +70,8 @@ def render_chart(report: BenchReport) -> bytes:
 
 
 def _ms(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1e3:,.1f} s"
     return f"{value:,.0f} ms" if value >= 100 else f"{value:,.1f} ms"
 
 

@@ -80,7 +80,8 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
                    "(not the paper's 384 -> 768)", err=True)
     if engines_dir:
         Path(engines_dir).mkdir(parents=True, exist_ok=True)
-    command = "mfpi-bench " + shlex.join(sys.argv[1:])
+    prog = "mfpi-bench" if Path(sys.argv[0]).name == "mfpi-bench" else "python -m mfpi_deploy.cli.bench"
+    command = f"{prog} {shlex.join(sys.argv[1:])}"
     report = run_benchmark(settings, kinds, command=command,
                            skipped={a.kind.value: a.reason for a in skipped},
                            work_dir=Path(engines_dir) if engines_dir else None, notes=notes,

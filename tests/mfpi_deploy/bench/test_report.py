@@ -97,7 +97,23 @@ def test_matmul_reference_is_a_rate():
     m = measure_matmul(128, runs=3, warmup=1, threads=1)
     assert m.flops == 2 * 128**3 and m.seconds.n == 3
     assert m.gflops_per_s == pytest.approx(m.flops / m.seconds.median / 1e9)
-    assert m.to_dict()["threads"] == 1
+    assert m.to_dict()["threads"] == 1 and m.method in ("torch.matmul", "oneDNN conv1x1")
+
+
+def test_gemm_candidates_compute_the_same_product():
+    import numpy as np
+    import torch
+
+    from mfpi_deploy.bench.matmul import gemm_candidates
+
+    torch.manual_seed(0)
+    found = gemm_candidates(64, "cpu", threads=None)
+    assert set(found) == {"torch.matmul", "oneDNN conv1x1", "numpy.matmul"}
+    assert set(gemm_candidates(64, "cpu", threads=1)) == {"torch.matmul", "oneDNN conv1x1"}  # numpy: own threads
+    # The conv form is the same n x n x n product: out[o, j] = sum_i w[o, i] x[i, j].
+    x, w = torch.rand(1, 64, 1, 64), torch.rand(64, 64, 1, 1)
+    conv = torch.nn.functional.conv2d(x, w)[0, :, 0, :]
+    np.testing.assert_allclose(conv.numpy(), (w[:, :, 0, 0] @ x[0, :, 0, :]).numpy(), rtol=1e-5)
 
 
 def test_cpu_model_from_cpuinfo(tmp_path):
