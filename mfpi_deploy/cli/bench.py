@@ -1,6 +1,7 @@
 """mfpi-bench: MFPINet against Deep-Z per-plane inference (Table III), measured here."""
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,18 @@ from mfpi_deploy.errors import MfpiError
 def _positive(name: str, value: int | None, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise MfpiError(f"{name} {value}: must be at least {minimum}")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before a long run, not after it, if an output file cannot be written."""
+    if path.is_dir():
+        raise MfpiError(f"{path}: is a folder, expected a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MfpiError(f"cannot create folder {path.parent} ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise MfpiError(f"cannot write into folder {path.parent}")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,6 +83,9 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
         settings = quick_settings(**overrides)
     else:
         settings = BenchSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    for path in (json_path, md_path, chart_path):
+        if path:
+            _check_writable(Path(path))
     kinds, skipped = select_backends(backends)
     if not kinds:
         raise MfpiError("no backend available: " + "; ".join(f"{a.kind.value}: {a.reason}" for a in skipped))

@@ -45,6 +45,7 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     (["--runs", "0"], "--runs 0: must be at least 1"),
     (["--backend", "cuda"], "unknown backend 'cuda'"),
     (["--width", "6"], "--width 6: must be a multiple of 4"),
+    (["--json", "/dev/null/r.json"], "cannot create folder /dev/null"),
 ])
 def test_bad_options_are_one_line_errors(args, message):
     result = CliRunner().invoke(main, args)
