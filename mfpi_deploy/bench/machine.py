@@ -26,13 +26,18 @@ class MachineInfo:
     gpus: list[str] = field(default_factory=list)
     load_average: tuple[float, float, float] | None = None
     source_commit: str | None = None
+    cpu_features: list[str] = field(default_factory=list)  # SIMD features that decide conv speed
+    cpu_id: str = ""  # vendor family/model, e.g. "AuthenticAMD family 25 model 17"
+    virtualized: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def one_line(self) -> str:
         gpu = f", GPU: {'; '.join(self.gpus)}" if self.gpus else ", no GPU"
-        return (f"{self.cpu}, {self.logical_cores} logical cores, {self.memory_gib:.0f} GiB{gpu}; "
+        ident = f" ({self.cpu_id}{', virtual machine' if self.virtualized else ''})" if self.cpu_id else ""
+        simd = f", {'/'.join(self.cpu_features)}" if self.cpu_features else ""
+        return (f"{self.cpu}{ident}{simd}, {self.logical_cores} logical cores, {self.memory_gib:.0f} GiB{gpu}; "
                 f"{self.os}; Python {self.python}")
 
 
@@ -46,6 +51,31 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+SIMD_FEATURES = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+                 "asimd", "sve")
+
+
+def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[list[str], str, bool | None]:
+    """(SIMD features, "vendor family F model M", running under a hypervisor) from /proc/cpuinfo."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return [], "", None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # first processor only
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    ident = " ".join(x for x in (fields.get("vendor_id", ""),
+                                 f"family {fields['cpu family']}" if "cpu family" in fields else "",
+                                 f"model {fields['model']}" if "model" in fields else "") if x)
+    return [f for f in SIMD_FEATURES if f in flags], ident, ("hypervisor" in flags) if flags else None
 
 
 def package_versions(names: tuple[str, ...] = ("mfpi-deploy", "torch", "numpy", "onnxruntime",
@@ -83,6 +113,7 @@ def source_commit() -> str | None:
 
 
 def describe_machine() -> MachineInfo:
+    features, ident, virtual = cpu_details()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return MachineInfo(
         cpu=cpu_model(),
@@ -95,4 +126,5 @@ def describe_machine() -> MachineInfo:
         gpus=cuda_devices(),
         load_average=tuple(round(x, 2) for x in load) if load else None,  # type: ignore[arg-type]
         source_commit=source_commit(),
+        cpu_features=features, cpu_id=ident, virtualized=virtual,
     )

@@ -134,7 +134,8 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                             + f" ({machine.logical_cores} logical cores)")
     report.notes.append(NOISE_NOTE)
     report.notes.append("Peak RSS is the whole process's resident memory while that model ran "
-                        "(both engines of the backend loaded); weights are random, which does not change timing")
+                        "(both engines of the backend loaded, plus memory the process kept from exporting engines "
+                        "in-process); weights are random, which does not change timing")
     if settings.width is not None:
         report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
     return report

@@ -91,6 +91,10 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     p = write_atomic(tmp_path / "a.txt", "first version, longer")
     write_atomic(p, "second")
     assert p.read_text() == "second"
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
 
 
 def test_matmul_reference_is_a_rate():
@@ -121,3 +125,13 @@ def test_cpu_model_from_cpuinfo(tmp_path):
     info.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Fancy CPU 9000\n")
     assert cpu_model(info) == "Fancy CPU 9000"
     assert cpu_model(tmp_path / "missing")  # falls back to something non-empty
+
+
+def test_cpu_details_from_cpuinfo(tmp_path):
+    from mfpi_deploy.bench.machine import cpu_details
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                    "flags\t\t: fpu avx2 fma avx512f hypervisor\n\nprocessor\t: 1\nflags\t\t: sse\n")
+    assert cpu_details(info) == (["avx2", "fma", "avx512f"], "AuthenticAMD family 25 model 17", True)
+    assert cpu_details(tmp_path / "missing") == ([], "", None)
