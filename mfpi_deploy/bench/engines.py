@@ -124,7 +124,10 @@ def random_checkpoint(model: BenchModel, workload: Workload, width: int | None, 
 
 
 def is_engine_folder(path: Path) -> bool:
-    return (Path(path) / "manifest.json").is_file()
+    """An exported engine folder (see mfpi_deploy.backends.select), as opposed to a checkpoint."""
+    from mfpi_deploy.backends.select import is_engine_folder as exported
+
+    return exported(path)
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,41 @@ def test_real_probe_on_this_machine():
     trt = probe(BackendKind.TRT)
     if not trt.available:
         assert trt.reason  # says why, e.g. "tensorrt is not installed"
+
+
+def test_engine_folder_exports_once_with_the_benchmark_shape(tmp_path, monkeypatch):
+    """The adapter to mfpi_deploy.export: tile/batch/precision passed on, folder reused next time."""
+    import dataclasses
+    import types
+    from pathlib import Path
+
+    from mfpi_deploy.bench import engines
+
+    calls = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:  # a subset of ExportOptions' fields: unknown ones must not be passed
+        fp16: bool = False
+        trt: bool = False
+        tiles: tuple = (384,)
+        batches: tuple = (1, 4)
+
+    def export_model(source, out_dir, options, *, log=print):
+        calls.append((source, Path(out_dir).name, options))
+        Path(out_dir).mkdir(parents=True)
+        (Path(out_dir) / "manifest.json").write_text("{}")
+        return Path(out_dir)
+
+    fake = types.SimpleNamespace(ExportOptions=Options, export_model=export_model)
+    monkeypatch.setattr(engines.importlib, "import_module", lambda name: fake)
+    source = tmp_path / "deepz-random"
+    source.mkdir()
+    req = engines.EngineRequest(BackendKind.TRT, source, tile=768, batch=2, fp16=True, threads=1)
+    first = engines.engine_folder(req, tmp_path, log=lambda m: None)
+    again = engines.engine_folder(req, tmp_path, log=lambda m: None)
+    assert first == again == tmp_path / "deepz-random-trt-fp16-768-b2"
+    assert calls == [(str(source), "deepz-random-trt-fp16-768-b2",
+                      Options(fp16=True, trt=True, tiles=(768,), batches=(2,)))]
+    # An engine folder given as the source is used as it is.
+    assert engines.engine_folder(engines.EngineRequest(BackendKind.ORT_CPU, first, 768, 2), tmp_path,
+                                 log=print) == first
