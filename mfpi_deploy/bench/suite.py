@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from mfpi_deploy.backends.base import BackendKind
+from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.bench.engines import EngineRequest, backend_device, open_engine, random_checkpoint
 from mfpi_deploy.bench.machine import describe_machine
@@ -71,9 +71,13 @@ def _workloads(settings: BenchSettings) -> dict[BenchModel, Workload]:
 
 def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, command: str,
                   skipped: dict[str, str] | None = None, work_dir: Path | None = None,
-                  notes: tuple[str, ...] = (),
+                  notes: tuple[str, ...] = (), strict: bool = True,
                   log: Callable[[str], None] = print) -> BenchReport:
-    """Measure both networks on every backend in `backends` and return the report."""
+    """Measure both networks on every backend in `backends` and return the report.
+
+    `strict`: a backend whose engines cannot be built or opened is an error (the user named
+    it); otherwise it is reported as skipped and the others still run (`auto`).
+    """
     machine = describe_machine()
     workloads = _workloads(settings)
     report = BenchReport(
@@ -88,9 +92,19 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
         for kind in backends:
             log(f"{kind.value}: opening engines")
             fp16 = settings.fp16 and kind in (BackendKind.TRT, BackendKind.ORT_CUDA)
-            engines = {m: open_engine(EngineRequest(kind, sources[m], w.in_tile, w.batch, fp16,
-                                                    settings.threads), root, log)
-                       for m, w in workloads.items()}
+            engines: dict[BenchModel, Backend] = {}
+            try:
+                for m, w in workloads.items():
+                    engines[m] = open_engine(EngineRequest(kind, sources[m], w.in_tile, w.batch, fp16,
+                                                           settings.threads), root, log)
+            except MfpiError as exc:
+                for eng in engines.values():
+                    eng.close()
+                if strict:
+                    raise
+                report.skipped[kind.value] = f"its engines could not be opened ({exc})"
+                log(f"skipping {kind.value}: {report.skipped[kind.value]}")
+                continue
             try:
                 device = backend_device(engines[BenchModel.MFPINET])
                 inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}

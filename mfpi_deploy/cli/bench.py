@@ -101,6 +101,7 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
     report = run_benchmark(settings, kinds, command=command,
                            skipped={a.kind.value: a.reason for a in skipped},
                            work_dir=Path(engines_dir) if engines_dir else None, notes=notes,
+                           strict=bool(backends) and "auto" not in backends,
                            log=lambda msg: click.echo(msg, err=True))
     click.echo(format_table(report), nl=False)
     if json_path:

@@ -72,3 +72,27 @@ def test_gpu_backends_end_to_end(tmp_path, kind):
     data = json.loads((tmp_path / "g.json").read_text())
     assert all(r["device"] == "cuda" and r["peak_device_mib"] is not None for r in data["results"])
     assert kind.value in data["speedup"]
+
+
+def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
+    """With auto, a backend that fails to build is skipped with its reason; named, it is an error."""
+    from mfpi_deploy.bench import engines, suite
+    from mfpi_deploy.errors import MfpiError
+
+    real_open = engines.open_engine
+
+    def flaky_open(req, work_dir, log):
+        if req.kind is BackendKind.ORT_CPU:
+            raise MfpiError("export failed: simulated")
+        return real_open(req, work_dir, log)
+
+    monkeypatch.setattr(suite, "open_engine", flaky_open)
+    monkeypatch.setattr(engines, "probe", lambda kind: engines.Availability(
+        kind, kind in (BackendKind.ORT_CPU, BackendKind.TORCH), "not here"))
+    result = CliRunner().invoke(main, [*TINY, "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert list(data["speedup"]) == ["torch"]
+    assert "export failed: simulated" in data["skipped_backends"]["ort-cpu"]
+    named = CliRunner().invoke(main, ["--backend", "ort-cpu", *TINY])
+    assert named.exit_code == 2 and named.stderr.splitlines()[-1] == "error: export failed: simulated"
