@@ -63,7 +63,7 @@ def render_chart(report: BenchReport) -> bytes:
                             fontsize=9, fontweight="bold")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.grid(axis="y", which="major", alpha=0.3)
-    fig.text(0.01, 0.01, report.machine.one_line()[:190], fontsize=6, color="0.4")
+    fig.text(0.01, 0.01, report.machine.one_line().split(";")[0], fontsize=6, color="0.4")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
