@@ -16,10 +16,10 @@ import numpy as np
 
 from mfpi_deploy.errors import MfpiError
 
-# Measured with benchmarks/run/halo.py (see benchmarks/run/results/halo.md): the smallest
+# Measured with benchmarks/run/halo.py (benchmarks/run/results/halo-*.md): the smallest
 # halo for which tiled output matches a whole-image pass (>= 99.9 % of uint8 values equal,
 # none off by more than 2).
-DEFAULT_HALO = 32
+DEFAULT_HALO = 48
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -154,27 +154,40 @@ class ProfileLimits:
     max_batch: int | None
 
 
+MAX_DYNAMIC_TILE = 1024  # largest tile chosen for engines without a maximum tile
+
+
 def choose_plan(height: int, width: int, halo: int, profiles: Sequence[ProfileLimits] | Iterable,
                 stride: int = 8, tile: int | None = None) -> tuple[TilePlan, int]:
     """The tile size (within the engine's profiles) that computes the fewest pixels, and a batch.
 
-    For profiles without a maximum, tiles go up to the profile's optimum tile (the size the
-    engine was tuned and sized for). A given `tile` is checked against the profiles instead.
-    Returns (plan, batch size).
+    Profiles with a maximum tile (TensorRT) are used as they are, at their optimum batch.
+    Profiles without one (onnxruntime, torch) keep the pixels per call the engine was sized
+    for (opt_batch x opt_tile^2): tiles up to that area (and MAX_DYNAMIC_TILE), with the
+    batch shrunk to match, so fewer pixels go to halos at the same memory.
+    A given `tile` is checked against the profiles instead. Returns (plan, batch size).
     """
     best: tuple[int, int, TilePlan, int] | None = None
     for prof in profiles:
         lo = max(prof.min_tile or 0, 2 * halo + stride)
-        hi = prof.max_tile or max(prof.opt_tile, lo)
+        budget = max(1, prof.opt_batch) * prof.opt_tile ** 2
+        if prof.max_tile:
+            hi = prof.max_tile
+        else:
+            hi = max(lo, min(MAX_DYNAMIC_TILE, math.isqrt(budget) // stride * stride))
         if tile is not None:
-            if not (lo <= tile <= hi and tile % stride == 0):
+            if not (lo <= tile <= (prof.max_tile or 1 << 30) and tile % stride == 0):
                 continue
             sizes: Iterable[int] = (tile,)
         else:
             sizes = tile_candidates(lo, hi, stride)
-        batch = max(1, min(prof.opt_batch, prof.max_batch or prof.opt_batch))
         for size in sizes:
             plan = TilePlan(height, width, size, halo, stride)
+            if prof.max_tile:
+                batch = prof.opt_batch
+            else:
+                batch = budget // (size * size)
+            batch = max(1, min(batch, prof.max_batch or batch, plan.n_tiles))
             # fewest computed pixels first, then closest to the engine's optimum tile
             key = (plan.computed_pixels, abs(size - prof.opt_tile))
             if best is None or key < best[:2]:

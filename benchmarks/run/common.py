@@ -12,12 +12,12 @@ if str(ROOT) not in sys.path:
 
 
 def sample_image(size: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """An RGB uint8 slide-like image: the training simulator's if available, else smooth noise."""
+    """An RGB uint8 slide-like image: the simulated sample slide if the training package is
+    there, else smoothed random noise."""
     try:
-        from training import synth  # type: ignore[attr-defined]
+        from mfpi_deploy.run.sample import make_sample
 
-        image = synth.make_sample(size, size, seed=seed)  # provided by the training helper
-        return np.asarray(image, dtype=np.uint8), "training.synth sample"
+        return make_sample(size, seed).image, "simulated cytology sample (mfpi-run --make-sample)"
     except Exception:
         pass
     from skimage.filters import gaussian

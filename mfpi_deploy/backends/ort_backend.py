@@ -11,6 +11,34 @@ from mfpi_deploy.export.manifest import ONNX_FP16_NAME, ONNX_NAME, Manifest
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
+TRT_EP = "TensorrtExecutionProvider"
+
+
+def ort_providers(kind: BackendKind, available: list[str], *, device_id: int = 0, trt_ep: bool = False,
+                  trt_cache: Path | None = None) -> list:
+    """The providers list for InferenceSession, or MfpiError naming what is missing.
+
+    ort-cuda may put onnxruntime's TensorRT EP first (`trt_ep`), with its engine and timing
+    caches in `trt_cache` so later sessions skip the build.
+    """
+    if kind is BackendKind.ORT_CPU:
+        if trt_ep:
+            raise MfpiError("the TensorRT execution provider needs --backend ort-cuda")
+        return [CPU_EP]
+    if kind is not BackendKind.ORT_CUDA:
+        raise MfpiError(f"onnxruntime cannot run as {kind.value}")
+    if CUDA_EP not in available:
+        raise MfpiError("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
+    providers: list = [(CUDA_EP, {"device_id": device_id}), CPU_EP]
+    if trt_ep:
+        if TRT_EP not in available:
+            raise MfpiError("onnxruntime has no TensorrtExecutionProvider (install onnxruntime-gpu and TensorRT)")
+        opts: dict[str, object] = {"device_id": device_id}
+        if trt_cache is not None:
+            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(trt_cache),
+                        trt_timing_cache_enable=True, trt_timing_cache_path=str(trt_cache))
+        providers.insert(0, (TRT_EP, opts))
+    return providers
 
 
 def available_providers() -> list[str]:
@@ -36,10 +64,13 @@ def session_options(threads: int | None):
 
 
 class OrtBackend(Backend):
-    """Runs `model.onnx` (or `model.fp16.onnx` with `fp16=True` on CUDA) of an engine folder."""
+    """Runs `model.onnx` (or `model.fp16.onnx` with `fp16=True`) of an engine folder.
+
+    On ort-cuda, `trt_ep=True` lets onnxruntime's TensorRT execution provider take the graph.
+    """
 
     def __init__(self, folder: str | Path, *, kind: BackendKind = BackendKind.ORT_CPU,
-                 threads: int | None = None, fp16: bool = False, device_id: int = 0) -> None:
+                 threads: int | None = None, fp16: bool = False, device_id: int = 0, trt_ep: bool = False) -> None:
         import onnxruntime as ort
 
         self.folder = Path(folder)
@@ -50,14 +81,13 @@ class OrtBackend(Backend):
             raise MfpiError(f"{self.folder}: no {ONNX_FP16_NAME if fp16 else ONNX_NAME} in the engine folder")
         artifact = self.manifest.artifacts[key]
         self.spec = self.manifest.spec(artifact.precision, limited=False)
-        if kind is BackendKind.ORT_CUDA:
-            if CUDA_EP not in available_providers():
-                raise MfpiError("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
-            providers: list = [(CUDA_EP, {"device_id": device_id}), CPU_EP]
-        elif kind is BackendKind.ORT_CPU:
-            providers = [CPU_EP]
-        else:
-            raise MfpiError(f"OrtBackend cannot run as {kind.value}")
+        trt_cache = None
+        if trt_ep:
+            from mfpi_deploy.export.api import cache_root
+
+            trt_cache = cache_root() / "ort-trt" / artifact.sha256[:16]
+            trt_cache.mkdir(parents=True, exist_ok=True)
+        providers = ort_providers(kind, available_providers(), device_id=device_id, trt_ep=trt_ep, trt_cache=trt_cache)
         path = self.folder / artifact.file
         if not path.is_file():
             raise MfpiError(f"{path}: missing from the engine folder")

@@ -57,11 +57,13 @@ def choose_backend(source: str | Path) -> tuple[BackendKind, list[str]]:
 
 
 def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | None = None,
-                 log: Callable[[str], None] = print) -> Backend:
+                 log: Callable[[str], None] = print, fp16: bool | None = None) -> Backend:
     """Load `source` (an exported engine folder, or a checkpoint for `torch`) on backend `kind`.
 
     `auto` tries TensorRT, then onnxruntime CUDA, then onnxruntime CPU, and logs which it
     picked and why the others were skipped. `threads` sets CPU threads (ort-cpu, torch).
+    `fp16` picks the onnxruntime graph: None runs model.fp16.onnx on ort-cuda when the
+    folder has one and model.onnx otherwise (float16 is slow on CPUs).
     """
     kind = BackendKind.parse(kind)
     if kind is BackendKind.AUTO:
@@ -79,11 +81,19 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     if kind is BackendKind.TORCH:
         from mfpi_deploy.backends.torch_backend import TorchBackend
 
-        return TorchBackend(load_checkpoint(source), threads=threads)
+        backend = TorchBackend(load_checkpoint(source), threads=threads)
+        if is_engine_folder(source):  # same spec (tile/batch hints) as the folder's other backends
+            from mfpi_deploy.export.manifest import Manifest
+
+            backend.spec = Manifest.read(source).spec("fp32", limited=False)
+        return backend
     if kind is BackendKind.TRT:
         from mfpi_deploy.backends.trt_backend import TrtBackend
 
         return TrtBackend(source)
     from mfpi_deploy.backends.ort_backend import OrtBackend
+    from mfpi_deploy.export.manifest import Manifest
 
-    return OrtBackend(source, kind=kind, threads=threads)
+    if fp16 is None:
+        fp16 = kind is BackendKind.ORT_CUDA and "onnx_fp16" in Manifest.read(source).artifacts
+    return OrtBackend(source, kind=kind, threads=threads, fp16=fp16)

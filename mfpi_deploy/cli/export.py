@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from mfpi_deploy.cli.common import user_errors
-from mfpi_deploy.errors import MfpiError
 
 
 def _default_out(checkpoint: str) -> Path:
@@ -20,7 +19,8 @@ def _default_out(checkpoint: str) -> Path:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Engine folder to write (default: engines/NAME).")
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx, gated against fp32 (PSNR per plane).")
-@click.option("--trt", is_flag=True, help="Also build a TensorRT engine (needs an NVIDIA GPU, tensorrt, pycuda).")
+@click.option("--trt", is_flag=True, help="Also build a TensorRT engine from model.fp16.onnx (implies --fp16; "
+              "needs an NVIDIA GPU, tensorrt, pycuda).")
 @click.option("--tile", "tiles", type=int, multiple=True, default=(384,), show_default=True,
               help="Tile side(s) in input pixels, multiples of the network stride; one TensorRT profile each.")
 @click.option("--batch", "batches", type=int, multiple=True, default=(1, 4), show_default=True,
@@ -43,7 +43,7 @@ def main(checkpoint: str, out: Path | None, fp16: bool, trt: bool, tiles: tuple[
          calibration: tuple[Path, ...], min_psnr: float, threads: int | None, force: bool, rebuild: bool) -> None:
     """Export CHECKPOINT (a checkpoint folder, NAME.safetensors, an authors' .pth, or `default`)."""
     from mfpi_deploy.export.api import ExportOptions, export_model, rebuild_engine
-    from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter
+    from mfpi_deploy.export.onnx_export import DEFAULT_OPSET
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)
@@ -51,11 +51,9 @@ def main(checkpoint: str, out: Path | None, fp16: bool, trt: bool, tiles: tuple[
     if rebuild:
         click.echo(rebuild_engine(Path(checkpoint), workspace_gb=workspace_gb, log=log))
         return
-    if any(b < 1 for b in batches):
-        raise MfpiError(f"--batch must be positive, got {batches}")
     options = ExportOptions(
-        fp16=fp16, trt=trt, tiles=tuple(tiles), batches=tuple(batches), opset=opset or DEFAULT_OPSET,
-        workspace_gb=workspace_gb, force=force, exporter=Exporter.parse(exporter), calibration=tuple(calibration),
+        fp16=fp16 or trt, trt=trt, tiles=tuple(tiles), batches=tuple(batches), opset=opset or DEFAULT_OPSET,
+        workspace_gb=workspace_gb, force=force, exporter=exporter, calibration=tuple(calibration),
         fp16_min_psnr=min_psnr, threads=threads,
     )
     click.echo(export_model(checkpoint, out or _default_out(checkpoint), options, log=log))

@@ -66,6 +66,8 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
 @click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when the slide and the engine differ.")
+@click.option("--input-max", type=click.IntRange(1, 65535),
+              help="16-bit input value that maps to 255 (default: the file's MaxSampleValue, else 65535).")
 @click.option("--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8).")
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
@@ -74,14 +76,16 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
               help="OME-TIFF compression (zlib and lzw open everywhere).")
+@click.option("--sync-every", default=5.0, show_default=True,
+              help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--make-sample", type=click.Path(path_type=Path),
               help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
 def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, level: int, region: str | None,
-         pixel_size: float | None, convert_channels: bool, halo: int, tile: int | None, batch: int | None,
-         threads: int | None, overwrite: bool, resume: bool, compression: str, quiet: bool,
+         pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int, tile: int | None, batch: int | None,
+         threads: int | None, overwrite: bool, resume: bool, compression: str, sync_every: float, quiet: bool,
          make_sample: Path | None, sample_size: int) -> None:
     """Run SLIDE (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
     writing the stack of focal planes at twice the resolution."""
@@ -106,12 +110,11 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
     source = resolve_engine(engine, backend, log)
     options = RunOptions(
         level=level, region=options_region, pixel_size_um=pixel_size, convert_channels=convert_channels,
+        input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
-        compression="none" if compression == "none" else compression,
-        engine_id=engine_identity(source), progress=not quiet, log=log,
+        compression=None if compression == "none" else compression,
+        engine_id=engine_identity(source), progress=not quiet, log=log, sync_seconds=sync_every,
     )
-    if options.compression == "none":
-        options.compression = None  # type: ignore[assignment]
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)  # kill -> clean stop, resumable
     except ValueError:  # not the main thread (embedded use)

@@ -29,7 +29,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy, calibration
 from mfpi_deploy.export.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
                                          Manifest)
-from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, deployment_module, export_onnx
+from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.profiles import make_profiles, validate_tiles
 from mfpi_deploy.export.source import Source, load_source
 
@@ -60,6 +60,19 @@ class ExportOptions:
     gate_count: int = 4  # real and simulated tiles each
     threads: int | None = None  # CPU threads for the checks (torch and onnxruntime)
 
+    def __post_init__(self) -> None:
+        # Accept plain values from Python callers: "torchscript", [384, 512], ["a.tif"].
+        object.__setattr__(self, "exporter", Exporter.parse(self.exporter))
+        object.__setattr__(self, "tiles", tuple(int(t) for t in self.tiles))
+        object.__setattr__(self, "batches", tuple(int(b) for b in self.batches))
+        object.__setattr__(self, "calibration", tuple(Path(p) for p in self.calibration))
+        if not self.batches or min(self.batches) < 1:
+            raise MfpiError(f"batch sizes must be positive, got {self.batches}")
+        if self.gate_count < 1 or self.gate_tile < 1:
+            raise MfpiError("gate_count and gate_tile must be positive")
+        if self.workspace_gb <= 0:
+            raise MfpiError(f"workspace must be positive, got {self.workspace_gb} GB")
+
 
 def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
     """Versions of the tools that shape an exported artifact."""
@@ -89,19 +102,21 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
 
         import_tensorrt()
         import_pycuda()
+    check_opset(options.opset)
     src = load_source(source)
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)
-    if not options.batches or min(options.batches) < 1:
-        raise MfpiError(f"batch sizes must be positive, got {options.batches}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    threads = torch.get_num_threads()
     try:
         _build(src, spec, tmp, options, log)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        torch.set_num_threads(threads)
     log(f"wrote {out_dir}")
     return out_dir
 
@@ -114,9 +129,14 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         f"with the {options.exporter.value} exporter")
     export_onnx(src.checkpoint.model, spec, folder / ONNX_NAME, opset=options.opset, exporter=options.exporter)
     artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset)}
-    tiles_real, tiles_sim = calibration.calibration_set(
-        spec.channels, _gate_side(options, spec), options.gate_count, list(options.calibration) or None)
-    acc: dict[str, object] = {}
+    side = _gate_side(options, spec)
+    images = list(options.calibration) or calibration.default_calibration_images()
+    tiles_real = calibration.real_tiles(images, spec.channels, side, options.gate_count) if images else \
+        np.zeros((0, side, side, spec.channels), np.uint8)
+    tiles_sim, simulator = calibration.simulated_tiles(spec.channels, side, options.gate_count)
+    acc: dict[str, object] = {"calibration": {"real_images": [str(p) for p in images], "real_tiles": len(tiles_real),
+                                              "simulated_tiles": len(tiles_sim), "simulator": simulator,
+                                              "tile_side": side}}
     par = check_onnx_parity(src, spec, folder / ONNX_NAME, options, tiles_real)
     acc["onnx_parity"] = par
     log(f"onnx parity vs PyTorch: max |diff| {par['max_abs_diff']}, {par['share_differing']:.2e} of values differ")

@@ -103,8 +103,35 @@ def synthetic_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.n
     return out
 
 
+def simulator_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.ndarray | None:
+    """Tiles from the training simulator (`training.synth`), None when it is not installed.
+
+    In-focus plane of a simulated stack, 2x2-binned like the network's input, grey if asked.
+    """
+    try:
+        from training.synth import SimConfig, simulate_stack
+    except ImportError:
+        return None
+    out = []
+    for i in range(count):
+        stack = simulate_stack(SimConfig(height=2 * side, width=2 * side, seed=seed + i))
+        plane = np.rint(bin2(stack[stack.shape[0] // 2])).astype(np.uint8)
+        if channels == 1:
+            plane = np.rint(plane.mean(axis=2, keepdims=True)).astype(np.uint8)
+        out.append(plane[..., :channels])
+    return np.stack(out)
+
+
+def simulated_tiles(channels: int, side: int, count: int) -> tuple[np.ndarray, str]:
+    """Simulated tiles and their source: the training simulator if installed, else synthetic_tiles."""
+    tiles = simulator_tiles(channels, side, count)
+    if tiles is not None:
+        return tiles, "training.synth"
+    return synthetic_tiles(channels, side, count), "builtin synthetic"
+
+
 def calibration_set(channels: int, side: int, count: int, images: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(real tiles, simulated tiles), `count` of each when real images are available."""
     paths = list(images) if images else default_calibration_images()
     real = real_tiles(paths, channels, side, count) if paths else np.zeros((0, side, side, channels), np.uint8)
-    return real, synthetic_tiles(channels, side, count)
+    return real, simulated_tiles(channels, side, count)[0]

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 
 from mfpi_deploy.backends.base import EngineSpec
 from mfpi_deploy.errors import MfpiError
@@ -41,7 +42,7 @@ class Fp16Report:
     threshold_db: float
     fp32_nodes: list[str]
     reasons: dict[str, str]  # node -> why it was kept in float32
-    max_abs_activation: float  # largest |value| of any intermediate (fp32 graph, calibration tiles)
+    max_abs_activation: float  # largest |value| of any tensor before the output tail (fp32 graph, calibration)
     parity: dict[str, float | int] = field(default_factory=dict)  # fp16 vs fp32 uint8 output
     rounds: int = 0
     tiles: dict[str, int] = field(default_factory=dict)
@@ -67,11 +68,15 @@ def _feeds(spec: EngineSpec, tiles: np.ndarray) -> dict[str, np.ndarray]:
 
 def measure_ranges(model: onnx.ModelProto, spec: EngineSpec, batches: list[np.ndarray],
                    threads: int | None = None) -> dict[str, float]:
-    """Largest |value| of every float intermediate tensor over the batches (one tile at a time)."""
+    """Largest |value| of every float initializer and intermediate tensor over the batches (one tile at a time)."""
     names = float_node_outputs(model)
     sess = _session(expose(model, names), threads)
     out_names = [o.name for o in sess.get_outputs()]
     ranges = dict.fromkeys(names, 0.0)
+    for init in model.graph.initializer:  # constants too: 1e6 as float16 is inf
+        if init.data_type == FP32:
+            arr = onnx.numpy_helper.to_array(init)
+            ranges[init.name] = float(np.abs(arr).max()) if arr.size else 0.0
     for batch in batches:
         feeds = _feeds(spec, batch)
         for i in range(len(batch)):
@@ -128,6 +133,13 @@ def error_gains(model: onnx.ModelProto, errors: dict[str, float], exclude: set[s
         inherited = max((errors.get(i, 0.0) for i in node.input if i), default=0.0)
         gains.append((node.name, errors[node.output[0]] - inherited))
     return sorted(gains, key=lambda g: -g[1])
+
+
+def _network_max(model: onnx.ModelProto, ranges: dict[str, float]) -> float:
+    """Largest measured |value| outside the output tail (whose x*255 would always read 255)."""
+    tail = set(output_tail(model))
+    tail_outputs = {o for n in model.graph.node if n.name in tail for o in n.output}
+    return max((v for k, v in ranges.items() if k not in tail_outputs), default=0.0)
 
 
 def output_tail(model: onnx.ModelProto) -> list[str]:
@@ -205,7 +217,7 @@ def export_fp16(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
     report = Fp16Report(
         psnr_db_real=psnr_real, psnr_db_simulated=psnr_sim, min_psnr_db=worst, threshold_db=min_psnr,
         fp32_nodes=sorted(reasons), reasons=reasons,
-        max_abs_activation=round(max(ranges.values(), default=0.0), 4),
+        max_abs_activation=round(_network_max(model32, ranges), 4),
         parity=par.to_dict() if par else {}, rounds=rounds,
         tiles={"real": int(len(real)), "simulated": int(len(simulated)), "side": int(simulated.shape[1])},
     )

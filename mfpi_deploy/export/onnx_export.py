@@ -24,6 +24,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 
 DEFAULT_OPSET = 20  # ONNX opset: current, and parsed by TensorRT 10/11 and onnxruntime >= 1.17
+MIN_OPSET = 18  # the dynamo exporter's lowest
 INPUT_NAME = "tiles"
 DPM_NAME = "dpm"
 OUTPUT_NAME = "planes"
@@ -63,6 +64,7 @@ def example_inputs(spec: EngineSpec, batch: int = 2, side: int | None = None) ->
 def export_onnx(net: nn.Module, spec: EngineSpec, path: Path, *, opset: int = DEFAULT_OPSET,
                 exporter: Exporter = Exporter.DYNAMO) -> onnx.ModelProto:
     """Write `path` (weights inside, dynamic N/H/W) and return the checked model."""
+    check_opset(opset)
     module = deployment_module(net, spec)
     args = example_inputs(spec)
     inputs = [INPUT_NAME, DPM_NAME] if spec.needs_dpm else [INPUT_NAME]
@@ -95,6 +97,13 @@ def export_onnx(net: nn.Module, spec: EngineSpec, path: Path, *, opset: int = DE
     onnx.checker.check_model(model, full_check=True)
     onnx.save_model(model, str(path), save_as_external_data=False)
     return model
+
+
+def check_opset(opset: int) -> None:
+    """Refuse opsets the exporter or this onnx package cannot write."""
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise MfpiError(f"opset {opset} is not supported: use {MIN_OPSET}..{newest} (default {DEFAULT_OPSET})")
 
 
 @contextlib.contextmanager

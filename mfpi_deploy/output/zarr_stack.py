@@ -5,7 +5,6 @@ writes its chunks exactly once.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numcodecs
@@ -17,12 +16,13 @@ from mfpi_deploy.tiling import Box
 
 NGFF_VERSION = "0.4"
 MIN_LEVEL_SIDE = 256  # stop the pyramid when a level's longer side is this small
+MIN_PYRAMID_CHUNK = 256  # levels 1.. use chunks at least this big (small chunks cost per-chunk overhead)
 _COLOURS = {1: ["FFFFFF"], 3: ["FF0000", "00FF00", "0000FF"]}
 _NAMES = {1: ["grey"], 3: ["R", "G", "B"]}
 
 
 def _compressor() -> numcodecs.abc.Codec:
-    return numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE)
+    return numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.NOSHUFFLE)
 
 
 def create_stack(path: str | Path, layout: StackLayout) -> zarr.Array:
@@ -49,26 +49,9 @@ def write_core(arr: zarr.Array, core_out: Box, planes: np.ndarray) -> None:
     arr[:, :, core_out.y0:core_out.y1, core_out.x0:core_out.x1] = np.moveaxis(planes, -1, 0)
 
 
-def chunk_files(path: str | Path, layout: StackLayout, core_out: Box) -> list[Path]:
-    """Files holding the level-0 chunks of one core (to fsync them before journaling the tile)."""
-    root = Path(path) / "0"
-    cy0, cx0 = core_out.y0 // layout.chunk, core_out.x0 // layout.chunk
-    cy1, cx1 = -(-core_out.y1 // layout.chunk), -(-core_out.x1 // layout.chunk)
-    return [root / str(c) / str(z) / str(cy) / str(cx)
-            for c in range(layout.channels) for z in range(layout.planes)
-            for cy in range(cy0, cy1) for cx in range(cx0, cx1)]
-
-
-def fsync_files(paths: list[Path]) -> None:
-    for p in paths:
-        try:
-            fd = os.open(p, os.O_RDONLY)
-        except FileNotFoundError:
-            continue  # an all-zero chunk may not be stored
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def pyramid_chunk(layout: StackLayout) -> int:
+    """Chunk side of levels 1..: the tile chunk, or a multiple of it of at least 256."""
+    return layout.chunk * -(-MIN_PYRAMID_CHUNK // layout.chunk)
 
 
 def pyramid_shapes(layout: StackLayout, min_side: int = MIN_LEVEL_SIDE) -> list[tuple[int, int]]:
@@ -96,9 +79,9 @@ def build_pyramid(path: str | Path, layout: StackLayout, min_side: int = MIN_LEV
     group = zarr.open_group(str(path), mode="r+", zarr_format=2)
     shapes = pyramid_shapes(layout, min_side)
     prev = group["0"]
-    step = layout.chunk
+    step = pyramid_chunk(layout)
     for level, (h, w) in enumerate(shapes[1:], start=1):
-        arr = _create_level(group, str(level), (layout.channels, layout.planes, h, w), layout.chunk)
+        arr = _create_level(group, str(level), (layout.channels, layout.planes, h, w), step)
         for y in range(0, h, step):
             for x in range(0, w, step):
                 src = prev[:, :, 2 * y:2 * min(y + step, h), 2 * x:2 * min(x + step, w)]

@@ -17,13 +17,16 @@ class RunOptions:
     region: Region | None = None
     pixel_size_um: float | None = None  # input pixel size; overrides the file's metadata
     convert_channels: bool = False  # grey <-> RGB when slide and engine differ
+    input_max: int | None = None  # 16-bit value that maps to 255 (default: MaxSampleValue tag, else 65535)
     halo: int = DEFAULT_HALO
     tile: int | None = None  # input tile side; None: the engine profile's least wasteful size
     batch: int | None = None  # None: the engine profile's optimum batch
     overwrite: bool = False
     resume: bool = False
     queue_batches: int = 2  # bound of each queue between reader, engine and writer
-    compression: str = "zlib"  # OME-TIFF compression
+    sync_seconds: float = 5.0  # how often written tiles are synced to disk and journaled
+    writers: int = 2  # writer threads (compression releases the GIL; one can bottleneck a GPU)
+    compression: str | None = "zlib"  # OME-TIFF compression (None: uncompressed)
     engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
     progress: bool = True
     log: Callable[[str], None] = print

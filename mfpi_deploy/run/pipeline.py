@@ -59,11 +59,15 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         info = slide.info
         where = str(input_path)
         rule = pixel_rule(info.dtype, info.samples, spec.channels,
-                          convert_channels=options.convert_channels, max_value=info.max_value, where=where)
+                          convert_channels=options.convert_channels,
+                          max_value=options.input_max or info.max_value, where=where)
         source = TileSource(slide, rule, options.region)
         plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles,
                                   spec.stride, options.tile)
-        batch = options.batch or batch
+        if options.batch is not None:
+            if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
+                raise MfpiError(f"batch {options.batch} of {plan.tile} px tiles is outside the engine's profiles")
+            batch = options.batch
         pixel_size = options.pixel_size_um or info.pixel_size_um
         if pixel_size is None:
             options.log("warning: the input's pixel size is unknown (no metadata); the output has no "
@@ -103,6 +107,9 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
     try:
         zarr_stack.build_pyramid(state.stack, layout)
         finish_output(state, output, fmt, options)
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"interrupted while finishing {output}; all tiles are kept in {state.root}: "
+                             f"rerun the same command with --resume to finish") from None
     except OSError as exc:
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
         raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
@@ -236,35 +243,50 @@ def _stream(source: TileSource, plan: TilePlan, groups: list[range], todo: list[
             errors.append(exc)
             stop.set()
 
+    journal = state.open_journal()
+    journal_lock = threading.Lock()
+    progress = {"tiles": 0}
+
     def writer() -> None:
-        journal = state.open_journal()
-        computed = 0
+        pending: list[int] = []
+        last_sync = time.monotonic()
+
+        def flush() -> None:
+            # Chunks reach the disk before the journal names their batch (power-loss safe);
+            # one sync per interval instead of an fsync per chunk file.
+            if pending:
+                os.sync()
+                with journal_lock:
+                    journal.record(pending)
+                pending.clear()
+
         try:
             while True:
                 item = _get(out_q, stop)
                 if item is _DONE:
-                    return
+                    _put(out_q, _DONE, stop)  # let the other writers see the end too
+                    break
                 b, tiles, out = item
-                files = []
                 for t, planes in zip(tiles, out):
                     ys, xs = t.crop(plan.halo, scale)
-                    core = t.core.scaled(scale)
-                    zarr_stack.write_core(arr, core, planes[:, ys, xs, :])
-                    files.extend(zarr_stack.chunk_files(state.stack, layout, core))
-                zarr_stack.fsync_files(files)
-                journal.record(b)
-                computed += len(tiles)
-                bar.update(len(tiles))
-                elapsed = time.perf_counter() - started
-                bar.set_postfix_str(f"{computed * mp_per_tile / elapsed:.3f} MP/s", refresh=False)
+                    zarr_stack.write_core(arr, t.core.scaled(scale), planes[:, ys, xs, :])
+                pending.append(b)
+                if time.monotonic() - last_sync >= options.sync_seconds:
+                    flush()
+                    last_sync = time.monotonic()
+                with journal_lock:
+                    progress["tiles"] += len(tiles)
+                    bar.update(len(tiles))
+                    elapsed = time.perf_counter() - started
+                    bar.set_postfix_str(f"{progress['tiles'] * mp_per_tile / elapsed:.3f} MP/s", refresh=False)
+            flush()  # also on Ctrl-C: what is written is kept
         except BaseException as exc:
             errors.append(exc)
             stop.set()
-        finally:
-            journal.close()
 
-    threads = [threading.Thread(target=reader, name="mfpi-read", daemon=True),
-               threading.Thread(target=writer, name="mfpi-write", daemon=True)]
+    threads = [threading.Thread(target=reader, name="mfpi-read", daemon=True)]
+    threads += [threading.Thread(target=writer, name=f"mfpi-write-{i}", daemon=True)
+                for i in range(max(1, options.writers))]
     for t in threads:
         t.start()
     try:
@@ -285,6 +307,7 @@ def _stream(source: TileSource, plan: TilePlan, groups: list[range], todo: list[
             stop.set()
         for t in threads:
             t.join()
+        journal.close()
         bar.close()
     if errors:
         raise errors[0]

@@ -83,8 +83,8 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def record(self, batch: int) -> None:
-        os.write(self._fd, f"{batch}\n".encode())
+    def record(self, batches: list[int]) -> None:
+        os.write(self._fd, "".join(f"{b}\n" for b in batches).encode())
         os.fsync(self._fd)
 
     def close(self) -> None:

@@ -6,9 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mfpi_deploy.errors import MfpiError
+
 
 class SlideError(Exception):
     """Raised by readers; turned into a one-line MfpiError naming the file by `open_slide`."""
+
+
+class SlideInputError(MfpiError):
+    """A slide that does not exist, cannot be read or cannot be processed (names the file)."""
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.slide.base import Slide, SlideError
+from mfpi_deploy.slide.base import Slide, SlideError, SlideInputError
 from mfpi_deploy.slide.openslide_slide import OPENSLIDE_SUFFIXES, OpenSlideSlide
 from mfpi_deploy.slide.tiff import TiffSlide
-
-
-class SlideInputError(MfpiError):
-    """A slide that does not exist, cannot be read or cannot be processed."""
 
 
 def open_slide(path: str | Path, level: int = 0) -> Slide:

@@ -1,8 +1,9 @@
 """Raw slide pixels to the engine's uint8 input: the stated rules for pixel types and channels.
 
 - uint8: as is.
-- uint16: scaled to 0..255 by round(v * 255 / max), with max the file's MaxSampleValue tag if
-  it states one (e.g. 4095 for 12-bit cameras), else 65535; values above max clip to 255.
+- uint16: scaled to 0..255 by round(v * 255 / max), with max given by the user (--input-max),
+  else the file's MaxSampleValue tag if it states one (e.g. 4095 for 12-bit cameras), else
+  65535; values above max clip to 255.
 - other pixel types (float, signed, 32-bit): refused.
 - alpha (RGBA, grey+alpha): dropped.
 - grey slide, RGB model (or the reverse): refused unless conversion is asked for; grey -> RGB

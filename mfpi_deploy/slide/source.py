@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.slide.base import Slide
+from mfpi_deploy.slide.base import Slide, SlideError, SlideInputError
 from mfpi_deploy.slide.pixels import PixelRule
 from mfpi_deploy.tiling import Box, reflect_indices
 
@@ -64,9 +64,12 @@ class TileSource:
         cols = reflect_indices(window.x0, window.x1, self.width)
         y0, y1 = int(rows.min()), int(rows.max()) + 1
         x0, x1 = int(cols.min()), int(cols.max()) + 1
-        raw = self.slide.read(self.region.y + y0, self.region.y + y1, self.region.x + x0, self.region.x + x1)
+        try:
+            raw = self.slide.read(self.region.y + y0, self.region.y + y1, self.region.x + x0, self.region.x + x1)
+        except SlideError as exc:
+            raise SlideInputError(f"{self.slide.info.path}: {exc}") from None
         if raw.shape[:2] != (y1 - y0, x1 - x0):
-            raise MfpiError(f"{self.slide.info.path}: reader returned {raw.shape[:2]} for a "
+            raise SlideInputError(f"{self.slide.info.path}: reader returned {raw.shape[:2]} for a "
                             f"{y1 - y0}x{x1 - x0} window (file shorter than its header says?)")
         contiguous = (window.y0 >= 0 and window.x0 >= 0 and window.y1 <= self.height and window.x1 <= self.width)
         if not contiguous:

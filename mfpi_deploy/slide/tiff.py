@@ -53,6 +53,8 @@ class TiffSlide(Slide):
         if extra:
             dims = ", ".join(f"{a}={n}" for a, n in extra)
             raise SlideError(f"a multi-dimensional image (axes {axes}, {dims}); mfpi-run takes one 2D image")
+        if lev.keyframe.photometric == 3:  # PALETTE: indices into a colour map
+            raise SlideError("a palette-colour image; convert it to RGB first")
         self._check_extent(lev)
         self._axes = axes
         self._sample_axis = sample_axes[0] if sample_axes else None

@@ -40,19 +40,23 @@ def test_plan_refuses_tiles_off_grid_or_without_core() -> None:
 
 
 def test_choose_plan_minimises_computed_pixels_within_profile() -> None:
-    plan, batch = choose_plan(1000, 1000, 32, [TileProfile(opt_tile=384, opt_batch=2)])
-    # every other allowed tile size computes at least as many pixels
-    for size in range(72, 385, 8):
-        assert plan.computed_pixels <= TilePlan(1000, 1000, size, 32).computed_pixels
-    assert plan.tile <= 384 and batch == 2
+    plan, batch = choose_plan(3000, 3000, 32, [TileProfile(opt_tile=384, opt_batch=2)])
+    # a dynamic engine keeps its pixels per call (2 x 384^2): tiles up to 536 px
+    for size in range(72, 537, 8):
+        assert plan.computed_pixels <= TilePlan(3000, 3000, size, 32).computed_pixels
+    assert 384 < plan.tile <= 536 and batch == 1
+    small, batch = choose_plan(3000, 3000, 32, [TileProfile(opt_tile=128, opt_batch=8)])
+    assert small.tile <= 360 and batch == max(1, 8 * 128 * 128 // small.tile ** 2)
 
 
 def test_choose_plan_fixed_profile_and_small_images() -> None:
     fixed = TileProfile(opt_tile=384, min_tile=384, max_tile=384, opt_batch=4, max_batch=4)
     plan, batch = choose_plan(50, 30, 32, [fixed])
-    assert (plan.tile, plan.n_tiles, batch) == (384, 1, 4)
-    plan, _ = choose_plan(50, 30, 32, [TileProfile()])
-    assert plan.tile == 56 + 64 and plan.n_tiles == 1  # smallest tile holding the 50 px side
+    assert (plan.tile, plan.n_tiles, batch) == (384, 1, 1)  # batch capped at the tile count
+    plan, batch = choose_plan(2000, 2000, 32, [fixed])
+    assert (plan.tile, batch) == (384, 4)
+    plan, batch = choose_plan(50, 30, 32, [TileProfile()])
+    assert plan.tile == 56 + 64 and plan.n_tiles == 1 and batch == 1  # smallest tile holding 50 px
     with pytest.raises(MfpiError):
         choose_plan(50, 30, 32, [fixed], tile=256)
 

@@ -100,3 +100,22 @@ def test_rebuild_needs_an_engine_folder(tmp_path):
     result = _run(str(tmp_path), "--rebuild")
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unsupported_opset(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--opset", "9"), "opset 9 is not supported: use 18..")
+
+
+def test_rebuild_without_tensorrt(mfpinet_engine):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    _one_line_error(_run(str(mfpinet_engine), "--rebuild"), "TensorRT is not installed")
+
+
+def test_bad_batch(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--batch", "0"), "batch sizes must be positive")

@@ -30,6 +30,9 @@ def test_folder_holds_onnx_checkpoint_copy_and_manifest(mfpinet_engine):
     assert m["profiles"] == [{"opt_tile": 64, "min_tile": 8, "max_tile": 64, "opt_batch": 2, "max_batch": 2}]
     assert m["exporter"] == "dynamo" and m["gpu"] is None
     assert (m["architecture"], m["channels"], m["planes"], m["scale"], m["stride"]) == ("mfpinet", 1, 11, 2, 8)
+    cal = m["accuracy"]["calibration"]
+    assert cal["simulated_tiles"] == 2 and cal["tile_side"] == 64 and cal["simulator"] in ("training.synth",
+                                                                                          "builtin synthetic")
     parity = m["accuracy"]["onnx_parity"]
     assert parity["max_abs_diff"] <= 1 and parity["share_differing"] < 1e-3 and parity["values"] > 0
     # the checkpoint copy is a working checkpoint

@@ -42,7 +42,8 @@ def write_tiff(path: Path, image: np.ndarray, *, pixel_size_um: float | None = 0
     if pixel_size_um:
         extra = dict(resolution=(1e4 / pixel_size_um, 1e4 / pixel_size_um), resolutionunit="CENTIMETER")
     photometric = "rgb" if image.ndim == 3 and image.shape[-1] in (3, 4) else "minisblack"
-    tifffile.imwrite(path, image, photometric=photometric, **extra, **kwargs)
+    kwargs.setdefault("photometric", photometric)
+    tifffile.imwrite(path, image, **extra, **kwargs)
     return path
 
 

@@ -34,7 +34,7 @@ def _pyramidal_ome(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["tiled", "stripped", "bigtiff", "ome-pyramid", "svs", "imagej"])
+@pytest.mark.parametrize("kind", ["tiled", "stripped", "planar", "bigtiff", "ome-pyramid", "svs", "imagej"])
 def test_formats_read_lazily_with_pixel_size(tmp_path: Path, kind: str) -> None:
     image = textured(150, 190)
     path = tmp_path / f"{kind}.tif"
@@ -43,6 +43,9 @@ def test_formats_read_lazily_with_pixel_size(tmp_path: Path, kind: str) -> None:
         write_tiff(path, image, tile=(64, 64), compression="zlib")
     elif kind == "stripped":
         write_tiff(path, image, rowsperstrip=16)
+    elif kind == "planar":
+        write_tiff(path, np.moveaxis(image, -1, 0).copy(), planarconfig="separate", photometric="rgb",
+                   tile=(32, 32))
     elif kind == "bigtiff":
         write_tiff(path, image, bigtiff=True, tile=(32, 32), pixel_size_um=None)
         expected_size = None
@@ -132,6 +135,19 @@ def test_bad_files_raise_one_line_errors(tmp_path: Path, case: str) -> None:
     with pytest.raises(SlideInputError) as err:
         open_slide(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_openslide_formats_need_the_extra(tmp_path: Path) -> None:
+    pytest.importorskip("pytest")
+    try:
+        import openslide  # noqa: F401
+        pytest.skip("openslide-python is installed")
+    except ImportError:
+        pass
+    path = tmp_path / "a.ndpi"
+    path.write_bytes(b"not really a slide")
+    with pytest.raises(SlideInputError, match=r"pip install 'mfpi-deploy\[openslide\]'"):
+        open_slide(path)
 
 
 def test_metadata_parsers() -> None:

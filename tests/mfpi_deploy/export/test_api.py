@@ -1,0 +1,113 @@
+"""export_model sources, atomic output folders, and the cached default engine."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mfpi_deploy.backends.select import open_backend
+from mfpi_deploy.checkpoint import default as default_model
+from mfpi_deploy.checkpoint import file_sha256, load_checkpoint
+from mfpi_deploy.errors import CheckpointError, MfpiError
+from mfpi_deploy.export import api
+from mfpi_deploy.export.api import cache_key, cached_default_engine, export_model
+from mfpi_deploy.export.onnx_export import Exporter
+from mfpi_deploy.models import create_model
+from tests.mfpi_deploy.export.engines import export_options, tiny_checkpoint
+
+QUIET = {"log": lambda _: None}
+
+
+def test_failed_export_leaves_no_folder(tmp_path, monkeypatch):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+
+    def broken(*args, **kwargs):
+        raise MfpiError("parity check exploded")
+
+    monkeypatch.setattr(api, "check_onnx_parity", broken)
+    with pytest.raises(MfpiError, match="exploded"):
+        export_model(ckpt, tmp_path / "out", export_options(exporter=Exporter.TORCHSCRIPT), **QUIET)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no out, no hidden temp folder
+
+
+def test_failed_forced_export_keeps_the_old_folder(tmp_path, monkeypatch):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    out = export_model(ckpt, tmp_path / "out", export_options(exporter=Exporter.TORCHSCRIPT), **QUIET)
+    before = (out / "manifest.json").read_text()
+    monkeypatch.setattr(api, "check_onnx_parity", lambda *a, **k: (_ for _ in ()).throw(MfpiError("boom")))
+    with pytest.raises(MfpiError):
+        export_model(ckpt, out, export_options(exporter=Exporter.TORCHSCRIPT, force=True), **QUIET)
+    assert (out / "manifest.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out"]
+
+
+def test_authors_pth_is_imported_and_copied(tmp_path):
+    net = create_model("mfpinet", in_channels=3, width=4).eval()
+    pth = tmp_path / "G_19_1519.pth"
+    torch.save({"state_dict": net.state_dict()}, pth)
+    out = export_model(pth, tmp_path / "out", export_options(exporter=Exporter.TORCHSCRIPT), **QUIET)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["kind"] == "reference" and manifest["source"]["sha256"] == file_sha256(pth)
+    assert manifest["channels"] == 3
+    copied = load_checkpoint(out)
+    for k, v in net.state_dict().items():
+        assert torch.equal(copied.model.state_dict()[k], v)
+
+
+def test_default_source_resolves_bundled_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_DIR", tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="bundled default model is missing"):
+        export_model("default", tmp_path / "out", export_options(), **QUIET)
+    bundled = tiny_checkpoint(tmp_path / "bundled", width=4)
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_DIR", bundled)
+    out = export_model("default", tmp_path / "out", export_options(exporter=Exporter.TORCHSCRIPT), **QUIET)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["kind"] == "default" and manifest["source"]["path"] == str(bundled)
+
+
+def test_cached_default_engine_exports_once(tmp_path, monkeypatch):
+    bundled = tiny_checkpoint(tmp_path / "bundled", width=4)
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_DIR", bundled)
+    monkeypatch.setenv("MFPI_CACHE_DIR", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    logs: list[str] = []
+    first = cached_default_engine(log=logs.append)
+    assert first.parent == tmp_path / "cache" / "engines" and any("first use" in m for m in logs)
+    assert json.loads((first / "manifest.json").read_text())["source"]["sha256"] == file_sha256(
+        bundled / "model.safetensors")
+    logs.clear()
+    assert cached_default_engine(log=logs.append) == first and logs == []  # reused, nothing exported
+    with open_backend("ort-cpu", first, threads=1, log=lambda _: None) as backend:
+        out = backend.run(np.zeros((1, 16, 16, 1), np.uint8))
+        assert out.shape == (1, 11, 32, 32, 1)
+    assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no temp folders
+
+
+def test_cache_key_changes_with_weights_and_tools():
+    tools = {"torch": "2.13.0", "onnx": "1.23"}
+    key = cache_key("a" * 64, tools, 20)
+    assert key == cache_key("a" * 64, dict(tools), 20)
+    assert key != cache_key("b" * 64, tools, 20)
+    assert key != cache_key("a" * 64, {**tools, "torch": "2.14.0"}, 20)
+    assert key != cache_key("a" * 64, tools, 21)
+
+
+def test_cache_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("MFPI_CACHE_DIR", str(tmp_path / "c"))
+    assert api.cache_root() == tmp_path / "c"
+    monkeypatch.delenv("MFPI_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert api.cache_root() == tmp_path / "xdg" / "mfpi-deploy"
+
+
+def test_options_accept_plain_values_and_refuse_bad_ones():
+    from mfpi_deploy.export.api import ExportOptions
+
+    opts = ExportOptions(exporter="torchscript", tiles=[256, 384], batches=[2], calibration=["a.tif"])
+    assert opts.exporter is Exporter.TORCHSCRIPT and opts.tiles == (256, 384) and opts.batches == (2,)
+    for bad, match in [({"exporter": "jit"}, "unknown exporter"), ({"batches": (0,)}, "batch sizes must be positive"),
+                       ({"workspace_gb": 0}, "workspace must be positive")]:
+        with pytest.raises(MfpiError, match=match):
+            ExportOptions(**bad)

@@ -1,0 +1,112 @@
+"""FP16 ONNX: the graph pass, measured fp32 nodes, and the PSNR gate."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.export.accuracy import psnr_per_plane
+from mfpi_deploy.export.calibration import calibration_set
+from mfpi_deploy.export.fp16 import Fp16GateError, export_fp16, measure_ranges, output_tail, overflow_nodes
+from mfpi_deploy.export.fp16_graph import convert_to_fp16
+from tests.mfpi_deploy.export.conftest import ort_session
+
+
+def test_fp16_graph_is_float16_with_uint8_io(mfpinet_engine):
+    model = onnx.load(str(mfpinet_engine / "model.fp16.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    io_types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
+    assert io_types == {"tiles": TensorProto.UINT8, "planes": TensorProto.UINT8}
+    conv_weights = [model.graph.initializer[i] for i, t in enumerate(model.graph.initializer) if t.dims and len(t.dims) == 4]
+    assert conv_weights and all(t.data_type == TensorProto.FLOAT16 for t in conv_weights)
+
+
+def test_fp16_report_in_manifest_and_independent_psnr_check(mfpinet_engine, real_stack_path):
+    m = json.loads((mfpinet_engine / "manifest.json").read_text())
+    rep = m["accuracy"]["fp16"]
+    assert rep["threshold_db"] == 45.0 and rep["min_psnr_db"] >= 45.0
+    assert len(rep["psnr_db_simulated"]) == 11 and len(rep["psnr_db_real"]) == 11  # per plane
+    assert rep["tiles"]["real"] > 0  # the shared real stack was used
+    assert m["artifacts"]["onnx_fp16"]["fp32_nodes"] == rep["fp32_nodes"] == sorted(rep["reasons"])
+    # On fresh tiles the fp16 graph stays above the gate too.
+    real, sim = calibration_set(1, 48, 3, [real_stack_path])
+    tiles = np.concatenate([real, np.random.default_rng(5).integers(0, 256, (2, 48, 48, 1), dtype=np.uint8)])
+    a = ort_session(mfpinet_engine / "model.onnx").run(None, {"tiles": tiles})[0]
+    b = ort_session(mfpinet_engine / "model.fp16.onnx").run(None, {"tiles": tiles})[0]
+    assert min(psnr_per_plane(b, a)) >= 45.0
+
+
+def test_output_tail_is_kept_fp32_when_measured_to_matter(mfpinet_engine):
+    """An untrained net outputs ~0.5 (127.5 levels: every rounding is on the edge), so fp16 x*255 hurts."""
+    rep = json.loads((mfpinet_engine / "manifest.json").read_text())["accuracy"]["fp16"]
+    tail = output_tail(onnx.load(str(mfpinet_engine / "model.onnx")))
+    assert tail and set(tail) <= set(rep["fp32_nodes"])
+    assert any("output tail" in r for r in rep["reasons"].values())
+
+
+def test_deepz_fp16_keeps_dpm_input_float32(deepz_engine):
+    model = onnx.load(str(deepz_engine / "model.fp16.onnx"))
+    assert model.graph.input[1].type.tensor_type.elem_type == TensorProto.FLOAT
+    rep = json.loads((deepz_engine / "manifest.json").read_text())["accuracy"]["fp16"]
+    assert rep["min_psnr_db"] >= 45.0 and len(rep["psnr_db_simulated"]) == 1
+
+
+def _overflow_model() -> onnx.ModelProto:
+    """uint8 tiles -> x*1000*1000 (overflows fp16) /1e6 -> tanh -> uint8: a node that must stay fp32."""
+    c = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Cast", ["tiles"], ["x"], name="cast_in", to=TensorProto.FLOAT),
+        helper.make_node("Div", ["x", "k255"], ["u"], name="unit"),
+        helper.make_node("Mul", ["u", "k1000"], ["a"], name="mul_a"),
+        helper.make_node("Mul", ["a", "k1000"], ["big"], name="mul_big"),  # up to 1e6
+        helper.make_node("Div", ["big", "k1e6"], ["v"], name="div_back"),
+        helper.make_node("Mul", ["v", "k255"], ["s"], name="scale"),
+        helper.make_node("Round", ["s"], ["r"], name="round"),
+        helper.make_node("Cast", ["r"], ["out"], name="cast_out", to=TensorProto.UINT8),
+        helper.make_node("Unsqueeze", ["out", "ax1"], ["planes"], name="add_plane_axis"),
+    ]
+    graph = helper.make_graph(
+        nodes, "overflow",
+        [helper.make_tensor_value_info("tiles", TensorProto.UINT8, ["n", "h", "w", 1])],
+        [helper.make_tensor_value_info("planes", TensorProto.UINT8, ["n", 1, "h", "w", 1])],
+        initializer=[c("k255", 255.0), c("k1000", 1000.0), c("k1e6", 1e6),
+                     numpy_helper.from_array(np.array([1], np.int64), "ax1")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def test_overflowing_nodes_are_found_by_measurement_and_kept_fp32(tmp_path):
+    model = _overflow_model()
+    spec = EngineSpec(architecture="mfpinet", channels=1, planes=1, scale=1, stride=8, planes_um=(0.0,))
+    tiles = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
+    ranges = measure_ranges(model, spec, [tiles], threads=1)
+    assert ranges["big"] == pytest.approx(1e6 * tiles.max() / 255, rel=1e-5)
+    kept = overflow_nodes(model, ranges)
+    assert set(kept) == {"mul_big", "div_back"} and "float16 max 65504" in kept["mul_big"]
+    assert ranges["k1e6"] == 1e6  # constants are measured too: 1e6 itself is beyond float16
+    # converting everything overflows (inf -> garbage); keeping the measured nodes is exact
+    path32, path16 = tmp_path / "m.onnx", tmp_path / "m16.onnx"
+    onnx.save(model, str(path32))
+    naive = convert_to_fp16(model)
+    onnx.save(naive, str(tmp_path / "naive.onnx"))
+    want = ort_session(path32).run(None, {"tiles": tiles})[0]
+    bad = ort_session(tmp_path / "naive.onnx").run(None, {"tiles": tiles})[0]
+    assert not np.array_equal(bad, want)
+    report = export_fp16(path32, path16, spec, tiles[:0], tiles, threads=1, log=lambda _: None)
+    assert {"mul_big", "div_back"} <= set(report.fp32_nodes) and report.max_abs_activation >= 65504
+    got = ort_session(path16).run(None, {"tiles": tiles})[0]
+    assert np.abs(got.astype(int) - want).max() <= 1 and report.min_psnr_db >= 45
+
+
+def test_gate_fails_with_the_numbers(mfpinet_engine, tmp_path):
+    spec = EngineSpec(architecture="mfpinet", channels=1, planes=11, scale=2, stride=8, planes_um=tuple(range(11)))
+    real, sim = calibration_set(1, 32, 2, [])
+    with pytest.raises(Fp16GateError, match=r"lowest plane PSNR [0-9.]+ dB < 200.0 dB .*simulated \[") as err:
+        export_fp16(mfpinet_engine / "model.onnx", tmp_path / "x.onnx", spec, real, sim, min_psnr=200.0,
+                    threads=1, log=lambda _: None)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "x.onnx").exists()

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+
+from mfpi_deploy.cli.run import default_output, main
+from mfpi_deploy.output import zarr_stack
+from tests.mfpi_deploy.run.helpers import textured, tiny_checkpoint, write_tiff
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("ckpts")
+    return {c: tiny_checkpoint(root / f"c{c}", channels=c) for c in (1, 3)}
+
+
+def _run(args: list[str], ckpt: Path) -> object:
+    return CliRunner().invoke(main, [*args, "--engine", str(ckpt), "--backend", "torch", "--threads", "1", "--quiet"])
+
+
+def test_run_writes_stack_and_summary(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    src = write_tiff(tmp_path / "slide.ome.tif", textured(40, 56), pixel_size_um=0.5)
+    result = _run([str(src)], ckpts[3])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "slide.mfp.ome.tif"
+    assert default_output(src) == out and out.is_file()
+    assert "halo overhead" in result.stdout and "tiles/s" in result.stdout
+    assert tifffile.imread(out).shape == (11, 80, 112, 3)
+    zarr_out = tmp_path / "z.ome.zarr"
+    result = _run([str(src), "-o", str(zarr_out), "--region", "8,4,30,20"], ckpts[3])
+    assert result.exit_code == 0, result.output
+    assert zarr_stack.open_level(zarr_out, 0).shape == (3, 11, 40, 60)
+    result = _run([str(src), "-o", str(zarr_out)], ckpts[3])
+    assert result.exit_code != 0 and "--overwrite" in result.stderr
+
+
+def _assert_one_error_line(stderr: str) -> None:
+    """One error line, the last one (an info line about the slide may come before it)."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+
+
+def _bad_input(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
+    path = tmp_path / "in.tif"
+    extra: list[str] = []
+    if case == "missing":
+        pass
+    elif case == "non-image":
+        path.write_text("this is text, not a slide\n" * 10)
+    elif case == "truncated":
+        write_tiff(path, textured(64, 64), tile=(16, 16), compression="zlib")
+        path.write_bytes(path.read_bytes()[:1500])
+    elif case == "corrupt":
+        write_tiff(path, textured(64, 64), tile=(16, 16), compression="zlib")
+        data = bytearray(path.read_bytes())
+        data[8:40] = b"\xff" * 32  # smash the first IFD
+        path.write_bytes(bytes(data))
+    elif case == "corrupt-pixels":
+        write_tiff(path, textured(64, 64), tile=(16, 16), compression="zlib")
+        with tifffile.TiffFile(path) as tif:
+            offset = tif.pages[0].dataoffsets[5]
+        data = bytearray(path.read_bytes())
+        data[offset:offset + 40] = b"\x00garbage!" * 4 + b"\x00" * 4
+        path.write_bytes(bytes(data))
+    elif case == "zero-size":
+        with pytest.warns(UserWarning):
+            tifffile.imwrite(path, np.zeros((0, 10), np.uint8))
+    elif case == "header-lies":
+        tifffile.imwrite(path, textured(64, 64, channels=1))
+        with tifffile.TiffFile(path, mode="r+") as tif:
+            tif.pages[0].tags["ImageLength"].overwrite(6400)
+    elif case == "float":
+        tifffile.imwrite(path, np.zeros((32, 32, 3), np.float32), photometric="rgb")
+    elif case == "wrong-channels":
+        write_tiff(path, textured(32, 32, channels=1))
+    elif case == "bad-region":
+        write_tiff(path, textured(32, 32))
+        extra = ["--region", "30,0,10,10"]
+    elif case == "bad-output-name":
+        write_tiff(path, textured(32, 32))
+        extra = ["-o", str(tmp_path / "out.png")]
+    elif case == "output-dir-missing":
+        write_tiff(path, textured(32, 32))
+        extra = ["-o", str(tmp_path / "nowhere" / "out.ome.tif")]
+    elif case == "output-dir-unwritable":
+        write_tiff(path, textured(32, 32))
+        extra = ["-o", "/proc/out.ome.tif"]  # not writable even for root
+    return path, extra
+
+
+BAD = ["missing", "non-image", "truncated", "corrupt", "corrupt-pixels", "zero-size", "header-lies", "float",
+       "wrong-channels", "bad-region", "bad-output-name", "output-dir-missing", "output-dir-unwritable"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_inputs_one_line_error_nothing_left(tmp_path: Path, ckpts: dict[int, Path], case: str) -> None:
+    path, extra = _bad_input(tmp_path, case)
+    before = set(tmp_path.iterdir())
+    result = _run([str(path), *extra], ckpts[3])
+    assert result.exit_code not in (0, None), result.output
+    _assert_one_error_line(result.stderr)
+    assert "Traceback" not in result.output
+    assert set(tmp_path.iterdir()) == before  # no output, no partial run, no temporary file
+
+
+def test_unwritable_dir_by_permissions(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root can write into read-only folders (covered by /proc above)")
+    src = write_tiff(tmp_path / "a.tif", textured(32, 32))
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    result = _run([str(src), "-o", str(locked / "o.ome.tif")], ckpts[3])
+    assert result.exit_code != 0 and result.stderr.startswith("error: cannot write")
+
+
+def test_disk_full_is_one_line_and_resumable(tmp_path: Path, ckpts: dict[int, Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    src = write_tiff(tmp_path / "a.tif", textured(48, 48))
+    real = zarr_stack.write_core
+    calls = {"n": 0}
+
+    def fills_up(*args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(*args)
+
+    monkeypatch.setattr(zarr_stack, "write_core", fills_up)
+    out = tmp_path / "o.ome.tif"
+    result = _run([str(src), "-o", str(out), "--tile", "48", "--halo", "8"], ckpts[3])
+    assert result.exit_code != 0
+    _assert_one_error_line(result.stderr)
+    assert "no space left on device" in result.stderr and "--resume" in result.stderr
+    assert not out.exists()
+    monkeypatch.setattr(zarr_stack, "write_core", real)
+    result = _run([str(src), "-o", str(out), "--tile", "48", "--halo", "8", "--resume"], ckpts[3])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+
+
+def test_grey_slide_on_rgb_engine_with_conversion(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    src = write_tiff(tmp_path / "g.tif", textured(24, 24, channels=1))
+    result = _run([str(src), "--convert-channels", "-o", str(tmp_path / "g.ome.zarr")], ckpts[3])
+    assert result.exit_code == 0, result.output
+    assert zarr_stack.open_level(tmp_path / "g.ome.zarr", 0).shape == (3, 11, 48, 48)
+
+
+def test_make_sample_then_run(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    pytest.importorskip("training.synth")
+    sample = tmp_path / "sample.tif"
+    result = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(sample) as tif:
+        assert tif.is_ome and tif.series[0].shape == (48, 48, 3)
+    result = _run([str(sample)], ckpts[3])
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(tmp_path / "sample.mfp.ome.tif") as tif:
+        assert tif.series[0].shape == (11, 96, 96, 3)
+        assert 'PhysicalSizeX="0.243"' in tif.ome_metadata  # 0.486 µm input / 2
+    again = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
+    assert again.exit_code != 0 and "--overwrite" in again.stderr
+
+
+def test_16_bit_input_max_and_palette_refusal(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    g12 = (textured(32, 40, channels=1, dtype=np.uint16) >> 4).astype(np.uint16)  # 12-bit data
+    src = write_tiff(tmp_path / "g12.tif", g12)
+    a, b = tmp_path / "a.ome.zarr", tmp_path / "b.ome.zarr"
+    assert _run([str(src), "-o", str(a)], ckpts[1]).exit_code == 0
+    assert _run([str(src), "-o", str(b), "--input-max", "4095"], ckpts[1]).exit_code == 0
+    assert not np.array_equal(zarr_stack.open_level(a, 0)[:], zarr_stack.open_level(b, 0)[:])
+    pal = tmp_path / "pal.tif"
+    tifffile.imwrite(pal, np.zeros((16, 16), np.uint8), photometric="palette",
+                     colormap=np.zeros((3, 256), np.uint16))
+    result = _run([str(pal)], ckpts[3])
+    assert result.exit_code != 0 and "palette" in result.stderr

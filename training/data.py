@@ -1,0 +1,153 @@
+"""Training data: stacks + plane selection + patch positions -> (degraded input, target stack) batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mfpi_deploy.errors import MfpiError
+from training.degrade import Degradation, degrade_tensor
+from training.patches import CELL, Foreground, Region, candidate_patches, split_blocks
+from training.planes import PlaneSelection, select_planes
+from training.stack import FocalStack, IntensityRule, Rect, open_stack
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def to_grey(x: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) -> uint8 (..., 1) by ITU-R 601 luma; (..., 1) is returned unchanged."""
+    if x.shape[-1] == 1:
+        return x
+    return np.clip(np.rint(x.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)[..., None]
+
+
+def parse_rect(text: str | None, height: int, width: int) -> Rect:
+    """`y0:y1,x0:x1` in pixels or as fractions of the size (e.g. `0:1,0:0.75`); empty = everything.
+
+    Open ends are allowed (`:,:768`). Fractions are any value with a decimal point or 0/1
+    written as floats; integers are pixels.
+    """
+    if not text:
+        return Rect(0, 0, height, width)
+    try:
+        ys, xs = text.split(",")
+        bounds = []
+        for part, size in ((ys, height), (xs, width)):
+            lo, hi = part.split(":")
+            vals = []
+            for v, default in ((lo, 0), (hi, size)):
+                v = v.strip()
+                if not v:
+                    vals.append(default)
+                elif "." in v:
+                    vals.append(int(round(float(v) * size)))
+                else:
+                    vals.append(int(v))
+            bounds.append(vals)
+    except ValueError:
+        raise MfpiError(f"region {text!r}: expected y0:y1,x0:x1 in pixels or fractions (e.g. 0:1.0,0:0.75)") from None
+    (y0, y1), (x0, x1) = bounds
+    if not (0 <= y0 < y1 <= height and 0 <= x0 < x1 <= width):
+        raise MfpiError(f"region {text!r} is empty or outside the image ({height}x{width})")
+    return Rect(y0, x0, y1, x1)
+
+
+@dataclass
+class Source:
+    """One training stack: the stack, its plane selection, its region, and an optional in-memory copy."""
+
+    stack: FocalStack
+    selection: PlaneSelection
+    rect: Rect
+    grey: bool = False
+    cache: np.ndarray | None = field(default=None, repr=False)  # uint8 (Z, h, w, C) of rect
+
+    def load_cache(self, limit_mb: float) -> None:
+        """Keep the selected planes of the region in memory when they fit in `limit_mb`."""
+        r = self.rect
+        size = len(self.selection.target) * r.height * r.width * self.stack.channels / 1e6
+        if size <= limit_mb:
+            data = self.stack.read(self.selection.target, r)
+            self.cache = to_grey(data) if self.grey else data
+
+    def read(self, planes: list[int] | tuple[int, ...], rect: Rect) -> np.ndarray:
+        """uint8 (len(planes), h, w, C') of selected-plane positions `planes` (indices into target)."""
+        if self.cache is not None:
+            r = self.rect
+            return self.cache[list(planes), rect.y0 - r.y0:rect.y1 - r.y0, rect.x0 - r.x0:rect.x1 - r.x0]
+        data = self.stack.read([self.selection.target[p] for p in planes], rect)
+        return to_grey(data) if self.grey else data
+
+    def target(self, rect: Rect) -> np.ndarray:
+        return self.read(range(len(self.selection.target)), rect)
+
+    def input_plane(self, rect: Rect) -> np.ndarray:
+        return self.read([self.selection.centre_index], rect)[0]
+
+
+def open_sources(specs: list[list[str]], *, planes: int, focus: str, z_step_um: float | None,
+                 region: str | None, grey: bool, rule: IntensityRule | str, cache_mb: float) -> list[Source]:
+    """Open each stack and select its planes; all must agree on plane count and channels."""
+    sources = []
+    for paths in specs:
+        stack = open_stack(paths, rule=rule)
+        rect = parse_rect(region, stack.height, stack.width)
+        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)
+        src = Source(stack, sel, rect, grey=grey and stack.channels == 3)
+        src.load_cache(cache_mb)
+        sources.append(src)
+    chans = {1 if s.grey else s.stack.channels for s in sources}
+    if len(chans) > 1:
+        raise MfpiError("training stacks mix grey and RGB; pass --grey to train all as grey")
+    return sources
+
+
+def source_channels(sources: list[Source]) -> int:
+    s = sources[0]
+    return 1 if s.grey else s.stack.channels
+
+
+def region_candidates(sources: list[Source], regions: list[Region], patch: int, fg: Foreground) -> list[tuple[int, Rect]]:
+    """All foreground patch positions inside the given blocks, tagged with their source index."""
+    out: list[tuple[int, Rect]] = []
+    for reg in regions:
+        plane = sources[reg.source].input_plane(reg.rect)
+        out.extend((reg.source, r) for r in candidate_patches(reg, plane, patch, fg))
+    return out
+
+
+def split_sources(sources: list[Source], block: int, val_fraction: float, seed: int) -> tuple[list[Region], list[Region]]:
+    """Train and validation blocks of every source (see `patches.split_blocks`)."""
+    train, val = [], []
+    for i, s in enumerate(sources):
+        t, v = split_blocks(s.rect, block, val_fraction, seed, source=i)
+        train += t
+        val += v
+    return train, val
+
+
+def augment(patch: np.ndarray, code: int) -> np.ndarray:
+    """One of the 8 flips/rotations of (Z, H, W, C) patches (code 0..7); z order is unchanged."""
+    if code & 1:
+        patch = patch[:, ::-1]
+    if code & 2:
+        patch = patch[:, :, ::-1]
+    if code & 4:
+        patch = patch.transpose(0, 2, 1, 3)
+    return patch
+
+
+def make_batch(targets: list[np.ndarray], centre: int, degradation: Degradation) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 target stacks (Z, H, W, C) -> input (N, C, H/s, W/s) degraded centre plane, target (N, Z*C, H, W)."""
+    y = torch.from_numpy(np.ascontiguousarray(np.stack(targets))).float().div_(255.0)  # N Z H W C
+    n, z, h, w, c = y.shape
+    y = y.permute(0, 1, 4, 2, 3).reshape(n, z * c, h, w)  # plane-major channels
+    x = degrade_tensor(y[:, centre * c:(centre + 1) * c], degradation)
+    return x, y
+
+
+def check_patch(patch: int, scale: int) -> None:
+    step = 8 * scale  # the network needs inputs that are multiples of 8
+    if patch % step or patch % CELL:
+        raise MfpiError(f"patch size {patch} must be a multiple of {step} (network stride 8 x scale {scale})")

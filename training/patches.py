@@ -1,0 +1,113 @@
+"""Patch sampling: split into train/validation regions, keep patches with cell foreground.
+
+Regions are whole blocks of the image, assigned to training or validation by seed, and a
+patch lies inside one block, so no pixel is in both sets. Foreground is found on the
+input (in-focus) plane as 8x8 cells whose standard deviation exceeds a threshold: flat
+background (bright empty glass, or the even grey of phase contrast) has none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mfpi_deploy.errors import MfpiError
+from training.stack import Rect
+
+CELL = 8  # foreground is judged on 8x8 cells; patch corners lie on this grid
+
+
+@dataclass(frozen=True)
+class Foreground:
+    """Foreground test: a patch is kept if >= min_fraction of its 8x8 cells have std >= min_std."""
+
+    min_std: float = 4.0
+    min_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class Region:
+    """A block of one source stack (index into the list of training stacks)."""
+
+    source: int
+    rect: Rect
+
+
+def split_blocks(rect: Rect, block: int, val_fraction: float, seed: int, source: int = 0) -> tuple[list[Region], list[Region]]:
+    """Tile `rect` with block x block squares (the remainder at the far edges is unused) and
+    give a fraction of them, chosen by seed, to validation."""
+    if block < CELL or block % CELL:
+        raise MfpiError(f"block size must be a positive multiple of {CELL}, got {block}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise MfpiError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    rows, cols = rect.height // block, rect.width // block
+    if rows * cols == 0:
+        raise MfpiError(f"region {rect.height}x{rect.width} is smaller than one block of {block}x{block}")
+    blocks = [Region(source, Rect(rect.y0 + r * block, rect.x0 + c * block, rect.y0 + (r + 1) * block, rect.x0 + (c + 1) * block))
+              for r in range(rows) for c in range(cols)]
+    n_val = int(round(val_fraction * len(blocks)))
+    if val_fraction > 0:
+        n_val = min(max(n_val, 1), len(blocks) - 1)
+    if len(blocks) - n_val < 1:
+        raise MfpiError("no block left for training; use a smaller block size or validation fraction")
+    order = np.random.default_rng([seed, source, 7]).permutation(len(blocks))
+    val_ids = set(order[:n_val].tolist())
+    train = [b for i, b in enumerate(blocks) if i not in val_ids]
+    val = [b for i, b in enumerate(blocks) if i in val_ids]
+    return train, val
+
+
+def cell_std(plane: np.ndarray) -> np.ndarray:
+    """Standard deviation of each 8x8 cell of a uint8 plane (H, W, C) -> (H//8, W//8), over grey."""
+    g = plane.astype(np.float32)
+    if g.ndim == 3:
+        g = g.mean(axis=-1)
+    h, w = (g.shape[0] // CELL) * CELL, (g.shape[1] // CELL) * CELL
+    cells = g[:h, :w].reshape(h // CELL, CELL, w // CELL, CELL)
+    return cells.std(axis=(1, 3))
+
+
+def foreground_cells(plane: np.ndarray, fg: Foreground) -> np.ndarray:
+    """Boolean (H//8, W//8): which 8x8 cells hold foreground."""
+    return cell_std(plane) >= fg.min_std
+
+
+def is_foreground(plane: np.ndarray, fg: Foreground) -> bool:
+    """Whether one patch (H, W, C) passes the foreground test."""
+    return bool(foreground_cells(plane, fg).mean() >= fg.min_fraction)
+
+
+class ForegroundIndex:
+    """Where patches of a given size pass the foreground test inside a block (integral image)."""
+
+    def __init__(self, cells: np.ndarray) -> None:
+        self.cells = cells
+        self._sum = np.pad(cells.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def fractions(self, patch: int) -> np.ndarray:
+        """Foreground fraction of every patch whose corner is on the cell grid: (rows, cols)."""
+        k = patch // CELL
+        s = self._sum
+        if k > self.cells.shape[0] or k > self.cells.shape[1]:
+            return np.zeros((0, 0))
+        tot = s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]
+        return tot / float(k * k)
+
+
+def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foreground) -> list[Rect]:
+    """Every foreground patch position (on the 8-pixel grid) of a block, given its input plane."""
+    if patch % CELL:
+        raise MfpiError(f"patch size must be a multiple of {CELL}, got {patch}")
+    fr = ForegroundIndex(foreground_cells(plane, fg)).fractions(patch)
+    ys, xs = np.nonzero(fr >= fg.min_fraction)
+    r = region.rect
+    return [Rect(r.y0 + int(y) * CELL, r.x0 + int(x) * CELL, r.y0 + int(y) * CELL + patch, r.x0 + int(x) * CELL + patch)
+            for y, x in zip(ys, xs)]
+
+
+def draw(candidates: list[tuple[int, Rect]], count: int, rng: np.random.Generator) -> list[tuple[int, Rect]]:
+    """`count` patches drawn uniformly (with replacement) from the candidates, reproducibly."""
+    if not candidates:
+        raise MfpiError("no patch passes the foreground test; lower --fg-min-std / --fg-min-fraction or check the data")
+    idx = rng.integers(0, len(candidates), size=count)
+    return [candidates[i] for i in idx]
