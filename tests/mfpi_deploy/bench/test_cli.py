@@ -96,3 +96,19 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
     assert "export failed: simulated" in data["skipped_backends"]["ort-cpu"]
     named = CliRunner().invoke(main, ["--backend", "ort-cpu", *TINY])
     assert named.exit_code == 2 and named.stderr.splitlines()[-1] == "error: export failed: simulated"
+
+
+@pytest.mark.skipif(not probe(BackendKind.ORT_CPU).available, reason="onnxruntime or the export module missing")
+def test_ort_cpu_through_the_real_export(tmp_path):
+    """ort-cpu engines exported by mfpi_deploy.export, kept in --engines-dir and reused."""
+    args = ["--backend", "ort-cpu", *TINY, "--runs", "1", "--warmup", "0", "--engines-dir", str(tmp_path / "eng"),
+            "--json", str(tmp_path / "r.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [(r["backend"], r["model"], r["precision"]) for r in data["results"]] == [
+        ("ort-cpu", "mfpinet", "fp32"), ("ort-cpu", "deepz", "fp32")]
+    folders = sorted(p.name for p in (tmp_path / "eng").iterdir() if (p / "manifest.json").is_file())
+    assert folders == ["deepz-random-ort-cpu-fp32-64-b1", "mfpinet-random-ort-cpu-fp32-32-b1"]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "exporting" not in again.stderr  # reused, not exported again
