@@ -217,6 +217,11 @@ def _mib(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**20:,.0f}"
 
 
+def _rate(value: float) -> str:
+    """Two decimals, or three significant digits below 1 (Deep-Z's rates on a CPU are ~0.05)."""
+    return f"{value:,.2f}" if value >= 1 else f"{value:.3g}"
+
+
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
@@ -231,7 +236,7 @@ def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
         rows.append([
             f"{r.backend} ({r.device}, {r.precision})", model_label(r), f"{r.parameters:,}",
             f"{r.flops / 1e9:,.2f}", f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
-            f"{r.megavoxels_per_s:,.2f}", f"{r.gflops_per_s:,.1f}", _share(r.matmul_share),
+            _rate(r.megavoxels_per_s), f"{r.gflops_per_s:,.1f}", _share(r.matmul_share),
             _mib(r.peak_rss_bytes), _mib(r.peak_device_bytes),
         ])
     return header, rows
