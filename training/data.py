@@ -10,7 +10,8 @@ from mfpi_deploy.errors import MfpiError
 from training.degrade import Degradation, degrade_tensor
 from training.patches import CELL, Foreground, Region, candidate_patches, split_blocks
 from training.planes import PlaneSelection, select_planes
-from training.stack import FocalStack, IntensityRule, Rect, open_stack
+from training.stack import FocalStack, IntensityRule, open_stack
+from mfpi_deploy.tiling import Box
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -22,14 +23,14 @@ def to_grey(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x.astype(np.float32) @ LUMA), 0, 255).astype(np.uint8)[..., None]
 
 
-def parse_rect(text: str | None, height: int, width: int) -> Rect:
+def parse_rect(text: str | None, height: int, width: int) -> Box:
     """`y0:y1,x0:x1` in pixels or as fractions of the size (e.g. `0:1,0:0.75`); empty = everything.
 
     Open ends are allowed (`:,:768`). Fractions are any value with a decimal point or 0/1
     written as floats; integers are pixels.
     """
     if not text:
-        return Rect(0, 0, height, width)
+        return Box(0, 0, height, width)
     try:
         ys, xs = text.split(",")
         bounds = []
@@ -50,7 +51,7 @@ def parse_rect(text: str | None, height: int, width: int) -> Rect:
     (y0, y1), (x0, x1) = bounds
     if not (0 <= y0 < y1 <= height and 0 <= x0 < x1 <= width):
         raise MfpiError(f"region {text!r} is empty or outside the image ({height}x{width})")
-    return Rect(y0, x0, y1, x1)
+    return Box(y0, x0, y1, x1)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Source:
 
     stack: FocalStack
     selection: PlaneSelection
-    rect: Rect
+    rect: Box
     grey: bool = False
     cache: np.ndarray | None = field(default=None, repr=False)  # uint8 (Z, h, w, C) of rect
 
@@ -71,7 +72,7 @@ class Source:
             data = self.stack.read(self.selection.target, r)
             self.cache = to_grey(data) if self.grey else data
 
-    def read(self, planes: list[int] | tuple[int, ...], rect: Rect) -> np.ndarray:
+    def read(self, planes: list[int] | tuple[int, ...], rect: Box) -> np.ndarray:
         """uint8 (len(planes), h, w, C') of selected-plane positions `planes` (indices into target)."""
         if self.cache is not None:
             r = self.rect
@@ -79,10 +80,10 @@ class Source:
         data = self.stack.read([self.selection.target[p] for p in planes], rect)
         return to_grey(data) if self.grey else data
 
-    def target(self, rect: Rect) -> np.ndarray:
+    def target(self, rect: Box) -> np.ndarray:
         return self.read(range(len(self.selection.target)), rect)
 
-    def input_plane(self, rect: Rect) -> np.ndarray:
+    def input_plane(self, rect: Box) -> np.ndarray:
         return self.read([self.selection.centre_index], rect)[0]
 
 
@@ -108,9 +109,9 @@ def source_channels(sources: list[Source]) -> int:
     return 1 if s.grey else s.stack.channels
 
 
-def region_candidates(sources: list[Source], regions: list[Region], patch: int, fg: Foreground) -> list[tuple[int, Rect]]:
+def region_candidates(sources: list[Source], regions: list[Region], patch: int, fg: Foreground) -> list[tuple[int, Box]]:
     """All foreground patch positions inside the given blocks, tagged with their source index."""
-    out: list[tuple[int, Rect]] = []
+    out: list[tuple[int, Box]] = []
     for reg in regions:
         plane = sources[reg.source].input_plane(reg.rect)
         out.extend((reg.source, r) for r in candidate_patches(reg, plane, patch, fg))

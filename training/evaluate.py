@@ -24,7 +24,8 @@ from training.data import parse_rect, to_grey
 from training.degrade import Degradation, degrade_uint8, upsample_bicubic
 from training.metrics import PlaneMetrics, stack_metrics
 from training.planes import select_planes
-from training.stack import IntensityRule, Rect, open_stack
+from training.stack import IntensityRule, open_stack
+from mfpi_deploy.tiling import Box
 
 METHODS = ("model", "bicubic", "in-focus copy")
 
@@ -146,7 +147,7 @@ def evaluate(checkpoint: str | Path, data: list[str], *, region: str | None = No
         raise MfpiError(f"{stack.name}: grey stack, but {checkpoint} is an RGB model")
     rect = parse_rect(region, stack.height, stack.width)
     step = 8 * degradation.scale
-    rect = Rect(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
+    rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
     if rect.height == 0 or rect.width == 0:
         raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
     sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)

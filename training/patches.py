@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
-from training.stack import Rect
+from mfpi_deploy.tiling import Box
 
 CELL = 8  # foreground is judged on 8x8 cells; patch corners lie on this grid
 
@@ -30,10 +30,10 @@ class Region:
     """A block of one source stack (index into the list of training stacks)."""
 
     source: int
-    rect: Rect
+    rect: Box
 
 
-def split_blocks(rect: Rect, block: int, val_fraction: float, seed: int, source: int = 0) -> tuple[list[Region], list[Region]]:
+def split_blocks(rect: Box, block: int, val_fraction: float, seed: int, source: int = 0) -> tuple[list[Region], list[Region]]:
     """Tile `rect` with block x block squares (the remainder at the far edges is unused) and
     give a fraction of them, chosen by seed, to validation."""
     if block < CELL or block % CELL:
@@ -43,7 +43,7 @@ def split_blocks(rect: Rect, block: int, val_fraction: float, seed: int, source:
     rows, cols = rect.height // block, rect.width // block
     if rows * cols == 0:
         raise MfpiError(f"region {rect.height}x{rect.width} is smaller than one block of {block}x{block}")
-    blocks = [Region(source, Rect(rect.y0 + r * block, rect.x0 + c * block, rect.y0 + (r + 1) * block, rect.x0 + (c + 1) * block))
+    blocks = [Region(source, Box(rect.y0 + r * block, rect.x0 + c * block, rect.y0 + (r + 1) * block, rect.x0 + (c + 1) * block))
               for r in range(rows) for c in range(cols)]
     n_val = int(round(val_fraction * len(blocks)))
     if val_fraction > 0:
@@ -98,7 +98,7 @@ MAX_PER_BLOCK = 1024  # bounds memory on whole slides; smaller blocks keep every
 
 
 def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foreground,
-                      max_per_block: int = MAX_PER_BLOCK) -> list[Rect]:
+                      max_per_block: int = MAX_PER_BLOCK) -> list[Box]:
     """Foreground patch positions (on the 8-pixel grid) of a block, given its input plane;
     evenly thinned to at most `max_per_block` so a whole slide's list stays small."""
     if patch % CELL:
@@ -109,11 +109,11 @@ def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foregro
         keep = np.linspace(0, len(ys) - 1, max_per_block).round().astype(int)
         ys, xs = ys[keep], xs[keep]
     r = region.rect
-    return [Rect(r.y0 + int(y) * CELL, r.x0 + int(x) * CELL, r.y0 + int(y) * CELL + patch, r.x0 + int(x) * CELL + patch)
+    return [Box(r.y0 + int(y) * CELL, r.x0 + int(x) * CELL, r.y0 + int(y) * CELL + patch, r.x0 + int(x) * CELL + patch)
             for y, x in zip(ys, xs)]
 
 
-def draw(candidates: list[tuple[int, Rect]], count: int, rng: np.random.Generator) -> list[tuple[int, Rect]]:
+def draw(candidates: list[tuple[int, Box]], count: int, rng: np.random.Generator) -> list[tuple[int, Box]]:
     """`count` patches drawn uniformly (with replacement) from the candidates, reproducibly."""
     if not candidates:
         raise MfpiError("no patch passes the foreground test; lower --fg-min-std / --fg-min-fraction or check the data")

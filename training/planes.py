@@ -7,7 +7,8 @@ from enum import Enum
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
-from training.stack import FocalStack, Rect
+from training.stack import FocalStack
+from mfpi_deploy.tiling import Box
 
 
 class FocusRule(str, Enum):
@@ -45,18 +46,18 @@ def sharpness(plane: np.ndarray) -> float:
     return float(lap.var())
 
 
-def find_focus(stack: FocalStack, rect: Rect | None = None) -> int:
+def find_focus(stack: FocalStack, rect: Box | None = None) -> int:
     """Index of the sharpest plane, measured on a central block (at most 512x512) of `rect`."""
     rect = rect or stack.bounds
     size_y, size_x = min(512, rect.height), min(512, rect.width)
     y0 = rect.y0 + (rect.height - size_y) // 2
     x0 = rect.x0 + (rect.width - size_x) // 2
-    block = stack.read(range(stack.planes), Rect(y0, x0, y0 + size_y, x0 + size_x))
+    block = stack.read(range(stack.planes), Box(y0, x0, y0 + size_y, x0 + size_x))
     return int(np.argmax([sharpness(p) for p in block]))
 
 
 def select_planes(stack: FocalStack, *, planes: int = 11, focus: FocusRule | str | int = FocusRule.SHARPEST,
-                  z_step_um: float | None = None, rect: Rect | None = None) -> PlaneSelection:
+                  z_step_um: float | None = None, rect: Box | None = None) -> PlaneSelection:
     """`planes` consecutive planes centred on the in-focus plane (moved inwards at the stack ends)."""
     n = stack.planes
     if planes < 1 or planes > n:

@@ -7,21 +7,21 @@ for are decoded; a whole-slide stack is never loaded whole. Values are converted
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.tiling import Box
 
 
 class StackError(MfpiError):
     """A stack file that is missing, corrupt, truncated or of the wrong shape."""
 
 
-class IntensityRule(str, Enum):
+class IntensityRule(Choice):
     """How 16-bit values become 8-bit ones (8-bit data is taken as it is).
 
     full: linear over the whole type range, uint8 = round(v / 257) (0 -> 0, 65535 -> 255);
@@ -33,36 +33,6 @@ class IntensityRule(str, Enum):
     FULL = "full"
     PERCENTILE = "percentile"
 
-    @classmethod
-    def parse(cls, name: str | IntensityRule) -> IntensityRule:
-        try:
-            return cls(name)
-        except ValueError:
-            raise MfpiError(f"unknown intensity rule {name!r}; expected one of: {', '.join(m.value for m in cls)}") from None
-
-
-@dataclass(frozen=True)
-class Rect:
-    """A rectangle of pixels, [y0, y1) x [x0, x1)."""
-
-    y0: int
-    x0: int
-    y1: int
-    x1: int
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    def contains(self, other: Rect) -> bool:
-        return self.y0 <= other.y0 and self.x0 <= other.x0 and other.y1 <= self.y1 and other.x1 <= self.x1
-
-    def overlaps(self, other: Rect) -> bool:
-        return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
 
 
 # Leading axes tifffile gives a series of planes: Z from OME/ImageJ metadata, I or Q for plain pages.
@@ -107,10 +77,10 @@ class FocalStack:
         return self.shape[3]
 
     @property
-    def bounds(self) -> Rect:
-        return Rect(0, 0, self.height, self.width)
+    def bounds(self) -> Box:
+        return Box(0, 0, self.height, self.width)
 
-    def read_raw(self, planes: Sequence[int], rect: Rect) -> np.ndarray:
+    def read_raw(self, planes: Sequence[int], rect: Box) -> np.ndarray:
         """Native-dtype pixels (len(planes), h, w, C) of a region; decode errors become StackError."""
         if not self.bounds.contains(rect) or rect.height <= 0 or rect.width <= 0:
             raise StackError(f"{self.name}: region {rect} lies outside the stack ({self.height}x{self.width})")
@@ -130,7 +100,7 @@ class FocalStack:
             raise StackError(f"{self.name}: cannot decode pixel data, file truncated or corrupt ({_first_line(exc)})") from None
         return out
 
-    def read(self, planes: Sequence[int], rect: Rect) -> np.ndarray:
+    def read(self, planes: Sequence[int], rect: Box) -> np.ndarray:
         """uint8 pixels (len(planes), h, w, C) of a region, after the intensity rule."""
         return self.to_uint8(self.read_raw(planes, rect))
 
@@ -151,7 +121,7 @@ class FocalStack:
             size = min(256, self.height, self.width)
             ys = np.linspace(0, self.height - size, num=min(4, samples)).astype(int)
             xs = np.linspace(0, self.width - size, num=min(4, samples)).astype(int)
-            values = [self.read_raw(range(self.planes), Rect(y, x, y + size, x + size)).ravel()
+            values = [self.read_raw(range(self.planes), Box(y, x, y + size, x + size)).ravel()
                       for y in ys for x in xs]
             flat = np.concatenate(values).astype(np.float64)
             lo, hi = np.percentile(flat, [0.1, 99.9])
@@ -225,7 +195,7 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
         stack.planes_um = None
     # A truncated file opens fine and fails on the missing data: touch the last pixel now,
     # so the error comes at open time and names the file.
-    stack.read_raw([z - 1], Rect(h - 1, w - 1, h, w))
+    stack.read_raw([z - 1], Box(h - 1, w - 1, h, w))
     return stack
 
 
@@ -290,7 +260,7 @@ def _open_plane_files(paths: list[Path], rule: IntensityRule) -> FocalStack:
     stack = FocalStack(planes, f"{paths[0]} (+{len(paths) - 1} planes)", (len(paths), h, w, c), first[1], None, None, rule)
     for z, p in enumerate(paths):
         try:
-            stack.read_raw([z], Rect(h - 1, w - 1, h, w))
+            stack.read_raw([z], Box(h - 1, w - 1, h, w))
         except StackError:
             raise StackError(f"{p}: cannot decode pixel data, file truncated or corrupt") from None
     return stack

@@ -16,7 +16,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
 
-import numpy as np  # noqa: E402
 import tifffile  # noqa: E402
 
 SHOW = (0, 3, 5, 7, 10)  # plane indices: -13.5, -5.4, 0, +5.4, +13.5 um

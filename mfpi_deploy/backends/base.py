@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from mfpi_deploy.checkpoint.card import ModelCard
+from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.deepz import DeepZConfig
 from mfpi_deploy.models.factory import Architecture
 from mfpi_deploy.models.mfpinet import MFPINetConfig
 
 
-class BackendKind(str, Enum):
+class BackendKind(Choice):
     """Backends by the names the commands take (`--backend`)."""
 
     AUTO = "auto"
@@ -23,14 +23,6 @@ class BackendKind(str, Enum):
     ORT_CUDA = "ort-cuda"
     ORT_CPU = "ort-cpu"
     TORCH = "torch"
-
-    @classmethod
-    def parse(cls, name: str | BackendKind) -> BackendKind:
-        try:
-            return cls(name)
-        except ValueError:
-            valid = ", ".join(m.value for m in cls)
-            raise MfpiError(f"unknown backend {name!r}; expected one of: {valid}") from None
 
 
 @dataclass(frozen=True)

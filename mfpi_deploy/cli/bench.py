@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.common import user_errors
 from mfpi_deploy.errors import MfpiError
 

@@ -12,7 +12,6 @@ import contextlib
 import io
 import logging
 import warnings
-from enum import Enum
 from pathlib import Path
 
 import onnx
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 
@@ -31,18 +31,11 @@ OUTPUT_NAME = "planes"
 MAX_SIDE = 32768  # largest tile side the exported graph declares
 
 
-class Exporter(str, Enum):
+class Exporter(Choice):
     """Which torch exporter turns the network into ONNX."""
 
     DYNAMO = "dynamo"
     TORCHSCRIPT = "torchscript"
-
-    @classmethod
-    def parse(cls, name: str | Exporter) -> Exporter:
-        try:
-            return cls(name)
-        except ValueError:
-            raise MfpiError(f"unknown exporter {name!r}; expected one of: dynamo, torchscript") from None
 
 
 def deployment_module(net: nn.Module, spec: EngineSpec) -> nn.Module:

@@ -2,32 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
-from enum import Enum
 from typing import Any
 
 from torch import nn
 
+from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.deepz import DeepZConfig, DeepZGenerator
 from mfpi_deploy.models.discriminator import DiscriminatorConfig, MFPINetDiscriminator
 from mfpi_deploy.models.mfpinet import MFPINetConfig, MFPINetGenerator
 
 
-class Architecture(str, Enum):
+class Architecture(Choice):
     """Names accepted by create_model (and stored in model cards)."""
 
     MFPINET = "mfpinet"
     MFPINET_DISCRIMINATOR = "mfpinet_discriminator"
     DEEPZ = "deepz"
-
-    @classmethod
-    def parse(cls, name: str | Architecture) -> Architecture:
-        """The member for `name`, or an MfpiError that lists the valid names."""
-        try:
-            return cls(name)
-        except ValueError:
-            valid = ", ".join(m.value for m in cls)
-            raise MfpiError(f"unknown architecture {name!r}; expected one of: {valid}") from None
 
 
 _REGISTRY: dict[Architecture, tuple[type, type[nn.Module]]] = {

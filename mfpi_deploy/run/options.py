@@ -1,7 +1,7 @@
 """Options and summary of one slide run (the library API behind `mfpi-run`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

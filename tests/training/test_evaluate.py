@@ -14,7 +14,8 @@ from training.degrade import degrade_uint8, upsample_bicubic
 from training.evaluate import evaluate, predict, write_report
 from training.eval_cli import eval_main
 from training.metrics import stack_metrics
-from training.stack import Rect, open_stack
+from training.stack import open_stack
+from mfpi_deploy.tiling import Box
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_evaluate_scores_model_and_baselines(tiny_ckpt, sim_path, tmp_path):
     report, stacks = evaluate(tiny_ckpt, [str(sim_path)], region="0:1.0,0.5:1.0", focus="middle", log=lambda m: None)
     assert report.offsets == [-5.4, -2.7, 0.0, 2.7, 5.4] and report.centre_index == 2
     assert report.region == [0, 192, 96, 192]
-    target = open_stack(sim_path).read(range(5), Rect(0, 96, 192, 192))
+    target = open_stack(sim_path).read(range(5), Box(0, 96, 192, 192))
     np.testing.assert_array_equal(stacks["target"], target)
     inp = degrade_uint8(target[2])
     bicubic = stack_metrics(np.repeat(upsample_bicubic(inp)[None], 5, axis=0), target)

@@ -5,11 +5,11 @@ import pytest
 
 from mfpi_deploy.errors import MfpiError
 from training.patches import CELL, Foreground, Region, candidate_patches, draw, is_foreground, split_blocks
-from training.stack import Rect
+from mfpi_deploy.tiling import Box
 
 
 def test_split_has_no_overlap_and_is_reproducible():
-    rect = Rect(0, 0, 1024, 768)
+    rect = Box(0, 0, 1024, 768)
     train, val = split_blocks(rect, 256, 0.17, seed=0)
     assert len(train) + len(val) == 12 and len(val) == 2
     for t in train:
@@ -27,7 +27,7 @@ def test_split_has_no_overlap_and_is_reproducible():
 def test_patches_stay_inside_their_blocks():
     rng = np.random.default_rng(0)
     plane = rng.integers(0, 255, (256, 256, 1)).astype(np.uint8)
-    train, val = split_blocks(Rect(0, 0, 256, 256), 128, 0.25, seed=0)
+    train, val = split_blocks(Box(0, 0, 256, 256), 128, 0.25, seed=0)
     for block in train + val:
         sub = plane[block.rect.y0:block.rect.y1, block.rect.x0:block.rect.x1]
         cands = candidate_patches(block, sub, 64, Foreground())
@@ -43,7 +43,7 @@ def test_foreground_filter_skips_empty_background():
     yy, xx = np.mgrid[:256, :256]
     cell = (yy - 60) ** 2 + (xx - 190) ** 2 < 30**2
     plane[cell] = (120 + rng.normal(0, 20, (cell.sum(), 3))).clip(0, 255).astype(np.uint8)
-    region = Region(0, Rect(0, 0, 256, 256))
+    region = Region(0, Box(0, 0, 256, 256))
     cands = candidate_patches(region, plane, 64, Foreground(min_std=4.0, min_fraction=0.25))
     assert cands, "the cell must give patches"
     for c in cands:
@@ -51,11 +51,11 @@ def test_foreground_filter_skips_empty_background():
         assert is_foreground(plane[c.y0:c.y1, c.x0:c.x1], Foreground())
     assert not is_foreground(plane[160:224, 0:64], Foreground())
     empty = np.clip(230 + rng.normal(0, 1.0, (128, 128, 3)), 0, 255).astype(np.uint8)
-    assert candidate_patches(Region(0, Rect(0, 0, 128, 128)), empty, 64, Foreground()) == []
+    assert candidate_patches(Region(0, Box(0, 0, 128, 128)), empty, 64, Foreground()) == []
 
 
 def test_draw_is_reproducible_and_refuses_nothing():
-    cands = [(0, Rect(i, 0, i + 8, 8)) for i in range(0, 80, 8)]
+    cands = [(0, Box(i, 0, i + 8, 8)) for i in range(0, 80, 8)]
     a = draw(cands, 20, np.random.default_rng([0, 1]))
     b = draw(cands, 20, np.random.default_rng([0, 1]))
     assert a == b and len(a) == 20
@@ -65,14 +65,14 @@ def test_draw_is_reproducible_and_refuses_nothing():
 
 def test_bad_split_arguments():
     with pytest.raises(MfpiError):
-        split_blocks(Rect(0, 0, 100, 100), 256, 0.1, 0)
+        split_blocks(Box(0, 0, 100, 100), 256, 0.1, 0)
     with pytest.raises(MfpiError):
-        split_blocks(Rect(0, 0, 512, 512), 100, 0.1, 0)
+        split_blocks(Box(0, 0, 512, 512), 100, 0.1, 0)
 
 
 def test_candidates_are_thinned_per_block():
     plane = np.random.default_rng(0).integers(0, 255, (256, 256, 1)).astype(np.uint8)
-    region = Region(0, Rect(0, 0, 256, 256))
+    region = Region(0, Box(0, 0, 256, 256))
     full = candidate_patches(region, plane, 64, Foreground())
     thin = candidate_patches(region, plane, 64, Foreground(), max_per_block=50)
     assert len(full) == 25**2 and len(thin) == 50 and set(thin) <= set(full)

@@ -5,7 +5,8 @@ import pytest
 import tifffile
 from skimage import io as skio
 
-from training.stack import IntensityRule, Rect, StackError, open_stack
+from training.stack import IntensityRule, StackError, open_stack
+from mfpi_deploy.tiling import Box
 
 
 def test_reads_zyx_uint16_lazily_and_scales_full_range(tmp_path):
@@ -18,10 +19,10 @@ def test_reads_zyx_uint16_lazily_and_scales_full_range(tmp_path):
     st = open_stack(path)
     assert st.shape == (3, 40, 48, 1) and st.dtype == np.uint16
     assert not isinstance(st._sources[0], np.ndarray)  # a zarr view, not the loaded file
-    out = st.read([0, 1, 2], Rect(0, 0, 40, 48))
+    out = st.read([0, 1, 2], Box(0, 0, 40, 48))
     assert out.dtype == np.uint8 and out.shape == (3, 40, 48, 1)
     assert out[0].min() == 255 and out[1].max() == 1 and out[2, 5, 7, 0] == round(1000 / 257)
-    raw = st.read_raw([2], Rect(5, 7, 6, 8))
+    raw = st.read_raw([2], Box(5, 7, 6, 8))
     assert raw.dtype == np.uint16 and raw[0, 0, 0, 0] == 1000
 
 
@@ -29,8 +30,8 @@ def test_percentile_rule_stretches_dim_16bit(tmp_path):
     rng = np.random.default_rng(0)
     data = rng.integers(1000, 2000, size=(2, 64, 64)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "d.tif", data, photometric="minisblack")
-    full = open_stack(tmp_path / "d.tif").read([0], Rect(0, 0, 64, 64))
-    stretched = open_stack(tmp_path / "d.tif", rule=IntensityRule.PERCENTILE).read([0], Rect(0, 0, 64, 64))
+    full = open_stack(tmp_path / "d.tif").read([0], Box(0, 0, 64, 64))
+    stretched = open_stack(tmp_path / "d.tif", rule=IntensityRule.PERCENTILE).read([0], Box(0, 0, 64, 64))
     assert full.max() <= 8  # 2000/257
     assert stretched.min() == 0 and stretched.max() == 255
 
@@ -40,7 +41,7 @@ def test_reads_ome_zyxs_rgb_uint8_with_positions(sim_path, sim_stack):
     assert st.shape == (5, 192, 192, 3)
     assert st.planes_um == [-5.4, -2.7, 0.0, 2.7, 5.4]
     assert st.pixel_size_um == pytest.approx(0.243)
-    np.testing.assert_array_equal(st.read([1, 4], Rect(10, 20, 74, 100)), sim_stack[[1, 4], 10:74, 20:100])
+    np.testing.assert_array_equal(st.read([1, 4], Box(10, 20, 74, 100)), sim_stack[[1, 4], 10:74, 20:100])
 
 
 def test_reads_per_plane_files(tmp_path, sim_stack):
@@ -51,14 +52,14 @@ def test_reads_per_plane_files(tmp_path, sim_stack):
         paths.append(p)
     st = open_stack(paths)
     assert st.shape == (3, 192, 192, 3)
-    np.testing.assert_array_equal(st.read([2], Rect(0, 0, 192, 192))[0], sim_stack[2])
+    np.testing.assert_array_equal(st.read([2], Box(0, 0, 192, 192))[0], sim_stack[2])
     grey16 = []
     for z in range(2):
         p = tmp_path / f"g{z}.tif"
         tifffile.imwrite(p, np.full((32, 32), 257 * (z + 1), np.uint16))
         grey16.append(p)
     st = open_stack(grey16)
-    assert st.shape == (2, 32, 32, 1) and st.read([1], Rect(0, 0, 32, 32)).max() == 2
+    assert st.shape == (2, 32, 32, 1) and st.read([1], Box(0, 0, 32, 32)).max() == 2
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -129,7 +130,7 @@ def test_planar_rgb_stack_and_single_rgb_image(tmp_path):
     tifffile.imwrite(p, data, photometric="rgb", planarconfig="separate")
     st = open_stack(p)
     assert st.shape == (4, 32, 40, 3)
-    np.testing.assert_array_equal(st.read([2], Rect(0, 0, 32, 40))[0], np.moveaxis(data[2], 0, -1))
+    np.testing.assert_array_equal(st.read([2], Box(0, 0, 32, 40))[0], np.moveaxis(data[2], 0, -1))
     one = tmp_path / "one.tif"
     tifffile.imwrite(one, data[0], photometric="rgb", planarconfig="separate")
     with pytest.raises(StackError, match="Z axis"):
@@ -143,6 +144,6 @@ def test_real_stack_reads_lazily_with_central_planes(real_stack_path):
     assert st.shape == (13, 1024, 1024, 1) and st.dtype == np.uint16 and st.planes_um is None
     sel = select_planes(st, planes=11, focus="middle")
     assert sel.target == tuple(range(1, 12)) and sel.input == 6 and sel.offsets_in_steps
-    block = st.read([6], Rect(0, 768, 64, 832))
+    block = st.read([6], Box(0, 768, 64, 832))
     raw = tifffile.imread(real_stack_path, key=6)[0:64, 768:832]
     np.testing.assert_array_equal(block[0, ..., 0], np.clip(np.rint(raw / 257.0), 0, 255).astype(np.uint8))

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 
 from training.planes import sharpness
-from training.stack import Rect, open_stack
+from training.stack import open_stack
+from mfpi_deploy.tiling import Box
 from training.synth import SimConfig, plane_positions_um, simulate_stack, write_stack
 from training.synth.simulate import defocus_psf
 
@@ -49,5 +50,5 @@ def test_written_stack_reads_back(tmp_path):
     path = write_stack(tmp_path / "s.ome.tif", stack, plane_positions_um(3), cfg.pixel_size_um)
     st = open_stack(path)
     assert st.planes_um == [-2.7, 0.0, 2.7] and st.pixel_size_um == cfg.pixel_size_um
-    np.testing.assert_array_equal(st.read(range(3), Rect(0, 0, 64, 64)), stack)
+    np.testing.assert_array_equal(st.read(range(3), Box(0, 0, 64, 64)), stack)
     assert not list(tmp_path.glob(".*tmp"))

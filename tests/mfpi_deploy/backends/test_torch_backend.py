@@ -57,5 +57,5 @@ def test_deepz_backend_one_plane_per_pass():
 
 def test_backend_kind_parse():
     assert BackendKind.parse("ort-cpu") is BackendKind.ORT_CPU
-    with pytest.raises(MfpiError, match="unknown backend 'cuda'.*ort-cuda"):
+    with pytest.raises(MfpiError, match="unknown backend kind 'cuda'.*ort-cuda"):
         BackendKind.parse("cuda")

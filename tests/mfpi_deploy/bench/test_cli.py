@@ -43,7 +43,7 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--tile", "30"], "--tile 30: must be a positive multiple of 8"),
     (["--runs", "0"], "--runs 0: must be at least 1"),
-    (["--backend", "cuda"], "unknown backend 'cuda'"),
+    (["--backend", "cuda"], "unknown backend kind 'cuda'"),
     (["--width", "6"], "--width 6: must be a multiple of 4"),
     (["--json", "/dev/null/r.json"], "cannot create folder /dev/null"),
 ])

@@ -24,7 +24,7 @@ def test_named_backends_must_be_available():
     assert select_backends(("torch", "torch"), _fake({BackendKind.TORCH})) == ([BackendKind.TORCH], [])
     with pytest.raises(MfpiError, match="backend trt is not available here: no trt here"):
         select_backends(("torch", "trt"), _fake({BackendKind.TORCH}))
-    with pytest.raises(MfpiError, match="unknown backend 'cuda'"):
+    with pytest.raises(MfpiError, match="unknown backend kind 'cuda'"):
         select_backends(("cuda",), _fake(set()))
     with pytest.raises(MfpiError, match="cannot be combined"):
         select_backends(("auto", "torch"), _fake({BackendKind.TORCH}))
