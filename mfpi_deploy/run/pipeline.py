@@ -6,6 +6,7 @@ journals finished batches. Memory is bounded by the queue sizes, not by the slid
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import queue
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -290,12 +291,20 @@ def _stream(source: TileSource, plan: TilePlan, groups: list[range], todo: list[
     for t in threads:
         t.start()
     try:
-        while True:
-            item = _get(in_q, stop)
-            if item is _DONE:
-                break
-            b, tiles, data = item
-            out = backend.run(data)
+        in_flight: collections.deque = collections.deque()
+
+        def engine_inputs() -> Iterator[np.ndarray]:
+            while True:
+                item = _get(in_q, stop)
+                if item is _DONE:
+                    return
+                b, tiles, data = item
+                in_flight.append((b, tiles))
+                yield data
+
+        # run_many lets GPU backends keep batches in flight (copies overlap compute).
+        for out in backend.run_many(engine_inputs()):
+            b, tiles = in_flight.popleft()
             if not _put(out_q, (b, tiles, out), stop):
                 break
         _put(out_q, _DONE, stop)

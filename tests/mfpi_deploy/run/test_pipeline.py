@@ -187,3 +187,31 @@ def test_disk_full_while_writing_leaves_no_output(tmp_path: Path, backend, monke
     with pytest.raises(RunFailed, match="no space left"):
         run_slide(src, out, backend, RunOptions(**QUIET))
     assert not out.exists()
+
+
+class _PrefetchingBackend(FailingBackend):
+    """Takes two batches before returning the first, as the TensorRT backend's run_many does."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner, fail_at=-1, exc=RuntimeError())
+        self.most_in_flight = 0
+
+    def run_many(self, batches):
+        pending = []
+        for item in batches:
+            pending.append(item)
+            self.most_in_flight = max(self.most_in_flight, len(pending))
+            if len(pending) == 2:
+                yield self.run(pending.pop(0))
+        for item in pending:
+            yield self.run(item)
+
+
+def test_batches_in_flight_keep_their_place(tmp_path: Path, backend) -> None:
+    """The pipeline feeds run_many; outputs of a backend holding two batches land where they belong."""
+    src = write_tiff(tmp_path / "a.tif", textured(200, 120))
+    run_slide(src, tmp_path / "plain.ome.zarr", backend, RunOptions(tile=128, batch=1, **QUIET))
+    prefetching = _PrefetchingBackend(backend)
+    run_slide(src, tmp_path / "ahead.ome.zarr", prefetching, RunOptions(tile=128, batch=1, **QUIET))
+    assert prefetching.most_in_flight == 2
+    assert np.array_equal(_level0(tmp_path / "plain.ome.zarr"), _level0(tmp_path / "ahead.ome.zarr"))
