@@ -1,6 +1,7 @@
 """Shared bits of the run benchmarks: a test image and a model to run."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -28,3 +29,10 @@ def sample_image(size: int, seed: int = 0) -> tuple[np.ndarray, str]:
     fine = gaussian(noise, sigma=1.5, channel_axis=-1)
     img = 0.7 * (blobs - blobs.min()) / np.ptp(blobs) + 0.3 * (fine - fine.min()) / np.ptp(fine)
     return (img * 255).round().astype(np.uint8), "smoothed random noise (no simulator available)"
+
+
+def write_report(out: str, result: dict, lines: list[str]) -> None:
+    """Record a measurement as OUT.json (for machines) and OUT.md (for people), and print it."""
+    Path(out + ".json").write_text(json.dumps(result, indent=2) + "\n")
+    Path(out + ".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

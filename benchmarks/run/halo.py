@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, sample_image  # noqa: E402
+from common import ROOT, write_report, sample_image  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tifffile  # noqa: E402
@@ -98,7 +98,6 @@ def main() -> None:
               "reference_seconds": round(ref_s, 1), "output_std": float(ref.std()), "rows": rows,
               "smallest_passing_halo": next((r["halo"] for r in rows if r["passes"]), None),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Halo measurement: {model_name}", "",
              f"Image: {result['image']}. Reference: one whole-image pass, reflect-padded by {REFERENCE_PAD} px. "
              f"Output std {result['output_std']:.1f} (uint8). Measured {result['date']} with `benchmarks/run/halo.py`.", "",
@@ -109,8 +108,7 @@ def main() -> None:
                      f"{100 * r['identical']:.3f}% | {r['max_diff']} | {'yes' if r['passes'] else 'no'} |")
     lines += ["", f"Smallest halo meeting the criterion (>= 99.9% identical, max diff <= 2): "
                   f"{result['smallest_passing_halo']}"]
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, result, lines)
 
 
 if __name__ == "__main__":

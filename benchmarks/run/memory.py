@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT  # noqa: E402
+from common import ROOT, write_report  # noqa: E402
 
 
 def child(src: str, out: str, ckpt: str) -> None:
@@ -93,7 +93,6 @@ def main() -> None:
     result = {"model": "MFPINet width 8 (random), torch backend, 2 threads", "format": args.format,
               "rows": rows, "peak_growth_mb": round(growth, 1), "goal_mb": 300, "passes": growth <= 300,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Memory flatness of run_slide", "",
              f"{result['model']}, output {args.format}, default tile/halo. Peak RSS of a fresh process "
              f"(ru_maxrss). Measured {result['date']} with `benchmarks/run/memory.py`.", "",
@@ -104,8 +103,7 @@ def main() -> None:
                      f"| {r['seconds']} | {r['mp_per_s']} | {r['output_mb']} |")
     lines += ["", f"Peak growth from {rows[0]['size']} to {rows[-1]['size']}: {growth:.0f} MB "
                   f"(goal <= 300 MB: {'met' if result['passes'] else 'NOT met'})."]
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, result, lines)
 
 
 if __name__ == "__main__":
