@@ -106,7 +106,10 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
     options_region = Region.parse(region) if region else None
     from mfpi_deploy.backends.select import open_backend
     from mfpi_deploy.run import RunOptions, run_slide
+    from mfpi_deploy.run.pipeline import check_output_target
 
+    # Refuse a bad output before the (possibly long) first-use export of the default engine.
+    check_output_target(output, RunOptions(overwrite=overwrite, resume=resume))
     source = resolve_engine(engine, backend, log)
     options = RunOptions(
         level=level, region=options_region, pixel_size_um=pixel_size, convert_channels=convert_channels,

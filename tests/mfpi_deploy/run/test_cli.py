@@ -181,3 +181,13 @@ def test_16_bit_input_max_and_palette_refusal(tmp_path: Path, ckpts: dict[int, P
                      colormap=np.zeros((3, 256), np.uint16))
     result = _run([str(pal)], ckpts[3])
     assert result.exit_code != 0 and "palette" in result.stderr
+
+
+def test_existing_output_is_refused_before_the_engine_is_loaded(tmp_path: Path) -> None:
+    """No export or engine load (slow on first use) for a run that cannot write its output."""
+    src = write_tiff(tmp_path / "slide.tif", textured(16, 16))
+    (tmp_path / "slide.mfp.ome.tif").write_bytes(b"earlier result")
+    result = CliRunner().invoke(main, [str(src), "--engine", str(tmp_path / "no-such-engine"), "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'slide.mfp.ome.tif'} exists; pass --overwrite to replace it"]
+    assert (tmp_path / "slide.mfp.ome.tif").read_bytes() == b"earlier result"
