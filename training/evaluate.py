@@ -20,12 +20,13 @@ import torch
 from mfpi_deploy.checkpoint import load_checkpoint
 from mfpi_deploy.checkpoint.default import resolve_checkpoint
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.fileio import write_atomic
+from mfpi_deploy.tiling import Box
 from training.data import parse_rect, to_grey
 from training.degrade import Degradation, degrade_uint8, upsample_bicubic
 from training.metrics import PlaneMetrics, stack_metrics
 from training.planes import select_planes
 from training.stack import IntensityRule, open_stack
-from mfpi_deploy.tiling import Box
 
 METHODS = ("model", "bicubic", "in-focus copy")
 
@@ -205,8 +206,6 @@ def write_report(report: EvalReport, out: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "metrics.json", "table": out / "table.md", "plot": out / "psnr_vs_depth.png"}
     for key, text in (("json", json.dumps(report.to_dict(), indent=2) + "\n"), ("table", report.table())):
-        tmp = paths[key].with_name(f".{paths[key].name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(paths[key])
+        write_atomic(paths[key], text)
     plot_psnr(report, paths["plot"])
     return paths

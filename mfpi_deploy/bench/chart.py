@@ -4,7 +4,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from mfpi_deploy.bench.report import PAPER, BenchReport, model_label, write_atomic
+from mfpi_deploy.bench.report import PAPER, BenchReport, model_label
+from mfpi_deploy.fileio import write_atomic
 
 COLOURS = {"mfpinet": "#1f77b4", "deepz": "#d62728"}
 

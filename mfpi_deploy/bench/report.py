@@ -5,10 +5,7 @@ Every rendering reads the same `BenchReport`, so the numbers agree across format
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from mfpi_deploy.bench.machine import MachineInfo
 from mfpi_deploy.bench.matmul import MatmulReference
@@ -177,27 +174,6 @@ class BenchReport:
             "notes": list(self.notes),
         }
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: str | Path, text: str | bytes) -> Path:
-    """Write a file so it appears complete or not at all (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def to_json(report: BenchReport) -> str:

@@ -9,16 +9,21 @@ from pathlib import Path
 from typing import Callable
 
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.bench.engines import EngineRequest, backend_device, open_engine, random_checkpoint
+from mfpi_deploy.bench.engines import (
+    EngineRequest,
+    backend_device,
+    open_engine,
+    random_checkpoint,
+)
 from mfpi_deploy.bench.machine import describe_machine
 from mfpi_deploy.bench.matmul import MatmulReference, fastest_gemm, matmul_threads
-from mfpi_deploy.bench.pipeline import measure_pipeline
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
+from mfpi_deploy.bench.pipeline import measure_pipeline
 from mfpi_deploy.bench.report import BenchReport, ModelResult, PipelineResult, Speedup
 from mfpi_deploy.bench.runner import check_output, measure_interleaved, stack_runner
 from mfpi_deploy.bench.stats import paired_ratios, summarize
 from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
+from mfpi_deploy.errors import MfpiError
 
 PAPER_TILE = 384
 QUICK_TILE = 128

@@ -65,9 +65,10 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
     """
     from mfpi_deploy.bench.chart import save_chart
     from mfpi_deploy.bench.engines import select_backends
-    from mfpi_deploy.bench.report import format_table, to_json, to_markdown, write_atomic
+    from mfpi_deploy.bench.report import format_table, to_json, to_markdown
     from mfpi_deploy.bench.suite import BenchSettings, quick_settings, run_benchmark
     from mfpi_deploy.bench.workload import check_tile
+    from mfpi_deploy.fileio import write_atomic
 
     for name, value, low in (("--batch", batch, 1), ("--runs", runs, 1), ("--warmup", warmup, 0),
                              ("--threads", threads, 1), ("--width", width, 4), ("--matmul-size", matmul_size, 16)):

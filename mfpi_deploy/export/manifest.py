@@ -13,6 +13,7 @@ from typing import Any
 
 from mfpi_deploy.backends.base import EngineSpec, TileProfile
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.fileio import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -84,8 +85,7 @@ class Manifest:
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST_NAME
-        path.write_text(self.to_json())
-        return path
+        return write_atomic(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = MANIFEST_NAME) -> Manifest:

@@ -7,15 +7,22 @@ pycuda are imported lazily; everything that is arithmetic lives in export.profil
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 from mfpi_deploy.backends.base import EngineSpec, TileProfile
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.export.manifest import (ENGINE_NAME, ONNX_FP16_NAME, ONNX_NAME, TIMING_CACHE_NAME, Artifact,
-                                         GpuTarget, Manifest)
+from mfpi_deploy.export.manifest import (
+    ENGINE_NAME,
+    ONNX_FP16_NAME,
+    ONNX_NAME,
+    TIMING_CACHE_NAME,
+    Artifact,
+    GpuTarget,
+    Manifest,
+)
 from mfpi_deploy.export.profiles import profile_shapes
+from mfpi_deploy.fileio import write_atomic
 
 Log = Callable[[str], None]
 
@@ -97,17 +104,11 @@ def build_engine(onnx_path: Path, folder: Path, spec: EngineSpec, profiles: tupl
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise MfpiError("TensorRT failed to build the engine (see the TensorRT messages above)")
-        _atomic_write(folder / ENGINE_NAME, bytes(plan))
-        _atomic_write(cache_path, bytes(config.get_timing_cache().serialize()))
+        write_atomic(folder / ENGINE_NAME, bytes(plan))
+        write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     finally:
         ctx.pop()
     return target
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def rebuild_engine_in_place(folder: Path, *, workspace_gb: float | None = None, device: int = 0,
@@ -133,8 +134,6 @@ def rebuild_engine_in_place(folder: Path, *, workspace_gb: float | None = None, 
     manifest.workspace_gb = ws
     manifest.tools = {**manifest.tools, **tool_versions(tensorrt=True)}
     manifest.accuracy.pop("engine", None)  # the old engine's figures no longer apply
-    tmp = folder / f".manifest.json.tmp-{os.getpid()}"
-    tmp.write_text(manifest.to_json())
-    os.replace(tmp, folder / "manifest.json")
+    manifest.write(folder)
     log(f"rebuilt {folder / ENGINE_NAME}")
     return folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from mfpi_deploy.errors import InputShapeError
+from mfpi_deploy.tiling import round_up
 
 
 def check_input(x: torch.Tensor, *, channels: int, stride: int, name: str) -> None:
@@ -21,10 +22,5 @@ def check_input(x: torch.Tensor, *, channels: int, stride: int, name: str) -> No
     if h % stride or w % stride or h == 0 or w == 0:
         raise InputShapeError(
             f"{name} needs height and width that are positive multiples of {stride}, got {h}x{w}"
-            f" (pad to {round_up(h, stride)}x{round_up(w, stride)})"
+            f" (pad to {max(stride, round_up(h, stride))}x{max(stride, round_up(w, stride))})"
         )
-
-
-def round_up(n: int, multiple: int) -> int:
-    """Smallest multiple of `multiple` that is >= n (and >= multiple)."""
-    return max(multiple, -(-n // multiple) * multiple)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.fileio import write_atomic
 
 PARTIAL_SUFFIX = ".partial"
 STACK_NAME = "stack.ome.zarr"
@@ -47,9 +48,7 @@ class RunState:
 
     def create(self, settings: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=False)
-        tmp = self.settings_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.settings_path)
+        write_atomic(self.settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         self.journal_path.touch()
 
     def settings(self) -> dict:

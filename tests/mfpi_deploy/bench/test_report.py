@@ -8,8 +8,15 @@ import pytest
 from mfpi_deploy.bench.chart import render_chart, save_chart
 from mfpi_deploy.bench.machine import MachineInfo, cpu_model
 from mfpi_deploy.bench.matmul import MatmulReference, measure_matmul
-from mfpi_deploy.bench.report import (BenchReport, ModelResult, PipelineResult, Speedup, format_table,
-                                      to_json, to_markdown, write_atomic)
+from mfpi_deploy.bench.report import (
+    BenchReport,
+    ModelResult,
+    PipelineResult,
+    Speedup,
+    format_table,
+    to_json,
+    to_markdown,
+)
 from mfpi_deploy.bench.stats import summarize
 
 
@@ -85,16 +92,6 @@ def test_chart_is_a_png(tmp_path):
     path = save_chart(_report(), tmp_path / "sub" / "chart.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in path.parent.iterdir()] == ["chart.png"]  # no temporary left behind
-
-
-def test_write_atomic_replaces_whole_file(tmp_path):
-    p = write_atomic(tmp_path / "a.txt", "first version, longer")
-    write_atomic(p, "second")
-    assert p.read_text() == "second"
-    import os
-    mask = os.umask(0)
-    os.umask(mask)
-    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
 
 
 def test_matmul_reference_is_a_rate():

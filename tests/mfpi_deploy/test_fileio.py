@@ -1,0 +1,26 @@
+"""write_atomic: whole files or nothing, with the usual file mode."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mfpi_deploy.fileio import write_atomic
+
+
+def test_write_atomic_replaces_whole_file(tmp_path):
+    p = write_atomic(tmp_path / "a.txt", "first version, longer")
+    write_atomic(p, "second")
+    assert p.read_text() == "second"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # the usual file mode
+
+
+def test_write_atomic_leaves_old_file_and_no_temporary_on_failure(tmp_path):
+    p = write_atomic(tmp_path / "a.json", b"old")
+
+    with pytest.raises(TypeError):
+        write_atomic(p, 12345)  # not str or bytes: the write fails half-way
+    assert p.read_bytes() == b"old"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.json"]
