@@ -6,6 +6,7 @@ import torch
 
 from mfpi_deploy.backends.base import Backend, BackendKind, EngineSpec
 from mfpi_deploy.checkpoint.io import Checkpoint
+from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.factory import Architecture
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 
@@ -30,7 +31,7 @@ class TorchBackend(Backend):
         x = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)
         if self.spec.needs_dpm:
             if dpm is None:
-                raise ValueError("Deep-Z needs a DPM value per tile")
+                raise MfpiError("Deep-Z needs a DPM value per tile")
             y = self.module(x, torch.as_tensor(dpm, dtype=torch.float32, device=self.device))
             return y.unsqueeze(1).cpu().numpy()
         return self.module(x).cpu().numpy()

@@ -59,3 +59,9 @@ def test_backend_kind_parse():
     assert BackendKind.parse("ort-cpu") is BackendKind.ORT_CPU
     with pytest.raises(MfpiError, match="unknown backend kind 'cuda'.*ort-cuda"):
         BackendKind.parse("cuda")
+
+
+def test_deepz_without_dpm_is_a_clear_error():
+    with TorchBackend(_ckpt("deepz", width=8)) as backend:
+        with pytest.raises(MfpiError, match="DPM value per tile"):
+            backend.run(np.zeros((1, 16, 16, 3), np.uint8))
