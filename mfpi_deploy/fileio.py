@@ -1,7 +1,8 @@
-"""Files that appear complete or not at all: write under a temporary name, then rename."""
+"""Files and folders that appear complete or not at all: write under a temporary name, then rename."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -22,3 +23,42 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def old_path(target: str | Path) -> Path:
+    """Where `replace_dir` keeps the previous `target` while it swaps in the new one."""
+    target = Path(target)
+    return target.with_name(target.name + ".old")
+
+
+def replace_dir(new: str | Path, target: str | Path) -> Path:
+    """Move the finished folder (or file) `new` to `target`, replacing whatever is there.
+
+    The previous target is kept as `<target>.old` until the new one is in place, so a crash
+    at any moment leaves one complete copy under one of the two names (`existing_dir`).
+    `new` must be on the same file system as `target` (a sibling, or inside a sibling).
+    """
+    new, target = Path(new), Path(target)
+    old = old_path(target)
+    _remove(old)
+    if target.exists() or target.is_symlink():
+        os.replace(target, old)
+    os.replace(new, target)
+    _remove(old)
+    return target
+
+
+def existing_dir(target: str | Path) -> Path | None:
+    """`target`, or the `.old` copy `replace_dir` left if a swap was interrupted, or None."""
+    target = Path(target)
+    if target.is_dir():
+        return target
+    old = old_path(target)
+    return old if old.is_dir() else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -151,20 +151,29 @@ def tile_candidates(lo: int, hi: int, stride: int) -> range:
 
 
 @dataclass(frozen=True)
-class ProfileLimits:
-    """Tile side and batch limits of one engine profile (a plain copy of TileProfile's fields)."""
+class TileProfile:
+    """Input tile sides (square, pixels) and batch sizes one engine profile accepts.
 
-    opt_tile: int
-    min_tile: int | None
-    max_tile: int | None
-    opt_batch: int
-    max_batch: int | None
+    None means "no limit" (onnxruntime and torch take any size on the stride grid); TensorRT
+    engines have one such profile per optimisation profile.
+    """
+
+    opt_tile: int = 384
+    min_tile: int | None = None
+    max_tile: int | None = None
+    opt_batch: int = 1
+    max_batch: int | None = None
+
+    def accepts(self, height: int, width: int, batch: int) -> bool:
+        lo = self.min_tile or 0
+        hi = self.max_tile or 1 << 30
+        return lo <= height <= hi and lo <= width <= hi and batch <= (self.max_batch or 1 << 30)
 
 
 MAX_DYNAMIC_TILE = 1024  # largest tile chosen for engines without a maximum tile
 
 
-def choose_plan(height: int, width: int, halo: int, profiles: Sequence[ProfileLimits] | Iterable,
+def choose_plan(height: int, width: int, halo: int, profiles: Iterable[TileProfile],
                 stride: int = 8, tile: int | None = None) -> tuple[TilePlan, int]:
     """The tile size (within the engine's profiles) that computes the fewest pixels, and a batch.
 

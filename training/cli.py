@@ -12,7 +12,7 @@ import click
 
 from mfpi_deploy.cli.common import user_errors
 from training.config import TrainConfig
-from training.degrade import Degradation
+from mfpi_deploy.degrade import Degradation
 from training.eval_cli import eval_main
 from training.patches import Foreground
 
@@ -48,18 +48,23 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--focus", default="sharpest", help="In-focus (input) plane: 'sharpest', 'middle' or a plane index.")
 @click.option("--z-step-um", type=float, default=None, help="Plane spacing when the stack does not record it.")
 @click.option("--grey", is_flag=True, help="Train on grey (luma) even if the stacks are RGB.")
-@click.option("--intensity", type=click.Choice(["full", "percentile"]), default="full", help="16-bit to 8-bit rule (see training.stack.IntensityRule).")
+@click.option("--intensity", type=click.Choice(["auto", "full", "percentile"]), default="auto", help="16-bit to 8-bit rule (see training.stack.IntensityRule); auto: percentile for dim data, else full.")
+@click.option("--model", "model_form", type=click.Choice(["residual", "paper"]), default="residual", help="residual: bicubic upsampling + the network's correction (starts equal to bicubic); paper: the authors' tanh output.")
 @click.option("--width", default=64, help="Generator width (paper: 64).")
 @click.option("--disc-width", default=64, help="Discriminator width (paper: 64).")
-@click.option("--patch", default=128, help="Target patch size (input is patch/2).")
+@click.option("--patch", type=int, default=None, help="Target patch size (input is patch/2). Default: 128, smaller for small regions.")
 @click.option("--batch", default=4)
-@click.option("--epochs", default=20)
-@click.option("--steps-per-epoch", default=500)
-@click.option("--lr", default=1e-4)
-@click.option("--lr-halve-every", default=2, help="Halve the learning rate every N epochs.")
+@click.option("--epochs", default=20, help="Planned epochs (the run ends earlier when --max-minutes runs out).")
+@click.option("--steps-per-epoch", default=500, help="Steps between validations.")
+@click.option("--lr", default=5e-4, help="Peak learning rate (Adam, both networks).")
+@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", help="cosine: warm-up then cosine decay to the end of the planned run (steps or --max-minutes); step: the paper's halving every --lr-halve-every epochs.")
+@click.option("--lr-warmup", default=0.02, help="Share of the run with a linear lr warm-up (cosine).")
+@click.option("--lr-final", default=0.01, help="Learning rate at the end of the run, relative to --lr (cosine).")
+@click.option("--lr-halve-every", default=2, help="Halve the learning rate every N epochs (step schedule; paper: 2).")
 @click.option("--adv-weight", default=0.01, help="Weight of the adversarial BCE term (0 = L1 only).")
-@click.option("--warmup-epochs", default=0, help="L1-only epochs before the discriminator joins.")
-@click.option("--block", default=256, help="Block size of the train/validation split.")
+@click.option("--adv-start", default=0.5, help="Share of the run trained with L1 alone before the adversarial term joins.")
+@click.option("--warmup-epochs", default=0, help="Also keep the adversarial term off for this many epochs.")
+@click.option("--block", type=int, default=None, help="Block size of the train/validation split. Default: 256, smaller for small regions.")
 @click.option("--val-fraction", default=0.15)
 @click.option("--val-patches", default=32)
 @click.option("--no-augment", is_flag=True, help="Do not flip/rotate patches.")
@@ -69,14 +74,15 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--fg-min-fraction", default=0.25, help="Foreground: min fraction of foreground cells in a patch.")
 @click.option("--seed", default=0)
 @click.option("--threads", default=1, help="torch threads (0 = torch's default).")
-@click.option("--max-minutes", type=float, default=None, help="Wall-clock budget; stops cleanly and saves.")
+@click.option("--max-minutes", type=float, default=None, help="Wall-clock budget: the schedule is planned over it, and the run stops cleanly (saving) when it runs out.")
 @click.option("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N.")
 @click.option("--init", "init", default=None, help="Start from this checkpoint's generator weights (fine-tuning; Adam starts afresh, so use a small --lr such as 1e-5).")
 @user_errors
-def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intensity, width, disc_width, patch, batch,
-               epochs, steps_per_epoch, lr, lr_halve_every, adv_weight, warmup_epochs, block, val_fraction, val_patches,
-               no_augment, blur_sigma, blur_size, fg_min_std, fg_min_fraction, seed, threads, max_minutes, device, init) -> None:
-    """Train MFPINet on multi-focal stacks (the paper's GAN recipe by default)."""
+def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intensity, model_form, width, disc_width,
+               patch, batch, epochs, steps_per_epoch, lr, schedule, lr_warmup, lr_final, lr_halve_every, adv_weight,
+               adv_start, warmup_epochs, block, val_fraction, val_patches, no_augment, blur_sigma, blur_size,
+               fg_min_std, fg_min_fraction, seed, threads, max_minutes, device, init) -> None:
+    """Train MFPINet on multi-focal stacks (L1, then L1 + adversarial, on a schedule fitted to the run)."""
     from training.trainer import resume as resume_run
     from training.trainer import train
 
@@ -87,16 +93,18 @@ def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intens
     else:
         cfg = TrainConfig(
             data=list(data), out=out, region=region, planes=planes, focus=focus, z_step_um=z_step_um, grey=grey,
-            intensity=intensity, width=width, disc_width=disc_width, patch=patch, batch=batch, epochs=epochs,
-            steps_per_epoch=steps_per_epoch, lr=lr, lr_halve_every=lr_halve_every, adv_weight=adv_weight,
+            intensity=intensity, model=model_form, width=width, disc_width=disc_width, patch=patch, batch=batch,
+            epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, schedule=schedule, lr_warmup=lr_warmup,
+            lr_final=lr_final, lr_halve_every=lr_halve_every, adv_weight=adv_weight, adv_start=adv_start,
             warmup_epochs=warmup_epochs, block=block, val_fraction=val_fraction, val_patches=val_patches,
             augment=not no_augment, degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
             foreground=Foreground(fg_min_std, fg_min_fraction), seed=seed, threads=threads or None,
             max_minutes=max_minutes, init=init, device=device, command=_command_line(click.get_current_context()))
         result = train(cfg)
     p = result.progress
-    click.echo(f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s), best validation PSNR "
-               f"{p.best_psnr:.2f} dB (epoch {p.best_epoch}); checkpoints in {Path(out) / 'best'} and {Path(out) / 'last'}")
+    click.echo(f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s); best/ from epoch "
+               f"{p.best_epoch if p.best_epoch is not None else '-'}; checkpoints in {Path(out) / 'best'} and "
+               f"{Path(out) / 'last'}")
 
 
 @click.group()

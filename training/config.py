@@ -8,21 +8,27 @@ from pathlib import Path
 from typing import Any
 
 from mfpi_deploy.errors import MfpiError
-from training.degrade import Degradation
+from mfpi_deploy.degrade import Degradation
 from training.patches import Foreground
+from training.schedule import LrSchedule, Schedule
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on. Defaults are the paper's recipe except where CPU budgets need less.
+    """Everything a run depends on. The network and losses are the paper's; the schedule is fitted
+    to the planned run (see training.schedule), and the model starts from the bicubic baseline.
 
     data: one entry per stack; an entry is a TIFF path or a comma-separated list of per-plane files.
     region: `y0:y1,x0:x1` (pixels or fractions) of every stack used for training+validation.
-    steps_per_epoch: the sampler draws patches at random, so an epoch is a fixed number of steps.
-    adv_weight: weight of the adversarial BCE term (0.01 in the paper; 0 = L1 only).
-    warmup_epochs: epochs of L1-only training before the discriminator joins.
-    lr_halve_every: the learning rate is halved every this many epochs (paper: 2).
-    max_minutes: wall-clock budget; training stops cleanly (saving) when it runs out.
+    model: `residual` (bicubic upsampling + the network's correction, equal to bicubic at the
+           start) or `paper` (the authors' tanh output, trained from scratch).
+    patch, block: target patch side and train/validation block side; None fits them to the region.
+    epochs x steps_per_epoch: the planned run; with max_minutes, the run is planned over that
+           budget (whichever ends first), and validation runs every epoch and at the end.
+    schedule: `cosine` (lr_warmup share of linear warm-up, then cosine decay to lr_final x lr at
+           the end of the plan) or `step` (the paper's: halve every lr_halve_every epochs).
+    adv_weight: weight of the adversarial BCE term (0.01 in the paper; 0 = L1 only); it joins once
+           adv_start of the run is done (and after warmup_epochs), after an L1 phase.
     init: a checkpoint (ours, `default`, or one imported from the authors' .pth) whose generator
           weights start the run, to fine-tune instead of training from scratch.
     """
@@ -34,18 +40,23 @@ class TrainConfig:
     focus: str = "sharpest"
     z_step_um: float | None = None
     grey: bool = False
-    intensity: str = "full"
+    intensity: str = "auto"
+    model: str = "residual"
     width: int = 64
     disc_width: int = 64
-    patch: int = 128
+    patch: int | None = None
     batch: int = 4
     epochs: int = 20
     steps_per_epoch: int = 500
-    lr: float = 1e-4
+    lr: float = 5e-4
+    schedule: str = "cosine"
+    lr_warmup: float = 0.02
+    lr_final: float = 0.01
     lr_halve_every: int = 2
     adv_weight: float = 0.01
+    adv_start: float = 0.5
     warmup_epochs: int = 0
-    block: int = 256
+    block: int | None = None
     val_fraction: float = 0.15
     val_patches: int = 32
     augment: bool = True
@@ -65,10 +76,20 @@ class TrainConfig:
         if isinstance(self.foreground, dict):
             self.foreground = Foreground(**self.foreground)
         for name in ("width", "disc_width", "patch", "batch", "epochs", "steps_per_epoch", "lr_halve_every", "block"):
-            if getattr(self, name) < 1:
-                raise MfpiError(f"{name} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise MfpiError(f"{name} must be positive, got {value}")
         if self.adv_weight < 0 or self.lr <= 0:
             raise MfpiError("lr must be positive and adv_weight non-negative")
+        if self.model not in ("residual", "paper"):
+            raise MfpiError(f"unknown model form {self.model!r}; expected residual or paper")
+        LrSchedule.parse(self.schedule)
+        if not (0 <= self.lr_warmup < 1 and 0 < self.lr_final <= 1 and 0 <= self.adv_start <= 1):
+            raise MfpiError("lr_warmup must be in [0, 1), lr_final in (0, 1] and adv_start in [0, 1]")
+
+    def lr_schedule(self) -> Schedule:
+        return Schedule(LrSchedule.parse(self.schedule), self.lr, self.lr_warmup, self.lr_final,
+                        self.lr_halve_every, self.adv_start)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -76,6 +97,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
+        if "schedule" not in data:  # a run folder from before the fitted schedule: keep its recipe
+            data = {**data, "schedule": "step", "adv_start": 0.0, "model": "paper"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise MfpiError(f"{where}: unknown field(s) {', '.join(unknown)}")

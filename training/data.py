@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from mfpi_deploy.errors import MfpiError
-from training.degrade import Degradation, degrade_tensor
-from training.patches import CELL, Foreground, Region, candidate_patches, split_blocks
+from mfpi_deploy.degrade import Degradation, degrade_tensor
+from training.patches import CELL, Foreground, Region, candidate_patches, draw, fit_sizes, split_blocks
 from training.planes import PlaneSelection, select_planes
 from training.stack import FocalStack, IntensityRule, open_stack
 from mfpi_deploy.tiling import Box
@@ -145,10 +145,69 @@ def make_batch(targets: list[np.ndarray], centre: int, degradation: Degradation)
     n, z, h, w, c = y.shape
     y = y.permute(0, 1, 4, 2, 3).reshape(n, z * c, h, w)  # plane-major channels
     x = degrade_tensor(y[:, centre * c:(centre + 1) * c], degradation)
-    return x, y
+    return torch.round(x * 255) / 255, y  # the input is 8-bit, as it will be in use
 
 
 def check_patch(patch: int, scale: int) -> None:
     step = 8 * scale  # the network needs inputs that are multiples of 8
     if patch % step or patch % CELL:
         raise MfpiError(f"patch size {patch} must be a multiple of {step} (network stride 8 x scale {scale})")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the model card records about the training data."""
+
+    planes_um: list[float]
+    offsets_in_steps: bool
+    input_pixel_size_um: float | None
+    description: str
+
+
+@dataclass
+class TrainingData:
+    """Everything the loop draws from: stacks, patch positions, validation patches, chosen sizes."""
+
+    sources: list[Source]
+    channels: int
+    patch: int
+    block: int
+    train: list[tuple[int, Box]]  # foreground patch positions for training
+    val: list[tuple[int, Box]]  # the validation patches (fixed for the run)
+    train_blocks: int
+    val_blocks: int
+
+    @property
+    def centre(self) -> int:
+        return self.sources[0].selection.centre_index
+
+    def info(self, scale: int) -> DataInfo:
+        first = self.sources[0]
+        pix = first.stack.pixel_size_um
+        return DataInfo(list(first.selection.offsets_um), first.selection.offsets_in_steps,
+                        round(pix * scale, 6) if pix else None, "; ".join(s.stack.name for s in self.sources))
+
+    def batch(self, patches: list[tuple[int, Box]], codes, degradation: Degradation) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = [augment(self.sources[s].target(r), int(c)) for (s, r), c in zip(patches, codes)]
+        return make_batch(targets, self.centre, degradation)
+
+
+def prepare_data(specs: list[list[str]], *, planes: int, focus: str, z_step_um: float | None, region: str | None,
+                 grey: bool, rule: str, cache_mb: float, patch: int | None, block: int | None, val_fraction: float,
+                 val_patches: int, foreground: Foreground, scale: int, seed: int) -> TrainingData:
+    """Open the stacks, fit patch and block sizes to their regions, and find the patch positions."""
+    if not specs:
+        raise MfpiError("no training data given (--data)")
+    sources = open_sources(specs, planes=planes, focus=focus, z_step_um=z_step_um, region=region, grey=grey,
+                           rule=rule, cache_mb=cache_mb)
+    patch, block = fit_sizes([(s.rect.height, s.rect.width) for s in sources], patch, block, val_fraction)
+    check_patch(patch, scale)
+    train_blocks, val_blocks = split_sources(sources, block, val_fraction, seed)
+    train = region_candidates(sources, train_blocks, patch, foreground)
+    if not train:
+        raise MfpiError(f"no training patch of {patch} px passes the foreground test (8x8 cells with a std of at "
+                        f"least {foreground.min_std} levels on {foreground.min_fraction:.0%} of a patch): lower "
+                        f"--fg-min-std / --fg-min-fraction, or check that the region holds cells")
+    val_candidates = region_candidates(sources, val_blocks, patch, foreground) if val_blocks else []
+    val = draw(val_candidates, val_patches, np.random.default_rng([seed, 99])) if val_candidates else []
+    return TrainingData(sources, source_channels(sources), patch, block, train, val, len(train_blocks), len(val_blocks))

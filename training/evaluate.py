@@ -1,7 +1,8 @@
 """Per-plane evaluation of a checkpoint against two baselines, in the layout of the paper's Table II.
 
 Methods, all scored by the same code on the same held-out region:
-- model: the network's stack from the degraded in-focus plane;
+- model: the network's stack from the degraded in-focus plane, predicted through the tiling
+  and backend code that `mfpi-run` runs (a checkpoint on torch, or an exported engine);
 - bicubic: the degraded input upsampled x2 by bicubic interpolation, copied to every plane;
 - in-focus copy: the true full-resolution in-focus plane copied to every plane (an upper
   bound for any method that does not refocus; its in-focus row is exact, PSNR inf).
@@ -15,15 +16,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-from mfpi_deploy.checkpoint import load_checkpoint
+from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.checkpoint.default import resolve_checkpoint
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
-from mfpi_deploy.tiling import Box
+from mfpi_deploy.infer import predict_image
+from mfpi_deploy.tiling import DEFAULT_HALO, Box
 from training.data import parse_rect, to_grey
-from training.degrade import Degradation, degrade_uint8, upsample_bicubic
+from mfpi_deploy.degrade import Degradation, degrade_uint8, upsample_bicubic
 from training.metrics import PlaneMetrics, stack_metrics
 from training.planes import select_planes
 from training.stack import IntensityRule, open_stack
@@ -98,76 +99,50 @@ def _fmt(v: float, digits: int) -> str:
     return "inf" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, image: np.ndarray, *, tile: int = 256, margin: int = 32) -> np.ndarray:
-    """Run the generator on a uint8 image (h, w, C) in overlapping tiles -> uint8 (Z, 2h, 2w, C).
-
-    Each tile is extended by `margin` input pixels of context on every side (mirrored at the
-    image edge) and only its centre is kept, so tile seams do not show.
-    """
-    cfg = model.config
-    scale, stride, c = 2, 8, cfg.in_channels
-    h, w, _ = image.shape
-    if h % stride or w % stride:
-        raise MfpiError(f"input size {h}x{w} is not a multiple of {stride}")
-    tile = max(stride, tile - tile % stride)
-    m = min(margin, min(h, w) - 1)  # mirror padding needs a margin smaller than the image
-    m -= m % stride
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)[None]
-    xp = torch.nn.functional.pad(x, (m, m, m, m), mode="reflect") if m > 0 else x
-    out = np.empty((cfg.planes, h * scale, w * scale, c), np.uint8)
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            th, tw = min(tile, h - y0), min(tile, w - x0)
-            inp = xp[:, :, y0:y0 + th + 2 * m, x0:x0 + tw + 2 * m]
-            pred = model(inp)[0]  # (Z*C, 2(th+2m), 2(tw+2m))
-            pred = pred[:, m * scale:(m + th) * scale, m * scale:(m + tw) * scale]
-            pred = torch.round(pred * 255).clamp(0, 255).to(torch.uint8).numpy()
-            out[:, y0 * scale:(y0 + th) * scale, x0 * scale:(x0 + tw) * scale] = (
-                pred.reshape(cfg.planes, c, th * scale, tw * scale).transpose(0, 2, 3, 1))
-    return out
-
-
-def evaluate(checkpoint: str | Path, data: list[str], *, region: str | None = None, planes: int | None = None,
+def evaluate(source: str | Path, data: list[str], *, region: str | None = None, planes: int | None = None,
              focus: str = "sharpest", z_step_um: float | None = None, intensity: IntensityRule | str = "full",
-             degradation: Degradation = Degradation(), tile: int = 256, threads: int | None = 1,
+             degradation: Degradation = Degradation(), backend: str = "auto", fp16: bool | None = None,
+             halo: int = DEFAULT_HALO, tile: int | None = None, threads: int | None = 1,
              log: Callable[[str], None] = print) -> tuple[EvalReport, dict[str, np.ndarray]]:
-    """Score a checkpoint and the baselines on one held-out stack region; returns the report and the stacks."""
-    if threads:
-        torch.set_num_threads(threads)
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    if ckpt.card.architecture != "mfpinet":
-        raise MfpiError(f"{checkpoint}: evaluation takes an MFPINet checkpoint, not {ckpt.card.architecture}")
-    mcfg = ckpt.model.config
-    planes = planes or mcfg.planes
-    if planes != mcfg.planes:
-        raise MfpiError(f"{checkpoint}: the network gives {mcfg.planes} planes, but {planes} target planes were asked for")
-    stack = open_stack(data, rule=intensity)
-    if mcfg.in_channels == 3 and stack.channels == 1:
-        raise MfpiError(f"{stack.name}: grey stack, but {checkpoint} is an RGB model")
-    rect = parse_rect(region, stack.height, stack.width)
-    step = 8 * degradation.scale
-    rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
-    if rect.height == 0 or rect.width == 0:
-        raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
-    sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)
-    target = stack.read(sel.target, rect)
-    if mcfg.in_channels == 1:
-        target = to_grey(target)
-    card_offsets = list(ckpt.card.planes_um)
-    if not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
-        log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from the model's {card_offsets}")
-    c = sel.centre_index
-    inp = degrade_uint8(target[c], degradation)
-    log(f"evaluating {path} on {stack.name} region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} "
-        f"(input {inp.shape[0]}x{inp.shape[1]} px, {planes} planes, input plane {sel.input})")
-    stacks = {
-        "model": predict(ckpt.model.eval(), inp, tile=tile),
-        "bicubic": np.repeat(upsample_bicubic(inp, degradation.scale)[None], planes, axis=0),
-        "in-focus copy": np.repeat(target[c][None], planes, axis=0),
-    }
-    report = EvalReport(str(checkpoint), stack.name, [rect.y0, rect.y1, rect.x0, rect.x1], list(sel.offsets_um),
+    """Score a model and the baselines on one held-out stack region; returns the report and the stacks.
+
+    `source` is a checkpoint (or `default`) or an exported engine folder; the model's stack is
+    predicted by `infer.predict_image` on `backend`, the tiling and engine code `mfpi-run` runs.
+    """
+    path = resolve_checkpoint(source)
+    with open_backend(backend, path, threads=threads, fp16=fp16, log=log) as engine:
+        spec = engine.spec
+        if spec.needs_dpm:
+            raise MfpiError(f"{source}: evaluation takes an MFPINet model, not {spec.architecture}")
+        planes = planes or spec.planes
+        if planes != spec.planes:
+            raise MfpiError(f"{source}: the network gives {spec.planes} planes, but {planes} target planes were asked for")
+        stack = open_stack(data, rule=intensity)
+        if spec.channels == 3 and stack.channels == 1:
+            raise MfpiError(f"{stack.name}: grey stack, but {source} is an RGB model")
+        rect = parse_rect(region, stack.height, stack.width)
+        step = degradation.scale
+        rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
+        if rect.height == 0 or rect.width == 0:
+            raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
+        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)
+        target = stack.read(sel.target, rect)
+        if spec.channels == 1:
+            target = to_grey(target)
+        card_offsets = list(spec.planes_um)
+        if not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
+            log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from the model's {card_offsets}")
+        c = sel.centre_index
+        inp = degrade_uint8(target[c], degradation)
+        log(f"evaluating {path} on {stack.name} region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} "
+            f"(input {inp.shape[0]}x{inp.shape[1]} px, {planes} planes, input plane {sel.input}) "
+            f"with {engine.describe()}")
+        stacks = {
+            "model": predict_image(inp, engine, halo=halo, tile=tile),
+            "bicubic": np.repeat(upsample_bicubic(inp, degradation.scale)[None], planes, axis=0),
+            "in-focus copy": np.repeat(target[c][None], planes, axis=0),
+        }
+    report = EvalReport(str(source), stack.name, [rect.y0, rect.y1, rect.x0, rect.x1], list(sel.offsets_um),
                         "plane steps" if sel.offsets_in_steps else "um", sel.input, c)
     for name in METHODS:
         report.methods[name] = MethodResult(stack_metrics(stacks[name], target))

@@ -25,6 +25,44 @@ class Foreground:
     min_fraction: float = 0.25
 
 
+DEFAULT_PATCH = 128
+DEFAULT_BLOCK = 256
+MIN_BLOCKS = 6  # blocks a region should hold when sizes are chosen for it (train + validation)
+MIN_SIDE = 32  # smallest patch and block side chosen automatically
+PATCH_STEP = 16  # patches are multiples of the network stride (8) x the degradation scale (2)
+
+
+def fit_sizes(regions: list[tuple[int, int]], patch: int | None, block: int | None,
+              val_fraction: float) -> tuple[int, int]:
+    """(patch, block) for training regions of (height, width): given values are checked, missing
+    ones chosen so the regions hold at least MIN_BLOCKS blocks (fewer if they are small) and a
+    patch fits in a block. Errors name the cause and the option that fixes it."""
+    def count(b: int) -> int:
+        return sum((h // b) * (w // b) for h, w in regions)
+
+    need = 2 if val_fraction > 0 else 1
+    smallest = min(min(h, w) for h, w in regions)
+    if block is None:
+        sizes = range(DEFAULT_BLOCK, MIN_SIDE - 1, -PATCH_STEP)
+        block = next((b for b in sizes if count(b) >= MIN_BLOCKS), None) or next(
+            (b for b in reversed(sizes) if count(b) >= need and b >= (patch or MIN_SIDE)), None)
+        if block is None:
+            raise MfpiError(f"the training region is too small ({smallest} px on its short side): it must hold "
+                            f"{need} blocks of at least {max(patch or 0, MIN_SIDE)} px (training and validation); "
+                            f"give a larger --region" + (" or a smaller --patch" if patch else ""))
+    elif count(block) < need:
+        raise MfpiError(f"the training region ({smallest} px on its short side) holds {count(block)} block(s) of "
+                        f"{block} px but needs {need} (training and validation): use a smaller --block"
+                        + (" or --val-fraction 0" if need == 2 else ""))
+    if patch is None:
+        patch = min(DEFAULT_PATCH, max(MIN_SIDE, int(0.75 * block) // PATCH_STEP * PATCH_STEP))
+        patch = min(patch, block // PATCH_STEP * PATCH_STEP) or PATCH_STEP
+    elif patch > block:
+        raise MfpiError(f"patch {patch} px is larger than the block of {block} px that patches are drawn from: "
+                        f"use --patch {block // PATCH_STEP * PATCH_STEP} or less, or a larger --block")
+    return patch, block
+
+
 @dataclass(frozen=True)
 class Region:
     """A block of one source stack (index into the list of training stacks)."""

@@ -6,7 +6,6 @@ for are decoded; a whole-slide stack is never loaded whole. Values are converted
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.slide.metadata import OmeInfo, read_ome
 from mfpi_deploy.tiling import Box
 
 
@@ -28,10 +28,16 @@ class IntensityRule(Choice):
           the same for every plane and file, so it never depends on the image content.
     percentile: linear between the 0.1 and 99.9 percentiles of the whole stack (sampled),
           the same window for all planes, for dim 12/16-bit data that does not fill the range.
+    auto: full when the stack's 99.9th percentile uses at least a quarter of the 16-bit range,
+          else percentile (12-bit cameras, dim exposures: `full` would leave a few grey levels).
     """
 
+    AUTO = "auto"
     FULL = "full"
     PERCENTILE = "percentile"
+
+
+DIM_SHARE = 0.25  # auto: a stack whose 99.9th percentile is below this share of the range is dim
 
 
 
@@ -104,10 +110,18 @@ class FocalStack:
         """uint8 pixels (len(planes), h, w, C) of a region, after the intensity rule."""
         return self.to_uint8(self.read_raw(planes, rect))
 
+    @property
+    def effective_rule(self) -> IntensityRule:
+        """The rule in force (auto resolved on the stack's values; 8-bit stacks are taken as they are)."""
+        if self.rule is not IntensityRule.AUTO or self.dtype == np.uint8:
+            return self.rule
+        dim = self.percentile_window()[1] < DIM_SHARE * float(np.iinfo(self.dtype).max)
+        return IntensityRule.PERCENTILE if dim else IntensityRule.FULL
+
     def to_uint8(self, raw: np.ndarray) -> np.ndarray:
         if self.dtype == np.uint8:
             return raw
-        if self.rule is IntensityRule.FULL:
+        if self.effective_rule is IntensityRule.FULL:
             info = np.iinfo(self.dtype)
             scale = 255.0 / float(info.max)
             return np.clip(np.rint(raw.astype(np.float32) * scale), 0, 255).astype(np.uint8)
@@ -134,7 +148,7 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def open_stack(paths: str | Path | Sequence[str | Path], *, rule: IntensityRule | str = IntensityRule.FULL) -> FocalStack:
+def open_stack(paths: str | Path | Sequence[str | Path], *, rule: IntensityRule | str = IntensityRule.AUTO) -> FocalStack:
     """Open a stack: one multi-plane TIFF (ZYX or ZYXS) or a list of per-plane image files."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -169,7 +183,8 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
                 sizes = sorted({tuple(p.shape) for p in tif.pages if hasattr(p, "shape")})
                 raise StackError(f"{path}: planes have different sizes {sizes}, expected one size for all planes")
             raise StackError(f"{path}: one 2D image of shape {shape} ({axes}), expected a stack with a Z axis (ZYX or ZYXS)")
-        planes_um, pixel = _ome_positions(tif) if tif.is_ome else (None, None)
+        ome = read_ome(tif.ome_metadata) if tif.is_ome else OmeInfo()
+        planes_um, pixel = ome.planes_um, ome.pixel_size_um
     if dtype not in (np.uint8, np.uint16):
         raise StackError(f"{path}: pixel type {dtype} is not supported, expected uint8 or uint16")
     planar = False
@@ -197,30 +212,6 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
     # so the error comes at open time and names the file.
     stack.read_raw([z - 1], Box(h - 1, w - 1, h, w))
     return stack
-
-
-def _ome_positions(tif) -> tuple[list[float] | None, float | None]:
-    """Plane z positions and lateral pixel size from OME-XML, when they are there."""
-    try:
-        root = ET.fromstring(tif.ome_metadata)
-    except (ET.ParseError, TypeError):
-        return None, None
-    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
-    if pixels is None:
-        return None, None
-    size = pixels.get("PhysicalSizeX")
-    pixel = float(size) if size else None
-    zs: dict[int, float] = {}
-    for el in pixels:
-        if el.tag.endswith("Plane") and el.get("PositionZ") is not None:
-            zs.setdefault(int(el.get("TheZ", 0)), float(el.get("PositionZ")))
-    if zs:
-        return [round(zs[k], 4) for k in sorted(zs)], pixel
-    dz = pixels.get("PhysicalSizeZ")
-    n = int(pixels.get("SizeZ", 0))
-    if dz and n > 1:
-        return [round((i - (n - 1) / 2) * float(dz), 4) for i in range(n)], pixel
-    return None, pixel
 
 
 def _open_plane_files(paths: list[Path], rule: IntensityRule) -> FocalStack:

@@ -6,8 +6,6 @@ param groups, so Adam's moments and step counts survive a resume exactly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +60,3 @@ def load_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise MfpiError(f"{folder}: corrupt training state ({str(exc).splitlines()[0][:160]})") from None
     return tensors, scalars
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished folder into place: the old one is kept as `.old` until the swap is done."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def existing_dir(final: Path) -> Path | None:
-    """The folder to resume from: `final`, or its `.old` copy if a swap was interrupted."""
-    if final.is_dir():
-        return final
-    old = final.with_name(final.name + ".old")
-    return old if old.is_dir() else None

@@ -1,21 +1,16 @@
-"""The training loop: the paper's GAN recipe (L1 + 0.01 BCE adversarial, Adam 1e-4, lr halved
-every 2 epochs) with an optional L1 warm-up, per-epoch checkpoints, resume, and a time budget.
+"""The training loop: MFPINet's L1 + adversarial recipe on a schedule fitted to the planned run.
 
-Run folder layout:
-  config.json            the TrainConfig of the run
-  log.jsonl, log.csv     one record per epoch (losses, validation PSNR per plane, lr, time)
-  last/                  generator checkpoint (model.safetensors + card.json) + training state
-  best/                  generator checkpoint with the best validation PSNR so far
+`Trainer` holds the data, the networks and their optimisers and does one step at a time;
+`run()` loops until the plan (steps, or the time budget) is done, validating every epoch and
+at the end. The run folder (config, logs, last/ and best/) is `training.run_folder`, the
+learning rate and adversarial start are `training.schedule`, validation with the baselines is
+`training.validation`.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import subprocess
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,39 +20,48 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mfpi_deploy.checkpoint import ModelCard, Provenance, save_checkpoint
+from mfpi_deploy.checkpoint import ModelCard
 from mfpi_deploy.checkpoint.io import load_state_strict
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.gitinfo import git_commit
 from mfpi_deploy.models import create_model
+from mfpi_deploy.signals import sigterm_as_interrupt
 from training.config import TrainConfig
-from training.data import (check_patch, make_batch, open_sources, region_candidates, source_channels,
-                           split_sources, augment)
-from training.metrics import psnr_from_mse
+from training.data import prepare_data
 from training.patches import draw
-from training.state import existing_dir, flatten_optimizer, load_state, replace_dir, save_state, unflatten_optimizer
+from training.run_folder import RunFolder
+from training.schedule import run_fraction
+from training.state import flatten_optimizer, unflatten_optimizer
+from training.validation import Validation, validate
+
+Clock = Callable[[], float]
 
 
 @dataclass
 class Progress:
-    """Where training is: epochs done, steps done in the current epoch, best validation PSNR."""
+    """Where training is: epochs and steps done, the plan, the best validation so far."""
 
     epoch: int = 0
     step_in_epoch: int = 0
     global_step: int = 0
-    best_psnr: float = -math.inf
-    best_epoch: int | None = None
-    elapsed_s: float = 0.0
+    best_margin: float = -math.inf  # validation PSNR margin over bicubic, summed over planes (dB)
+    best_psnr: float = -math.inf  # the mean validation PSNR of that best checkpoint
+    best_epoch: float | None = None
+    elapsed_s: float = 0.0  # training wall-clock, cumulative over resumes
     cpu_s: float = 0.0  # process CPU time (all threads), cumulative over resumes
+    plan_s: float | None = None  # the time budget the schedule is planned over (None: steps only)
     last_val_psnr: float | None = None
+    best_planes: dict[str, list[float]] | None = None  # per-plane PSNR of best/: model, bicubic, focus_copy
     finished: bool = False
-    sums: dict[str, float] = field(default_factory=dict)  # running loss sums of the current epoch
+    sums: dict[str, float] = field(default_factory=dict)  # running loss sums since the last validation
 
 
 @dataclass
 class RunResult:
     out: Path
     progress: Progress
-    stopped: str  # "done", "time budget", "interrupted"
+    stopped: str  # "done", "time budget"
+    validation: Validation | None = None  # of best/
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,62 +75,51 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 class Trainer:
-    """Holds models, optimizers, data and progress of one run; `run()` trains until done or stopped."""
+    """Data, networks, optimisers and progress of one run; `run()` trains until the plan is done."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> None:
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print,
+                 clock: Clock = time.monotonic) -> None:
         self.cfg = cfg
         self.log = log
-        self.out = Path(cfg.out)
+        self.clock = clock
+        self.folder = RunFolder(cfg.out)
+        self.out = self.folder.out
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        check_patch(cfg.patch, cfg.degradation.scale)
-        if not cfg.data:
-            raise MfpiError("no training data given (--data)")
-        self.sources = open_sources(cfg.data_specs(), planes=cfg.planes, focus=cfg.focus, z_step_um=cfg.z_step_um,
-                                    region=cfg.region, grey=cfg.grey, rule=cfg.intensity, cache_mb=cfg.cache_mb)
-        self.channels = source_channels(self.sources)
-        train_blocks, val_blocks = split_sources(self.sources, cfg.block, cfg.val_fraction, cfg.seed)
-        self.train_candidates = region_candidates(self.sources, train_blocks, cfg.patch, cfg.foreground)
-        if not self.train_candidates:
-            raise MfpiError("no training patch passes the foreground test; lower the foreground thresholds")
-        val_candidates = region_candidates(self.sources, val_blocks, cfg.patch, cfg.foreground) if val_blocks else []
-        self.val_patches = draw(val_candidates, cfg.val_patches, np.random.default_rng([cfg.seed, 99])) if val_candidates else []
-        sel = self.sources[0].selection
-        self.centre = sel.centre_index
+        self.data = prepare_data(cfg.data_specs(), planes=cfg.planes, focus=cfg.focus, z_step_um=cfg.z_step_um,
+                                 region=cfg.region, grey=cfg.grey, rule=cfg.intensity, cache_mb=cfg.cache_mb,
+                                 patch=cfg.patch, block=cfg.block, val_fraction=cfg.val_fraction,
+                                 val_patches=cfg.val_patches, foreground=cfg.foreground,
+                                 scale=cfg.degradation.scale, seed=cfg.seed)
+        self.channels = self.data.channels
+        self.schedule = cfg.lr_schedule()
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
-        self.gen = create_model("mfpinet", in_channels=self.channels, planes=cfg.planes, width=cfg.width).to(self.device)
+        self.model_config = {"in_channels": self.channels, "planes": cfg.planes, "width": cfg.width,
+                             "residual": cfg.model == "residual"}
+        self.gen = create_model("mfpinet", **self.model_config).to(self.device)
         self.disc = create_model("mfpinet_discriminator", in_channels=cfg.planes * self.channels,
                                  width=cfg.disc_width).to(self.device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, cfg.lr_halve_every, gamma=0.5)
-        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, cfg.lr_halve_every, gamma=0.5)
         if cfg.init and not resume:
             self._init_from(cfg.init)
-        self.progress = Progress()
+        self.progress = Progress(plan_s=cfg.max_minutes * 60 if cfg.max_minutes else None)
         self.commit = git_commit()  # the code that starts the run, not whatever HEAD is at a later save
         if resume:
             self._resume()
         else:
-            if (self.out / "config.json").exists():
-                raise MfpiError(f"{self.out}: already holds a run; pass --resume to continue it or choose another --out")
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(cfg.to_json())
-        self.log(f"data: {len(self.sources)} stack(s), {self.channels} channel(s), target planes "
-                 f"{list(sel.target)} (input plane {sel.input}), offsets {list(sel.offsets_um)}"
-                 f"{' (plane steps)' if sel.offsets_in_steps else ' um'}; {len(train_blocks)} train / {len(val_blocks)} "
-                 f"validation blocks, {len(self.train_candidates)} foreground patch positions for training")
+            self.folder.create(cfg)
+        d = self.data
+        sel = d.sources[0].selection
+        rules = sorted({s.stack.effective_rule.value for s in d.sources if s.stack.dtype != np.uint8})
+        self.log(f"data: {len(d.sources)} stack(s), {self.channels} channel(s), target planes {list(sel.target)} "
+                 f"(input plane {sel.input}), offsets {list(sel.offsets_um)}"
+                 f"{' (plane steps)' if sel.offsets_in_steps else ' um'}"
+                 + (f", 16-bit -> 8-bit: {', '.join(rules)}" if rules else "")
+                 + f"; patch {d.patch}, blocks of {d.block}: {d.train_blocks} train / {d.val_blocks} validation, "
+                 f"{len(d.train)} foreground patch positions for training")
 
     def _init_from(self, source: str) -> None:
         """Start from a checkpoint's generator weights; its network must match this run's."""
@@ -134,100 +127,79 @@ class Trainer:
         from mfpi_deploy.checkpoint.default import resolve_checkpoint
 
         ckpt = load_checkpoint(resolve_checkpoint(source))
-        want = {"in_channels": self.channels, "planes": self.cfg.planes, "width": self.cfg.width}
-        if ckpt.card.architecture != "mfpinet" or ckpt.card.config != want:
-            raise MfpiError(f"{source}: {ckpt.card.architecture} {ckpt.card.config} does not match this run's mfpinet {want}")
+        if ckpt.card.architecture != "mfpinet" or ckpt.card.config != self.model_config:
+            raise MfpiError(f"{source}: {ckpt.card.architecture} {ckpt.card.config} does not match this run's "
+                            f"mfpinet {self.model_config}")
         self.gen.load_state_dict(ckpt.model.state_dict())
         self.log(f"generator initialised from {source}")
 
     # ---- checkpoints -------------------------------------------------------------------
     def card(self, metrics: dict[str, float]) -> ModelCard:
-        sel = self.sources[0].selection
-        pix = self.sources[0].stack.pixel_size_um
-        data = "; ".join(self.cfg.data)
-        if self.cfg.region:
-            data += f" region {self.cfg.region}"
-        if sel.offsets_in_steps:
-            data += "; z offsets are plane steps (the stack records no z spacing)"
-        return ModelCard(
-            architecture="mfpinet",
-            config={"in_channels": self.channels, "planes": self.cfg.planes, "width": self.cfg.width},
-            planes_um=list(sel.offsets_um),
-            input_pixel_size_um=round(pix * self.cfg.degradation.scale, 6) if pix else None,
-            provenance=Provenance(source="trained with mfpi-train (training.trainer)"
-                                  + (f", initialised from {self.cfg.init}" if self.cfg.init else ""), data=data,
-                                  epochs=self.progress.epoch, git_commit=self.commit, command=self.cfg.command,
-                                  metrics=metrics),
-        )
+        return self.folder.card(self.cfg, self.model_config, self.data.info(self.cfg.degradation.scale),
+                                epochs=self.progress.epoch, metrics=metrics, commit=self.commit)
 
-    def _metrics(self) -> dict[str, float]:
-        m = {"val_psnr": self.progress.last_val_psnr} if self.progress.last_val_psnr is not None else {}
-        return {k: round(v, 4) for k, v in m.items()}
-
-    def save(self) -> None:
-        """Save generator checkpoint + full training state into last/ (atomically)."""
-        tmp = self.out / "last.new"
-        if tmp.exists():
-            import shutil
-            shutil.rmtree(tmp)
-        save_checkpoint(self.gen, self.card(self._metrics()), tmp)
+    def save(self, metrics: dict[str, float]) -> None:
+        """Generator checkpoint + full training state into last/."""
         tensors = {f"disc.{k}": v.detach().cpu() for k, v in self.disc.state_dict().items()}
         tg, sg = flatten_optimizer(self.opt_g, "opt_g")
         td, sd = flatten_optimizer(self.opt_d, "opt_d")
         tensors.update(tg)
         tensors.update(td)
         tensors["torch_rng"] = torch.get_rng_state()
-        scalars = {"progress": dataclasses.asdict(self.progress), "opt_g": sg, "opt_d": sd,
-                   "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict()}
-        save_state(tmp, tensors, _json_safe(scalars))
-        replace_dir(tmp, self.out / "last")
-
-    def save_best(self) -> None:
-        tmp = self.out / "best.new"
-        save_checkpoint(self.gen, self.card(self._metrics()), tmp, overwrite=True)
-        replace_dir(tmp, self.out / "best")
+        scalars = {"progress": dataclasses.asdict(self.progress), "opt_g": sg, "opt_d": sd}
+        self.folder.save_last(self.gen, self.card(metrics), tensors, scalars)
 
     def _resume(self) -> None:
-        last = existing_dir(self.out / "last")
-        if last is None:
-            raise MfpiError(f"{self.out}: nothing to resume (no last/ checkpoint)")
-        from safetensors.torch import load_file
-
-        from mfpi_deploy.checkpoint.io import WEIGHTS_NAME
-        load_state_strict(self.gen, load_file(str(last / WEIGHTS_NAME)), where=str(last / WEIGHTS_NAME))
-        tensors, scalars = load_state(last)
+        weights, tensors, scalars, last = self.folder.load_last()
+        load_state_strict(self.gen, weights, where=str(last / "model.safetensors"))
         disc = {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}
         load_state_strict(self.disc, disc, where=str(last / "train_state.safetensors"))
         unflatten_optimizer(self.opt_g, "opt_g", tensors, scalars["opt_g"])
         unflatten_optimizer(self.opt_d, "opt_d", tensors, scalars["opt_d"])
-        self.sched_g.load_state_dict(scalars["sched_g"])
-        self.sched_d.load_state_dict(scalars["sched_d"])
         if "torch_rng" in tensors:
             torch.set_rng_state(tensors["torch_rng"])
-        p = scalars["progress"]
-        p["best_psnr"] = -math.inf if p.get("best_psnr") is None else p["best_psnr"]
+        known = {f.name for f in dataclasses.fields(Progress)}
+        p = {k: v for k, v in scalars["progress"].items() if k in known}
+        for key in ("best_psnr", "best_margin"):
+            p[key] = -math.inf if p.get(key) is None else p[key]
+        plan_s = self.progress.plan_s
         self.progress = Progress(**p)
+        if plan_s is not None:  # a new budget on resume: the plan ends when it runs out
+            self.progress.plan_s = self.progress.elapsed_s + plan_s
         self.log(f"resumed {self.out} at epoch {self.progress.epoch}, step {self.progress.step_in_epoch}, "
-                 f"lr {self.opt_g.param_groups[0]['lr']:.3g}")
+                 f"{100 * self.fraction():.0f}% of the planned run done")
 
     # ---- data ----------------------------------------------------------------------------
-    def epoch_plan(self, epoch: int) -> tuple[list[tuple[int, object]], np.ndarray]:
+    def epoch_plan(self, epoch: int) -> tuple[list, np.ndarray]:
         """The patches and flip/rotation codes of an epoch: a function of (seed, epoch) only,
         so a resumed run sees exactly the batches it would have seen."""
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, epoch])
-        patches = draw(self.train_candidates, cfg.steps_per_epoch * cfg.batch, rng)
+        patches = draw(self.data.train, cfg.steps_per_epoch * cfg.batch, rng)
         codes = rng.integers(0, 8, size=len(patches)) if cfg.augment else np.zeros(len(patches), int)
         return patches, codes
 
     def batch(self, patches, codes) -> tuple[torch.Tensor, torch.Tensor]:
-        targets = [augment(self.sources[s].target(r), int(c)) for (s, r), c in zip(patches, codes)]
-        x, y = make_batch(targets, self.centre, self.cfg.degradation)
+        x, y = self.data.batch(patches, codes, self.cfg.degradation)
         return x.to(self.device), y.to(self.device)
 
     # ---- one step ------------------------------------------------------------------------
-    def gan_active(self, epoch: int) -> bool:
-        return self.cfg.adv_weight > 0 and epoch >= self.cfg.warmup_epochs
+    def fraction(self) -> float:
+        """Share of the planned run done (steps or time budget, whichever is further)."""
+        p = self.progress
+        return run_fraction(p.global_step, self.cfg.epochs * self.cfg.steps_per_epoch, p.elapsed_s, p.plan_s)
+
+    def gan_active(self) -> bool:
+        cfg = self.cfg
+        return (cfg.adv_weight > 0 and self.progress.epoch >= cfg.warmup_epochs
+                and self.schedule.adversarial(self.fraction()))
+
+    def set_lr(self) -> float:
+        lr = self.schedule.lr(self.fraction(), self.progress.epoch)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
 
     def step(self, x: torch.Tensor, y: torch.Tensor, gan: bool) -> dict[str, float]:
         """One optimisation step of G (and of D when the adversarial term is on)."""
@@ -247,8 +219,9 @@ class Trainer:
         loss_g.backward()
         self.opt_g.step()
         if gan:
+            fake = fake.detach().clamp(0.0, 1.0)  # D judges what the generator outputs in use
             real = self.disc.logits(y)
-            fake_d = self.disc.logits(fake.detach())
+            fake_d = self.disc.logits(fake)
             loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                       + F.binary_cross_entropy_with_logits(fake_d, torch.zeros_like(fake_d)))
             self.opt_d.zero_grad(set_to_none=True)
@@ -258,162 +231,124 @@ class Trainer:
         return out
 
     # ---- validation ----------------------------------------------------------------------
-    @torch.no_grad()
-    def validate(self) -> tuple[float | None, list[float]]:
-        """Mean over planes of the per-plane PSNR (8-bit, peak 255) on the validation patches."""
-        if not self.val_patches:
-            return None, []
-        self.gen.eval()
-        c = self.channels
-        sq = np.zeros(self.cfg.planes)
-        count = 0
-        for i in range(0, len(self.val_patches), max(self.cfg.batch, 8)):
-            chunk = self.val_patches[i:i + max(self.cfg.batch, 8)]
-            x, y = self.batch(chunk, np.zeros(len(chunk), int))
-            pred = torch.round(self.gen(x) * 255)
-            truth = torch.round(y * 255)
-            err = ((pred - truth) ** 2).reshape(len(chunk), self.cfg.planes, c, *y.shape[2:])
-            sq += err.sum(dim=(0, 2, 3, 4)).double().cpu().numpy()
-            count += len(chunk) * c * y.shape[2] * y.shape[3]
-        per_plane = [psnr_from_mse(s / count) for s in sq]
-        return float(np.mean(per_plane)), per_plane
+    def validate(self) -> Validation | None:
+        """Per-plane PSNR of the model, bicubic and the in-focus copy on the validation patches."""
+        val = self.data.val
+        if not val:
+            return None
+        size = max(self.cfg.batch, 8)
+        chunks = (self.batch(val[i:i + size], np.zeros(len(val[i:i + size]), int)) for i in range(0, len(val), size))
+        return validate(self.gen, chunks, planes=self.cfg.planes, channels=self.channels, centre=self.data.centre,
+                        scale=self.cfg.degradation.scale)
 
     # ---- loop ----------------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Train until the configured epochs are done or the budget runs out. Ctrl-C or SIGTERM
-        (a batch scheduler's stop signal) saves the state at the current step, then re-raises."""
-        import signal
-        import threading
-
-        def on_term(signum, frame):  # noqa: ARG001
-            raise KeyboardInterrupt
-
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
-        try:
+        """Train until the plan is done. Ctrl-C or SIGTERM (a batch scheduler's stop signal) saves
+        the state at the current step, then re-raises."""
+        with sigterm_as_interrupt():
             return self._run()
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGTERM, previous)
 
     def _run(self) -> RunResult:
-        cfg = self.cfg
-        p = self.progress
-        start = time.monotonic() - p.elapsed_s  # elapsed_s is cumulative over resumes
-        session = time.monotonic()  # the budget counts this session only
+        cfg, p = self.cfg, self.progress
+        start = self.clock() - p.elapsed_s  # elapsed_s is cumulative over resumes
         cpu_start = time.process_time() - p.cpu_s
-        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
         stopped = "done"
+        lr, gan = self.set_lr(), self.gan_active()
         try:
-            while p.epoch < cfg.epochs:
+            while p.epoch < cfg.epochs and self.fraction() < 1.0:
                 patches, codes = self.epoch_plan(p.epoch)
-                gan = self.gan_active(p.epoch)
                 bar = tqdm(range(p.step_in_epoch, cfg.steps_per_epoch), desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
                            initial=p.step_in_epoch, total=cfg.steps_per_epoch, leave=True, mininterval=5.0)
                 for s in bar:
+                    lr = self.set_lr()
+                    gan = self.gan_active()
                     sl = slice(s * cfg.batch, (s + 1) * cfg.batch)
-                    x, y = self.batch(patches[sl], codes[sl])
-                    losses = self.step(x, y, gan)
+                    losses = self.step(*self.batch(patches[sl], codes[sl]), gan)
                     for k, v in losses.items():
                         p.sums[k] = p.sums.get(k, 0.0) + v
                     p.sums["n"] = p.sums.get("n", 0.0) + 1
-                    p.step_in_epoch = s + 1
-                    p.global_step += 1
-                    p.elapsed_s = time.monotonic() - start
-                    p.cpu_s = time.process_time() - cpu_start
-                    bar.set_postfix({k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items() if k != "n"}, refresh=False)
-                    if budget is not None and time.monotonic() - session >= budget and s + 1 < cfg.steps_per_epoch:
-                        stopped = "time budget"
+                    p.step_in_epoch, p.global_step = s + 1, p.global_step + 1
+                    p.elapsed_s, p.cpu_s = self.clock() - start, time.process_time() - cpu_start
+                    bar.set_postfix({"lr": f"{lr:.2g}", **{k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items()
+                                                           if k != "n"}}, refresh=False)
+                    if self.fraction() >= 1.0:  # the one budget check: steps or time, whichever ends first
                         break
                 bar.close()
-                if stopped != "done":
-                    self._end_of_epoch(partial=True)
-                    break
-                lr_used = self.opt_g.param_groups[0]["lr"]
-                p.epoch += 1
-                p.step_in_epoch = 0
-                with warnings.catch_warnings():  # D has not stepped during an L1 warm-up: expected
-                    warnings.simplefilter("ignore", UserWarning)
-                    self.sched_g.step()
-                    self.sched_d.step()
-                self._end_of_epoch(partial=False, lr=lr_used)
-                if budget is not None and time.monotonic() - session >= budget and p.epoch < cfg.epochs:
-                    stopped = "time budget"
-                    break
-            else:
-                p.finished = True
-                self.save()
+                if p.step_in_epoch == cfg.steps_per_epoch:
+                    p.epoch, p.step_in_epoch = p.epoch + 1, 0
+                if self.fraction() >= 1.0 and p.epoch < cfg.epochs:
+                    stopped = "time budget" if p.plan_s else "done"
+                self._validate_and_save(lr, gan)
+            p.finished = stopped == "done"
         except KeyboardInterrupt:
-            p.elapsed_s = time.monotonic() - start
-            self.save()
+            p.elapsed_s = self.clock() - start
+            self.save(self._metrics())
             self.log(f"interrupted: state saved to {self.out / 'last'} (resume with --resume)")
             raise
         if stopped == "time budget":
             self.log(f"time budget of {cfg.max_minutes} min used: stopped at epoch {p.epoch}, step {p.step_in_epoch}; "
                      f"state saved to {self.out / 'last'}")
-        return RunResult(self.out, p, stopped)
+        best = self._best_validation()
+        if best is not None:
+            self.log(summary_line(best, p))
+        return RunResult(self.out, p, stopped, best)
 
-    def _end_of_epoch(self, *, partial: bool, lr: float | None = None) -> None:
+    def _metrics(self) -> dict[str, float]:
         p = self.progress
-        val, per_plane = self.validate()
-        p.last_val_psnr = val
+        out = {"val_psnr": p.last_val_psnr} if p.last_val_psnr is not None else {}
+        return {k: round(v, 4) for k, v in out.items()}
+
+    def _validate_and_save(self, lr: float, gan: bool) -> None:
+        p = self.progress
+        val = self.validate()
+        p.last_val_psnr = None if val is None else val.mean
         n = max(p.sums.get("n", 0.0), 1.0)
-        record = {"epoch": p.epoch + (p.step_in_epoch / self.cfg.steps_per_epoch if partial else 0),
+        record = {"epoch": round(p.epoch + p.step_in_epoch / self.cfg.steps_per_epoch, 4),
                   "global_step": p.global_step, "elapsed_s": round(p.elapsed_s, 1), "cpu_s": round(p.cpu_s, 1),
-                  "lr": self.opt_g.param_groups[0]["lr"] if lr is None else lr, "gan": self.gan_active(p.epoch - (0 if partial else 1)),
-                  **{f"loss_{k}": round(v / n, 6) for k, v in p.sums.items() if k != "n"},
-                  "val_psnr": None if val is None else round(val, 4),
-                  "val_psnr_planes": [round(v, 3) for v in per_plane]}
-        if not partial:
-            p.sums = {}
-        if val is not None and val > p.best_psnr:
-            p.best_psnr, p.best_epoch = val, p.epoch
-            self.save_best()
-        elif val is None:
-            self.save_best()
-        self.save()
-        self._append_log(record)
-        self.log(f"epoch {record['epoch']:.2f}: " + ", ".join(
-            f"{k} {v}" for k, v in record.items() if k.startswith("loss_") or k == "val_psnr"))
+                  "lr": lr, "gan": gan, **{f"loss_{k}": round(v / n, 6) for k, v in p.sums.items() if k != "n"},
+                  **(val.to_dict() if val is not None else {"val_psnr": None})}
+        p.sums = {}
+        metrics = self._metrics()
+        if val is not None:
+            metrics["val_margin_db"] = round(val.margin, 4)
+        if val is None or val.margin > p.best_margin:
+            if val is not None:
+                p.best_margin, p.best_psnr, p.best_epoch = val.margin, val.mean, record["epoch"]
+                p.best_planes = dataclasses.asdict(val)
+            self.folder.save_best(self.gen, self.card(metrics))
+        self.save(metrics)
+        self.folder.append_log(record)
+        below = val.below_bicubic() if val is not None else []
+        self.log(f"epoch {record['epoch']:g}: " + ", ".join(f"{k} {v}" for k, v in record.items()
+                                                          if k.startswith("loss_") or k in ("val_psnr", "val_margin_db"))
+                 + (f"; below bicubic on plane(s) {below}" if below else ""))
 
-    def _append_log(self, record: dict) -> None:
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        path = self.out / "log.csv"
-        flat = {k: v for k, v in record.items() if k != "val_psnr_planes"}
-        new = not path.exists()
-        fields = ["epoch", "global_step", "elapsed_s", "cpu_s", "lr", "gan", "loss_l1", "loss_adv", "loss_d", "val_psnr"]
-        if not new:  # keep the columns of a log written by an earlier version
-            with open(path, newline="") as f:
-                fields = next(csv.reader(f), fields)
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(flat)
+    def _best_validation(self) -> Validation | None:
+        planes = self.progress.best_planes
+        return Validation(**planes) if planes else None
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+def summary_line(val: Validation, p: Progress) -> str:
+    """The closing line about best/: its margin over bicubic, and plainly any plane below it."""
+    below = val.below_bicubic()
+    verdict = ("above bicubic on every plane" if not below else
+               f"BELOW bicubic on plane(s) {below} (of {len(val.model)}): more data or a longer budget may help")
+    return (f"best/ (epoch {p.best_epoch:g}): validation PSNR {val.mean:.2f} dB, {val.margin:+.2f} dB over bicubic "
+            f"summed over planes; {verdict}")
 
 
-def train(cfg: TrainConfig, *, log: Callable[[str], None] = print) -> RunResult:
+def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, clock: Clock = time.monotonic) -> RunResult:
     """Start a new run in cfg.out and train it (the Python API of `mfpi-train`)."""
-    return Trainer(cfg, log=log).run()
+    return Trainer(cfg, log=log, clock=clock).run()
 
 
 def resume(out: str | Path, *, epochs: int | None = None, max_minutes: float | None = None,
-           log: Callable[[str], None] = print) -> RunResult:
-    """Continue the run in `out` with its saved config (optionally more epochs / a new budget)."""
+           log: Callable[[str], None] = print, clock: Clock = time.monotonic) -> RunResult:
+    """Continue the run in `out` with its saved config (optionally more epochs, or a new budget
+    that the rest of the schedule is planned over)."""
     cfg = TrainConfig.read(Path(out) / "config.json")
     cfg.out = str(out)
     if epochs is not None:
         cfg.epochs = epochs
     cfg.max_minutes = max_minutes
-    return Trainer(cfg, resume=True, log=log).run()
+    return Trainer(cfg, resume=True, log=log, clock=clock).run()

@@ -31,7 +31,7 @@ from mfpi_deploy.checkpoint.io import Checkpoint  # noqa: E402
 from mfpi_deploy.models import create_model  # noqa: E402
 from mfpi_deploy.output import zarr_stack  # noqa: E402
 from mfpi_deploy.run import RunOptions, run_slide  # noqa: E402
-from mfpi_deploy.run.reference import whole_image  # noqa: E402
+from mfpi_deploy.infer import whole_image  # noqa: E402
 
 REFERENCE_PAD = 224  # > 215, half the receptive field
 

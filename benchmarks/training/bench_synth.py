@@ -7,7 +7,7 @@ import time
 
 import scipy.fft
 
-from training.synth import SimConfig, simulate_stack
+from mfpi_deploy.synth import SimConfig, simulate_stack
 
 
 def main() -> None:

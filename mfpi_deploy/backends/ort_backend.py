@@ -7,7 +7,8 @@ import numpy as np
 
 from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.export.manifest import ONNX_FP16_NAME, ONNX_NAME, Manifest
+from mfpi_deploy.engine.cache import cache_root
+from mfpi_deploy.engine.manifest import EngineFolder
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -73,24 +74,16 @@ class OrtBackend(Backend):
                  threads: int | None = None, fp16: bool = False, device_id: int = 0, trt_ep: bool = False) -> None:
         import onnxruntime as ort
 
-        self.folder = Path(folder)
-        self.manifest = Manifest.read(self.folder)
+        self.folder = EngineFolder(folder)
         self.kind = kind
         key = "onnx_fp16" if fp16 else "onnx"
-        if key not in self.manifest.artifacts:
-            raise MfpiError(f"{self.folder}: no {ONNX_FP16_NAME if fp16 else ONNX_NAME} in the engine folder")
-        artifact = self.manifest.artifacts[key]
-        self.spec = self.manifest.spec(artifact.precision, limited=False)
+        path = self.folder.artifact(key)
+        self.spec = self.folder.spec(key, limited=False)
         trt_cache = None
         if trt_ep:
-            from mfpi_deploy.export.api import cache_root
-
-            trt_cache = cache_root() / "ort-trt" / artifact.sha256[:16]
+            trt_cache = cache_root() / "ort-trt" / self.folder.manifest.artifacts[key].sha256[:16]
             trt_cache.mkdir(parents=True, exist_ok=True)
         providers = ort_providers(kind, available_providers(), device_id=device_id, trt_ep=trt_ep, trt_cache=trt_cache)
-        path = self.folder / artifact.file
-        if not path.is_file():
-            raise MfpiError(f"{path}: missing from the engine folder")
         try:
             self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

@@ -1,6 +1,6 @@
 """TensorRT backend (pycuda): page-locked host buffers, async copies, execute_async_v3.
 
-Buffers are sized once from the engine's profiles (export.profiles.buffer_bytes). Two slots,
+Buffers are sized once from the engine's profiles (engine.profiles.buffer_bytes). Two slots,
 each with its own execution context, stream and buffers, let the copies of one batch overlap
 the compute of the other: `submit` starts a batch and returns at once, `collect` waits for
 it; `run_many` keeps both slots busy over an iterator of batches.
@@ -16,19 +16,9 @@ import numpy as np
 
 from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.export.manifest import ENGINE_NAME, EngineMismatchError, Manifest, check_engine_target
-from mfpi_deploy.export.profiles import buffer_bytes, io_shapes, pick_profile
-
-
-def engine_mismatch(folder: str | Path, device: int = 0) -> str | None:
-    """Why the folder's engine cannot run here (other GPU / TensorRT version), or None."""
-    try:
-        from mfpi_deploy.export.trt_build import current_target
-
-        check_engine_target(Manifest.read(folder).gpu, current_target(device), folder=folder)
-    except MfpiError as exc:
-        return str(exc)
-    return None
+from mfpi_deploy.engine.cuda import current_target, import_pycuda, import_tensorrt
+from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, EngineMismatchError, check_engine_target
+from mfpi_deploy.engine.profiles import buffer_bytes, io_shapes, pick_profile
 
 
 @dataclass
@@ -47,22 +37,21 @@ class TrtBackend(Backend):
     kind = BackendKind.TRT
 
     def __init__(self, folder: str | Path, *, device: int = 0, slots: int = 2) -> None:
-        from mfpi_deploy.export.trt_build import current_target, import_pycuda, import_tensorrt
-
-        self.folder = Path(folder)
-        self.manifest = Manifest.read(self.folder)
-        if "engine" not in self.manifest.artifacts:
+        engines = EngineFolder(folder)
+        self.folder = engines.path
+        if not engines.has("engine"):
             raise MfpiError(f"{self.folder}: no {ENGINE_NAME} in folder (export with --trt)")
-        check_engine_target(self.manifest.gpu, current_target(device), folder=self.folder)
+        check_engine_target(engines.manifest.gpu, current_target(device), folder=self.folder)
+        plan = engines.artifact("engine").read_bytes()
         trt, cuda = import_tensorrt(), import_pycuda()
         self._cuda = cuda
-        self.spec = self.manifest.spec(self.manifest.artifacts["engine"].precision, limited=True)
+        self.spec = engines.spec("engine", limited=True)
         self._ctx = cuda.Device(device).retain_primary_context()
         self._ctx.push()
         try:
             logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(logger)
-            self.engine = self._runtime.deserialize_cuda_engine((self.folder / ENGINE_NAME).read_bytes())
+            self.engine = self._runtime.deserialize_cuda_engine(plan)
             if self.engine is None:
                 raise EngineMismatchError(f"{self.folder}: TensorRT could not load {ENGINE_NAME}; rebuild it")
             names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]

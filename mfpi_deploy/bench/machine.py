@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from mfpi_deploy.gitinfo import git_commit
+
 
 @dataclass(frozen=True)
 class MachineInfo:
@@ -101,17 +103,6 @@ def cuda_devices() -> list[str]:
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 
 
-def source_commit() -> str | None:
-    """The git commit of the mfpi_deploy sources when they run from a checkout (else None)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def describe_machine() -> MachineInfo:
     features, ident, virtual = cpu_details()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -125,6 +116,6 @@ def describe_machine() -> MachineInfo:
         packages=package_versions(),
         gpus=cuda_devices(),
         load_average=tuple(round(x, 2) for x in load) if load else None,  # type: ignore[arg-type]
-        source_commit=source_commit(),
+        source_commit=git_commit(short=True),
         cpu_features=features, cpu_id=ident, virtualized=virtual,
     )

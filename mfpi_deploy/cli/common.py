@@ -1,6 +1,7 @@
 """What every command shares: one-line errors with a non-zero exit, never a traceback."""
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from typing import Any, Callable, TypeVar
@@ -30,7 +31,7 @@ def user_errors(func: F) -> F:
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             fail(f"{exc.filename}: {exc.strerror}")
         except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
+            if exc.errno == errno.ENOSPC:
                 fail(f"no space left on device{f' ({exc.filename})' if exc.filename else ''}")
             raise
         except KeyboardInterrupt:

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import signal
 from pathlib import Path
 from typing import Any
 
 import click
 
+from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.common import user_errors
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.source import Region
 from mfpi_deploy.tiling import DEFAULT_HALO
 
@@ -51,17 +52,13 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
     return Path(cached_default_engine(log=log))
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("slide", type=click.Path(path_type=Path), required=False)
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the input.")
 @click.option("--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
 @click.option("--backend", default="auto", show_default=True,
-              type=click.Choice(["auto", "trt", "ort-cuda", "ort-cpu", "torch"]))
+              type=click.Choice([k.value for k in BackendKind]))
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
@@ -118,16 +115,8 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
         compression=None if compression == "none" else compression,
         engine_id=engine_identity(source), progress=not quiet, log=log, sync_seconds=sync_every,
     )
-    try:
-        previous = signal.signal(signal.SIGTERM, _terminate)  # kill -> clean stop, resumable
-    except ValueError:  # not the main thread (embedded use)
-        previous = None
-    try:
-        with open_backend(backend, source, threads=threads, log=log) as be:
-            summary = run_slide(slide, output, be, options)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt(), open_backend(backend, source, threads=threads, log=log) as be:
+        summary = run_slide(slide, output, be, options)  # kill -> clean stop, resumable
     for line in summary.lines():
         click.echo(line)
 

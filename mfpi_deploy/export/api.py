@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
-import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,22 +16,24 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import onnx
 import torch
 
-from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.backends.torch_backend import torch_threads
 from mfpi_deploy.checkpoint import default as default_model
-from mfpi_deploy.checkpoint.io import WEIGHTS_NAME, file_sha256
+from mfpi_deploy.checkpoint.io import CARD_NAME, WEIGHTS_NAME, file_sha256
+from mfpi_deploy.engine.cache import cache_key, cache_root
+from mfpi_deploy.engine.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
+                                         Manifest)
+from mfpi_deploy.engine.profiles import make_profiles, validate_tiles
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy, calibration
-from mfpi_deploy.export.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
-                                         Manifest)
 from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, check_opset, deployment_module, export_onnx
-from mfpi_deploy.export.profiles import make_profiles, validate_tiles
 from mfpi_deploy.export.source import Source, load_source
+from mfpi_deploy.export.versions import tool_versions
+from mfpi_deploy.fileio import replace_dir
 
 Log = Callable[[str], None]
-CACHE_ENV = "MFPI_CACHE_DIR"
 MAX_PARITY_DIFF = 1  # uint8 levels: fp32 engines may differ from PyTorch by rounding only
 
 
@@ -74,23 +73,6 @@ class ExportOptions:
             raise MfpiError(f"workspace must be positive, got {self.workspace_gb} GB")
 
 
-def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
-    """Versions of the tools that shape an exported artifact."""
-    import onnxruntime
-    import onnxscript
-
-    import mfpi_deploy
-
-    versions = {"mfpi_deploy": mfpi_deploy.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__,
-                "numpy": np.__version__}
-    if tensorrt:
-        from mfpi_deploy.export.trt_build import tensorrt_version
-
-        versions["tensorrt"] = tensorrt_version()
-    return versions
-
-
 def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(), *,
                  log: Log = print) -> Path:
     """Export `source` (checkpoint folder/file, authors' .pth, or "default") into `out_dir`."""
@@ -98,7 +80,7 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
     if out_dir.exists() and not options.force:
         raise MfpiError(f"{out_dir}: exists (pass --force to replace it)")
     if options.trt:  # fail before the slow steps, not after them
-        from mfpi_deploy.export.trt_build import import_pycuda, import_tensorrt
+        from mfpi_deploy.engine.cuda import import_pycuda, import_tensorrt
 
         import_tensorrt()
         import_pycuda()
@@ -108,35 +90,32 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
     validate_tiles(options.tiles, spec.stride)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    threads = torch.get_num_threads()
     try:
-        _build(src, spec, tmp, options, log)
-        _replace_dir(tmp, out_dir)
+        with torch_threads(options.threads):
+            _build(src, spec, tmp, options, log)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        torch.set_num_threads(threads)
     log(f"wrote {out_dir}")
     return out_dir
 
 
 def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, log: Log) -> None:
-    if options.threads:
-        torch.set_num_threads(options.threads)
     src.copy_to(folder)
     log(f"exporting {spec.architecture} ({src.kind} {src.path}) to ONNX opset {options.opset} "
         f"with the {options.exporter.value} exporter")
     export_onnx(src.checkpoint.model, spec, folder / ONNX_NAME, opset=options.opset, exporter=options.exporter)
-    artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset)}
+    artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset),
+                 "weights": Artifact(WEIGHTS_NAME, file_sha256(folder / WEIGHTS_NAME), "fp32"),
+                 "card": Artifact(CARD_NAME, file_sha256(folder / CARD_NAME), "")}
     side = _gate_side(options, spec)
     images = list(options.calibration) or calibration.default_calibration_images()
-    tiles_real = calibration.real_tiles(images, spec.channels, side, options.gate_count) if images else \
-        np.zeros((0, side, side, spec.channels), np.uint8)
-    tiles_sim, simulator = calibration.simulated_tiles(spec.channels, side, options.gate_count)
-    acc: dict[str, object] = {"calibration": {"real_images": [str(p) for p in images], "real_tiles": len(tiles_real),
-                                              "simulated_tiles": len(tiles_sim), "simulator": simulator,
-                                              "tile_side": side}}
+    tiles_real, tiles_sim = calibration.calibration_set(spec.channels, side, options.gate_count, images)
+    acc: dict[str, object] = {"calibration": {"real_images": [p.name if p.parent == calibration.CALIBRATION_DIR
+                                                              else str(p) for p in images],
+                                              "real_tiles": len(tiles_real), "simulated_tiles": len(tiles_sim),
+                                              "simulator": "mfpi_deploy.synth", "tile_side": side}}
     par = check_onnx_parity(src, spec, folder / ONNX_NAME, options, tiles_real)
     acc["onnx_parity"] = par
     log(f"onnx parity vs PyTorch: max |diff| {par['max_abs_diff']}, {par['share_differing']:.2e} of values differ")
@@ -158,9 +137,8 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
                                        "fp16" if options.fp16 else "fp32", options.opset)
     manifest = Manifest(
-        architecture=spec.architecture, channels=spec.channels, planes=spec.planes, scale=spec.scale,
-        stride=spec.stride, planes_um=list(spec.planes_um), source=src.describe(), artifacts=artifacts,
-        profiles=[dataclasses.asdict(p) for p in profiles], tools=tool_versions(tensorrt=options.trt),
+        engine=dataclasses.replace(spec, profiles=profiles), source=src.describe(), artifacts=artifacts,
+        tools=tool_versions(tensorrt=options.trt),
         accuracy=acc, gpu=gpu, exporter=options.exporter.value,
         workspace_gb=options.workspace_gb if options.trt else None,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -240,33 +218,7 @@ def check_onnx_parity(src: Source, spec: EngineSpec, onnx_path: Path, options: E
     return {**total.to_dict(), "tile_sizes": sizes, "real_tiles": int(len(real))}
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename `tmp` to `target`, replacing an existing `target` (only reached with force)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------- cache of the default model
-
-def cache_root() -> Path:
-    """$MFPI_CACHE_DIR, else ~/.cache/mfpi-deploy (XDG_CACHE_HOME respected)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mfpi-deploy"
-
-
-def cache_key(weights_sha256: str, versions: dict[str, str], opset: int) -> str:
-    """Key of a cached export: the weights and every tool version that shapes the artifact."""
-    blob = json.dumps({"weights": weights_sha256, "tools": versions, "opset": opset,
-                       "manifest": Manifest.__dataclass_fields__["manifest_version"].default}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
 
 def cached_default_engine(log: Log = print) -> Path:
     """The bundled default model exported as fp32 ONNX in the user cache (exported on first use)."""
@@ -291,5 +243,4 @@ def rebuild_engine(folder: str | Path, *, workspace_gb: float | None = None, log
     return rebuild_engine_in_place(Path(folder), workspace_gb=workspace_gb, log=log)
 
 
-__all__ = ["ExportOptions", "Exporter", "export_model", "cached_default_engine", "rebuild_engine",
-           "cache_root", "cache_key", "tool_versions"]
+__all__ = ["ExportOptions", "Exporter", "cached_default_engine", "export_model", "rebuild_engine"]

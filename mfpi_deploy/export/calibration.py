@@ -1,27 +1,27 @@
 """Tiles for the accuracy gates: crops of real microscope images and simulated tiles.
 
-Real tiles come from grey uint16 (or uint8) TIFF stacks: the middle plane, 2x2-binned (the
-network sees a low-resolution input), scaled to uint8 by its 0.1/99.9 percentiles, and
-replicated to 3 channels for RGB models. Simulated tiles are a deterministic synthetic image
-(blurred cell-like blobs with texture and noise), enough to exercise the value ranges.
+Real tiles come from TIFF images or stacks: the middle plane, 2x2-binned (the network sees a
+low-resolution input), scaled to uint8 by its 0.1/99.9 percentiles, and replicated to 3
+channels for RGB models. By default they come from the real images that ship with the
+package (assets/calibration, with their licences), so an export measures the same wherever
+it runs; `--calibration` adds the user's own. Simulated tiles come from the simulator
+(mfpi_deploy.synth), deterministic by seed.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.synth import SimConfig, simulate_stack
 
-# Where the shared real data lives in a checkout (../shared/data/real); MFPI_REAL_DATA overrides.
-DEFAULT_REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "assets" / "calibration"
 
 
 def default_calibration_images() -> list[Path]:
-    """Real TIFFs found in $MFPI_REAL_DATA or the checkout's shared data folder (may be empty)."""
-    folder = Path(os.environ.get("MFPI_REAL_DATA", DEFAULT_REAL_DIR))
-    return sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff")) if folder.is_dir() else []
+    """The real images shipped with the package for the gates (sorted, so the same everywhere)."""
+    return sorted(CALIBRATION_DIR.glob("*.tif"))
 
 
 def to_uint8(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
@@ -84,34 +84,9 @@ def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_r
     return np.stack(tiles[:count]) if tiles else np.zeros((0, side, side, channels), np.uint8)
 
 
-def synthetic_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.ndarray:
-    """Deterministic simulated tiles (n, side, side, channels): blurred blobs, texture, noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
-    out = np.empty((count, side, side, channels), np.uint8)
-    for i in range(count):
-        img = np.full((side, side, channels), rng.uniform(0.55, 0.9), np.float32)  # bright background
-        for _ in range(max(3, side * side // 400)):
-            cy, cx = rng.uniform(0, side, 2)
-            r = rng.uniform(2, max(3.0, side / 6))
-            blob = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
-            colour = rng.uniform(0.1, 0.7, channels).astype(np.float32)
-            img -= blob[..., None] * colour  # stained nuclei absorb light
-        img += 0.05 * np.sin(xx / rng.uniform(1.5, 6) + yy / rng.uniform(1.5, 6))[..., None]
-        img += rng.normal(0, 0.02, img.shape).astype(np.float32)
-        out[i] = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
-    return out
-
-
-def simulator_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.ndarray | None:
-    """Tiles from the training simulator (`training.synth`), None when it is not installed.
-
-    In-focus plane of a simulated stack, 2x2-binned like the network's input, grey if asked.
-    """
-    try:
-        from training.synth import SimConfig, simulate_stack
-    except ImportError:
-        return None
+def simulated_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.ndarray:
+    """`count` tiles (n, side, side, channels) from the simulator: the in-focus plane of a
+    simulated stack, 2x2-binned like the network's input, grey if asked."""
     out = []
     for i in range(count):
         stack = simulate_stack(SimConfig(height=2 * side, width=2 * side, seed=seed + i))
@@ -122,16 +97,8 @@ def simulator_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.n
     return np.stack(out)
 
 
-def simulated_tiles(channels: int, side: int, count: int) -> tuple[np.ndarray, str]:
-    """Simulated tiles and their source: the training simulator if installed, else synthetic_tiles."""
-    tiles = simulator_tiles(channels, side, count)
-    if tiles is not None:
-        return tiles, "training.synth"
-    return synthetic_tiles(channels, side, count), "builtin synthetic"
-
-
 def calibration_set(channels: int, side: int, count: int, images: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(real tiles, simulated tiles), `count` of each when real images are available."""
+    """(real tiles, simulated tiles), `count` of each (real: from `images`, default the shipped ones)."""
     paths = list(images) if images else default_calibration_images()
     real = real_tiles(paths, channels, side, count) if paths else np.zeros((0, side, side, channels), np.uint8)
-    return real, simulated_tiles(channels, side, count)[0]
+    return real, simulated_tiles(channels, side, count)

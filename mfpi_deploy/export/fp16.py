@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 
-from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy
 from mfpi_deploy.export.fp16_graph import FP16, FP32, convert_to_fp16, expose, float_node_outputs, tensor_types

@@ -18,7 +18,7 @@ import onnx
 import torch
 from torch import nn
 
-from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet

@@ -3,64 +3,25 @@
 Networks are strongly typed (TensorRT 11 has no FP16 builder flag): the precision is the
 ONNX graph's, so FP16 engines come from model.fp16.onnx. One optimisation profile per tile
 size; the timing cache is kept beside the engine and reused by rebuilds. TensorRT and
-pycuda are imported lazily; everything that is arithmetic lives in export.profiles.
+pycuda are imported lazily (engine.cuda); everything that is arithmetic lives in engine.profiles.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-from mfpi_deploy.backends.base import EngineSpec, TileProfile
+from mfpi_deploy.checkpoint.io import file_sha256
+from mfpi_deploy.engine.cuda import current_target, import_pycuda, import_tensorrt
+from mfpi_deploy.engine.manifest import (ENGINE_NAME, ONNX_FP16_NAME, ONNX_NAME, TIMING_CACHE_NAME, Artifact,
+                                         GpuTarget, Manifest)
+from mfpi_deploy.engine.profiles import profile_shapes
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.export.manifest import (
-    ENGINE_NAME,
-    ONNX_FP16_NAME,
-    ONNX_NAME,
-    TIMING_CACHE_NAME,
-    Artifact,
-    GpuTarget,
-    Manifest,
-)
-from mfpi_deploy.export.profiles import profile_shapes
+from mfpi_deploy.export.versions import tool_versions
 from mfpi_deploy.fileio import write_atomic
+from mfpi_deploy.tiling import TileProfile
 
 Log = Callable[[str], None]
-
-
-def import_tensorrt():
-    """The tensorrt module, or a one-line MfpiError saying how to get it."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise MfpiError("TensorRT is not installed (pip install 'mfpi-deploy[trt]' on a machine with an "
-                        "NVIDIA GPU); export without --trt to get ONNX only") from None
-    return trt
-
-
-def import_pycuda():
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        raise MfpiError("pycuda is not installed (pip install 'mfpi-deploy[trt]')") from None
-    try:
-        cuda.init()
-    except cuda.Error as exc:
-        raise MfpiError(f"CUDA is not usable on this machine ({exc})") from None
-    if cuda.Device.count() == 0:
-        raise MfpiError("no CUDA device found")
-    return cuda
-
-
-def tensorrt_version() -> str:
-    return str(import_tensorrt().__version__)
-
-
-def current_target(device: int = 0) -> GpuTarget:
-    """GPU name, compute capability and TensorRT version of this machine."""
-    cuda = import_pycuda()
-    dev = cuda.Device(device)
-    major, minor = dev.compute_capability()
-    return GpuTarget(name=str(dev.name()), compute_capability=f"{major}.{minor}", tensorrt=tensorrt_version())
 
 
 def workspace_bytes(workspace_gb: float) -> int:
@@ -114,9 +75,6 @@ def build_engine(onnx_path: Path, folder: Path, spec: EngineSpec, profiles: tupl
 def rebuild_engine_in_place(folder: Path, *, workspace_gb: float | None = None, device: int = 0,
                             log: Log = print) -> Path:
     """Rebuild `folder`'s engine for this machine and update its manifest (engine written atomically)."""
-    from mfpi_deploy.checkpoint.io import file_sha256
-    from mfpi_deploy.export.api import tool_versions
-
     manifest = Manifest.read(folder)
     fp16 = "onnx_fp16" in manifest.artifacts and (
         manifest.artifacts.get("engine") is None or manifest.artifacts["engine"].precision == "fp16")
@@ -125,7 +83,7 @@ def rebuild_engine_in_place(folder: Path, *, workspace_gb: float | None = None, 
         raise MfpiError(f"{folder}: {onnx_name} is missing, cannot rebuild the engine")
     spec = manifest.spec("fp16" if fp16 else "fp32", limited=True)
     ws = workspace_gb or manifest.workspace_gb or 4.0
-    target = build_engine(folder / onnx_name, folder, spec, manifest.tile_profiles(), workspace_gb=ws,
+    target = build_engine(folder / onnx_name, folder, spec, manifest.engine.profiles, workspace_gb=ws,
                           device=device, log=log)
     manifest.artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
                                             "fp16" if fp16 else "fp32", manifest.artifacts[

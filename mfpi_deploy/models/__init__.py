@@ -5,7 +5,7 @@ from mfpi_deploy.models.deepz import DeepZConfig, DeepZGenerator, dpm_channel, d
 from mfpi_deploy.models.discriminator import DiscriminatorConfig, MFPINetDiscriminator
 from mfpi_deploy.models.factory import Architecture, create_model, make_config
 from mfpi_deploy.models.mfpinet import MFPINetConfig, MFPINetGenerator
-from mfpi_deploy.models.profile import ModelProfile, profile_model
+from mfpi_deploy.models.flops import ModelProfile, profile_model
 
 __all__ = [
     "Architecture", "create_model", "make_config", "profile_model", "ModelProfile",

@@ -1,7 +1,7 @@
 """`python -m mfpi_deploy.models`: parameters and FLOPs of MFPINet and Deep-Z (Table III sizes)."""
 from __future__ import annotations
 
-from mfpi_deploy.models.profile import profile_model
+from mfpi_deploy.models.flops import profile_model
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mfpi_deploy.models.shapes import check_input
@@ -15,11 +16,17 @@ from mfpi_deploy.models.shapes import check_input
 
 @dataclass(frozen=True)
 class MFPINetConfig:
-    """Configuration of the generator; defaults are the paper's (RGB, 11 planes, width 64)."""
+    """Configuration of the generator; defaults are the paper's (RGB, 11 planes, width 64).
+
+    residual: each output plane is the bicubic 2x upsampling of the input plus the network's
+    correction (no tanh), with the last conv zero at initialisation, so a fresh network equals
+    the bicubic baseline. Same parameters as the paper's form; the upsampling is a fixed op.
+    """
 
     in_channels: int = 3
     planes: int = 11
     width: int = 64
+    residual: bool = False
 
     STRIDE = 8  # three 2x2 poolings
     SCALE = 2  # output is twice the input size
@@ -69,7 +76,7 @@ def _decoder_stage(width: int) -> nn.Sequential:
 
 
 class MFPINetGenerator(nn.Module):
-    """MFPINet generator. Input (N, C, H, W) in [0, 1]; output (N, planes*C, 2H, 2W) in (0, 1).
+    """MFPINet generator. Input (N, C, H, W) in [0, 1]; output (N, planes*C, 2H, 2W) in [0, 1].
 
     Output channels are plane-major: channels C*i .. C*i+C-1 are plane i, planes ordered
     from the most negative z offset to the most positive.
@@ -100,10 +107,13 @@ class MFPINetGenerator(nn.Module):
             nn.PReLU(w, init=0.25),
             nn.Conv2d(w, config.out_channels, 3, padding=1),
         )
+        if config.residual:  # start from the bicubic baseline: no correction yet
+            nn.init.zeros_(self.conv_block[2].weight)
+            nn.init.zeros_(self.conv_block[2].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, channels=self.config.in_channels, stride=MFPINetConfig.STRIDE, name="MFPINet")
-        x = self.in_prelu(self.in_conv(x))
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        check_input(image, channels=self.config.in_channels, stride=MFPINetConfig.STRIDE, name="MFPINet")
+        x = self.in_prelu(self.in_conv(image))
         p1 = self.pool(self.down1(x))
         p2 = self.pool(self.down2(p1))
         p3 = self.pool(self.down3(p2))
@@ -112,4 +122,9 @@ class MFPINetGenerator(nn.Module):
         d = self.upsample(self.up2(torch.cat([p2, d], dim=1)))
         d = self.upsample(self.up3(torch.cat([p1, d], dim=1)))
         d = self.conv_block(self.up_scale(d))
-        return torch.tanh(d) / 2 + 0.5
+        if not self.config.residual:
+            return torch.tanh(d) / 2 + 0.5
+        base = F.interpolate(image, scale_factor=MFPINetConfig.SCALE, mode="bicubic", align_corners=False)
+        y = base.repeat(1, self.config.planes, 1, 1) + d  # plane-major: the input's channels once per plane
+        # Unclamped while training (L1 keeps its gradient past the range), clamped to [0, 1] for use.
+        return y if self.training else y.clamp(0.0, 1.0)

@@ -1,33 +1,32 @@
-"""Stream a slide through an engine into an 11-plane stack: read, infer and write overlap.
+"""Stream a slide through an engine into an 11-plane stack on disk, resumable.
 
-Three stages joined by bounded queues: a reader thread cuts and decodes input tiles, the
-calling thread runs the engine, a writer thread crops each tile's core into the Zarr and
-journals finished batches. Memory is bounded by the queue sizes, not by the slide.
+The tile loop is `infer.stream_tiles` (reading, inference and writing overlap); this module
+adds what a slide run needs around it: the output layout, the partial-run folder, the
+journal of finished batches, the progress bar, and the final rename.
 """
 from __future__ import annotations
 
-import collections
 import errno
 import os
-import queue
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.fileio import replace_dir
+from mfpi_deploy.infer.stream import stream_tiles
 from mfpi_deploy.output import ome_tiff, zarr_stack
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.run.options import RunOptions, RunSummary
 from mfpi_deploy.run.state import RunState, mismatches, partial_dir
 from mfpi_deploy.slide import SlideInputError, TileSource, open_slide, pixel_rule
-from mfpi_deploy.tiling import TilePlan, batches, choose_plan
+from mfpi_deploy.tiling import Tile, TilePlan, batches, choose_plan
 
 
 class RunInterrupted(MfpiError):
@@ -181,142 +180,67 @@ def finish_output(state: RunState, output: Path, fmt: OutputFormat, options: Run
     if fmt is OutputFormat.OME_TIFF:
         tmp = state.root / "output.ome.tif"
         ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression)
-        if output.is_dir():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
+        replace_dir(tmp, output)
     else:
-        if output.exists():
-            # keep the old output until the new one is in place
-            old = output.with_name(output.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(output, old)
-            os.replace(state.stack, output)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(state.stack, output)
+        replace_dir(state.stack, output)  # the old output stays until the new one is in place
     state.remove()
 
 
-_DONE = object()
+class _Progress:
+    """Journals finished batches (after syncing their chunks) and moves the progress bar; thread-safe."""
 
+    def __init__(self, state: RunState, plan: TilePlan, options: RunOptions, done_tiles: int) -> None:
+        self.journal = state.open_journal()
+        self.sync_seconds = options.sync_seconds
+        self.lock = threading.Lock()
+        self.pending: list[int] = []
+        self.last_sync = time.monotonic()
+        self.started = time.perf_counter()
+        self.tiles = 0
+        self.mp_per_tile = plan.core * plan.core / 1e6
+        self.bar = tqdm(total=plan.n_tiles, initial=done_tiles, unit="tile", disable=not options.progress,
+                        dynamic_ncols=True, smoothing=0.1, desc="tiles")
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    while True:
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            if stop.is_set():
-                return False
+    def batch_done(self, index: int, tiles: int) -> None:
+        with self.lock:
+            self.pending.append(index)
+            if time.monotonic() - self.last_sync >= self.sync_seconds:
+                self._flush()
+            self.tiles += tiles
+            self.bar.update(tiles)
+            rate = self.tiles * self.mp_per_tile / (time.perf_counter() - self.started)
+            self.bar.set_postfix_str(f"{rate:.3f} MP/s", refresh=False)
 
+    def _flush(self) -> None:
+        # Chunks reach the disk before the journal names their batch (power-loss safe); one
+        # sync per interval instead of an fsync per chunk file.
+        if self.pending:
+            os.sync()
+            self.journal.record(self.pending)
+            self.pending = []
+        self.last_sync = time.monotonic()
 
-def _get(q: queue.Queue, stop: threading.Event) -> Any:
-    while True:
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            if stop.is_set():
-                return _DONE
+    def close(self) -> None:
+        """Journal what was written (also after Ctrl-C or an error: it is kept for --resume)."""
+        with self.lock:
+            try:
+                self._flush()
+            finally:
+                self.journal.close()
+                self.bar.close()
 
 
 def _stream(source: TileSource, plan: TilePlan, groups: list[range], todo: list[int], backend: Backend,
             state: RunState, layout: StackLayout, options: RunOptions, done_tiles: int) -> None:
     scale = backend.spec.scale
     arr = zarr_stack.open_level(state.stack, 0, mode="r+")
-    in_q: queue.Queue = queue.Queue(maxsize=options.queue_batches)
-    out_q: queue.Queue = queue.Queue(maxsize=options.queue_batches)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    bar = tqdm(total=plan.n_tiles, initial=done_tiles, unit="tile", disable=not options.progress,
-               dynamic_ncols=True, smoothing=0.1, desc="tiles")
-    started = time.perf_counter()
-    mp_per_tile = plan.core * plan.core / 1e6
+    progress = _Progress(state, plan, options, done_tiles)
 
-    def reader() -> None:
-        try:
-            for b in todo:
-                tiles = [plan.tile_at(i) for i in groups[b]]
-                data = np.stack([source.read(t.window) for t in tiles])
-                if not _put(in_q, (b, tiles, data), stop):
-                    return
-            _put(in_q, _DONE, stop)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-            stop.set()
+    def write(t: Tile, planes: np.ndarray) -> None:
+        zarr_stack.write_core(arr, t.core.scaled(scale), planes)
 
-    journal = state.open_journal()
-    journal_lock = threading.Lock()
-    progress = {"tiles": 0}
-
-    def writer() -> None:
-        pending: list[int] = []
-        last_sync = time.monotonic()
-
-        def flush() -> None:
-            # Chunks reach the disk before the journal names their batch (power-loss safe);
-            # one sync per interval instead of an fsync per chunk file.
-            if pending:
-                os.sync()
-                with journal_lock:
-                    journal.record(pending)
-                pending.clear()
-
-        try:
-            while True:
-                item = _get(out_q, stop)
-                if item is _DONE:
-                    _put(out_q, _DONE, stop)  # let the other writers see the end too
-                    break
-                b, tiles, out = item
-                for t, planes in zip(tiles, out):
-                    ys, xs = t.crop(plan.halo, scale)
-                    zarr_stack.write_core(arr, t.core.scaled(scale), planes[:, ys, xs, :])
-                pending.append(b)
-                if time.monotonic() - last_sync >= options.sync_seconds:
-                    flush()
-                    last_sync = time.monotonic()
-                with journal_lock:
-                    progress["tiles"] += len(tiles)
-                    bar.update(len(tiles))
-                    elapsed = time.perf_counter() - started
-                    bar.set_postfix_str(f"{progress['tiles'] * mp_per_tile / elapsed:.3f} MP/s", refresh=False)
-            flush()  # also on Ctrl-C: what is written is kept
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-
-    threads = [threading.Thread(target=reader, name="mfpi-read", daemon=True)]
-    threads += [threading.Thread(target=writer, name=f"mfpi-write-{i}", daemon=True)
-                for i in range(max(1, options.writers))]
-    for t in threads:
-        t.start()
     try:
-        in_flight: collections.deque = collections.deque()
-
-        def engine_inputs() -> Iterator[np.ndarray]:
-            while True:
-                item = _get(in_q, stop)
-                if item is _DONE:
-                    return
-                b, tiles, data = item
-                in_flight.append((b, tiles))
-                yield data
-
-        # run_many lets GPU backends keep batches in flight (copies overlap compute).
-        for out in backend.run_many(engine_inputs()):
-            b, tiles = in_flight.popleft()
-            if not _put(out_q, (b, tiles, out), stop):
-                break
-        _put(out_q, _DONE, stop)
-    except BaseException:
-        stop.set()
-        raise
+        stream_tiles(source, plan, groups, todo, backend, write, on_batch=progress.batch_done,
+                     queue_batches=options.queue_batches, writers=options.writers)
     finally:
-        if errors or stop.is_set():
-            stop.set()
-        for t in threads:
-            t.join()
-        journal.close()
-        bar.close()
-    if errors:
-        raise errors[0]
+        progress.close()

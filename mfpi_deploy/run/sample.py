@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from mfpi_deploy.degrade import degrade_uint8
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.synth import SimConfig, plane_positions_um, simulate_stack
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,6 @@ class Sample:
 
 def make_sample(size: int = 1024, seed: int = 0) -> Sample:
     """Simulate a (2 size)^2 stack and degrade its middle plane to a size x size input."""
-    try:
-        from training.degrade import degrade_uint8
-        from training.synth import SimConfig, plane_positions_um, simulate_stack
-    except ImportError:
-        raise MfpiError("--make-sample needs the training package (training.synth) installed") from None
     if size < 16 or size % 8:
         raise MfpiError(f"--sample-size must be a multiple of 8 and at least 16, got {size}")
     cfg = SimConfig(height=2 * size, width=2 * size, seed=seed)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 
 # Micrometres per unit, for OME units and ImageJ unit names.
 _UNIT_UM = {
@@ -19,22 +20,64 @@ def unit_to_um(unit: str | None) -> float | None:
     return _UNIT_UM.get(unit.strip().lower().replace("\\u00b5", "µ"))
 
 
-def ome_pixel_size_um(ome_xml: str | None) -> float | None:
-    """PhysicalSizeX of the first Image in OME-XML, in micrometres (unit default: µm)."""
+@dataclass(frozen=True)
+class OmeInfo:
+    """What this package reads from OME-XML: the first image's lateral pixel size and z positions, in µm."""
+
+    pixel_size_um: float | None = None
+    planes_um: list[float] | None = None  # z of each plane (TheZ order), from PositionZ or PhysicalSizeZ
+
+
+def read_ome(ome_xml: str | None) -> OmeInfo:
+    """Pixel size and plane positions of the first Image in OME-XML, units converted to µm.
+
+    Plane z positions come from the Plane elements' PositionZ (with PositionZUnit), else from
+    PhysicalSizeZ (with its unit) centred on the middle plane. Missing or unreadable XML gives
+    an empty OmeInfo.
+    """
     if not ome_xml:
-        return None
+        return OmeInfo()
     try:
         root = ET.fromstring(ome_xml)
     except ET.ParseError:
+        return OmeInfo()
+    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None)
+    if pixels is None:
+        return OmeInfo()
+    return OmeInfo(_length_um(pixels, "PhysicalSizeX"), _planes_um(pixels))
+
+
+def _length_um(el: ET.Element, name: str, unit_name: str | None = None) -> float | None:
+    value = el.get(name)
+    if value is None:
         return None
-    for el in root.iter():
-        if el.tag.endswith("}Pixels") or el.tag == "Pixels":
-            value = el.get("PhysicalSizeX")
-            if value is None:
-                return None
-            scale = unit_to_um(el.get("PhysicalSizeXUnit"))
-            return _positive(float(value) * scale) if scale else None
+    scale = unit_to_um(el.get(unit_name or name + "Unit"))
+    try:
+        return float(value) * scale if scale else None
+    except ValueError:
+        return None
+
+
+def _planes_um(pixels: ET.Element) -> list[float] | None:
+    zs: dict[int, float] = {}
+    for el in pixels:
+        if el.tag.endswith("Plane"):
+            z = _length_um(el, "PositionZ")
+            if z is not None:
+                zs.setdefault(int(el.get("TheZ", 0)), z)
+    if zs:
+        return [round(zs[k], 4) for k in sorted(zs)]
+    dz = _length_um(pixels, "PhysicalSizeZ")
+    n = int(pixels.get("SizeZ", 0) or 0)
+    if dz and n > 1:
+        return [round((i - (n - 1) / 2) * dz, 4) for i in range(n)]
     return None
+
+
+def ome_pixel_size_um(ome_xml: str | None) -> float | None:
+    """PhysicalSizeX of the first Image in OME-XML, in micrometres (unit default: µm)."""
+    size = read_ome(ome_xml).pixel_size_um
+    return _positive(size) if size is not None else None
 
 
 def svs_pixel_size_um(description: str | None) -> float | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfpi_deploy.backends.base import TileProfile
+from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.tiling import TilePlan, batches, choose_plan, reflect_indices
 

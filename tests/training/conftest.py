@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.synth import SimConfig, plane_positions_um, simulate_stack, write_stack
+from mfpi_deploy.synth import SimConfig, plane_positions_um, simulate_stack, write_stack
 
 
 @pytest.fixture(autouse=True)

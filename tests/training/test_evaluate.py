@@ -5,13 +5,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
 from mfpi_deploy.models import create_model
-from training.degrade import degrade_uint8, upsample_bicubic
-from training.evaluate import evaluate, predict, write_report
+from mfpi_deploy.degrade import degrade_uint8, upsample_bicubic
+from training.evaluate import evaluate, write_report
 from training.eval_cli import eval_main
 from training.metrics import stack_metrics
 from training.stack import open_stack
@@ -25,21 +24,38 @@ def tiny_ckpt(tmp_path):
     return save_checkpoint(model, card, tmp_path / "ckpt")
 
 
-def test_tiled_prediction_matches_whole_image():
-    torch.manual_seed(0)
-    model = create_model("mfpinet", in_channels=1, planes=3, width=4).eval()
-    img = np.random.default_rng(0).integers(0, 255, (64, 48, 1)).astype(np.uint8)
-    tiled = predict(model, img, tile=16, margin=40)
-    with torch.no_grad():
-        whole = model(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)[0]
-    whole = torch.round(whole * 255).to(torch.uint8).numpy().reshape(3, 1, 128, 96).transpose(0, 2, 3, 1)
-    assert tiled.shape == (3, 128, 96, 1)
-    one_tile = predict(model, img, tile=64, margin=0)
-    np.testing.assert_array_equal(one_tile, whole)
-    # Same mirrored context, cut into 16 px tiles with 40 px margins: seams must not show.
-    one = predict(model, img, tile=64, margin=40).astype(int)
-    diff = np.abs(tiled.astype(int) - one)
-    assert diff.mean() < 0.1 and diff.max() <= 2
+def test_eval_predicts_exactly_what_mfpi_run_writes(tiny_ckpt, sim_path, tmp_path):
+    """The model's stack in mfpi-eval comes from the tiling and backend code mfpi-run ships."""
+    import tifffile
+
+    from mfpi_deploy.cli.run import main as run_main
+    from mfpi_deploy.output import zarr_stack
+
+    report, stacks = evaluate(tiny_ckpt, [str(sim_path)], region="0:1.0,0.5:1.0", focus="middle",
+                              backend="torch", log=lambda m: None)
+    slide = tmp_path / "input.tif"
+    tifffile.imwrite(slide, stacks["input"][0], photometric="rgb")
+    out = tmp_path / "run.ome.zarr"
+    res = CliRunner().invoke(run_main, [str(slide), "-o", str(out), "--engine", str(tiny_ckpt), "--backend", "torch",
+                                        "--quiet", "--pixel-size", "0.5"])
+    assert res.exit_code == 0, res.output
+    written = np.moveaxis(zarr_stack.open_level(out, 0)[:], 0, -1)  # (Z, Y, X, C)
+    assert written.shape == stacks["model"].shape == (5, 192, 96, 3)
+    np.testing.assert_array_equal(written, stacks["model"])
+
+
+def test_eval_of_an_exported_engine_on_ort_cpu_matches_torch(tiny_ckpt, sim_path, tmp_path):
+    from mfpi_deploy.export.api import ExportOptions, export_model
+
+    engine = export_model(tiny_ckpt, tmp_path / "engine", ExportOptions(tiles=(64,), batches=(1,), threads=1,
+                                                                        gate_tile=32, gate_count=1,
+                                                                        exporter="torchscript"), log=lambda m: None)
+    kw = dict(region="0:96,0:96", focus="middle", log=lambda m: None)
+    ort, ort_stacks = evaluate(engine, [str(sim_path)], backend="ort-cpu", **kw)
+    ref, ref_stacks = evaluate(tiny_ckpt, [str(sim_path)], backend="torch", **kw)
+    diff = np.abs(ort_stacks["model"].astype(int) - ref_stacks["model"].astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    assert [m.psnr for m in ort.methods["bicubic"].planes] == [m.psnr for m in ref.methods["bicubic"].planes]
 
 
 def test_evaluate_scores_model_and_baselines(tiny_ckpt, sim_path, tmp_path):

@@ -76,3 +76,20 @@ def test_candidates_are_thinned_per_block():
     full = candidate_patches(region, plane, 64, Foreground())
     thin = candidate_patches(region, plane, 64, Foreground(), max_per_block=50)
     assert len(full) == 25**2 and len(thin) == 50 and set(thin) <= set(full)
+
+
+def test_sizes_fit_small_regions_and_errors_name_the_cause():
+    from training.patches import fit_sizes
+
+    assert fit_sizes([(1024, 768)], None, None, 0.15) == (128, 256)  # large regions: the defaults
+    patch, block = fit_sizes([(292, 255)], None, None, 0.15)  # a few hundred pixels: smaller, >= 6 blocks
+    assert (292 // block) * (255 // block) >= 6 and patch <= block and patch % 16 == 0
+    patch, block = fit_sizes([(165, 118)], None, None, 0.15)
+    assert patch >= 32 and (165 // block) * (118 // block) >= 2
+    assert fit_sizes([(300, 300)], None, 64, 0.15) == (48, 64)  # a given block: the patch fits in it
+    with pytest.raises(MfpiError, match=r"patch 128 px is larger than the block of 64 px.*--patch 64 or less"):
+        fit_sizes([(300, 300)], 128, 64, 0.15)
+    with pytest.raises(MfpiError, match=r"holds 0 block\(s\) of 512 px but needs 2.*--block"):
+        fit_sizes([(300, 300)], None, 512, 0.15)
+    with pytest.raises(MfpiError, match="too small.*--region"):
+        fit_sizes([(40, 40)], None, None, 0.15)

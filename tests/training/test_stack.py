@@ -30,10 +30,21 @@ def test_percentile_rule_stretches_dim_16bit(tmp_path):
     rng = np.random.default_rng(0)
     data = rng.integers(1000, 2000, size=(2, 64, 64)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "d.tif", data, photometric="minisblack")
-    full = open_stack(tmp_path / "d.tif").read([0], Box(0, 0, 64, 64))
+    full = open_stack(tmp_path / "d.tif", rule=IntensityRule.FULL).read([0], Box(0, 0, 64, 64))
     stretched = open_stack(tmp_path / "d.tif", rule=IntensityRule.PERCENTILE).read([0], Box(0, 0, 64, 64))
     assert full.max() <= 8  # 2000/257
     assert stretched.min() == 0 and stretched.max() == 255
+    auto = open_stack(tmp_path / "d.tif")  # the default: dim data are stretched
+    assert auto.effective_rule is IntensityRule.PERCENTILE
+    np.testing.assert_array_equal(auto.read([0], Box(0, 0, 64, 64)), stretched)
+
+
+def test_auto_rule_keeps_data_that_fill_the_16bit_range(tmp_path):
+    data = np.random.default_rng(0).integers(20000, 60000, size=(2, 32, 32)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "b.tif", data, photometric="minisblack")
+    auto = open_stack(tmp_path / "b.tif")
+    assert auto.effective_rule is IntensityRule.FULL
+    np.testing.assert_array_equal(auto.read([1], Box(0, 0, 32, 32))[0, ..., 0], np.rint(data[1] / 257).astype(np.uint8))
 
 
 def test_reads_ome_zyxs_rgb_uint8_with_positions(sim_path, sim_stack):
@@ -58,7 +69,7 @@ def test_reads_per_plane_files(tmp_path, sim_stack):
         p = tmp_path / f"g{z}.tif"
         tifffile.imwrite(p, np.full((32, 32), 257 * (z + 1), np.uint16))
         grey16.append(p)
-    st = open_stack(grey16)
+    st = open_stack(grey16, rule=IntensityRule.FULL)
     assert st.shape == (2, 32, 32, 1) and st.read([1], Box(0, 0, 32, 32)).max() == 2
 
 

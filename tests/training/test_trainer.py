@@ -22,7 +22,7 @@ def _cfg(sim_path, out, **kw) -> TrainConfig:
 
 
 def test_a_few_steps_lower_the_loss(sim_path, tmp_path):
-    t = Trainer(_cfg(sim_path, tmp_path / "run", lr=3e-3), log=lambda m: None)
+    t = Trainer(_cfg(sim_path, tmp_path / "run", lr=3e-3, model="paper"), log=lambda m: None)
     patches, codes = t.epoch_plan(0)
     x, y = t.batch(patches[:2], codes[:2])
     losses = [t.step(x, y, gan=False)["l1"] for _ in range(15)]
@@ -32,16 +32,23 @@ def test_a_few_steps_lower_the_loss(sim_path, tmp_path):
 
 
 def test_run_folder_checkpoints_and_logs(sim_path, tmp_path):
-    result = train(_cfg(sim_path, tmp_path / "run", command="test"), log=lambda m: None)
+    cfg = _cfg(sim_path, tmp_path / "run", command="test", schedule="step", lr_halve_every=10, adv_start=0.0)
+    result = train(cfg, log=lambda m: None)
     out = tmp_path / "run"
     assert result.stopped == "done" and result.progress.epoch == 2
     ckpt = load_checkpoint(out / "best")
     assert ckpt.card.planes_um == [-5.4, -2.7, 0.0, 2.7, 5.4]
-    assert ckpt.card.config == {"in_channels": 3, "planes": 5, "width": 4}
+    assert ckpt.card.config == {"in_channels": 3, "planes": 5, "width": 4, "residual": True}
     assert ckpt.card.input_pixel_size_um == pytest.approx(0.486)
-    assert ckpt.card.provenance.command == "test" and "val_psnr" in ckpt.card.provenance.metrics
+    assert ckpt.card.provenance.command == "test" and "val_margin_db" in ckpt.card.provenance.metrics
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:  # the baselines are scored on the same validation patches, per plane
+        assert len(r["val_psnr_planes"]) == len(r["val_bicubic_planes"]) == 5
+        margin = sum(m - b for m, b in zip(r["val_psnr_planes"], r["val_bicubic_planes"]))
+        assert r["val_margin_db"] == pytest.approx(margin, abs=0.01)
+        assert r["val_below_bicubic"] == [i for i, (m, b) in enumerate(zip(r["val_psnr_planes"], r["val_bicubic_planes"])) if m < b]
+        assert r["val_focus_copy_planes"][2] is None  # the in-focus plane copied is exact (inf)
     assert records[0]["gan"] is False and records[1]["gan"] is True and "loss_d" in records[1]
     assert records[0]["lr"] == 1e-3 and records[1]["lr"] == 1e-3
     assert (out / "log.csv").read_text().count("\n") == 3
@@ -52,7 +59,7 @@ def test_run_folder_checkpoints_and_logs(sim_path, tmp_path):
 
 def test_resume_after_interrupt_continues_exactly(sim_path, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
-    train(_cfg(sim_path, straight, lr_halve_every=1), log=lambda m: None)
+    train(_cfg(sim_path, straight, lr_halve_every=1, schedule="step", adv_start=0.0), log=lambda m: None)
 
     broken = tmp_path / "broken"
     calls = {"n": 0}
@@ -66,7 +73,7 @@ def test_resume_after_interrupt_continues_exactly(sim_path, tmp_path, monkeypatc
 
     monkeypatch.setattr(Trainer, "step", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(sim_path, broken, lr_halve_every=1), log=lambda m: None)
+        train(_cfg(sim_path, broken, lr_halve_every=1, schedule="step", adv_start=0.0), log=lambda m: None)
     monkeypatch.setattr(Trainer, "step", original)
     state = json.loads((broken / "last" / "train_state.json").read_text())
     assert state["progress"]["epoch"] == 1 and state["progress"]["step_in_epoch"] == 1
@@ -79,7 +86,7 @@ def test_resume_after_interrupt_continues_exactly(sim_path, tmp_path, monkeypatc
     sb = load_file(str(broken / "last" / "train_state.safetensors"))
     assert set(sa) == set(sb) and all(torch.equal(sa[k], sb[k]) for k in sa if k != "torch_rng")
     last = json.loads((broken / "last" / "train_state.json").read_text())
-    assert last["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)  # halved after each of 2 epochs
+    assert last["opt_g"]["param_groups"][0]["lr"] == pytest.approx(5e-4)  # the last step was in epoch 2: halved once
 
 
 def test_time_budget_stops_cleanly(sim_path, tmp_path):
@@ -112,3 +119,50 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(MfpiError, match="no CUDA"):
             resolve_device("cuda")
+
+
+class FakeClock:
+    """A clock that moves `tick` seconds each time it is read (one read per training step)."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 1000.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_schedule_is_planned_over_the_time_budget(sim_path, tmp_path):
+    """A 2-minute budget: the run stops when it is used, and the lr decays to the floor right then."""
+    cfg = _cfg(sim_path, tmp_path / "run", epochs=100, steps_per_epoch=10, max_minutes=2.0, lr=1e-3, warmup_epochs=0,
+               adv_start=0.9)
+    result = train(cfg, log=lambda m: None, clock=FakeClock(5.0))  # 5 s per step: 24 steps fill 2 minutes
+    p = result.progress
+    assert result.stopped == "time budget" and p.global_step == 24 and p.elapsed_s == pytest.approx(120.0)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["global_step"] for r in records] == [10, 20, 24]
+    schedule = cfg.lr_schedule()
+    assert records[-1]["lr"] == pytest.approx(schedule.lr(115 / 120, 2))  # the lr of the last step
+    assert records[-1]["lr"] < 0.02 * cfg.lr  # at the floor when the budget ends
+    assert schedule.lr(1.0, 0) == pytest.approx(cfg.lr * cfg.lr_final)
+    assert [r["gan"] for r in records] == [False, False, True]  # adversarial only in the last tenth
+
+
+def test_best_is_chosen_by_margin_over_bicubic_and_shortfalls_are_named(sim_path, tmp_path, monkeypatch):
+    from training.validation import Validation
+
+    margins = iter([(1.0, 0.5), (3.0, -0.5), (1.0, 1.0)])  # per-plane differences to bicubic, epochs 1..3
+
+    def fake_validate(self):
+        first, second = next(margins)
+        bic = [30.0] * 5
+        return Validation([30.0 + first, 30.0 + second, 31.0, 30.0, 30.0], bic, [20.0, 25.0, float("inf"), 25.0, 20.0])
+
+    monkeypatch.setattr(Trainer, "validate", fake_validate)
+    logs: list[str] = []
+    result = train(_cfg(sim_path, tmp_path / "run", epochs=3, steps_per_epoch=1), log=logs.append)
+    assert result.progress.best_epoch == 2 and result.progress.best_margin == pytest.approx(3.0 - 0.5 + 1.0)
+    best = load_checkpoint(tmp_path / "run" / "best")
+    assert best.card.provenance.epochs == 2 and best.card.provenance.metrics["val_margin_db"] == pytest.approx(3.5)
+    assert any("below bicubic on plane(s) [1]" in line for line in logs)
+    assert "BELOW bicubic on plane(s) [1] (of 5)" in logs[-1]

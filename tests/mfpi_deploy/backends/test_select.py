@@ -128,19 +128,21 @@ def test_engine_from_another_gpu_is_skipped_by_auto_and_refused_by_trt(mfpinet_e
     import shutil
 
     import mfpi_deploy.backends.select as select
-    import mfpi_deploy.export.trt_build as trt_build
-    from mfpi_deploy.export.manifest import GpuTarget, Manifest
+    import mfpi_deploy.engine.cuda as cuda
+    from mfpi_deploy.checkpoint.io import file_sha256
+    from mfpi_deploy.engine.manifest import Artifact, GpuTarget, Manifest
 
     folder = tmp_path / "engine"
     shutil.copytree(mfpinet_engine, folder)
     (folder / "model.engine").write_bytes(b"plan")
     manifest = Manifest.read(folder)
+    manifest.artifacts["engine"] = Artifact("model.engine", file_sha256(folder / "model.engine"), "fp16")
     manifest.gpu = GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "10.9.0.34")
     manifest.write(folder)
     real_find_spec = select.importlib.util.find_spec
     monkeypatch.setattr(select.importlib.util, "find_spec",
                         lambda name: object() if name in ("tensorrt", "pycuda") else real_find_spec(name))
-    monkeypatch.setattr(trt_build, "current_target", lambda device=0: GpuTarget("NVIDIA L4", "8.9", "10.9.0.34"))
+    monkeypatch.setattr(cuda, "current_target", lambda device=0: GpuTarget("NVIDIA L4", "8.9", "10.9.0.34"))
     logs: list[str] = []
     with open_backend("auto", folder, threads=1, log=logs.append) as backend:
         assert backend.kind is BackendKind.ORT_CPU

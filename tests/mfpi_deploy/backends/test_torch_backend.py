@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from mfpi_deploy.backends.base import BackendKind, EngineSpec, TileProfile
+from mfpi_deploy.backends.base import BackendKind
+from mfpi_deploy.engine.spec import EngineSpec
+from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.backends.torch_backend import TorchBackend
 from mfpi_deploy.checkpoint import Checkpoint, ModelCard
 from mfpi_deploy.errors import MfpiError

@@ -41,7 +41,7 @@ def test_engine_build_records_target_and_accuracy(trt_folder):
     m = json.loads((trt_folder / "manifest.json").read_text())
     assert (trt_folder / "model.engine").is_file() and (trt_folder / "timing.cache").is_file()
     assert m["gpu"]["name"] and m["gpu"]["compute_capability"] and m["tools"]["tensorrt"] == m["gpu"]["tensorrt"]
-    assert m["artifacts"]["engine"]["precision"] == "fp16" and len(m["profiles"]) == 2
+    assert m["artifacts"]["engine"]["precision"] == "fp16" and len(m["engine"]["profiles"]) == 2
     assert m["accuracy"]["engine"]["min_psnr_db"] >= 45
 
 

@@ -25,7 +25,7 @@ def test_round_trip_bit_identical(tmp_path, layout):
     x = torch.rand(1, 3, 16, 24)
     with torch.no_grad():
         assert torch.equal(net(x), loaded.model(x))
-    assert loaded.card.config == {"in_channels": 3, "planes": 11, "width": 8}
+    assert loaded.card.config == {"in_channels": 3, "planes": 11, "width": 8, "residual": False}
     assert loaded.card.provenance.metrics == {"psnr": 1.5}
     assert loaded.card.planes_um[0] == pytest.approx(-13.5) and len(loaded.card.planes_um) == 11
 

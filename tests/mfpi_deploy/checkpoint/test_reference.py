@@ -43,7 +43,7 @@ def test_reference_converts_and_round_trips(reference_dir, tmp_path):
     state = synthesise_state(reference_dir / TSVS["mfpinet"])
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "G.pth")
     ckpt = import_reference(tmp_path / "G.pth", architecture="mfpinet")
-    assert ckpt.card.config == {"in_channels": 3, "planes": 11, "width": 64}
+    assert ckpt.card.config == {"in_channels": 3, "planes": 11, "width": 64, "residual": False}
     save_checkpoint(ckpt.model, ckpt.card, tmp_path / "ours")
     again = load_checkpoint(tmp_path / "ours")
     x = torch.rand(1, 3, 16, 16)

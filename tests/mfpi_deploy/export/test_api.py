@@ -12,7 +12,8 @@ from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint import file_sha256, load_checkpoint
 from mfpi_deploy.errors import CheckpointError, MfpiError
 from mfpi_deploy.export import api
-from mfpi_deploy.export.api import cache_key, cached_default_engine, export_model
+from mfpi_deploy.engine.cache import cache_key
+from mfpi_deploy.export.api import cached_default_engine, export_model
 from mfpi_deploy.export.onnx_export import Exporter
 from mfpi_deploy.models import create_model
 from tests.mfpi_deploy.export.engines import export_options, tiny_checkpoint
@@ -50,7 +51,7 @@ def test_authors_pth_is_imported_and_copied(tmp_path):
     out = export_model(pth, tmp_path / "out", export_options(exporter=Exporter.TORCHSCRIPT), **QUIET)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["kind"] == "reference" and manifest["source"]["sha256"] == file_sha256(pth)
-    assert manifest["channels"] == 3
+    assert manifest["engine"]["channels"] == 3
     copied = load_checkpoint(out)
     for k, v in net.state_dict().items():
         assert torch.equal(copied.model.state_dict()[k], v)

@@ -32,13 +32,13 @@ def test_cli_exports_fp32_and_fp16(tmp_path):
     assert result.stdout.strip() == str(out)
     assert "onnx parity vs PyTorch" in result.stderr and "fp16 gate" in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["artifacts"]) == {"onnx", "onnx_fp16"}
-    assert manifest["profiles"][0]["opt_tile"] == 32 and manifest["exporter"] == "torchscript"
+    assert set(manifest["artifacts"]) == {"onnx", "onnx_fp16", "weights", "card"}
+    assert manifest["engine"]["profiles"][0]["opt_tile"] == 32 and manifest["exporter"] == "torchscript"
     # the folder exists now: refused without --force, replaced with it
     _one_line_error(_run(str(ckpt), "--out", str(out), *FAST), "exists (pass --force")
     again = _run(str(ckpt), "--out", str(out), "--force", *FAST)
     assert again.exit_code == 0, again.output
-    assert set(json.loads((out / "manifest.json").read_text())["artifacts"]) == {"onnx"}
+    assert set(json.loads((out / "manifest.json").read_text())["artifacts"]) == {"onnx", "weights", "card"}
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
 
 

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mfpi_deploy.backends.base import EngineSpec
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.export.accuracy import psnr_per_plane
 from mfpi_deploy.export.calibration import calibration_set
 from mfpi_deploy.export.fp16 import Fp16GateError, export_fp16, measure_ranges, output_tail, overflow_nodes
@@ -30,7 +30,7 @@ def test_fp16_report_in_manifest_and_independent_psnr_check(mfpinet_engine, real
     rep = m["accuracy"]["fp16"]
     assert rep["threshold_db"] == 45.0 and rep["min_psnr_db"] >= 45.0
     assert len(rep["psnr_db_simulated"]) == 11 and len(rep["psnr_db_real"]) == 11  # per plane
-    assert rep["tiles"]["real"] > 0  # the shared real stack was used
+    assert rep["tiles"]["real"] > 0  # the real images shipped with the package were used
     assert m["artifacts"]["onnx_fp16"]["fp32_nodes"] == rep["fp32_nodes"] == sorted(rep["reasons"])
     # On fresh tiles the fp16 graph stays above the gate too.
     real, sim = calibration_set(1, 48, 3, [real_stack_path])

@@ -6,14 +6,16 @@ import pytest
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export.accuracy import PSNR_IDENTICAL, parity, psnr, psnr_per_plane
-from mfpi_deploy.export.calibration import bin2, real_tiles, synthetic_tiles, to_uint8
+from mfpi_deploy.export.calibration import bin2, real_tiles, simulated_tiles, to_uint8
 
 
-def test_synthetic_tiles_are_deterministic_and_varied():
-    a, b = synthetic_tiles(3, 64, 3, seed=1), synthetic_tiles(3, 64, 3, seed=1)
+def test_simulated_tiles_are_deterministic_and_varied():
+    a, b = simulated_tiles(3, 64, 3, seed=1), simulated_tiles(3, 64, 3, seed=1)
     assert a.shape == (3, 64, 64, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
     assert a.std() > 10 and not np.array_equal(a[0], a[1])
-    assert not np.array_equal(a, synthetic_tiles(3, 64, 3, seed=2))
+    assert not np.array_equal(a, simulated_tiles(3, 64, 3, seed=2))
+    grey = simulated_tiles(1, 64, 1, seed=1)
+    assert grey.shape == (1, 64, 64, 1) and abs(float(grey.mean()) - float(a[0].mean())) < 1
 
 
 def test_real_tiles_grey_and_rgb(real_stack_path):
@@ -50,31 +52,3 @@ def test_parity_and_psnr():
     assert psnr(a, a) == PSNR_IDENTICAL
     merged = p.merge(parity(a, a))
     assert merged.values == 2 * a.size and merged.share_differing == pytest.approx(0.5 / a.size)
-
-
-def test_training_simulator_is_used_when_installed(monkeypatch):
-    import sys
-    import types
-
-    from mfpi_deploy.export.calibration import simulated_tiles
-
-    calls = []
-    fake = types.ModuleType("training.synth")
-
-    class SimConfig:
-        def __init__(self, height, width, seed):
-            calls.append((height, width, seed))
-            self.height, self.width, self.seed = height, width, seed
-
-    def simulate_stack(cfg):
-        rng = np.random.default_rng(cfg.seed)
-        return rng.integers(0, 256, (11, cfg.height, cfg.width, 3), dtype=np.uint8)
-
-    fake.SimConfig, fake.simulate_stack = SimConfig, simulate_stack
-    monkeypatch.setitem(sys.modules, "training", types.ModuleType("training"))
-    monkeypatch.setitem(sys.modules, "training.synth", fake)
-    tiles, source = simulated_tiles(1, 32, 2)
-    assert source == "training.synth" and tiles.shape == (2, 32, 32, 1) and calls == [(64, 64, 0), (64, 64, 1)]
-    monkeypatch.setitem(sys.modules, "training.synth", None)  # not installed -> builtin generator
-    tiles, source = simulated_tiles(3, 32, 2)
-    assert source == "builtin synthetic" and np.array_equal(tiles, synthetic_tiles(3, 32, 2))

@@ -25,14 +25,16 @@ def test_folder_holds_onnx_checkpoint_copy_and_manifest(mfpinet_engine):
     assert m["artifacts"]["onnx"] == {"file": "model.onnx", "sha256": file_sha256(mfpinet_engine / "model.onnx"),
                                       "precision": "fp32", "opset": 20, "fp32_nodes": []}
     assert m["artifacts"]["onnx_fp16"]["precision"] == "fp16"
+    assert m["artifacts"]["weights"]["sha256"] == file_sha256(mfpinet_engine / "model.safetensors")
+    assert m["artifacts"]["card"]["sha256"] == file_sha256(mfpinet_engine / "card.json")
     assert {"torch", "onnx", "onnxruntime", "onnxscript"} <= set(m["tools"]) and "tensorrt" not in m["tools"]
     assert m["tools"]["torch"] == torch.__version__
-    assert m["profiles"] == [{"opt_tile": 64, "min_tile": 8, "max_tile": 64, "opt_batch": 2, "max_batch": 2}]
-    assert m["exporter"] == "dynamo" and m["gpu"] is None
-    assert (m["architecture"], m["channels"], m["planes"], m["scale"], m["stride"]) == ("mfpinet", 1, 11, 2, 8)
+    engine = m["engine"]
+    assert engine["profiles"] == [{"opt_tile": 64, "min_tile": 8, "max_tile": 64, "opt_batch": 2, "max_batch": 2}]
+    assert m["exporter"] == "dynamo" and m["gpu"] is None and m["manifest_version"] == 2
+    assert tuple(engine[k] for k in ("architecture", "channels", "planes", "scale", "stride")) == ("mfpinet", 1, 11, 2, 8)
     cal = m["accuracy"]["calibration"]
-    assert cal["simulated_tiles"] == 2 and cal["tile_side"] == 64 and cal["simulator"] in ("training.synth",
-                                                                                          "builtin synthetic")
+    assert cal["simulated_tiles"] == 2 and cal["tile_side"] == 64 and cal["simulator"] == "mfpi_deploy.synth"
     parity = m["accuracy"]["onnx_parity"]
     assert parity["max_abs_diff"] <= 1 and parity["share_differing"] < 1e-3 and parity["values"] > 0
     # the checkpoint copy is a working checkpoint
@@ -81,7 +83,7 @@ def test_deepz_exports_with_dpm_input(deepz_engine):
     assert [i.name for i in model.graph.input] == ["tiles", "dpm"]
     assert model.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     m = json.loads((deepz_engine / "manifest.json").read_text())
-    assert (m["architecture"], m["channels"], m["planes"], m["stride"]) == ("deepz", 3, 1, 16)
+    assert tuple(m["engine"][k] for k in ("architecture", "channels", "planes", "stride")) == ("deepz", 3, 1, 16)
     tiles = np.random.default_rng(3).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
     dpm = np.array([-2.5, 0.0, 2.5], np.float32)
     got = ort_session(deepz_engine / "model.onnx").run(None, {"tiles": tiles, "dpm": dpm})[0]
@@ -91,3 +93,30 @@ def test_deepz_exports_with_dpm_input(deepz_engine):
     assert not np.array_equal(got[0], got[2])  # the DPM reaches the network
     with TorchBackend(load_checkpoint(deepz_engine)) as backend:
         assert np.abs(backend.run(tiles, dpm)[:, 0].astype(int) - got).max() <= 1
+
+
+def test_residual_form_exports_with_in_graph_bicubic_and_matches_torch(tmp_path):
+    """The residual form's bicubic upsampling is an ONNX Resize: onnxruntime (fp32 and fp16) matches torch."""
+    from mfpi_deploy.backends.torch_backend import TorchBackend
+    from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
+    from mfpi_deploy.export.api import export_model
+    from mfpi_deploy.models import create_model
+    from tests.mfpi_deploy.export.engines import export_options
+
+    config = {"in_channels": 1, "width": 8, "residual": True}
+    net = create_model("mfpinet", **config)
+    with torch.no_grad():  # a correction that is not zero, as after training
+        net.conv_block[2].weight.normal_(0, 0.02)
+    save_checkpoint(net, ModelCard("mfpinet", config), tmp_path / "ckpt")
+    engine = export_model(tmp_path / "ckpt", tmp_path / "engine", export_options(fp16=True), log=lambda m: None)
+    model = onnx.load(str(engine / "model.onnx"))
+    resize = [n for n in model.graph.node if n.op_type == "Resize"]
+    assert resize and any(a.name == "mode" and a.s == b"cubic" for n in resize for a in n.attribute)
+    tiles = np.random.default_rng(1).integers(0, 256, (2, 48, 64, 1), dtype=np.uint8)
+    want = TorchBackend(load_checkpoint(tmp_path / "ckpt")).run(tiles)
+    got = ort_session(engine / "model.onnx").run(None, {"tiles": tiles})[0]
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    half = ort_session(engine / "model.fp16.onnx").run(None, {"tiles": tiles})[0]
+    assert min(json.loads((engine / "manifest.json").read_text())["accuracy"]["fp16"]["psnr_db_real"]) >= 45
+    assert np.abs(half.astype(int) - want.astype(int)).mean() < 0.5

@@ -1,6 +1,7 @@
 """Shapes, value range, config and stride errors of the networks (tiny widths: real compute)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +99,26 @@ def test_uint8_wrappers_match_float_network():
         ref = dz(dpm_channel(tiles[1:].permute(0, 3, 1, 2).float() / 255, 3))
     assert out.shape == (2, 16, 16, 3)
     assert torch.equal(out[1], (ref[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8))
+
+
+def test_residual_mfpinet_starts_at_bicubic_with_the_papers_parameters():
+    from mfpi_deploy.degrade import upsample_bicubic
+    from mfpi_deploy.models import profile_model
+
+    net = create_model("mfpinet", in_channels=3, planes=5, width=8, residual=True).eval()
+    image = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    with torch.no_grad():
+        out = Uint8MFPINet(net)(torch.from_numpy(image)[None])[0].numpy()  # (Z, 2H, 2W, C)
+    bicubic = upsample_bicubic(image)
+    assert out.shape == (5, 64, 80, 3)
+    for plane in out:
+        assert np.abs(plane.astype(int) - bicubic.astype(int)).max() <= 1  # equal within rounding
+    paper = profile_model("mfpinet", (1, 3, 384, 384))
+    residual = profile_model("mfpinet", (1, 3, 384, 384), residual=True)
+    assert residual.parameters == paper.parameters == 2_504_737
+    net.train()  # training sees the correction unclamped; use is clamped to [0, 1]
+    x = torch.ones(1, 3, 16, 16)
+    with torch.no_grad():
+        net.conv_block[2].bias.fill_(0.5)
+        assert net(x).max() > 1.4
+        assert net.eval()(x).max() == 1.0

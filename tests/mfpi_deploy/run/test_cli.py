@@ -154,7 +154,7 @@ def test_grey_slide_on_rgb_engine_with_conversion(tmp_path: Path, ckpts: dict[in
 
 
 def test_make_sample_then_run(tmp_path: Path, ckpts: dict[int, Path]) -> None:
-    pytest.importorskip("training.synth")
+    pytest.importorskip("mfpi_deploy.synth")
     sample = tmp_path / "sample.tif"
     result = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
     assert result.exit_code == 0, result.output

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from mfpi_deploy.backends.base import TileProfile
+from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.run import RunFailed, RunInterrupted, RunOptions, run_slide
-from mfpi_deploy.run.reference import whole_image
+from mfpi_deploy.infer import whole_image
 from mfpi_deploy.run.state import partial_dir
 from mfpi_deploy.slide import Region
 from mfpi_deploy.tiling import DEFAULT_HALO

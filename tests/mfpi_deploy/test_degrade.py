@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.degrade import Degradation, degrade_tensor, degrade_uint8, gaussian_kernel, upsample_bicubic
+from mfpi_deploy.degrade import Degradation, degrade_tensor, degrade_uint8, gaussian_kernel, upsample_bicubic
 
 
 def test_gaussian_kernel_matches_opencv_values():

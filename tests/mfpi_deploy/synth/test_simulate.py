@@ -5,8 +5,8 @@ import numpy as np
 from training.planes import sharpness
 from training.stack import open_stack
 from mfpi_deploy.tiling import Box
-from training.synth import SimConfig, plane_positions_um, simulate_stack, write_stack
-from training.synth.simulate import defocus_psf
+from mfpi_deploy.synth import SimConfig, plane_positions_um, simulate_stack, write_stack
+from mfpi_deploy.synth.simulate import defocus_psf
 
 
 def test_deterministic_by_seed():

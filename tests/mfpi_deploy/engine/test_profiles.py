@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from mfpi_deploy.backends.base import EngineSpec, TileProfile
+from mfpi_deploy.engine.spec import EngineSpec
+from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import InputShapeError
-from mfpi_deploy.export.profiles import (buffer_bytes, engine_target_key, io_shapes, make_profiles, pick_profile,
+from mfpi_deploy.engine.profiles import (buffer_bytes, engine_target_key, io_shapes, make_profiles, pick_profile,
                                          profile_shapes, validate_tiles)
 
 MFPI = EngineSpec(architecture="mfpinet", channels=3, planes=11, scale=2, stride=8, planes_um=tuple(range(11)))

@@ -1,4 +1,4 @@
-"""Whole-image output: the network over the whole (reflection-padded) image in one pass.
+"""Whole-image output: the network over the whole (reflection-padded) image in one pass, untiled.
 
 The reference tiled runs are measured against (seam tests, halo benchmark).
 """

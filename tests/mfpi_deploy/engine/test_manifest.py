@@ -6,7 +6,7 @@ import json
 import pytest
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.export.manifest import EngineMismatchError, GpuTarget, Manifest, check_engine_target
+from mfpi_deploy.engine.manifest import EngineMismatchError, GpuTarget, Manifest, check_engine_target
 
 A100 = GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "10.9.0.34")
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mfpi_deploy.backends.base import EngineSpec, TileProfile
+from mfpi_deploy.engine.spec import EngineSpec
+from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import InputShapeError, MfpiError
 
 Shape = tuple[int, ...]

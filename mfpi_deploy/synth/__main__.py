@@ -1,10 +1,10 @@
-"""`python -m training.synth OUT.ome.tif --size 1024 --seed 0`: write one simulated stack."""
+"""`python -m mfpi_deploy.synth OUT.ome.tif --size 1024 --seed 0`: write one simulated stack."""
 from __future__ import annotations
 
 import click
 
 from mfpi_deploy.cli.common import user_errors
-from training.synth.simulate import SimConfig, plane_positions_um, simulate_stack, write_stack
+from mfpi_deploy.synth.simulate import SimConfig, plane_positions_um, simulate_stack, write_stack
 
 
 @click.command(context_settings={"show_default": True})

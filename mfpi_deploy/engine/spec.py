@@ -1,0 +1,86 @@
+"""What an engine computes: uint8 tiles (N, H, W, C) -> uint8 planes (N, Z, sH, sW, C), and which sizes."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mfpi_deploy.checkpoint.card import ModelCard
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.models.deepz import DeepZConfig
+from mfpi_deploy.models.factory import Architecture
+from mfpi_deploy.models.mfpinet import MFPINetConfig
+from mfpi_deploy.tiling import TileProfile
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """The network contract of an engine and the tile/batch sizes it takes.
+
+    For Deep-Z, planes is 1 per pass and the engine takes a second input, the DPM value per
+    tile (`needs_dpm`). `precision` is that of the artifact a backend runs (not stored in
+    the manifest's engine block: each artifact records its own).
+    """
+
+    architecture: str
+    channels: int
+    planes: int
+    scale: int
+    stride: int
+    planes_um: tuple[float, ...]
+    profiles: tuple[TileProfile, ...] = field(default_factory=lambda: (TileProfile(),))
+    precision: str = "fp32"
+
+    @property
+    def needs_dpm(self) -> bool:
+        return self.architecture == Architecture.DEEPZ.value
+
+    @classmethod
+    def from_card(cls, card: ModelCard, *, profiles: tuple[TileProfile, ...] | None = None,
+                  precision: str = "fp32") -> EngineSpec:
+        """The spec of a network described by its card (any tile on the stride grid)."""
+        arch = Architecture.parse(card.architecture)
+        if arch is Architecture.MFPINET:
+            planes, scale, stride = card.config["planes"], MFPINetConfig.SCALE, MFPINetConfig.STRIDE
+        elif arch is Architecture.DEEPZ:
+            planes, scale, stride = 1, DeepZConfig.SCALE, DeepZConfig.STRIDE
+        else:
+            raise MfpiError(f"{arch.value} is not an image-to-stack network and cannot be deployed")
+        return cls(architecture=arch.value, channels=card.channels, planes=planes, scale=scale, stride=stride,
+                   planes_um=tuple(card.planes_um), profiles=profiles or (TileProfile(),), precision=precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's engine block (precision belongs to each artifact, so it is left out)."""
+        data = dataclasses.asdict(self)
+        data.pop("precision")
+        data["planes_um"] = list(self.planes_um)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, precision: str = "fp32") -> EngineSpec:
+        fields = {k: v for k, v in data.items() if k != "precision"}
+        profiles = tuple(TileProfile(**p) for p in fields.pop("profiles", [])) or (TileProfile(),)
+        return cls(**{**fields, "planes_um": tuple(fields["planes_um"]), "profiles": profiles,
+                      "precision": precision})
+
+    def output_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int, int]:
+        return (batch, self.planes, self.scale * height, self.scale * width, self.channels)
+
+    def check_batch(self, tiles: np.ndarray) -> None:
+        """Raise MfpiError unless `tiles` is a uint8 (N, H, W, C) batch this engine accepts."""
+        if tiles.dtype != np.uint8 or tiles.ndim != 4:
+            raise MfpiError(f"engine input must be uint8 (N, H, W, C), got {tiles.dtype} {tiles.shape}")
+        n, h, w, c = tiles.shape
+        if c != self.channels:
+            raise MfpiError(f"engine takes {self.channels} channel(s), got {c}")
+        if h % self.stride or w % self.stride or h == 0 or w == 0:
+            raise MfpiError(f"tile {h}x{w} is not on the network's {self.stride}-pixel grid")
+        if not any(p.accepts(h, w, n) for p in self.profiles):
+            raise MfpiError(f"tile {h}x{w} batch {n} is outside the engine's profiles {self.profiles}")
+
+    def smallest_tile(self) -> int:
+        """The smallest square tile every profile's range starts from (for a probe run)."""
+        lo = min((p.min_tile or self.stride) for p in self.profiles)
+        return max(self.stride, -(-lo // self.stride) * self.stride)
