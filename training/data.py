@@ -94,7 +94,7 @@ def open_sources(specs: list[list[str]], *, planes: int, focus: str, z_step_um: 
     for paths in specs:
         stack = open_stack(paths, rule=rule)
         rect = parse_rect(region, stack.height, stack.width)
-        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)
+        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um)
         src = Source(stack, sel, rect, grey=grey and stack.channels == 3)
         src.load_cache(cache_mb)
         sources.append(src)

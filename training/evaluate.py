@@ -125,7 +125,7 @@ def evaluate(source: str | Path, data: list[str], *, region: str | None = None, 
         rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
         if rect.height == 0 or rect.width == 0:
             raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
-        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um, rect=rect)
+        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um)
         target = stack.read(sel.target, rect)
         if spec.channels == 1:
             target = to_grey(target)

@@ -46,9 +46,13 @@ def sharpness(plane: np.ndarray) -> float:
     return float(lap.var())
 
 
-def find_focus(stack: FocalStack, rect: Box | None = None) -> int:
-    """Index of the sharpest plane, measured on a central block (at most 512x512) of `rect`."""
-    rect = rect or stack.bounds
+def find_focus(stack: FocalStack) -> int:
+    """Index of the sharpest plane, measured on the central block (at most 512x512) of the stack.
+
+    A property of the stack, not of a region: training on one part and evaluating on another
+    select the same planes.
+    """
+    rect = stack.bounds
     size_y, size_x = min(512, rect.height), min(512, rect.width)
     y0 = rect.y0 + (rect.height - size_y) // 2
     x0 = rect.x0 + (rect.width - size_x) // 2
@@ -57,7 +61,7 @@ def find_focus(stack: FocalStack, rect: Box | None = None) -> int:
 
 
 def select_planes(stack: FocalStack, *, planes: int = 11, focus: FocusRule | str | int = FocusRule.SHARPEST,
-                  z_step_um: float | None = None, rect: Box | None = None) -> PlaneSelection:
+                  z_step_um: float | None = None) -> PlaneSelection:
     """`planes` consecutive planes centred on the in-focus plane (moved inwards at the stack ends)."""
     n = stack.planes
     if planes < 1 or planes > n:
@@ -73,7 +77,7 @@ def select_planes(stack: FocalStack, *, planes: int = 11, focus: FocusRule | str
             rule = FocusRule(focus)
         except ValueError:
             raise MfpiError(f"unknown focus rule {focus!r}; expected a plane index or one of: sharpest, middle") from None
-        centre = (n - 1) // 2 if rule is FocusRule.MIDDLE else find_focus(stack, rect)
+        centre = (n - 1) // 2 if rule is FocusRule.MIDDLE else find_focus(stack)
     half = planes // 2
     start = min(max(centre - half, 0), n - planes)
     target = tuple(range(start, start + planes))

@@ -8,9 +8,9 @@ OUT=${OUT:-runs/demo}
 MINUTES=${MINUTES:-45}
 mkdir -p "$DATA"
 for s in 0 1 2 3 4 5 6 7; do
-  [ -f "$DATA/train_$s.ome.tif" ] || python -m mfpi_deploy.synth "$DATA/train_$s.ome.tif" --size 1024 --seed "$s"
+  [ -f "$DATA/train_$s.ome.tif" ] || python -m mfpi_deploy.cli.synth "$DATA/train_$s.ome.tif" --size 1024 --seed "$s"
 done
-[ -f "$DATA/heldout_1000.ome.tif" ] || python -m mfpi_deploy.synth "$DATA/heldout_1000.ome.tif" --size 1024 --seed 1000
+[ -f "$DATA/heldout_1000.ome.tif" ] || python -m mfpi_deploy.cli.synth "$DATA/heldout_1000.ome.tif" --size 1024 --seed 1000
 ARGS=()
 for s in 0 1 2 3 4 5 6 7; do ARGS+=(--data "$DATA/train_$s.ome.tif"); done
 python -m training.cli train "${ARGS[@]}" --focus middle --planes 11 --width 32 --disc-width 16 --patch 128 \
