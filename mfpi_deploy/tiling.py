@@ -123,7 +123,7 @@ class TilePlan:
         return self.n_tiles * self.tile * self.tile
 
     @property
-    def waste(self) -> float:
+    def halo_overhead(self) -> float:
         """Share of computed input pixels thrown away (halos and overhang past the image edge)."""
         return 1.0 - self.height * self.width / self.computed_pixels
 

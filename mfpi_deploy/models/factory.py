@@ -53,16 +53,3 @@ def create_model(name: str | Architecture, **config: Any) -> nn.Module:
     """Create a network by architecture name, e.g. create_model("mfpinet", in_channels=1, width=16)."""
     arch = Architecture.parse(name)
     return _REGISTRY[arch][1](make_config(arch, **config))
-
-
-def model_config_dict(model: nn.Module) -> dict[str, Any]:
-    """The config of a model built by create_model, as plain JSON-able values."""
-    return dataclasses.asdict(model.config)  # type: ignore[arg-type]
-
-
-def architecture_of(model: nn.Module) -> Architecture:
-    """The architecture name of a model built by create_model."""
-    for arch, (_, cls) in _REGISTRY.items():
-        if type(model) is cls:
-            return arch
-    raise TypeError(f"{type(model).__name__} is not a model of this package")

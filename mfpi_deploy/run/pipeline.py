@@ -86,7 +86,7 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         options.log(f"{input_path.name}: {info.width}x{info.height} {info.format} level {info.level}, "
                     f"{rule.describe()}; region {source.width}x{source.height} -> "
                     f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
-                    f"{100 * plan.waste:.1f}% of computed pixels in halos), batch {batch}, {backend.describe()}")
+                    f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, {backend.describe()}")
         loop_start = time.perf_counter()
         try:
             _stream(source, plan, groups, todo, backend, state, layout, options, done_tiles)
@@ -118,7 +118,7 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         output=output, backend=backend.describe(), tiles=plan.n_tiles, tiles_computed=plan.n_tiles - done_tiles,
         tile=plan.tile, batch=batch, halo=plan.halo, seconds=time.perf_counter() - started,
         inference_seconds=loop_seconds, input_megapixels=source.height * source.width / 1e6,
-        halo_overhead=plan.waste, resumed=resumed,
+        halo_overhead=plan.halo_overhead, resumed=resumed,
     )
     return summary
 

@@ -27,7 +27,7 @@ def test_plan_cores_cover_image_once_and_windows_sit_on_the_grid(h: int, w: int,
         assert (ys.stop - ys.start, xs.stop - xs.start) == (2 * t.core.height, 2 * t.core.width)
     assert (cover == 1).all()
     assert plan.n_tiles == -(-h // (tile - 2 * halo)) * -(-w // (tile - 2 * halo))
-    assert 0 <= plan.waste < 1
+    assert 0 <= plan.halo_overhead < 1
 
 
 def test_plan_refuses_tiles_off_grid_or_without_core() -> None:
