@@ -51,7 +51,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--intensity", type=click.Choice(["auto", "full", "percentile"]), default="auto", help="16-bit to 8-bit rule (see training.stack.IntensityRule); auto: percentile for dim data, else full.")
 @click.option("--model", "model_form", type=click.Choice(["residual", "paper"]), default="residual", help="residual: bicubic upsampling + the network's correction (starts equal to bicubic); paper: the authors' tanh output.")
 @click.option("--width", default=64, help="Generator width (paper: 64).")
-@click.option("--disc-width", default=64, help="Discriminator width (paper: 64).")
+@click.option("--disc-width", default=16, help="Discriminator width (paper: 64; 16 makes an adversarial step cost about 1.7x an L1 step instead of 5x on a CPU).")
 @click.option("--patch", type=int, default=None, help="Target patch size (input is patch/2). Default: 128, smaller for small regions.")
 @click.option("--batch", default=4)
 @click.option("--epochs", default=20, help="Planned epochs (the run ends earlier when --max-minutes runs out).")

@@ -43,7 +43,7 @@ class TrainConfig:
     intensity: str = "auto"
     model: str = "residual"
     width: int = 64
-    disc_width: int = 64
+    disc_width: int = 16
     patch: int | None = None
     batch: int = 4
     epochs: int = 20
