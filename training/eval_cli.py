@@ -43,6 +43,7 @@ def eval_main(checkpoint, engine, backend, fp16, data, region, planes, focus, z_
                          backend=backend, fp16=fp16, halo=halo, tile=tile, threads=threads or None,
                          log=lambda m: click.echo(m, err=True))
     click.echo(report.table(), nl=False)
+    click.echo(report.verdict(), err=True)
     if out:
         written = write_report(report, out)
         click.echo(f"wrote {', '.join(str(p) for p in written.values())}", err=True)

@@ -70,6 +70,16 @@ class EvalReport:
             }
         return out
 
+    def verdict(self) -> str:
+        """One line: does the model beat bicubic on every plane, and by how much on average."""
+        model, bicubic = self.methods["model"].planes, self.methods["bicubic"].planes
+        below = [f"{self.offsets[i]:+g}" for i, (m, b) in enumerate(zip(model, bicubic)) if m.psnr < b.psnr]
+        gain = self.methods["model"].mean.psnr - self.methods["bicubic"].mean.psnr
+        if not below:
+            return f"model above bicubic on every plane ({gain:+.2f} dB mean PSNR)"
+        return (f"model BELOW bicubic on {len(below)} of {len(model)} planes (depth {', '.join(below)} "
+                f"{self.offsets_unit}); {gain:+.2f} dB mean PSNR")
+
     def table(self) -> str:
         """Markdown table: one row per focal depth, PSNR/SSIM/MSE/MAE of each method, then the means."""
         names = list(self.methods)

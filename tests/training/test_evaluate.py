@@ -78,6 +78,9 @@ def test_evaluate_scores_model_and_baselines(tiny_ckpt, sim_path, tmp_path):
     assert data["methods"]["in-focus copy"]["planes"][2]["psnr"] == "inf"
     assert len(data["methods"]["model"]["planes"]) == 5
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    below = [i for i, (m, b) in enumerate(zip(report.methods["model"].planes, report.methods["bicubic"].planes))
+             if m.psnr < b.psnr]
+    assert ("BELOW bicubic on %d of 5" % len(below) if below else "above bicubic on every plane") in report.verdict()
 
 
 def test_eval_command_prints_table_and_one_line_errors(tiny_ckpt, sim_path, tmp_path):
@@ -86,6 +89,7 @@ def test_eval_command_prints_table_and_one_line_errors(tiny_ckpt, sim_path, tmp_
                                    "--out", str(tmp_path / "o")])
     assert ok.exit_code == 0, ok.output
     assert "| mean |" in ok.output and (tmp_path / "o" / "table.md").is_file()
+    assert "bicubic on" in ok.output  # the verdict line: above on every plane, or which planes are below
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"not a tiff at all")
     res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(bad)])
