@@ -42,6 +42,40 @@ class MFPINetConfig:
         return self.planes * self.in_channels
 
 
+def _cubic(t: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel with PyTorch's (and OpenCV's) a = -0.75."""
+    t = abs(t)
+    if t <= 1:
+        return (a + 2) * t**3 - (a + 3) * t**2 + 1
+    if t < 2:
+        return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return 0.0
+
+
+class BicubicUp2(nn.Module):
+    """Bicubic 2x upsampling (half-pixel centres, edge pixels repeated), as F.interpolate's bicubic.
+
+    Written as edge padding, one fixed 5x5 depthwise convolution per output phase and a pixel
+    shuffle: the same values, but ops every runtime runs fast (Resize cubic is slow on some CPU
+    runtimes) and a plain convolution for quantisers. The weights are a non-persistent buffer,
+    so checkpoints and parameter counts do not change.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        even = [_cubic(1.75), _cubic(0.75), _cubic(0.25), _cubic(1.25), 0.0]  # output 2i: source i - 0.25
+        odd = [0.0, _cubic(1.25), _cubic(0.25), _cubic(0.75), _cubic(1.75)]  # output 2i + 1: source i + 0.25
+        taps = torch.tensor([even, odd])
+        phases = torch.stack([torch.outer(taps[py], taps[px]) for py in (0, 1) for px in (0, 1)])  # (4, 5, 5)
+        self.register_buffer("weight", phases[:, None].repeat(channels, 1, 1, 1), persistent=False)
+        self.channels = channels
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        return self.shuffle(F.conv2d(x, self.weight.to(x.dtype), groups=self.channels))
+
+
 class BlockE(nn.Module):
     """Four 3x3 convs with three residual PReLU steps and a plain last conv (block "E")."""
 
@@ -108,6 +142,7 @@ class MFPINetGenerator(nn.Module):
             nn.Conv2d(w, config.out_channels, 3, padding=1),
         )
         if config.residual:  # start from the bicubic baseline: no correction yet
+            self.bicubic = BicubicUp2(config.in_channels)
             nn.init.zeros_(self.conv_block[2].weight)
             nn.init.zeros_(self.conv_block[2].bias)
 
@@ -124,7 +159,7 @@ class MFPINetGenerator(nn.Module):
         d = self.conv_block(self.up_scale(d))
         if not self.config.residual:
             return torch.tanh(d) / 2 + 0.5
-        base = F.interpolate(image, scale_factor=MFPINetConfig.SCALE, mode="bicubic", align_corners=False)
-        y = base.repeat(1, self.config.planes, 1, 1) + d  # plane-major: the input's channels once per plane
+        base = self.bicubic(image)  # (N, C, 2H, 2W), added to every plane without copying it
+        y = (d.unflatten(1, (self.config.planes, self.config.in_channels)) + base.unsqueeze(1)).flatten(1, 2)
         # Unclamped while training (L1 keeps its gradient past the range), clamped to [0, 1] for use.
         return y if self.training else y.clamp(0.0, 1.0)
