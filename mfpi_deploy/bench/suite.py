@@ -9,12 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.bench.engines import (
-    EngineRequest,
-    backend_device,
-    open_engine,
-    random_checkpoint,
-)
+from mfpi_deploy.bench.engines import EngineRequest, engine_device, open_engine, random_checkpoint
 from mfpi_deploy.bench.machine import describe_machine
 from mfpi_deploy.bench.matmul import MatmulReference, fastest_gemm, matmul_threads
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
@@ -111,7 +106,7 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                 log(f"skipping {kind.value}: {report.skipped[kind.value]}")
                 continue
             try:
-                device = backend_device(engines[BenchModel.MFPINET])
+                device = engine_device(kind)
                 inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}
                 for m, w in workloads.items():
                     check_output(engines[m], w, inputs[m])

@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mfpi_deploy.bench.engines import probe
+from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.bench import main
 
@@ -54,7 +54,7 @@ def test_bad_options_are_one_line_errors(args, message):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(probe(BackendKind.TRT).available, reason="TensorRT is available here")
+@pytest.mark.skipif(select.runtime_missing(BackendKind.TRT) is None, reason="TensorRT is available here")
 def test_unavailable_backend_is_an_error():
     result = CliRunner().invoke(main, ["--backend", "trt", *TINY])
     assert result.exit_code == 2
@@ -65,8 +65,8 @@ def test_unavailable_backend_is_an_error():
 @pytest.mark.gpu
 @pytest.mark.parametrize("kind", [BackendKind.TRT, BackendKind.ORT_CUDA])
 def test_gpu_backends_end_to_end(tmp_path, kind):
-    if not probe(kind).available:
-        pytest.skip(f"{kind.value}: {probe(kind).reason}")
+    if reason := select.runtime_missing(kind):
+        pytest.skip(f"{kind.value}: {reason}")
     result = CliRunner().invoke(main, ["--backend", kind.value, *TINY, "--json", str(tmp_path / "g.json")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "g.json").read_text())
@@ -87,8 +87,8 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
         return real_open(req, work_dir, log)
 
     monkeypatch.setattr(suite, "open_engine", flaky_open)
-    monkeypatch.setattr(engines, "probe", lambda kind: engines.Availability(
-        kind, kind in (BackendKind.ORT_CPU, BackendKind.TORCH), "not here"))
+    monkeypatch.setattr(select, "runtime_missing",
+                        lambda kind: None if kind in (BackendKind.ORT_CPU, BackendKind.TORCH) else "not here")
     result = CliRunner().invoke(main, [*TINY, "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
@@ -98,7 +98,7 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
     assert named.exit_code == 2 and named.stderr.splitlines()[-1] == "error: export failed: simulated"
 
 
-@pytest.mark.skipif(not probe(BackendKind.ORT_CPU).available, reason="onnxruntime or the export module missing")
+@pytest.mark.skipif(select.runtime_missing(BackendKind.ORT_CPU) is not None, reason="onnxruntime is not installed")
 def test_ort_cpu_through_the_real_export(tmp_path):
     """ort-cpu engines exported by mfpi_deploy.export, kept in --engines-dir and reused."""
     args = ["--backend", "ort-cpu", *TINY, "--runs", "1", "--warmup", "0", "--engines-dir", str(tmp_path / "eng"),
