@@ -13,7 +13,7 @@ from mfpi_deploy.bench.engines import EngineRequest, engine_device, open_engine,
 from mfpi_deploy.bench.machine import describe_machine
 from mfpi_deploy.bench.matmul import MatmulReference, fastest_gemm, matmul_threads
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
-from mfpi_deploy.bench.pipeline import measure_pipeline
+from mfpi_deploy.bench.slide_run import measure_pipeline
 from mfpi_deploy.bench.report import BenchReport, ModelResult, PipelineResult, Speedup
 from mfpi_deploy.bench.runner import check_output, measure_interleaved, stack_runner
 from mfpi_deploy.bench.stats import paired_ratios, summarize
