@@ -14,7 +14,7 @@ from mfpi_deploy.bench.machine import describe_machine
 from mfpi_deploy.bench.matmul import MatmulReference, fastest_gemm, matmul_threads
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
 from mfpi_deploy.bench.slide_run import measure_pipeline
-from mfpi_deploy.bench.report import BenchReport, ModelResult, PipelineResult, Speedup
+from mfpi_deploy.bench.report import BenchReport, ModelResult, Speedup
 from mfpi_deploy.bench.runner import check_output, measure_interleaved, stack_runner
 from mfpi_deploy.bench.stats import paired_ratios, summarize
 from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
@@ -138,7 +138,12 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                     / summarize(times.seconds[BenchModel.MFPINET]).median,
                 ))
                 if settings.pipeline:
-                    _pipeline(report, kind, engines[BenchModel.MFPINET], settings, root, log)
+                    log(f"{kind.value}: pipeline mode (run_slide on a generated slide)")
+                    try:
+                        report.pipeline.append(measure_pipeline(engines[BenchModel.MFPINET], settings.tile,
+                                                                settings.batch, root, log))
+                    except MfpiError as exc:
+                        report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
             finally:
                 for eng in engines.values():
                     eng.close()
@@ -154,19 +159,3 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
         report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
     return report
 
-
-def _pipeline(report: BenchReport, kind: BackendKind, engine: object, settings: BenchSettings,
-              root: Path, log: Callable[[str], None]) -> None:
-    """Add the pipeline row of one backend, or a note saying why it could not run."""
-    log(f"{kind.value}: pipeline mode (run_slide on a generated slide)")
-    try:
-        m = measure_pipeline(engine, settings.tile, settings.batch, root, log)  # type: ignore[arg-type]
-    except MfpiError as exc:
-        report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
-        return
-    report.pipeline.append(PipelineResult(
-        backend=kind.value, slide_side=m.slide_side, tile=m.tile, halo=m.halo, batch=m.batch, tiles=m.tiles,
-        computed_output_voxels=m.computed_output_voxels, useful_output_voxels=m.useful_output_voxels,
-        loop_seconds=m.loop_seconds, total_seconds=m.total_seconds,
-        bare_megavoxels_per_s=m.bare_megavoxels_per_s,
-    ))

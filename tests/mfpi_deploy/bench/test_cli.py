@@ -27,9 +27,13 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     assert data["speedup"]["torch"]["median"] > 0
     assert data["results"][1]["passes_per_stack"] == 11
     pipe = data["pipeline"][0]
-    assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8
+    assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8 and pipe["slide_side"] == 64
     assert pipe["efficiency"] == pytest.approx(
         pipe["engine_megavoxels_per_s_in_pipeline"] / pipe["bare_engine_megavoxels_per_s"])
+    # 16 tiles of 11 x 64 x 64 output voxels computed; the slide's stack is 11 x 128 x 128.
+    assert pipe["engine_megavoxels_per_s_in_pipeline"] == pytest.approx(16 * 11 * 64 * 64 / pipe["loop_seconds"] / 1e6)
+    assert pipe["end_to_end_megavoxels_per_s"] == pytest.approx(11 * 128 * 128 / pipe["total_seconds"] / 1e6)
+    assert pipe["halo_overhead"] == pytest.approx(0.75)
     mm = data["matmul_reference"]
     assert [(m["backend"], m["size"], m["seconds"]["n"]) for m in mm] == [("torch", 128, 2)]
     assert data["results"][0]["matmul_share"] == pytest.approx(

@@ -37,9 +37,10 @@ def _report(quick: bool = False) -> BenchReport:
         machine=machine, quick=quick, matmul=[mm], results=[mfpi, deepz],
         speedups=[Speedup("torch", summarize([20.0, 20.0, 20.0]), 0.22 / 0.011)],
         skipped={"trt": "tensorrt is not installed"},
-        pipeline=[PipelineResult("torch", slide_side=256, tile=128, halo=32, batch=1, tiles=16,
-                                 computed_output_voxels=16 * 11 * 256 * 256, useful_output_voxels=11 * 512 * 512,
-                                 loop_seconds=4.0, total_seconds=5.0, bare_megavoxels_per_s=3.0)],
+        pipeline=[PipelineResult("torch", slide_side=256, tile=128, halo=32, batch=1, tiles=16, loop_seconds=4.0,
+                                 total_seconds=5.0, engine_megavoxels_per_s_in_pipeline=2.7,
+                                 bare_engine_megavoxels_per_s=3.0, end_to_end_megavoxels_per_s=0.5,
+                                 halo_overhead=0.75)],
         notes=["shared machine"],
     )
 
@@ -65,10 +66,8 @@ def test_json_shape():
         assert key in row
     assert row["latency_ms"]["p90"] == pytest.approx(236.0)
     pipe = data["pipeline"][0]
-    assert pipe["engine_megavoxels_per_s_in_pipeline"] == pytest.approx(16 * 11 * 256 * 256 / 4.0 / 1e6)
-    assert pipe["efficiency"] == pytest.approx(16 * 11 * 256 * 256 / 4.0 / 1e6 / 3.0)
-    assert pipe["end_to_end_megavoxels_per_s"] == pytest.approx(11 * 512 * 512 / 5.0 / 1e6)
-    assert pipe["halo_overhead"] == pytest.approx(0.75)
+    assert pipe["efficiency"] == pytest.approx(0.9) and pipe["halo_overhead"] == 0.75
+    assert pipe["engine_megavoxels_per_s_in_pipeline"] == 2.7 and pipe["end_to_end_megavoxels_per_s"] == 0.5
     assert data["skipped_backends"] == {"trt": "tensorrt is not installed"}
 
 
@@ -78,11 +77,12 @@ def test_markdown_and_table_contents():
     assert "QUICK MODE" in md
     assert "| backend | model | params |" in md
     assert "| torch | 20.0x |" in md and "24.2x" in md
-    assert "## Pipeline efficiency" in md and "Test CPU" in md
+    assert "## Pipeline efficiency" in md and "| 90% |" in md and "Test CPU" in md
     assert md.count("\n| torch (cpu, fp32) |") == 2
     text = format_table(_report())
     assert "QUICK" not in text
     assert "Deep-Z x11" in text and "MFPINet" in text and "20.0x faster" in text
+    assert "= 90% efficiency" in text
     assert "skipped trt: tensorrt is not installed" in text
 
 
