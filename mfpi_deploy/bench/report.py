@@ -217,7 +217,7 @@ def _quick_line(report: BenchReport) -> str | None:
 def _matmul_where(m: MatmulReference) -> str:
     threads = f", {m.threads} thread(s)" if m.threads else ""
     rounds = f", interleaved with the {m.backend} rounds" if m.backend else ""
-    return f" ({m.device}, {m.method}, float32 {m.size}x{m.size}{threads}{rounds})"
+    return f" ({m.device}, torch.matmul, float32 {m.size}x{m.size}{threads}{rounds})"
 
 
 def _speedup_text(s: Speedup) -> str:

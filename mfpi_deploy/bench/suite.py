@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.bench.engines import EngineRequest, engine_device, open_engine, random_checkpoint
 from mfpi_deploy.bench.machine import describe_machine
-from mfpi_deploy.bench.matmul import MatmulReference, fastest_gemm, matmul_threads
+from mfpi_deploy.bench.matmul import MatmulReference, matmul_runner
 from mfpi_deploy.bench.memory import PeakSampler, cuda_used_bytes_probe
 from mfpi_deploy.bench.slide_run import measure_pipeline
 from mfpi_deploy.bench.report import BenchReport, ModelResult, Speedup
@@ -111,14 +113,14 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                 for m, w in workloads.items():
                     check_output(engines[m], w, inputs[m])
                 runners: dict = {m: stack_runner(engines[m], w, inputs[m]) for m, w in workloads.items()}
-                method, runners[MATMUL] = fastest_gemm(settings.matmul_size, device, settings.threads)
+                runners[MATMUL] = matmul_runner(settings.matmul_size, device, settings.threads)
                 log(f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up "
                     f"(MFPINet stack, Deep-Z stack, {settings.matmul_size}x{settings.matmul_size} matmul)")
                 probe = cuda_used_bytes_probe() if device == "cuda" else None
                 with PeakSampler(device_probe=probe) as sampler:
                     times = measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
-                matmul = MatmulReference(device=device, size=settings.matmul_size, backend=kind.value, method=method,
-                                         threads=matmul_threads(device, settings.threads),
+                threads = (settings.threads or torch.get_num_threads()) if device == "cpu" else None
+                matmul = MatmulReference(device=device, size=settings.matmul_size, backend=kind.value, threads=threads,
                                          seconds=summarize(times.seconds[MATMUL]))
                 report.matmul.append(matmul)
                 for m, w in workloads.items():

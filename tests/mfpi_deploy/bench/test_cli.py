@@ -35,7 +35,8 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     assert pipe["end_to_end_megavoxels_per_s"] == pytest.approx(11 * 128 * 128 / pipe["total_seconds"] / 1e6)
     assert pipe["halo_overhead"] == pytest.approx(0.75)
     mm = data["matmul_reference"]
-    assert [(m["backend"], m["size"], m["seconds"]["n"]) for m in mm] == [("torch", 128, 2)]
+    assert [(m["backend"], m["method"], m["size"], m["threads"], m["seconds"]["n"]) for m in mm] == [
+        ("torch", "torch.matmul", 128, 1, 2)]
     assert data["results"][0]["matmul_share"] == pytest.approx(
         data["results"][0]["achieved_gflops_per_s"] / mm[0]["gflops_per_s"])
     assert "shared machine" in data["notes"]

@@ -7,7 +7,7 @@ import pytest
 
 from mfpi_deploy.bench.chart import render_chart, save_chart
 from mfpi_deploy.bench.machine import MachineInfo, cpu_model
-from mfpi_deploy.bench.matmul import MatmulReference, measure_matmul
+from mfpi_deploy.bench.matmul import MatmulReference, matmul_runner
 from mfpi_deploy.bench.report import (
     BenchReport,
     ModelResult,
@@ -95,26 +95,27 @@ def test_chart_is_a_png(tmp_path):
 
 
 def test_matmul_reference_is_a_rate():
-    m = measure_matmul(128, runs=3, warmup=1, threads=1)
-    assert m.flops == 2 * 128**3 and m.seconds.n == 3
-    assert m.gflops_per_s == pytest.approx(m.flops / m.seconds.median / 1e9)
-    assert m.to_dict()["threads"] == 1 and m.method in ("torch.matmul", "oneDNN conv1x1")
+    m = MatmulReference("cpu", 128, 1, summarize([0.002, 0.001, 0.003]))
+    assert m.flops == 2 * 128**3
+    assert m.gflops_per_s == pytest.approx(2 * 128**3 / 0.002 / 1e9)
+    assert m.to_dict()["threads"] == 1 and m.to_dict()["method"] == "torch.matmul"
+    assert m.to_dict()["gflops_per_s"] == pytest.approx(m.gflops_per_s)
 
 
-def test_gemm_candidates_compute_the_same_product():
-    import numpy as np
+def test_matmul_runner_computes_the_seeded_product():
     import torch
 
-    from mfpi_deploy.bench.matmul import gemm_candidates
-
-    torch.manual_seed(0)
-    found = gemm_candidates(64, "cpu", threads=None)
-    assert set(found) == {"torch.matmul", "oneDNN conv1x1", "numpy.matmul"}
-    assert set(gemm_candidates(64, "cpu", threads=1)) == {"torch.matmul", "oneDNN conv1x1"}  # numpy: own threads
-    # The conv form is the same n x n x n product: out[o, j] = sum_i w[o, i] x[i, j].
-    x, w = torch.rand(1, 64, 1, 64), torch.rand(64, 64, 1, 1)
-    conv = torch.nn.functional.conv2d(x, w)[0, :, 0, :]
-    np.testing.assert_allclose(conv.numpy(), (w[:, :, 0, 0] @ x[0, :, 0, :]).numpy(), rtol=1e-5)
+    threads = torch.get_num_threads()
+    try:
+        run = matmul_runner(64, "cpu", threads=1)
+        assert torch.get_num_threads() == 1  # the reference runs on the benchmark's threads
+    finally:
+        torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(64, 64, generator=gen), torch.rand(64, 64, generator=gen)
+    got = run()
+    assert got.shape == (64, 64) and got.dtype == torch.float32
+    torch.testing.assert_close(got, a @ b)
 
 
 def test_cpu_model_from_cpuinfo(tmp_path):
