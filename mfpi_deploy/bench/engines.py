@@ -10,7 +10,7 @@ import torch
 
 from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.bench.workload import BenchModel, Workload
+from mfpi_deploy.bench.workload import Workload
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
 from mfpi_deploy.checkpoint.card import Provenance
 from mfpi_deploy.engine.manifest import is_engine_folder
@@ -36,19 +36,13 @@ def select_backends(requested: tuple[str, ...]) -> tuple[list[BackendKind], dict
     return kinds, {}
 
 
-def random_checkpoint(model: BenchModel, workload: Workload, width: int | None, folder: Path) -> Path:
-    """Save a random-weight checkpoint of `model` at the architecture the workload measures."""
-    if model is BenchModel.MFPINET:
-        config = {"in_channels": workload.channels, "planes": workload.planes}
-    else:
-        config = {"in_channels": workload.channels + 1}
-    if width is not None:
-        config["width"] = width
-    net = create_model(model.value, **config).eval()
-    card = ModelCard(architecture=model.value, config=config,
+def random_checkpoint(workload: Workload, folder: Path) -> Path:
+    """Save a random-weight checkpoint of the network the workload measures."""
+    arch = workload.model.architecture
+    card = ModelCard(architecture=arch, config=dict(workload.config),
                      provenance=Provenance(source="random weights (mfpi-bench; timing only)"))
-    path = folder / f"{model.value}-random"
-    save_checkpoint(net, card, path, overwrite=True)
+    path = folder / f"{workload.model.value}-random"
+    save_checkpoint(create_model(arch, **workload.config).eval(), card, path, overwrite=True)
     return path
 
 

@@ -10,7 +10,7 @@ import tifffile
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.bench.report import PipelineResult
-from mfpi_deploy.bench.timing import timed
+from mfpi_deploy.bench.runner import timed
 from mfpi_deploy.run import RunOptions, run_slide
 from mfpi_deploy.tiling import DEFAULT_HALO
 

@@ -24,7 +24,10 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     assert data["quick"] is True and data["settings"]["tile"] == 32 and data["settings"]["out_tile"] == 64
     assert [r["model"] for r in data["results"]] == ["mfpinet", "deepz"]
     assert all(r["latency_ms"]["n"] == 2 for r in data["results"])
-    assert data["speedup"]["torch"]["median"] > 0
+    seconds = {r["model"]: r["latency_ms"]["median"] / 1e3 for r in data["results"]}
+    speedup = data["speedup"]["torch"]
+    assert speedup["rounds"] == 2 and speedup["median"] > 0
+    assert speedup["ratio_of_median_latencies"] == pytest.approx(seconds["deepz"] / seconds["mfpinet"])
     assert data["results"][1]["passes_per_stack"] == 11
     pipe = data["pipeline"][0]
     assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8 and pipe["slide_side"] == 64

@@ -22,11 +22,14 @@ def test_paper_size_workloads_match_the_architecture_facts():
     assert m.output_voxels == d.output_voxels == 11 * 768 * 768
     # Work ratio behind the paper's speed-up: about 32x fewer FLOPs for MFPINet.
     assert d.flops / m.flops == pytest.approx(8375.4 / 263.35, rel=0.01)
+    assert m.config == {"in_channels": 3, "planes": 11} and d.config == {"in_channels": 4}
 
 
 def test_batch_and_tile_scale_cost_and_volume():
-    a = make_workloads(64, 1, mfpinet_width=8, deepz_width=8)
-    b = make_workloads(64, 3, mfpinet_width=8, deepz_width=8)
+    a = make_workloads(64, 1, width=8)
+    b = make_workloads(64, 3, width=8)
+    assert list(a) == [BenchModel.MFPINET, BenchModel.DEEPZ]
+    assert all(w.config["width"] == 8 for w in a.values())
     for model in BenchModel:
         assert b[model].flops == pytest.approx(3 * a[model].flops, rel=1e-6)
         assert b[model].output_voxels == 3 * a[model].output_voxels
@@ -34,7 +37,7 @@ def test_batch_and_tile_scale_cost_and_volume():
 
 
 def test_deepz_dpm_values_cover_the_planes_in_order():
-    d = make_workloads(32, 1, mfpinet_width=8, deepz_width=8)[BenchModel.DEEPZ]
+    d = make_workloads(32, 1, width=8)[BenchModel.DEEPZ]
     assert d.dpm_values() == [dpm_value(i) for i in range(-5, 6)]
     x = d.sample_input()
     assert x.shape == (1, 64, 64, 3) and x.dtype.name == "uint8"
