@@ -7,7 +7,7 @@ from pathlib import Path
 from mfpi_deploy.bench.report import PAPER, BenchReport
 from mfpi_deploy.fileio import write_atomic
 
-COLOURS = {"mfpinet": "#1f77b4", "deepz": "#d62728"}
+COLOURS = {"mfpinet": "#1f77b4", "mfpinet-residual": "#17becf", "deepz": "#d62728"}
 
 
 def _ms(value: float) -> str:

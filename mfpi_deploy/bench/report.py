@@ -130,8 +130,8 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class Ratio:
-    """A model's stack time over MFPINet's on one backend, per round (same load) and of the medians:
-    Deep-Z's is MFPINet's speed-up."""
+    """A model's stack time over MFPINet's (paper form) on one backend, per round (same load) and of the medians:
+    Deep-Z's is MFPINet's speed-up, the residual form's (above 1) its extra cost."""
 
     backend: str
     per_round: Summary
@@ -181,6 +181,7 @@ class BenchReport:
     matmul: list[MatmulReference] = field(default_factory=list)
     results: list[ModelResult] = field(default_factory=list)
     speedups: list[Ratio] = field(default_factory=list)  # Deep-Z over MFPINet
+    residual: list[Ratio] = field(default_factory=list)  # MFPINet residual over MFPINet
     skipped: dict[str, str] = field(default_factory=dict)
     pipeline: list[PipelineResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -192,6 +193,8 @@ class BenchReport:
             "machine": asdict(self.machine), "matmul_reference": [m.to_dict() for m in self.matmul],
             "results": [r.to_dict() for r in self.results],
             "speedup": {s.backend: {**s.to_dict(), "paper": PAPER["speedup"]} for s in self.speedups},
+            "residual_cost": {c.backend: {**c.to_dict(), "extra_percent": 100 * (c.per_round.median - 1)}
+                              for c in self.residual},
             "pipeline": [p.to_dict() for p in self.pipeline], "skipped_backends": dict(self.skipped),
             "paper_table3": dict(PAPER), "notes": list(self.notes),
         }
@@ -204,6 +207,11 @@ def to_json(report: BenchReport) -> str:
 def _rate(value: float) -> str:
     """Two decimals, or three significant digits below 1 (Deep-Z's rates on a CPU are ~0.05)."""
     return f"{value:,.2f}" if value >= 1 else f"{value:.3g}"
+
+
+def _pct(ratio: float) -> str:
+    """A ratio's excess over 1 in percent: 1.031 -> '+3.1%'."""
+    return f"{100 * (ratio - 1):+.1f}%"
 
 
 def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
@@ -225,7 +233,7 @@ def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
 
 def _settings_line(report: BenchReport) -> str:
     s = report.settings
-    line = (f"MFPINet input {s['tile']}x{s['tile']} -> {s['out_tile']}x{s['out_tile']} "
+    line = (f"MFPINet (paper and residual forms) input {s['tile']}x{s['tile']} -> {s['out_tile']}x{s['out_tile']} "
             f"x {s['planes']} planes; Deep-Z {s['planes']} passes at {s['out_tile']}x{s['out_tile']}; "
             f"batch {s['batch']}, {s['runs']} timed rounds after {s['warmup']} warm-up, interleaved")
     return line + (f"; {s['threads']} thread(s)" if s.get("threads") else "")
@@ -253,6 +261,10 @@ def format_table(report: BenchReport) -> str:
         lines.append(f"{s.backend}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
                      f"(per-round p10-p90 {r.p10:.1f}-{r.p90:.1f}x over {r.n} rounds; paper {PAPER['speedup']}x on "
                      f"{PAPER['hardware']})")
+    for c in report.residual:
+        r = c.per_round
+        lines.append(f"{c.backend}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet (per-round "
+                     f"p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; ratio of median latencies {c.of_medians:.3f})")
     for p in report.pipeline:
         lines.append(f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of "
                      f"{p.tile} px, halo {p.halo}): engine {p.engine_megavoxels_per_s_in_pipeline:,.2f} Mvox/s inside "
@@ -285,13 +297,18 @@ def to_markdown(report: BenchReport) -> str:
     out += [f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)"
             for m in report.matmul]
     out += ["", *_md_table(*table_rows(report)),
-            "Latency is per output stack (MFPINet: one pass; Deep-Z: one pass per plane). "
+            "Latency is per output stack (MFPINet, both forms: one pass; Deep-Z: one pass per plane). "
             "A voxel is one pixel of one plane (all colour channels).", ""]
     if report.speedups:
         out += ["## Speed-up of MFPINet over Deep-Z (same output volume)", "", *_md_table(
             ["backend", "speed-up (median of rounds)", "p10-p90", "ratio of median latencies", "paper (2080 Ti)"],
             [[s.backend, f"{s.per_round.median:.1f}x", f"{s.per_round.p10:.1f}-{s.per_round.p90:.1f}x",
               f"{s.of_medians:.1f}x", f"{PAPER['speedup']}x"] for s in report.speedups])]
+    if report.residual:
+        out += ["## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)", "", *_md_table(
+            ["backend", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
+            [[c.backend, _pct(c.per_round.median), f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
+              f"{c.of_medians:.3f}"] for c in report.residual])]
     if report.pipeline:
         out += ["## Pipeline efficiency (MFPINet inside run_slide)", "", *_md_table(
             ["backend", "slide", "tiles", "halo", "engine Mvox/s in pipeline", "bare engine Mvox/s", "efficiency",

@@ -22,10 +22,12 @@ from mfpi_deploy.errors import MfpiError
 
 MATMUL = "matmul"
 NOTES = (
-    "MFPINet, Deep-Z and the matmul reference were timed in alternating order within each round, so "
+    "MFPINet (both forms), Deep-Z and the matmul reference were timed in alternating order within each round, so "
     "load from other processes affects them alike; per-round ratios are more stable than any latency",
     "Peak RSS is the whole process's resident memory while that model ran (every engine of the backend loaded, plus "
     "memory the process kept from exporting engines in-process); weights are random, which does not change timing",
+    "MFPINet residual is the same network plus an in-graph bicubic upsampling of the input added to every plane; "
+    "its GFLOP count is the network's (the upsampling is not counted)",
 )
 
 
@@ -127,6 +129,7 @@ def _measure(report: BenchReport, kind: BackendKind, engines: dict[BenchModel, B
             seconds=summarize(times[m]), peak_rss_bytes=sampler.host_peak.get(m, 0),
             peak_device_bytes=sampler.device_peak.get(m, 0) if probe else None, matmul_gflops_per_s=matmul.gflops_per_s,
         ))
-    mfpi, deepz = times[BenchModel.MFPINET], times[BenchModel.DEEPZ]
-    report.speedups.append(Ratio(kind.value, summarize(paired_ratios(deepz, mfpi)),
-                                 summarize(deepz).median / summarize(mfpi).median))
+    paper = times[BenchModel.MFPINET]
+    for model, found in ((BenchModel.DEEPZ, report.speedups), (BenchModel.MFPINET_RESIDUAL, report.residual)):
+        found.append(Ratio(kind.value, summarize(paired_ratios(times[model], paper)),
+                           summarize(times[model]).median / summarize(paper).median))

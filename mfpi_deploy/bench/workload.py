@@ -12,14 +12,15 @@ from mfpi_deploy.models import DeepZConfig, MFPINetConfig, dpm_value, profile_mo
 
 
 class BenchModel(str, Enum):
-    """The two networks Table III compares."""
+    """The networks measured: Table III's two, and MFPINet's residual form (+ in-graph bicubic upsampling)."""
 
     MFPINET = "mfpinet"
+    MFPINET_RESIDUAL = "mfpinet-residual"
     DEEPZ = "deepz"
 
     @property
     def label(self) -> str:
-        return {"mfpinet": "MFPINet", "deepz": "Deep-Z"}[self.value]
+        return {"mfpinet": "MFPINet", "mfpinet-residual": "MFPINet residual", "deepz": "Deep-Z"}[self.value]
 
     @property
     def architecture(self) -> str:
@@ -93,6 +94,8 @@ def make_workloads(tile: int, batch: int, *, channels: int = 3, planes: int = 11
         config: dict[str, object] = {"in_channels": in_channels}
         if not deepz:
             config["planes"] = planes
+        if model is BenchModel.MFPINET_RESIDUAL:
+            config["residual"] = True
         if width is not None:
             config["width"] = width
         profile = profile_model(model.architecture, (batch, in_channels, side, side), **config)

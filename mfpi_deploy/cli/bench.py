@@ -60,8 +60,9 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
          matmul_size: int | None) -> None:
     """Measure MFPINet (one pass per stack) against Deep-Z (one pass per plane) on every backend.
 
-    Both networks run with random weights at the paper's architecture (timing does not depend
-    on weights), interleaved round by round, for the same output volume.
+    Both networks, and MFPINet's residual form, run with random weights at the paper's
+    architecture (timing does not depend on weights), interleaved round by round, for the
+    same output volume.
     """
     from mfpi_deploy.bench.chart import save_chart
     from mfpi_deploy.bench.engines import select_backends

@@ -20,15 +20,18 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "QUICK MODE" in result.stdout and "faster than Deep-Z" in result.stdout
+    assert "torch: MFPINet residual costs " in result.stdout
     data = json.loads((out / "r.json").read_text())
     assert data["quick"] is True and data["settings"]["tile"] == 32 and data["settings"]["out_tile"] == 64
-    assert [r["model"] for r in data["results"]] == ["mfpinet", "deepz"]
+    assert [r["model"] for r in data["results"]] == ["mfpinet", "mfpinet-residual", "deepz"]
     assert all(r["latency_ms"]["n"] == 2 for r in data["results"])
     seconds = {r["model"]: r["latency_ms"]["median"] / 1e3 for r in data["results"]}
-    speedup = data["speedup"]["torch"]
-    assert speedup["rounds"] == 2 and speedup["median"] > 0
+    speedup, residual = data["speedup"]["torch"], data["residual_cost"]["torch"]
+    assert speedup["rounds"] == residual["rounds"] == 2
     assert speedup["ratio_of_median_latencies"] == pytest.approx(seconds["deepz"] / seconds["mfpinet"])
-    assert data["results"][1]["passes_per_stack"] == 11
+    assert residual["ratio_of_median_latencies"] == pytest.approx(seconds["mfpinet-residual"] / seconds["mfpinet"])
+    assert residual["extra_percent"] == pytest.approx(100 * (residual["median"] - 1))
+    assert data["results"][2]["passes_per_stack"] == 11
     pipe = data["pipeline"][0]
     assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8 and pipe["slide_side"] == 64
     assert pipe["efficiency"] == pytest.approx(
@@ -115,8 +118,9 @@ def test_ort_cpu_through_the_real_export(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
     assert [(r["backend"], r["model"], r["precision"]) for r in data["results"]] == [
-        ("ort-cpu", "mfpinet", "fp32"), ("ort-cpu", "deepz", "fp32")]
+        ("ort-cpu", "mfpinet", "fp32"), ("ort-cpu", "mfpinet-residual", "fp32"), ("ort-cpu", "deepz", "fp32")]
     folders = sorted(p.name for p in (tmp_path / "eng").iterdir() if (p / "manifest.json").is_file())
-    assert folders == ["deepz-random-ort-cpu-fp32-64-b1", "mfpinet-random-ort-cpu-fp32-32-b1"]
+    assert folders == ["deepz-random-ort-cpu-fp32-64-b1", "mfpinet-random-ort-cpu-fp32-32-b1",
+                       "mfpinet-residual-random-ort-cpu-fp32-32-b1"]
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "exporting" not in again.stderr  # reused, not exported again

@@ -77,13 +77,16 @@ def _report(quick: bool = False) -> BenchReport:
                   peak_device_bytes=None, matmul_gflops_per_s=mm.gflops_per_s)
     mfpi = ModelResult(workload=_workload(BenchModel.MFPINET, 1, 1000, 2_000_000_000),
                        seconds=summarize([0.010, 0.011, 0.012]), **common)
+    residual = ModelResult(workload=_workload(BenchModel.MFPINET_RESIDUAL, 1, 1000, 2_000_000_000),
+                           seconds=summarize([0.0105, 0.0115, 0.0125]), **common)
     deepz = ModelResult(workload=_workload(BenchModel.DEEPZ, 11, 9000, 4_000_000_000),
                         seconds=summarize([0.20, 0.22, 0.24]), **common)
     return BenchReport(
         command="mfpi-bench --quick", created_utc="2026-01-01T00:00:00Z",
         settings={"tile": 32, "out_tile": 64, "planes": 11, "batch": 1, "runs": 3, "warmup": 1, "threads": 2},
-        machine=machine, quick=quick, matmul=[mm], results=[mfpi, deepz],
+        machine=machine, quick=quick, matmul=[mm], results=[mfpi, residual, deepz],
         speedups=[Ratio("torch", summarize([20.0, 20.0, 20.0]), 0.22 / 0.011)],
+        residual=[Ratio("torch", summarize([1.03, 1.05, 1.04]), 0.0115 / 0.011)],
         skipped={"trt": "tensorrt is not installed"},
         pipeline=[PipelineResult("torch", slide_side=256, tile=128, halo=32, batch=1, tiles=16, loop_seconds=4.0,
                                  total_seconds=5.0, engine_megavoxels_per_s_in_pipeline=2.7,
@@ -99,19 +102,20 @@ def test_rates_follow_from_the_measurements():
     assert r.gflops_per_s == pytest.approx(2.0 / 0.011)
     assert r.megavoxels_per_s == pytest.approx(11 * 64 * 64 / 0.011 / 1e6)
     assert r.matmul_share == pytest.approx(r.gflops_per_s / (2 * 512**3 / 0.001 / 1e9))
-    assert _report().results[1].label == "Deep-Z x11" and r.label == "MFPINet"
+    assert _report().results[2].label == "Deep-Z x11" and _report().results[1].label == "MFPINet residual"
 
 
 def test_json_shape():
     data = json.loads(to_json(_report()))
     for key in ("schema_version", "command", "settings", "machine", "matmul_reference", "results",
-                "speedup", "pipeline", "skipped_backends", "paper_table3", "notes", "quick"):
+                "speedup", "residual_cost", "pipeline", "skipped_backends", "paper_table3", "notes", "quick"):
         assert key in data
     assert data["speedup"]["torch"]["median"] == pytest.approx(20.0)
     assert data["speedup"]["torch"]["paper"] == pytest.approx(24.2)
-    assert data["speedup"]["torch"]["ratio_of_median_latencies"] == pytest.approx(0.22 / 0.011)
-    assert [r["model"] for r in data["results"]] == ["mfpinet", "deepz"]
-    row = data["results"][1]
+    assert data["residual_cost"]["torch"]["extra_percent"] == pytest.approx(4.0)
+    assert data["residual_cost"]["torch"]["ratio_of_median_latencies"] == pytest.approx(0.0115 / 0.011)
+    assert [r["model"] for r in data["results"]] == ["mfpinet", "mfpinet-residual", "deepz"]
+    row = data["results"][2]
     for key in ("backend", "model", "parameters", "gflops_per_stack", "latency_ms", "throughput_megavoxels_per_s",
                 "achieved_gflops_per_s", "matmul_share", "peak_host_rss_mib", "peak_device_mib", "passes_per_stack"):
         assert key in row
@@ -132,11 +136,13 @@ def test_markdown_and_table_contents():
     assert "QUICK MODE" in md
     assert "| backend | model | params |" in md
     assert "| torch | 20.0x |" in md and "24.2x" in md
+    assert "## Extra cost of the residual form" in md and "| torch | +4.0% | +3.2% to +4.8% | 1.045 |" in md
     assert "## Pipeline efficiency" in md and "| 90% |" in md and "Test CPU" in md
-    assert md.count("\n| torch (cpu, fp32) |") == 2
+    assert md.count("\n| torch (cpu, fp32) |") == 3
     text = format_table(_report())
     assert "QUICK" not in text
-    assert "Deep-Z x11" in text and "MFPINet" in text and "20.0x faster" in text
+    assert "Deep-Z x11" in text and "MFPINet residual" in text and "20.0x faster" in text
+    assert "torch: MFPINet residual costs +4.0% per stack over MFPINet" in text
     assert "torch.matmul, float32 512x512, 2 thread(s), interleaved with the torch rounds): 268.4 GFLOP/s" in text
     assert "= 90% efficiency" in text
     assert "skipped trt: tensorrt is not installed" in text
@@ -144,7 +150,7 @@ def test_markdown_and_table_contents():
 
 def test_empty_report_still_renders():
     report = _report()
-    report.results, report.speedups, report.pipeline = [], [], []
+    report.results, report.speedups, report.residual, report.pipeline = [], [], [], []
     assert "skipped trt" in format_table(report) and "## Speed-up" not in to_markdown(report)
 
 

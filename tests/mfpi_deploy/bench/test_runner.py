@@ -60,7 +60,7 @@ def test_deepz_stack_runs_one_pass_per_plane_with_its_dpm():
 
 
 def test_mfpinet_stack_is_one_pass():
-    w = make_workloads(16, 1, width=8)[BenchModel.MFPINET]
+    w = make_workloads(16, 1, width=8)[BenchModel.MFPINET_RESIDUAL]
     out = stack_runner(_backend("mfpinet"), w, w.sample_input())()
     assert out.shape == w.output_shape and out.dtype == np.uint8
 
