@@ -13,22 +13,10 @@ if str(ROOT) not in sys.path:
 
 
 def sample_image(size: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """An RGB uint8 slide-like image: the simulated sample slide if the training package is
-    there, else smoothed random noise."""
-    try:
-        from mfpi_deploy.run.sample import make_sample
+    """An RGB uint8 slide-like image: the simulated sample slide (mfpi-run --make-sample's)."""
+    from mfpi_deploy.run.sample import make_sample
 
-        return make_sample(size, seed).image, "simulated cytology sample (mfpi-run --make-sample)"
-    except Exception:
-        pass
-    from skimage.filters import gaussian
-
-    rng = np.random.default_rng(seed)
-    noise = rng.random((size, size, 3))
-    blobs = gaussian(noise, sigma=6, channel_axis=-1)
-    fine = gaussian(noise, sigma=1.5, channel_axis=-1)
-    img = 0.7 * (blobs - blobs.min()) / np.ptp(blobs) + 0.3 * (fine - fine.min()) / np.ptp(fine)
-    return (img * 255).round().astype(np.uint8), "smoothed random noise (no simulator available)"
+    return make_sample(size, seed).image, "simulated cytology sample (mfpi-run --make-sample)"
 
 
 def write_report(out: str, result: dict, lines: list[str]) -> None:

@@ -1,67 +1,58 @@
-"""PNG bar chart: latency per output stack for each backend and model (matplotlib, Agg)."""
+"""PNG bar chart: latency per output stack for each backend and model (a matplotlib Figure, no pyplot state)."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-from mfpi_deploy.bench.report import PAPER, BenchReport, model_label
+from mfpi_deploy.bench.report import PAPER, BenchReport
 from mfpi_deploy.fileio import write_atomic
 
-COLOURS = {"mfpinet": "#1f77b4", "deepz": "#d62728"}
+COLOURS = {"mfpinet": "#1f77b4", "mfpinet-residual": "#17becf", "deepz": "#d62728"}
+
+
+def _ms(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1e3:,.1f} s"
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:,.1f} ms"
 
 
 def render_chart(report: BenchReport) -> bytes:
     """PNG bytes: grouped bars (median latency, p10-p90 whiskers), log scale, speed-up per group."""
-    import matplotlib
+    from matplotlib.figure import Figure  # imported here: matplotlib is slow to import and only the chart needs it
 
-    matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
-
-    backends: list[str] = []
-    for r in report.results:
-        label = f"{r.backend}\n({r.device}, {r.precision})"
-        if label not in backends:
-            backends.append(label)
-    models = []
-    for r in report.results:
-        if r.model not in models:
-            models.append(r.model)
-    fig = Figure(figsize=(max(6.0, 2.4 * len(backends) + 2), 4.8), dpi=120)
+    groups = list(dict.fromkeys(r.engine for r in report.results))
+    models = list(dict.fromkeys(r.workload.model for r in report.results))
+    fig = Figure(figsize=(max(6.0, 2.4 * len(groups) + 2), 4.8), dpi=120)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(models))
     for j, model in enumerate(models):
-        xs, ys, lo, hi, name = [], [], [], [], model
-        for r in report.results:
-            if r.model != model:
-                continue
-            lat = r.latency_ms
-            xs.append(backends.index(f"{r.backend}\n({r.device}, {r.precision})") + (j - (len(models) - 1) / 2) * width)
-            ys.append(lat.median)
-            lo.append(lat.median - lat.p10)
-            hi.append(lat.p90 - lat.median)
-            name = model_label(r)
-        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(model, None),
-                      label=f"{name} ({'one pass' if model == 'mfpinet' else 'one pass per plane'})")
+        rows = [r for r in report.results if r.workload.model is model]
+        xs = [groups.index(r.engine) + (j - (len(models) - 1) / 2) * width for r in rows]
+        ys = [r.latency_ms.median for r in rows]
+        lo = [r.latency_ms.median - r.latency_ms.p10 for r in rows]
+        hi = [r.latency_ms.p90 - r.latency_ms.median for r in rows]
+        passes = "one pass" if rows[0].workload.passes == 1 else "one pass per plane"
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(model.value),
+                      label=f"{rows[0].label} ({passes})")
         for bar, y, up in zip(bars, ys, hi):
             ax.annotate(_ms(y), (bar.get_x() + bar.get_width() / 2, y + up), xytext=(0, 3),
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
-    ax.set_xlim(-0.75, len(backends) - 0.25)
-    ax.set_xticks(range(len(backends)), backends)
+    ax.set_xlim(-0.75, len(groups) - 0.25)
+    ax.set_xticks(range(len(groups)), [g.replace(" (", "\n(", 1) for g in groups])
     ax.set_ylabel("latency per output stack, ms (log scale)")
     s = report.settings
-    title = (f"MFPINet vs Deep-Z: {s['planes']} planes x {s['out_tile']}x{s['out_tile']}, batch {s['batch']}"
-             + (" (QUICK mode)" if report.quick else "")
-             + f"\npaper, Table III: {PAPER['speedup']}x faster on {PAPER['hardware']} (768x768, 11 planes)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(f"MFPINet vs Deep-Z: {s['planes']} planes x {s['out_tile']}x{s['out_tile']}, batch {s['batch']}"
+                 + (" (QUICK mode)" if report.quick else "")
+                 + f"\npaper, Table III: {PAPER['speedup']}x faster on {PAPER['hardware']} (768x768, 11 planes)",
+                 fontsize=10)
     ymax = max((r.latency_ms.p90 for r in report.results), default=1.0)
     ymin = min((r.latency_ms.p10 for r in report.results), default=1.0)
-    ax.set_ylim(ymin / 2, ymax * 6)
+    ax.set_ylim(ymin / 2, ymax * 12)  # room above the bars for the legend and the speed-ups
+    where = {r.backend: groups.index(r.engine) for r in report.results}
     for sp in report.speedups:
-        for i, b in enumerate(backends):
-            if b.startswith(sp.backend + "\n"):
-                ax.annotate(f"{sp.per_round.median:.1f}x faster", (i, ymax * 2.5), ha="center",
-                            fontsize=9, fontweight="bold")
+        ax.annotate(f"{sp.per_round.median:.1f}x faster", (where[sp.backend], ymax * 2.5), ha="center", fontsize=9,
+                    fontweight="bold")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.text(0.01, 0.01, report.machine.one_line().split(";")[0], fontsize=6, color="0.4")
@@ -69,12 +60,6 @@ def render_chart(report: BenchReport) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def _ms(value: float) -> str:
-    if value >= 10_000:
-        return f"{value / 1e3:,.1f} s"
-    return f"{value:,.0f} ms" if value >= 100 else f"{value:,.1f} ms"
 
 
 def save_chart(report: BenchReport, path: str | Path) -> Path:

@@ -1,28 +1,79 @@
-"""The benchmark's results as data, and as a terminal table, JSON and Markdown.
-
-Every rendering reads the same `BenchReport`, so the numbers agree across formats.
-"""
+"""The benchmark's results as data (with the statistics of timed rounds), and as a terminal table, JSON and
+Markdown: every rendering reads the same `BenchReport`, so the numbers agree across formats."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
 
 from mfpi_deploy.bench.machine import MachineInfo
-from mfpi_deploy.bench.matmul import MatmulReference
-from mfpi_deploy.bench.stats import Summary
+from mfpi_deploy.bench.workload import Workload
 
 SCHEMA_VERSION = 1
-
 # Paper, Table III (RTX 2080 Ti, one 768x768x11x3 stack, PyTorch).
-PAPER = {
-    "hardware": "NVIDIA RTX 2080 Ti",
-    "mfpinet_ms": 27.8,
-    "deepz_stack_ms": 673.8,
-    "deepz_plane_ms": 61.3,
-    "mfpinet_gflops": 264.2,
-    "deepz_stack_gflops": 8386.4,
-    "speedup": round(673.8 / 27.8, 1),
-}
+PAPER = {"hardware": "NVIDIA RTX 2080 Ti", "mfpinet_ms": 27.8, "deepz_stack_ms": 673.8, "deepz_plane_ms": 61.3,
+         "mfpinet_gflops": 264.2, "deepz_stack_gflops": 8386.4, "speedup": round(673.8 / 27.8, 1)}
+QUICK_NOTE = ("QUICK MODE: smaller tile and fewer runs than the paper's 384 -> 768; "
+              "absolute times are not comparable with Table III, the speed-up is indicative")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median, 10th and 90th percentile (linear interpolation, numpy's default), mean, min, max."""
+
+    n: int
+    median: float
+    p10: float
+    p90: float
+    mean: float
+    min: float
+    max: float
+
+    def scaled(self, factor: float) -> Summary:
+        """The same summary with every value multiplied by a positive `factor` (e.g. s -> ms)."""
+        return Summary(self.n, *(factor * v for v in (self.median, self.p10, self.p90, self.mean, self.min, self.max)))
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Summarise timings (or any positive samples); at least one sample."""
+    values = np.asarray(samples, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError("summarize needs a non-empty 1-D sequence of samples")
+    p10, p50, p90 = np.percentile(values, [10.0, 50.0, 90.0])
+    return Summary(int(values.size), float(p50), float(p10), float(p90),
+                   float(values.mean()), float(values.min()), float(values.max()))
+
+
+def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    """Per-round ratios a_i / b_i of runs made in the same round (unequal lengths: ValueError): a slow spell on a
+    shared machine hits both runs of a round, so their ratio stays stable when the absolute times do not."""
+    return [float(a) / float(b) for a, b in zip(numerators, denominators, strict=True)]
+
+
+@dataclass(frozen=True)
+class MatmulReference:
+    """The hardware reference: float32 (n x n) @ (n x n) by torch.matmul on `device`, 2 n^3 FLOPs per product."""
+
+    device: str
+    size: int
+    threads: int | None  # CPU threads (None on a GPU)
+    seconds: Summary
+    backend: str = ""  # the backend whose rounds it was interleaved with
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.size ** 3
+
+    @property
+    def gflops_per_s(self) -> float:
+        """Rate at the median time."""
+        return self.flops / self.seconds.median / 1e9
+
+    def to_dict(self) -> dict[str, object]:
+        return {"backend": self.backend, "device": self.device, "method": "torch.matmul", "size": self.size, "dtype":
+                "float32", "threads": self.threads, "seconds": asdict(self.seconds), "gflops_per_s": self.gflops_per_s}
 
 
 @dataclass(frozen=True)
@@ -32,17 +83,20 @@ class ModelResult:
     backend: str
     device: str
     precision: str
-    model: str  # "mfpinet" | "deepz"
-    passes: int
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    parameters: int
-    flops: int  # per stack (all passes)
-    output_voxels: int
+    workload: Workload  # the model, its shapes and cost per stack
     seconds: Summary  # per stack
     peak_rss_bytes: int
     peak_device_bytes: int | None
     matmul_gflops_per_s: float | None
+
+    @property
+    def engine(self) -> str:
+        return f"{self.backend} ({self.device}, {self.precision})"
+
+    @property
+    def label(self) -> str:
+        w = self.workload
+        return f"{w.model.label} x{w.passes}" if w.passes > 1 else w.model.label
 
     @property
     def latency_ms(self) -> Summary:
@@ -50,47 +104,43 @@ class ModelResult:
 
     @property
     def megavoxels_per_s(self) -> float:
-        return self.output_voxels / self.seconds.median / 1e6
+        return self.workload.output_voxels / self.seconds.median / 1e6
 
     @property
     def gflops_per_s(self) -> float:
-        return self.flops / self.seconds.median / 1e9
+        return self.workload.flops / self.seconds.median / 1e9
 
     @property
     def matmul_share(self) -> float | None:
         """Achieved GFLOP/s over the device's measured matrix-product rate."""
-        if not self.matmul_gflops_per_s:
-            return None
-        return self.gflops_per_s / self.matmul_gflops_per_s
+        return self.gflops_per_s / self.matmul_gflops_per_s if self.matmul_gflops_per_s else None
 
     def to_dict(self) -> dict[str, object]:
+        w = self.workload
         return {
-            "backend": self.backend, "device": self.device, "precision": self.precision,
-            "model": self.model, "passes_per_stack": self.passes,
-            "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
-            "parameters": self.parameters, "gflops_per_stack": self.flops / 1e9,
-            "output_megavoxels_per_stack": self.output_voxels / 1e6,
-            "latency_ms": self.latency_ms.to_dict(),
-            "throughput_megavoxels_per_s": self.megavoxels_per_s,
-            "achieved_gflops_per_s": self.gflops_per_s,
-            "matmul_share": self.matmul_share,
-            "peak_host_rss_mib": self.peak_rss_bytes / 2**20,
+            "backend": self.backend, "device": self.device, "precision": self.precision, "model": w.model.value,
+            "passes_per_stack": w.passes, "input_shape": list(w.input_shape), "output_shape": list(w.output_shape),
+            "parameters": w.parameters, "gflops_per_stack": w.flops / 1e9,
+            "output_megavoxels_per_stack": w.output_voxels / 1e6, "latency_ms": asdict(self.latency_ms),
+            "throughput_megavoxels_per_s": self.megavoxels_per_s, "achieved_gflops_per_s": self.gflops_per_s,
+            "matmul_share": self.matmul_share, "peak_host_rss_mib": self.peak_rss_bytes / 2**20,
             "peak_device_mib": None if self.peak_device_bytes is None else self.peak_device_bytes / 2**20,
         }
 
 
 @dataclass(frozen=True)
-class Speedup:
-    """MFPINet over Deep-Z on one backend for the same output volume."""
+class Ratio:
+    """A model's stack time over MFPINet's (paper form) on one backend, per round (same load) and of the medians:
+    Deep-Z's is MFPINet's speed-up, the residual form's (above 1) its extra cost."""
 
     backend: str
-    per_round: Summary  # of Deep-Z stack time / MFPINet stack time, round by round
-    of_medians: float  # median Deep-Z time / median MFPINet time
+    per_round: Summary
+    of_medians: float
 
     def to_dict(self) -> dict[str, object]:
-        return {"median": self.per_round.median, "p10": self.per_round.p10, "p90": self.per_round.p90,
-                "rounds": self.per_round.n, "ratio_of_median_latencies": self.of_medians,
-                "paper": PAPER["speedup"]}
+        r = self.per_round
+        return {"median": r.median, "p10": r.p10, "p90": r.p90, "rounds": r.n,
+                "ratio_of_median_latencies": self.of_medians}
 
 
 @dataclass(frozen=True)
@@ -103,41 +153,20 @@ class PipelineResult:
     halo: int
     batch: int
     tiles: int
-    computed_output_voxels: int  # every tile's whole output, halos included
-    useful_output_voxels: int  # the slide's stack
     loop_seconds: float  # tile loop: read, infer, write overlapped
     total_seconds: float  # the whole call, including pyramid and final rename
-    bare_megavoxels_per_s: float  # the same engine timed alone at the same tile and batch
-
-    @property
-    def engine_megavoxels_per_s(self) -> float:
-        """Engine output voxels per second inside the pipeline (comparable with the bare engine)."""
-        return self.computed_output_voxels / self.loop_seconds / 1e6
+    engine_megavoxels_per_s_in_pipeline: float  # every computed tile's output (halos included) per loop second
+    bare_engine_megavoxels_per_s: float  # the same engine timed alone at the same tile and batch
+    end_to_end_megavoxels_per_s: float  # the slide's stack per second of the whole call
+    halo_overhead: float  # share of computed output thrown away at tile borders
 
     @property
     def efficiency(self) -> float:
         """Pipeline throughput over bare engine throughput (target >= 0.9)."""
-        return self.engine_megavoxels_per_s / self.bare_megavoxels_per_s
-
-    @property
-    def end_to_end_megavoxels_per_s(self) -> float:
-        """Stack voxels the user gets per second of the whole call (halos and writing included)."""
-        return self.useful_output_voxels / self.total_seconds / 1e6
-
-    @property
-    def halo_overhead(self) -> float:
-        """Share of computed output thrown away at tile borders."""
-        return 1.0 - self.useful_output_voxels / self.computed_output_voxels
+        return self.engine_megavoxels_per_s_in_pipeline / self.bare_engine_megavoxels_per_s
 
     def to_dict(self) -> dict[str, object]:
-        return {"backend": self.backend, "slide_side": self.slide_side, "tile": self.tile, "halo": self.halo,
-                "batch": self.batch, "tiles": self.tiles, "loop_seconds": self.loop_seconds,
-                "total_seconds": self.total_seconds,
-                "engine_megavoxels_per_s_in_pipeline": self.engine_megavoxels_per_s,
-                "bare_engine_megavoxels_per_s": self.bare_megavoxels_per_s,
-                "efficiency": self.efficiency,
-                "end_to_end_megavoxels_per_s": self.end_to_end_megavoxels_per_s,
-                "halo_overhead": self.halo_overhead}
+        return {**asdict(self), "efficiency": self.efficiency}
 
 
 @dataclass
@@ -151,46 +180,28 @@ class BenchReport:
     quick: bool
     matmul: list[MatmulReference] = field(default_factory=list)
     results: list[ModelResult] = field(default_factory=list)
-    speedups: list[Speedup] = field(default_factory=list)
+    speedups: list[Ratio] = field(default_factory=list)  # Deep-Z over MFPINet
+    residual: list[Ratio] = field(default_factory=list)  # MFPINet residual over MFPINet
     skipped: dict[str, str] = field(default_factory=dict)
     pipeline: list[PipelineResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "schema_version": SCHEMA_VERSION,
-            "tool": "mfpi-bench",
-            "command": self.command,
-            "created_utc": self.created_utc,
-            "quick": self.quick,
-            "settings": self.settings,
-            "machine": self.machine.to_dict(),
-            "matmul_reference": [m.to_dict() for m in self.matmul],
+            "schema_version": SCHEMA_VERSION, "tool": "mfpi-bench", "command": self.command,
+            "created_utc": self.created_utc, "quick": self.quick, "settings": self.settings,
+            "machine": asdict(self.machine), "matmul_reference": [m.to_dict() for m in self.matmul],
             "results": [r.to_dict() for r in self.results],
-            "speedup": {s.backend: s.to_dict() for s in self.speedups},
-            "pipeline": [p.to_dict() for p in self.pipeline],
-            "skipped_backends": dict(self.skipped),
-            "paper_table3": dict(PAPER),
-            "notes": list(self.notes),
+            "speedup": {s.backend: {**s.to_dict(), "paper": PAPER["speedup"]} for s in self.speedups},
+            "residual_cost": {c.backend: {**c.to_dict(), "extra_percent": 100 * (c.per_round.median - 1)}
+                              for c in self.residual},
+            "pipeline": [p.to_dict() for p in self.pipeline], "skipped_backends": dict(self.skipped),
+            "paper_table3": dict(PAPER), "notes": list(self.notes),
         }
-
 
 
 def to_json(report: BenchReport) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
-
-
-_LABEL = {"mfpinet": "MFPINet", "deepz": "Deep-Z"}
-
-
-def model_label(result: ModelResult) -> str:
-    if result.passes > 1:
-        return f"{_LABEL.get(result.model, result.model)} x{result.passes}"
-    return _LABEL.get(result.model, result.model)
-
-
-def _mib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**20:,.0f}"
 
 
 def _rate(value: float) -> str:
@@ -198,8 +209,9 @@ def _rate(value: float) -> str:
     return f"{value:,.2f}" if value >= 1 else f"{value:.3g}"
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
+def _pct(ratio: float) -> str:
+    """A ratio's excess over 1 in percent: 1.031 -> '+3.1%'."""
+    return f"{100 * (ratio - 1):+.1f}%"
 
 
 def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
@@ -210,124 +222,105 @@ def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     for r in report.results:
         lat = r.latency_ms
         rows.append([
-            f"{r.backend} ({r.device}, {r.precision})", model_label(r), f"{r.parameters:,}",
-            f"{r.flops / 1e9:,.2f}", f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
-            _rate(r.megavoxels_per_s), f"{r.gflops_per_s:,.1f}", _share(r.matmul_share),
-            _mib(r.peak_rss_bytes), _mib(r.peak_device_bytes),
+            r.engine, r.label, f"{r.workload.parameters:,}",
+            f"{r.workload.flops / 1e9:,.2f}", f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
+            _rate(r.megavoxels_per_s), f"{r.gflops_per_s:,.1f}",
+            "-" if r.matmul_share is None else f"{100 * r.matmul_share:.0f}%",
+            *("-" if b is None else f"{b / 2**20:,.0f}" for b in (r.peak_rss_bytes, r.peak_device_bytes)),
         ])
     return header, rows
 
 
 def _settings_line(report: BenchReport) -> str:
     s = report.settings
-    line = (f"MFPINet input {s['tile']}x{s['tile']} -> {s['out_tile']}x{s['out_tile']} x {s['planes']} planes; "
-            f"Deep-Z {s['planes']} passes at {s['out_tile']}x{s['out_tile']}; batch {s['batch']}, "
-            f"{s['runs']} timed rounds after {s['warmup']} warm-up, interleaved")
-    if s.get("threads"):
-        line += f"; {s['threads']} thread(s)"
-    return line
-
-
-def _quick_line(report: BenchReport) -> str | None:
-    if not report.quick:
-        return None
-    return ("QUICK MODE: smaller tile and fewer runs than the paper's 384 -> 768; "
-            "absolute times are not comparable with Table III, the speed-up is indicative")
+    line = (f"MFPINet (paper and residual forms) input {s['tile']}x{s['tile']} -> {s['out_tile']}x{s['out_tile']} "
+            f"x {s['planes']} planes; Deep-Z {s['planes']} passes at {s['out_tile']}x{s['out_tile']}; "
+            f"batch {s['batch']}, {s['runs']} timed rounds after {s['warmup']} warm-up, interleaved")
+    return line + (f"; {s['threads']} thread(s)" if s.get("threads") else "")
 
 
 def _matmul_where(m: MatmulReference) -> str:
     threads = f", {m.threads} thread(s)" if m.threads else ""
     rounds = f", interleaved with the {m.backend} rounds" if m.backend else ""
-    return f" ({m.device}, {m.method}, float32 {m.size}x{m.size}{threads}{rounds})"
-
-
-def _speedup_text(s: Speedup) -> str:
-    r = s.per_round
-    return (f"{s.backend}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
-            f"(per-round p10-p90 {r.p10:.1f}-{r.p90:.1f}x over {r.n} rounds; paper {PAPER['speedup']}x on "
-            f"{PAPER['hardware']})")
-
-
-def _pipeline_text(p: PipelineResult) -> str:
-    return (f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of {p.tile} px, "
-            f"halo {p.halo}): engine {p.engine_megavoxels_per_s:,.2f} Mvox/s inside run_slide vs "
-            f"{p.bare_megavoxels_per_s:,.2f} bare = {100 * p.efficiency:.0f}% efficiency (target 90%); "
-            f"{p.end_to_end_megavoxels_per_s:,.2f} Mvox/s of stack end to end "
-            f"({100 * p.halo_overhead:.0f}% of computed output is halo)")
+    return f" ({m.device}, torch.matmul, float32 {m.size}x{m.size}{threads}{rounds})"
 
 
 def format_table(report: BenchReport) -> str:
     """The report as plain text for the terminal."""
     header, rows = table_rows(report)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines = []
-    quick = _quick_line(report)
-    if quick:
-        lines.append(quick)
-    lines.append(_settings_line(report))
-    lines.append(f"machine: {report.machine.one_line()}")
-    for m in report.matmul:
-        lines.append(f"matmul reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s "
-                     f"(median; p10-p90 {m.flops / m.seconds.p90 / 1e9:,.1f}-{m.flops / m.seconds.p10 / 1e9:,.1f})")
-    lines.append("")
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    lines.append("")
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
+    lines = [QUICK_NOTE] if report.quick else []
+    lines += [_settings_line(report), f"machine: {report.machine.one_line()}"]
+    lines += [f"matmul reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s "
+              f"(median; p10-p90 {m.flops / m.seconds.p90 / 1e9:,.1f}-{m.flops / m.seconds.p10 / 1e9:,.1f})"
+              for m in report.matmul]
+    lines += ["", "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows] + [""]
     for s in report.speedups:
-        lines.append(_speedup_text(s))
+        r = s.per_round
+        lines.append(f"{s.backend}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
+                     f"(per-round p10-p90 {r.p10:.1f}-{r.p90:.1f}x over {r.n} rounds; paper {PAPER['speedup']}x on "
+                     f"{PAPER['hardware']})")
+    for c in report.residual:
+        r = c.per_round
+        lines.append(f"{c.backend}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet (per-round "
+                     f"p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; ratio of median latencies {c.of_medians:.3f})")
     for p in report.pipeline:
-        lines.append(_pipeline_text(p))
-    for kind, reason in report.skipped.items():
-        lines.append(f"skipped {kind}: {reason}")
-    for note in report.notes:
-        lines.append(f"note: {note}")
+        lines.append(f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of "
+                     f"{p.tile} px, halo {p.halo}): engine {p.engine_megavoxels_per_s_in_pipeline:,.2f} Mvox/s inside "
+                     f"run_slide vs {p.bare_engine_megavoxels_per_s:,.2f} bare = {100 * p.efficiency:.0f}% efficiency "
+                     "(target 90%); "
+                     f"{p.end_to_end_megavoxels_per_s:,.2f} Mvox/s of stack end to end "
+                     f"({100 * p.halo_overhead:.0f}% of computed output is halo)")
+    lines += [f"skipped {kind}: {reason}" for kind, reason in report.skipped.items()]
+    lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table and the blank line after it."""
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows), ""]
 
 
 def to_markdown(report: BenchReport) -> str:
     """The report as a Markdown section for people (README, issue, lab notebook)."""
-    header, rows = table_rows(report)
     out = ["# mfpi-bench: MFPINet against Deep-Z per-plane inference", ""]
-    quick = _quick_line(report)
-    if quick:
-        out += [f"**{quick}.**", ""]
-    out += [f"- Command: `{report.command}`", f"- Measured: {report.created_utc}",
-            f"- Machine: {report.machine.one_line()}",
-            f"- Packages: {', '.join(f'{k} {v}' for k, v in report.machine.packages.items())}"
-            + (f" (source commit {report.machine.source_commit})" if report.machine.source_commit else ""),
+    if report.quick:
+        out += [f"**{QUICK_NOTE}.**", ""]
+    machine = report.machine
+    out += [f"- Command: `{report.command}`", f"- Measured: {report.created_utc}", f"- Machine: {machine.one_line()}",
+            f"- Packages: {', '.join(f'{k} {v}' for k, v in machine.packages.items())}"
+            + (f" (source commit {machine.source_commit})" if machine.source_commit else ""),
             f"- Workload: {_settings_line(report)}"]
-    if report.machine.load_average:
-        out.append(f"- Load average at start: {', '.join(str(x) for x in report.machine.load_average)}")
-    for m in report.matmul:
-        out.append(f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)")
-    out += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    out += ["", "Latency is per output stack (MFPINet: one pass; Deep-Z: one pass per plane). "
-                "A voxel is one pixel of one plane (all colour channels).", ""]
+    if machine.load_average:
+        out.append(f"- Load average at start: {', '.join(str(x) for x in machine.load_average)}")
+    out += [f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)"
+            for m in report.matmul]
+    out += ["", *_md_table(*table_rows(report)),
+            "Latency is per output stack (MFPINet, both forms: one pass; Deep-Z: one pass per plane). "
+            "A voxel is one pixel of one plane (all colour channels).", ""]
     if report.speedups:
-        out += ["## Speed-up of MFPINet over Deep-Z (same output volume)", "",
-                "| backend | speed-up (median of rounds) | p10-p90 | ratio of median latencies | paper (2080 Ti) |",
-                "|---|---|---|---|---|"]
-        for s in report.speedups:
-            r = s.per_round
-            out.append(f"| {s.backend} | {r.median:.1f}x | {r.p10:.1f}-{r.p90:.1f}x | {s.of_medians:.1f}x | "
-                       f"{PAPER['speedup']}x |")
-        out.append("")
+        out += ["## Speed-up of MFPINet over Deep-Z (same output volume)", "", *_md_table(
+            ["backend", "speed-up (median of rounds)", "p10-p90", "ratio of median latencies", "paper (2080 Ti)"],
+            [[s.backend, f"{s.per_round.median:.1f}x", f"{s.per_round.p10:.1f}-{s.per_round.p90:.1f}x",
+              f"{s.of_medians:.1f}x", f"{PAPER['speedup']}x"] for s in report.speedups])]
+    if report.residual:
+        out += ["## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)", "", *_md_table(
+            ["backend", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
+            [[c.backend, _pct(c.per_round.median), f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
+              f"{c.of_medians:.3f}"] for c in report.residual])]
     if report.pipeline:
-        out += ["## Pipeline efficiency (MFPINet inside run_slide)", "",
-                "| backend | slide | tiles | halo | engine Mvox/s in pipeline | bare engine Mvox/s | efficiency "
-                "| end-to-end Mvox/s of stack | halo overhead |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        for p in report.pipeline:
-            out.append(f"| {p.backend} | {p.slide_side}x{p.slide_side} | {p.tiles} x {p.tile} px | {p.halo} | "
-                       f"{p.engine_megavoxels_per_s:,.2f} | {p.bare_megavoxels_per_s:,.2f} | "
-                       f"{100 * p.efficiency:.0f}% | {p.end_to_end_megavoxels_per_s:,.2f} | "
-                       f"{100 * p.halo_overhead:.0f}% |")
-        out += ["", "Efficiency counts every computed tile's output (halos included) per second of the "
-                    "tile loop, against the same engine timed alone on batches of the same shape just before and after; target at least 90%. End to end "
-                    "counts only the slide's stack over the whole call (halos, pyramid and writing included).", ""]
+        out += ["## Pipeline efficiency (MFPINet inside run_slide)", "", *_md_table(
+            ["backend", "slide", "tiles", "halo", "engine Mvox/s in pipeline", "bare engine Mvox/s", "efficiency",
+             "end-to-end Mvox/s of stack", "halo overhead"],
+            [[p.backend, f"{p.slide_side}x{p.slide_side}", f"{p.tiles} x {p.tile} px", str(p.halo),
+              f"{p.engine_megavoxels_per_s_in_pipeline:,.2f}", f"{p.bare_engine_megavoxels_per_s:,.2f}",
+              f"{100 * p.efficiency:.0f}%", f"{p.end_to_end_megavoxels_per_s:,.2f}", f"{100 * p.halo_overhead:.0f}%"]
+             for p in report.pipeline]),
+                "Efficiency counts every computed tile's output (halos included) per second of the tile loop, against "
+                "the same engine timed alone on batches of the same shape just before and after; target at least 90%. "
+                "End to end counts only the slide's stack over the whole call (halos, pyramid and writing included).",
+                ""]
     if report.skipped:
         out += ["Skipped backends: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()), ""]
     if report.notes:

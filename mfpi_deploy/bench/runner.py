@@ -1,91 +1,121 @@
-"""Interleaved timing of MFPINet and Deep-Z stacks on one backend.
-
-Each round runs one MFPINet stack and one Deep-Z stack (11 passes), alternating which goes
-first (ABBA), so drift and bursts of load from other processes hit both models alike and the
-per-round ratio stays meaningful on a shared machine.
-"""
+"""Interleaved timing of every model's stack and the matrix-product reference on one backend, with
+per-runner memory peaks: rounds alternate order so load from other processes hits all runners alike."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
+import threading
+import time
+from collections import deque
 from typing import Callable, Hashable
 
 import numpy as np
+import psutil
+import torch
 
 from mfpi_deploy.backends.base import Backend
-from mfpi_deploy.bench.memory import PeakSampler
-from mfpi_deploy.bench.timing import timed
-from mfpi_deploy.bench.workload import BenchModel, Workload
+from mfpi_deploy.bench.workload import Workload
 
 
-def stack_runner(backend: Backend, workload: Workload, tiles: np.ndarray) -> Callable[[], None]:
+def stack_runner(backend: Backend, workload: Workload, tiles: np.ndarray) -> Callable[[], object]:
     """A call that computes one whole output stack of `workload` on `backend`."""
-    if workload.model is BenchModel.MFPINET:
-        return lambda: backend.run(tiles)  # type: ignore[return-value]
+    if workload.passes == 1:
+        return lambda: backend.run(tiles)
     dpms = [np.full(workload.batch, v, dtype=np.float32) for v in workload.dpm_values()]
-
-    def deepz_stack() -> None:
-        # run_many: GPU backends keep several passes in flight, as a production stack would.
-        for _ in backend.run_many([(tiles, dpm) for dpm in dpms]):
-            pass
-
-    return deepz_stack
+    # run_many: GPU backends keep several passes in flight, as a production stack would; deque(maxlen=0) drains it.
+    return lambda: deque(backend.run_many([(tiles, dpm) for dpm in dpms]), maxlen=0)
 
 
-def check_output(backend: Backend, workload: Workload, tiles: np.ndarray) -> None:
-    """Run one pass and check the engine returns the shape the workload counts (a sanity check)."""
-    dpm = np.full(workload.batch, workload.dpm_values()[0], np.float32) if workload.passes > 1 else None
-    out = backend.run(tiles, dpm=dpm) if dpm is not None else backend.run(tiles)
-    planes = workload.planes // workload.passes
-    expected = (workload.batch, planes, workload.out_tile, workload.out_tile, workload.channels)
-    if tuple(out.shape) != expected or out.dtype != np.uint8:
-        raise RuntimeError(f"{backend.describe()} returned {out.dtype} {out.shape}, expected uint8 {expected}")
+def matmul_runner(size: int, device: str = "cpu", threads: int | None = None) -> Callable[[], torch.Tensor]:
+    """One float32 torch.matmul of side `size` (inputs seeded 0) on `device`, synchronised: the hardware reference
+    (convolutions run as matrix products, so a network's share of this rate says how well a backend uses the device)."""
+    if threads:
+        torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(size, size, generator=gen).to(device) for _ in range(2))
+    out = torch.empty(size, size, device=device)
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            torch.matmul(a, b, out=out)
+        if out.is_cuda:
+            torch.cuda.synchronize()
+        return out
+
+    return run
 
 
-def _name(key: Hashable) -> str:
-    return key.value if isinstance(key, Enum) else str(key)
+def cuda_used_bytes() -> int:
+    """Device memory in use by every process (total - free): sees onnxruntime's and TensorRT's as well as torch's."""
+    free, total = torch.cuda.mem_get_info()
+    return int(total - free)
 
 
-def _label(key: Hashable) -> str:
-    return getattr(key, "label", str(key))
+class PeakSampler:
+    """A context manager sampling host RSS (and device memory above its level at start) in a thread, keeping
+    the maxima in bytes per label in `host_peak` / `device_peak`; `phase(label)` sets where samples go."""
+
+    def __init__(self, interval_s: float = 0.002, device_probe: Callable[[], int] | None = None) -> None:
+        self.host_peak: dict[Hashable, int] = {}
+        self.device_peak: dict[Hashable, int] = {}
+        self._interval_s, self._device_probe = interval_s, device_probe
+        self._device_base = device_probe() if device_probe else 0
+        self._label: Hashable | None = None
+        self._proc, self._lock, self._stop = psutil.Process(), threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mfpi-bench-memory", daemon=True)
+
+    def phase(self, label: Hashable | None) -> None:
+        """Attribute samples from now on to `label` (None: stop attributing), sampling at least once."""
+        with self._lock:
+            self._label = label
+        self._sample()
+
+    def _sample(self) -> None:
+        with self._lock:
+            if (label := self._label) is None:
+                return
+            self.host_peak[label] = max(self.host_peak.get(label, 0), self._proc.memory_info().rss)
+            if self._device_probe is not None:
+                used = max(0, self._device_probe() - self._device_base)
+                self.device_peak[label] = max(self.device_peak.get(label, 0), used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._sample()
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-@dataclass
-class PairTimes:
-    """Seconds per call of each runner, one entry per round (same round = same index)."""
-
-    seconds: dict[Hashable, list[float]]
-    host_peak_bytes: dict[Hashable, int]
-    device_peak_bytes: dict[Hashable, int]
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of `fn` takes (backends return host arrays, so device work is done by then)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def measure_interleaved(runners: dict[Hashable, Callable[[], None]], runs: int, warmup: int,
-                        sampler: PeakSampler, progress: Callable[[str], None] | None = None) -> PairTimes:
-    """`warmup` untimed rounds, then `runs` timed rounds of every runner, order reversed every other round.
-
-    Runners are e.g. the two models' stacks and the matrix-product reference; peaks of memory
-    are attributed to each runner by name.
-    """
+def measure_interleaved(runners: dict[Hashable, Callable[[], object]], runs: int, warmup: int,
+                        sampler: PeakSampler, progress: Callable[[str], None] | None = None
+                        ) -> dict[Hashable, list[float]]:
+    """Seconds per call of each runner in `runs` timed rounds after `warmup` untimed ones (same round = same
+    index), the order reversed every other round; `sampler` attributes memory peaks to each runner's key."""
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
     order = list(runners)
-    seconds: dict[Hashable, list[float]] = {m: [] for m in order}
+    seconds: dict[Hashable, list[float]] = {key: [] for key in order}
     for r in range(warmup + runs):
-        sequence = order if r % 2 == 0 else order[::-1]
-        for key in sequence:
-            sampler.phase(_name(key))
+        for key in order if r % 2 == 0 else order[::-1]:
+            sampler.phase(key)
             t = timed(runners[key])
             sampler.phase(None)
             if r >= warmup:
                 seconds[key].append(t)
-        if progress is not None:
-            if r < warmup:
-                progress(f"  warm-up {r + 1}/{warmup}")
-            else:
-                progress(f"  run {r - warmup + 1}/{runs}: "
-                         + ", ".join(f"{_label(m)} {seconds[m][-1] * 1e3:.1f} ms" for m in order))
-    return PairTimes(
-        seconds=seconds,
-        host_peak_bytes={m: sampler.host_peak.get(_name(m), 0) for m in order},
-        device_peak_bytes={m: sampler.device_peak.get(_name(m), 0) for m in order},
-    )
+        if progress is not None and r < warmup:
+            progress(f"  warm-up {r + 1}/{warmup}")
+        elif progress is not None:
+            progress(f"  run {r - warmup + 1}/{runs}: "
+                     + ", ".join(f"{getattr(k, 'label', k)} {seconds[k][-1] * 1e3:.1f} ms" for k in order))
+    return seconds

@@ -1,12 +1,8 @@
-"""What one benchmark "stack" is for each model, and what it costs.
-
-MFPINet makes the whole stack in one pass from a tile at half resolution (tile -> 2*tile);
-Deep-Z makes one plane per pass at full resolution, so a stack of P planes takes P passes,
-each with its own DPM value. Both produce the same output volume.
-"""
+"""What one benchmark "stack" (the same output volume for every model) is for each model, and what it costs:
+MFPINet makes it in one pass from a half-resolution tile, Deep-Z in one pass per plane at full resolution."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
@@ -16,14 +12,19 @@ from mfpi_deploy.models import DeepZConfig, MFPINetConfig, dpm_value, profile_mo
 
 
 class BenchModel(str, Enum):
-    """The two networks Table III compares."""
+    """The networks measured: Table III's two, and MFPINet's residual form (+ in-graph bicubic upsampling)."""
 
     MFPINET = "mfpinet"
+    MFPINET_RESIDUAL = "mfpinet-residual"
     DEEPZ = "deepz"
 
     @property
     def label(self) -> str:
-        return "MFPINet" if self is BenchModel.MFPINET else "Deep-Z"
+        return {"mfpinet": "MFPINet", "mfpinet-residual": "MFPINet residual", "deepz": "Deep-Z"}[self.value]
+
+    @property
+    def architecture(self) -> str:
+        return "deepz" if self is BenchModel.DEEPZ else "mfpinet"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Workload:
     passes: int
     parameters: int
     flops_per_pass: int
+    config: dict[str, object] = field(default_factory=dict)  # create_model's arguments
 
     @property
     def flops(self) -> int:
@@ -62,8 +64,7 @@ class Workload:
 
     def dpm_values(self) -> list[float]:
         """DPM constants of the passes, planes most negative z first (Deep-Z only)."""
-        half = self.planes // 2
-        return [dpm_value(i - half) for i in range(self.planes)]
+        return [dpm_value(i - self.planes // 2) for i in range(self.planes)]
 
     def sample_input(self, seed: int = 0) -> np.ndarray:
         """A random uint8 input batch (timing does not depend on the pixel values)."""
@@ -79,19 +80,25 @@ def check_tile(tile: int) -> None:
 
 
 def make_workloads(tile: int, batch: int, *, channels: int = 3, planes: int = 11,
-                   mfpinet_width: int = 64, deepz_width: int = 48) -> dict[BenchModel, Workload]:
-    """Both workloads for an MFPINet input tile of `tile` pixels (output 2*tile) and `batch` tiles."""
+                   width: int | None = None) -> dict[BenchModel, Workload]:
+    """Every model's workload for an MFPINet input tile of `tile` pixels (output 2*tile) and `batch` tiles;
+    `width` narrows every network (tests), None keeps the paper's."""
     check_tile(tile)
     if batch < 1:
         raise MfpiError(f"--batch {batch}: must be at least 1")
     out = MFPINetConfig.SCALE * tile
-    mfpi = profile_model("mfpinet", (batch, channels, tile, tile), in_channels=channels,
-                         planes=planes, width=mfpinet_width)
-    deepz = profile_model("deepz", (batch, channels + 1, out, out), in_channels=channels + 1,
-                          width=deepz_width)
-    return {
-        BenchModel.MFPINET: Workload(BenchModel.MFPINET, batch, tile, out, channels, planes, 1,
-                                     mfpi.parameters, mfpi.flops),
-        BenchModel.DEEPZ: Workload(BenchModel.DEEPZ, batch, out, out, channels, planes, planes,
-                                   deepz.parameters, deepz.flops),
-    }
+    found = {}
+    for model in BenchModel:
+        deepz = model is BenchModel.DEEPZ
+        side, passes, in_channels = (out, planes, channels + 1) if deepz else (tile, 1, channels)  # Deep-Z: + DPM
+        config: dict[str, object] = {"in_channels": in_channels}
+        if not deepz:
+            config["planes"] = planes
+        if model is BenchModel.MFPINET_RESIDUAL:
+            config["residual"] = True
+        if width is not None:
+            config["width"] = width
+        profile = profile_model(model.architecture, (batch, in_channels, side, side), **config)
+        found[model] = Workload(model, batch, side, out, channels, planes, passes, profile.parameters,
+                                profile.flops, config)
+    return found

@@ -60,8 +60,9 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
          matmul_size: int | None) -> None:
     """Measure MFPINet (one pass per stack) against Deep-Z (one pass per plane) on every backend.
 
-    Both networks run with random weights at the paper's architecture (timing does not depend
-    on weights), interleaved round by round, for the same output volume.
+    Both networks, and MFPINet's residual form, run with random weights at the paper's
+    architecture (timing does not depend on weights), interleaved round by round, for the
+    same output volume.
     """
     from mfpi_deploy.bench.chart import save_chart
     from mfpi_deploy.bench.engines import select_backends
@@ -88,9 +89,9 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
             _check_writable(Path(path))
     kinds, skipped = select_backends(backends)
     if not kinds:
-        raise MfpiError("no backend available: " + "; ".join(f"{a.kind.value}: {a.reason}" for a in skipped))
-    for a in skipped:
-        click.echo(f"skipping {a.kind.value}: {a.reason}", err=True)
+        raise MfpiError("no backend available: " + "; ".join(f"{kind}: {reason}" for kind, reason in skipped.items()))
+    for kind, reason in skipped.items():
+        click.echo(f"skipping {kind}: {reason}", err=True)
     if quick:
         click.echo(f"quick mode: tile {settings.tile} -> {settings.out_tile}, {settings.runs} runs "
                    "(not the paper's 384 -> 768)", err=True)
@@ -98,8 +99,7 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
         Path(engines_dir).mkdir(parents=True, exist_ok=True)
     prog = "mfpi-bench" if Path(sys.argv[0]).name == "mfpi-bench" else "python -m mfpi_deploy.cli.bench"
     command = f"{prog} {shlex.join(sys.argv[1:])}"
-    report = run_benchmark(settings, kinds, command=command,
-                           skipped={a.kind.value: a.reason for a in skipped},
+    report = run_benchmark(settings, kinds, command=command, skipped=skipped,
                            work_dir=Path(engines_dir) if engines_dir else None, notes=notes,
                            strict=bool(backends) and "auto" not in backends,
                            log=lambda msg: click.echo(msg, err=True))

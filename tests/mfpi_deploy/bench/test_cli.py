@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mfpi_deploy.bench.engines import probe
+from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.bench import main
 
@@ -20,18 +20,29 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "QUICK MODE" in result.stdout and "faster than Deep-Z" in result.stdout
+    assert "torch: MFPINet residual costs " in result.stdout
     data = json.loads((out / "r.json").read_text())
     assert data["quick"] is True and data["settings"]["tile"] == 32 and data["settings"]["out_tile"] == 64
-    assert [r["model"] for r in data["results"]] == ["mfpinet", "deepz"]
+    assert [r["model"] for r in data["results"]] == ["mfpinet", "mfpinet-residual", "deepz"]
     assert all(r["latency_ms"]["n"] == 2 for r in data["results"])
-    assert data["speedup"]["torch"]["median"] > 0
-    assert data["results"][1]["passes_per_stack"] == 11
+    seconds = {r["model"]: r["latency_ms"]["median"] / 1e3 for r in data["results"]}
+    speedup, residual = data["speedup"]["torch"], data["residual_cost"]["torch"]
+    assert speedup["rounds"] == residual["rounds"] == 2
+    assert speedup["ratio_of_median_latencies"] == pytest.approx(seconds["deepz"] / seconds["mfpinet"])
+    assert residual["ratio_of_median_latencies"] == pytest.approx(seconds["mfpinet-residual"] / seconds["mfpinet"])
+    assert residual["extra_percent"] == pytest.approx(100 * (residual["median"] - 1))
+    assert data["results"][2]["passes_per_stack"] == 11
     pipe = data["pipeline"][0]
-    assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8
+    assert pipe["tiles"] == 16 and pipe["tile"] == 32 and pipe["halo"] == 8 and pipe["slide_side"] == 64
     assert pipe["efficiency"] == pytest.approx(
         pipe["engine_megavoxels_per_s_in_pipeline"] / pipe["bare_engine_megavoxels_per_s"])
+    # 16 tiles of 11 x 64 x 64 output voxels computed; the slide's stack is 11 x 128 x 128.
+    assert pipe["engine_megavoxels_per_s_in_pipeline"] == pytest.approx(16 * 11 * 64 * 64 / pipe["loop_seconds"] / 1e6)
+    assert pipe["end_to_end_megavoxels_per_s"] == pytest.approx(11 * 128 * 128 / pipe["total_seconds"] / 1e6)
+    assert pipe["halo_overhead"] == pytest.approx(0.75)
     mm = data["matmul_reference"]
-    assert [(m["backend"], m["size"], m["seconds"]["n"]) for m in mm] == [("torch", 128, 2)]
+    assert [(m["backend"], m["method"], m["size"], m["threads"], m["seconds"]["n"]) for m in mm] == [
+        ("torch", "torch.matmul", 128, 1, 2)]
     assert data["results"][0]["matmul_share"] == pytest.approx(
         data["results"][0]["achieved_gflops_per_s"] / mm[0]["gflops_per_s"])
     assert "shared machine" in data["notes"]
@@ -54,7 +65,7 @@ def test_bad_options_are_one_line_errors(args, message):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(probe(BackendKind.TRT).available, reason="TensorRT is available here")
+@pytest.mark.skipif(select.runtime_missing(BackendKind.TRT) is None, reason="TensorRT is available here")
 def test_unavailable_backend_is_an_error():
     result = CliRunner().invoke(main, ["--backend", "trt", *TINY])
     assert result.exit_code == 2
@@ -65,8 +76,8 @@ def test_unavailable_backend_is_an_error():
 @pytest.mark.gpu
 @pytest.mark.parametrize("kind", [BackendKind.TRT, BackendKind.ORT_CUDA])
 def test_gpu_backends_end_to_end(tmp_path, kind):
-    if not probe(kind).available:
-        pytest.skip(f"{kind.value}: {probe(kind).reason}")
+    if reason := select.runtime_missing(kind):
+        pytest.skip(f"{kind.value}: {reason}")
     result = CliRunner().invoke(main, ["--backend", kind.value, *TINY, "--json", str(tmp_path / "g.json")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "g.json").read_text())
@@ -87,8 +98,8 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
         return real_open(req, work_dir, log)
 
     monkeypatch.setattr(suite, "open_engine", flaky_open)
-    monkeypatch.setattr(engines, "probe", lambda kind: engines.Availability(
-        kind, kind in (BackendKind.ORT_CPU, BackendKind.TORCH), "not here"))
+    monkeypatch.setattr(select, "runtime_missing",
+                        lambda kind: None if kind in (BackendKind.ORT_CPU, BackendKind.TORCH) else "not here")
     result = CliRunner().invoke(main, [*TINY, "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
@@ -98,7 +109,7 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
     assert named.exit_code == 2 and named.stderr.splitlines()[-1] == "error: export failed: simulated"
 
 
-@pytest.mark.skipif(not probe(BackendKind.ORT_CPU).available, reason="onnxruntime or the export module missing")
+@pytest.mark.skipif(select.runtime_missing(BackendKind.ORT_CPU) is not None, reason="onnxruntime is not installed")
 def test_ort_cpu_through_the_real_export(tmp_path):
     """ort-cpu engines exported by mfpi_deploy.export, kept in --engines-dir and reused."""
     args = ["--backend", "ort-cpu", *TINY, "--runs", "1", "--warmup", "0", "--engines-dir", str(tmp_path / "eng"),
@@ -107,8 +118,9 @@ def test_ort_cpu_through_the_real_export(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
     assert [(r["backend"], r["model"], r["precision"]) for r in data["results"]] == [
-        ("ort-cpu", "mfpinet", "fp32"), ("ort-cpu", "deepz", "fp32")]
+        ("ort-cpu", "mfpinet", "fp32"), ("ort-cpu", "mfpinet-residual", "fp32"), ("ort-cpu", "deepz", "fp32")]
     folders = sorted(p.name for p in (tmp_path / "eng").iterdir() if (p / "manifest.json").is_file())
-    assert folders == ["deepz-random-ort-cpu-fp32-64-b1", "mfpinet-random-ort-cpu-fp32-32-b1"]
+    assert folders == ["deepz-random-ort-cpu-fp32-64-b1", "mfpinet-random-ort-cpu-fp32-32-b1",
+                       "mfpinet-residual-random-ort-cpu-fp32-32-b1"]
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "exporting" not in again.stderr  # reused, not exported again

@@ -1,12 +1,12 @@
-"""Interleaving, warm-up, per-model memory peaks, and the stack each model computes."""
+"""Interleaving, warm-up, per-runner memory peaks, the stack each model computes, and the matmul reference."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mfpi_deploy.backends.torch_backend import TorchBackend
-from mfpi_deploy.bench.memory import PeakSampler, process_peak_rss_bytes
-from mfpi_deploy.bench.runner import check_output, measure_interleaved, stack_runner
+from mfpi_deploy.bench.runner import PeakSampler, matmul_runner, measure_interleaved, stack_runner
 from mfpi_deploy.bench.workload import BenchModel, make_workloads
 from mfpi_deploy.checkpoint import Checkpoint, ModelCard
 from mfpi_deploy.models import create_model
@@ -16,26 +16,30 @@ def test_rounds_alternate_order_and_skip_warmup():
     calls: list[str] = []
     runners = {BenchModel.MFPINET: lambda: calls.append("A"), BenchModel.DEEPZ: lambda: calls.append("B"),
                "matmul": lambda: calls.append("M")}
+    progress: list[str] = []
     with PeakSampler() as sampler:
-        times = measure_interleaved(runners, runs=3, warmup=1, sampler=sampler)
-    assert "".join(calls) == "ABM" + "MBA" + "ABM" + "MBA"  # neither runner always goes first
-    assert [len(times.seconds[k]) for k in runners] == [3, 3, 3]
-    assert all(t >= 0 for k in runners for t in times.seconds[k])
-    for k in runners:
-        assert times.host_peak_bytes[k] > 0
-    assert set(sampler.host_peak) == {"mfpinet", "deepz", "matmul"}
+        times = measure_interleaved(runners, runs=3, warmup=1, sampler=sampler, progress=progress.append)
+    assert "".join(calls) == "ABM" + "MBA" + "ABM" + "MBA"  # no runner always goes first
+    assert [len(times[k]) for k in runners] == [3, 3, 3]
+    assert all(t >= 0 for k in runners for t in times[k])
+    assert set(sampler.host_peak) == set(runners) and all(v > 0 for v in sampler.host_peak.values())
+    assert progress[0] == "  warm-up 1/1" and progress[-1].startswith("  run 3/3: MFPINet ")
+    with pytest.raises(ValueError):
+        measure_interleaved(runners, runs=0, warmup=0, sampler=sampler)
 
 
 def test_sampler_attributes_peaks_to_phases():
-    with PeakSampler(interval_s=0.001) as sampler:
+    base = [0]
+    with PeakSampler(interval_s=0.001, device_probe=lambda: base[0]) as sampler:
         sampler.phase("small")
         sampler.phase("big")
         block = np.ones(64 * 2**20, np.uint8)  # touch 64 MiB while "big" is the phase
+        base[0] = 1000  # "device memory" grows by 1000 bytes in this phase
         sampler.phase("big")
         sampler.phase(None)
         del block
     assert sampler.host_peak["big"] >= sampler.host_peak["small"] + 48 * 2**20
-    assert process_peak_rss_bytes() >= sampler.host_peak["big"] - 4 * 2**20  # two counters, same memory
+    assert sampler.device_peak == {"small": 0, "big": 1000}  # relative to the level at start
 
 
 def _backend(arch: str) -> TorchBackend:
@@ -44,7 +48,7 @@ def _backend(arch: str) -> TorchBackend:
 
 
 def test_deepz_stack_runs_one_pass_per_plane_with_its_dpm():
-    w = make_workloads(16, 2, mfpinet_width=8, deepz_width=8)[BenchModel.DEEPZ]
+    w = make_workloads(16, 2, width=8)[BenchModel.DEEPZ]
     backend = _backend("deepz")
     seen: list[np.ndarray] = []
     run = backend.run
@@ -55,11 +59,21 @@ def test_deepz_stack_runs_one_pass_per_plane_with_its_dpm():
     assert all(d.shape == (2,) and d.dtype == np.float32 for d in seen)
 
 
-def test_check_output_accepts_right_engine_and_rejects_wrong_one():
-    ws = make_workloads(16, 1, mfpinet_width=8, deepz_width=8)
-    check_output(_backend("mfpinet"), ws[BenchModel.MFPINET], ws[BenchModel.MFPINET].sample_input())
-    check_output(_backend("deepz"), ws[BenchModel.DEEPZ], ws[BenchModel.DEEPZ].sample_input())
-    with pytest.raises(RuntimeError, match="expected uint8"):
-        # An MFPINet engine fed the Deep-Z workload returns 11 planes at twice the size.
-        check_output(_backend("mfpinet"), ws[BenchModel.MFPINET].__class__(
-            BenchModel.MFPINET, 1, 32, 32, 3, 11, 1, 0, 0), ws[BenchModel.DEEPZ].sample_input())
+def test_mfpinet_stack_is_one_pass():
+    w = make_workloads(16, 1, width=8)[BenchModel.MFPINET_RESIDUAL]
+    out = stack_runner(_backend("mfpinet"), w, w.sample_input())()
+    assert out.shape == w.output_shape and out.dtype == np.uint8
+
+
+def test_matmul_runner_computes_the_seeded_product():
+    threads = torch.get_num_threads()
+    try:
+        run = matmul_runner(64, "cpu", threads=1)
+        assert torch.get_num_threads() == 1  # the reference runs on the benchmark's threads
+    finally:
+        torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(64, 64, generator=gen), torch.rand(64, 64, generator=gen)
+    got = run()
+    assert got.shape == (64, 64) and got.dtype == torch.float32
+    torch.testing.assert_close(got, a @ b)

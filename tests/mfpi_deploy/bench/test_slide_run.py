@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import tifffile
 
-from mfpi_deploy.bench.pipeline import pipeline_halo, write_test_slide
+from mfpi_deploy.bench.slide_run import pipeline_halo, write_test_slide
 
 
 def test_halo_is_the_default_unless_the_tile_is_small():
     assert pipeline_halo(384, 32) == 32
     assert pipeline_halo(128, 32) == 32
+    assert pipeline_halo(128, 48) == 32
     assert pipeline_halo(64, 32) == 16
     assert pipeline_halo(32, 32) == 8
     assert pipeline_halo(8, 32) == 0
