@@ -26,8 +26,8 @@ NOTES = (
     "load from other processes affects them alike; per-round ratios are more stable than any latency",
     "Peak RSS is the whole process's resident memory while that model ran (every engine of the backend loaded, plus "
     "memory the process kept from exporting engines in-process); weights are random, which does not change timing",
-    "MFPINet residual is the same network plus an in-graph bicubic upsampling of the input added to every plane; "
-    "its GFLOP count is the network's (the upsampling is not counted)",
+    "MFPINet residual is the same network plus an in-graph bicubic upsampling of the input (a fixed depthwise "
+    "convolution, counted in its GFLOPs) added to every plane",
 )
 
 
