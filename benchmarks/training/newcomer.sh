@@ -9,7 +9,11 @@ STACK=$1; NAME=$2; MINUTES=${3:-15}; shift 3 || shift $#
 RUN=${RUNS:-runs/newcomer}/$NAME
 RESULT=${RESULTS:-benchmarks/training/real}/$NAME
 rm -rf "$RUN"
+mkdir -p "$RESULT"
+{ echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; } > "$RESULT/conditions.txt"
 mfpi-train --data "$STACK" --region 0:1.0,0:0.75 --width 32 --max-minutes "$MINUTES" --out "$RUN" "$@"
 mfpi-eval "$RUN/best" --data "$STACK" --region 0:1.0,0.75:1.0 --out "$RESULT"
+echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULT/conditions.txt"
 cp "$RUN/config.json" "$RESULT/train_config.json"
 cp "$RUN/log.jsonl" "$RESULT/train_log.jsonl"
