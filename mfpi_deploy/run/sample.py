@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import tifffile
 
+from mfpi_deploy.backends.torch_backend import torch_threads
 from mfpi_deploy.degrade import degrade_uint8
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.synth import SimConfig, plane_positions_um
@@ -66,7 +67,8 @@ def _degraded_window(sim: TiledSimulation, size: int, side: int, sy: int, sx: in
     ty0, tx0 = max(win.y0, 0), max(win.x0, 0)
     ty1, tx1 = min(win.y1, 2 * size), min(win.x1, 2 * size)
     truth = sim.render(win)[0][ty0 - win.y0:ty1 - win.y0, tx0 - win.x0:tx1 - win.x0]
-    small = degrade_uint8(truth)
+    with torch_threads(1):  # small tensors: a second thread only adds waits (the simulator is serial too)
+        small = degrade_uint8(truth)
     sy1, sx1 = min(sy + side, size), min(sx + side, size)
     oy, ox = (2 * sy - ty0) // 2, (2 * sx - tx0) // 2
     return small[oy:oy + sy1 - sy, ox:ox + sx1 - sx]
@@ -109,8 +111,8 @@ def write_pyramidal_rgb_bands(path: Path, bands: Iterable[np.ndarray], height: i
     """A tiled OME-TIFF with 2x sub-resolutions in SubIFDs (each level every other pixel of
     the one above, until the longer side is at most 512), written to a temporary name first.
 
-    Level 0 is written from `bands` (uint8 (rows, width, 3), top to bottom, each a multiple
-    of TIFF_TILE rows but the last) as they come; only the lower levels are kept in memory.
+    Level 0 is written from `bands` (uint8 (rows, width, 3), top to bottom, any heights) one
+    strip of TIFF_TILE rows at a time; only the lower levels are kept in memory.
     """
     shapes = [(height, width)]
     while max(shapes[-1]) > 512:
@@ -124,22 +126,32 @@ def write_pyramidal_rgb_bands(path: Path, bands: Iterable[np.ndarray], height: i
         meta["UUID"] = f"urn:uuid:{uuid_text}"
     opts = dict(photometric="rgb", tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
 
-    def level0_tiles() -> Iterator[np.ndarray]:
-        y = 0
+    def strips() -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows) of TIFF_TILE rows each (the last may be shorter), from bands of any height."""
+        y, pending = 0, []
         for band in bands:
-            if band.shape[1] != width or (y + len(band) < height and len(band) % TIFF_TILE):
-                raise ValueError(f"band of shape {band.shape} at row {y} does not fit a {width}-wide image "
-                                 f"in {TIFF_TILE}-row tiles")
+            if band.shape[1:] != (width, 3):
+                raise ValueError(f"band of shape {band.shape} does not fit a {width}-wide RGB image")
+            pending.append(band)
+            rows = sum(len(b) for b in pending)
+            while rows >= TIFF_TILE:
+                block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                yield y, block[:TIFF_TILE]
+                y, pending, rows = y + TIFF_TILE, [block[TIFF_TILE:]], rows - TIFF_TILE
+        if pending and sum(len(b) for b in pending):
+            yield y, np.concatenate(pending)
+            y += sum(len(b) for b in pending)
+        if y != height:
+            raise ValueError(f"bands cover {y} rows of {height}")
+
+    def level0_tiles() -> Iterator[np.ndarray]:
+        for y, strip in strips():
             for k, level in enumerate(lower, start=1):  # keep every 2^k-th row and column
                 step = 2 ** k
                 first = -y % step
-                level[(y + first) // step:(y + len(band) + step - 1) // step] = band[first::step, ::step]
-            for ty in range(0, len(band), TIFF_TILE):
-                for tx in range(0, width, TIFF_TILE):
-                    yield band[ty:ty + TIFF_TILE, tx:tx + TIFF_TILE]
-            y += len(band)
-        if y != height:
-            raise ValueError(f"bands cover {y} rows of {height}")
+                level[(y + first) // step:(y + len(strip) + step - 1) // step] = strip[first::step, ::step]
+            for tx in range(0, width, TIFF_TILE):
+                yield strip[:, tx:tx + TIFF_TILE]
 
     try:
         with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
