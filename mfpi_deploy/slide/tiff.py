@@ -28,7 +28,7 @@ _SAMPLE_AXES = ("S", "C")
 # claiming more pixels than the file's bytes could hold at this ratio lies about the size.
 MAX_COMPRESSION_RATIO = 1 << 20
 _BAD_OFFSET = re.compile(r"TiffTag (\d+) @\d+> invalid value offset (\d+)")
-_TAG_ROLES = {270: "an OME-TIFF's OME-XML metadata"}
+_TAG_ROLES = {270: "where an OME-TIFF keeps its OME-XML metadata"}
 _EMPTY_SHOWN = 3  # empty tiles named in the message
 
 
@@ -85,7 +85,7 @@ class TiffSlide(Slide):
             if found:
                 code, offset = int(found.group(1)), int(found.group(2))
                 name = tifffile.TIFF.TAGS.get(code, "unknown")
-                role = f": {_TAG_ROLES[code]}" if code in _TAG_ROLES else ""
+                role = f", {_TAG_ROLES[code]}" if code in _TAG_ROLES else ""
                 raise SlideError(f"truncated: the {name} tag ({code}{role}) points to byte {offset}, past the end "
                                  f"of the file ({self._size} bytes); its value is missing")
 

@@ -61,9 +61,11 @@ class TiledSimulation:
         self.planes_um = np.array(planes_um if planes_um is not None else _positions(cfg), np.float32)
         half = cfg.thickness_um / 2
         self.depths = np.arange(-half, half + 1e-6, cfg.layer_step_um, dtype=np.float32)
-        max_dz = float(np.max(np.abs(self.planes_um[:, None] - self.depths[None, :])))
-        self.pad = int(np.ceil(defocus_radius_px(max_dz, cfg))) + 16
-        self._cells = _draw_cells(cfg, self.depths, self.pad)
+        self.pad = self._pad(self.planes_um)  # blur margin of a window, for these planes
+        # The specimen is drawn over a margin for all of cfg's planes, whichever are imaged, so
+        # one plane simulated alone shows the same cells as in the whole stack.
+        canvas_pad = max(self.pad, self._pad(np.array(_positions(cfg), np.float32)))
+        self._cells = _draw_cells(cfg, self.depths, canvas_pad)
         self._otfs: dict[tuple[int, int, float, int], np.ndarray] = {}
 
     # ------------------------------------------------------------------ public
@@ -71,7 +73,7 @@ class TiledSimulation:
     def render(self, win: Window) -> np.ndarray:
         """uint8 (planes, h, w, 3) of the window, camera noise included."""
         clean = self.transmission(win)
-        return np.stack([self._camera(plane, win, k) for k, plane in enumerate(clean)])
+        return np.stack([self._camera(plane, win, float(z)) for z, plane in zip(self.planes_um, clean)])
 
     def transmission(self, win: Window) -> np.ndarray:
         """Noise-free intensity (planes, h, w, 3) float32 in [0, 1] of the window."""
@@ -106,6 +108,10 @@ class TiledSimulation:
         return out
 
     # ------------------------------------------------------------------ internals
+
+    def _pad(self, planes_um: np.ndarray) -> int:
+        max_dz = float(np.max(np.abs(planes_um[:, None] - self.depths[None, :])))
+        return int(np.ceil(defocus_radius_px(max_dz, self.cfg))) + 16
 
     def _units(self) -> list[tuple[list[int], int]]:
         """Groups of layers blurred alike: for one plane, layers the same distance from it share
@@ -156,11 +162,15 @@ class TiledSimulation:
                 h_field[sl] += np.clip(hval, 0, None)
         return e_field, h_field
 
-    def _camera(self, plane: np.ndarray, win: Window, k: int) -> np.ndarray:
-        """Shot and read noise, 8-bit quantisation of one plane (h, w, 3) float32."""
+    def _camera(self, plane: np.ndarray, win: Window, z_um: float) -> np.ndarray:
+        """Shot and read noise, 8-bit quantisation of one plane (h, w, 3) float32 at focus z_um.
+
+        The noise is seeded by the plane's position, so a simulation of one plane draws the
+        same noise as that plane of a simulation of many."""
         cfg = self.cfg
+        key = int(round(z_um * 1000)) + _OFFSET
         z = _blocks(win, lambda by, bx: np.random.default_rng(
-            [cfg.seed, 2, k, by + _OFFSET, bx + _OFFSET]).standard_normal((BLOCK, BLOCK, 3), np.float32))
+            [cfg.seed, 2, key, by + _OFFSET, bx + _OFFSET]).standard_normal((BLOCK, BLOCK, 3), np.float32))
         sd = np.sqrt(np.clip(plane, 0, None) / cfg.full_well + cfg.read_noise ** 2)
         return np.clip(np.rint((plane + sd * z) * 255.0), 0, 255).astype(np.uint8)
 
