@@ -121,7 +121,7 @@ def check_weights_fit_card(weights: str | Path, card: ModelCard) -> None:
     if extra:
         problems.append(f"unexpected keys: {_listing(extra)}")
     if shaped:
-        problems.append(f"mis-shaped keys (file != card): {_listing(shaped, 3)}")
+        problems.append(f"mis-shaped keys: {_listing(shaped, 3)}")
     if problems:
         raise CheckpointError(f"{weights}: does not fit the {card.architecture} its card describes "
                               f"({_config_text(card.config)}); " + "; ".join(problems))
