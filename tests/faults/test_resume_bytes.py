@@ -19,7 +19,7 @@ POINTS = [*np.random.default_rng().choice(np.arange(1, BATCHES), size=2, replace
 def test_kill_9_then_resume_is_byte_identical(tmp_path: Path, clean_run: tuple, batches_done: int) -> None:
     src, args, clean = clean_run
     out = tmp_path / "out.ome.tif"
-    proc = start_run([src, "-o", out, *args], "--slow", "0.05")
+    proc = start_run([src, "-o", out, *args], "--slow", "0.05", "--slow-finish", "2")
     try:
         wait_for_batches(proc, out, batches_done)
         proc.kill()  # SIGKILL: no handler runs, the kernel drops the lock

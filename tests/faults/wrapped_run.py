@@ -1,7 +1,8 @@
-"""`python -m tests.faults.wrapped_run [--slow S] [--enospc-level N] -- ARGS`: mfpi-run with test hooks.
+"""`python -m tests.faults.wrapped_run [--slow S] [--slow-finish S] [--enospc-level N] -- ARGS`:
+mfpi-run with test hooks.
 
---slow S: every engine call sleeps S seconds, and finishing the output waits 20 S first, so
-a test can kill the run at a chosen point. --enospc-level N: every chunk write of pyramid
+--slow S: every engine call sleeps S seconds; --slow-finish S: writing the OME-TIFF waits S
+seconds first; so a test can kill the run at a chosen point. --enospc-level N: every chunk write of pyramid
 level N fails with ENOSPC inside zarr's own I/O (as on a full disk, where the pyramid is
 the last thing written before the OME-TIFF).
 """
@@ -19,22 +20,24 @@ def main() -> None:
     hooks, args = argv[:sep], argv[sep + 1:]
     opts = dict(zip(hooks[::2], hooks[1::2]))
     if "--slow" in opts:
-        slow = float(opts["--slow"])
         from mfpi_deploy.backends.torch_backend import TorchBackend
-        from mfpi_deploy.output import ome_tiff
 
-        run = TorchBackend.run
-        write = ome_tiff.write_ome_tiff
+        run, slow = TorchBackend.run, float(opts["--slow"])
 
         def slow_run(self, tiles, dpm=None):  # type: ignore[no-untyped-def]
             time.sleep(slow)
             return run(self, tiles, dpm)
 
+        TorchBackend.run = slow_run
+    if "--slow-finish" in opts:
+        from mfpi_deploy.output import ome_tiff
+
+        write, wait = ome_tiff.write_ome_tiff, float(opts["--slow-finish"])
+
         def slow_write(*a, **k):  # type: ignore[no-untyped-def]
-            time.sleep(20 * slow)
+            time.sleep(wait)
             return write(*a, **k)
 
-        TorchBackend.run = slow_run
         ome_tiff.write_ome_tiff = slow_write
     if "--enospc-level" in opts:
         import zarr.storage._local as local
