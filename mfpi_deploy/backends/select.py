@@ -87,6 +87,8 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     (default: cpu).
     """
     kind = BackendKind.parse(kind)
+    if is_engine_folder(source):  # every file as exported, whichever one this backend runs
+        EngineFolder(source).verify_all()
     if kind is BackendKind.AUTO:
         if not is_engine_folder(source):
             log(f"backend: torch ({source} is a checkpoint, not an engine folder)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -83,6 +83,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     if not paths.weights.is_file():
         raise CheckpointError(f"{path}: weights file {paths.weights.name} not found")
     card = ModelCard.read(paths.card)
+    check_weights_fit_card(paths.weights, card)  # before any model is built: a card can ask for any size
     try:
         state = load_file(str(paths.weights), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -91,6 +92,43 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     load_state_strict(model, state, where=str(paths.weights))
     model.to(device).eval()
     return Checkpoint(model, card)
+
+
+def weight_shapes(weights: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes from a safetensors file's header (no tensor is read)."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: corrupt weights file ({exc})") from None
+
+
+def check_weights_fit_card(weights: str | Path, card: ModelCard) -> None:
+    """Refuse weights whose names or shapes do not match the network the card describes.
+
+    The network is built on the meta device (shapes only, no memory), so a card asking for
+    a network far larger than its weights is refused instead of allocated.
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in create_model(card.architecture, **card.config).state_dict().items()}
+    found = weight_shapes(weights)
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    shaped = [f"{k} {found[k]} != {v}" for k, v in expected.items() if k in found and found[k] != v]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_listing(missing)}")
+    if extra:
+        problems.append(f"unexpected keys: {_listing(extra)}")
+    if shaped:
+        problems.append(f"mis-shaped keys: {_listing(shaped, 3)}")
+    if problems:
+        raise CheckpointError(f"{weights}: does not fit the {card.architecture} its card describes "
+                              f"({_config_text(card.config)}); " + "; ".join(problems))
+
+
+def _config_text(config: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, where: str) -> None:

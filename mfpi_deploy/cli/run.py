@@ -60,6 +60,8 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice([k.value for k in BackendKind]))
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
+@click.option("--series", default=0, show_default=True,
+              help="Which image of a TIFF holding several (OME-TIFF series); the run names the one it takes.")
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
 @click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when the slide and the engine differ.")
@@ -75,15 +77,17 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
               help="OME-TIFF compression (zlib and lzw open everywhere).")
 @click.option("--sync-every", default=5.0, show_default=True,
               help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).")
+@click.option("--allow-empty-tiles", is_flag=True,
+              help="Read tiles the TIFF stores no data for (byte count 0) as black instead of refusing the file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--make-sample", type=click.Path(path_type=Path),
               help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
-def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, level: int, region: str | None,
-         pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int, tile: int | None, batch: int | None,
-         threads: int | None, overwrite: bool, resume: bool, compression: str, sync_every: float, quiet: bool,
-         make_sample: Path | None, sample_size: int) -> None:
+def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, level: int, series: int,
+         region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
+         tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
+         sync_every: float, allow_empty_tiles: bool, quiet: bool, make_sample: Path | None, sample_size: int) -> None:
     """Run SLIDE (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
     writing the stack of focal planes at twice the resolution."""
     def log(message: str) -> None:
@@ -102,21 +106,32 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
     output = output or default_output(slide)
     options_region = Region.parse(region) if region else None
     from mfpi_deploy.backends.select import open_backend
+    from mfpi_deploy.output.layout import OutputFormat
     from mfpi_deploy.run import RunOptions, run_slide
+    from mfpi_deploy.run.lock import output_lock
     from mfpi_deploy.run.pipeline import check_output_target
+    from mfpi_deploy.slide import open_slide
 
-    # Refuse a bad output before the (possibly long) first-use export of the default engine.
-    check_output_target(output, RunOptions(overwrite=overwrite, resume=resume))
-    source = resolve_engine(engine, backend, log)
-    options = RunOptions(
-        level=level, region=options_region, pixel_size_um=pixel_size, convert_channels=convert_channels,
-        input_max=input_max,
+    if threads is not None and threads < 1:
+        raise MfpiError(f"--threads must be at least 1, got {threads}")
+    options = RunOptions(  # checks the values before anything is read or written
+        level=level, series=series, region=options_region, pixel_size_um=pixel_size,
+        convert_channels=convert_channels, input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
         compression=None if compression == "none" else compression,
-        engine_id=engine_identity(source), progress=not quiet, log=log, sync_seconds=sync_every,
+        allow_empty_tiles=allow_empty_tiles, progress=not quiet, log=log, sync_seconds=sync_every,
     )
-    with sigterm_as_interrupt(), open_backend(backend, source, threads=threads, log=log) as be:
-        summary = run_slide(slide, output, be, options)  # kill -> clean stop, resumable
+    # Refuse a bad output or a damaged slide before the (possibly long) first-use export of the
+    # default engine, and hold the output's lock from here: a second run on it is refused at once.
+    OutputFormat.from_path(output)
+    check_output_target(output, options)
+    with output_lock(output):
+        with open_slide(slide, level, series=series, allow_empty_tiles=allow_empty_tiles):
+            pass
+        source = resolve_engine(engine, backend, log)
+        options.engine_id = engine_identity(source)
+        with sigterm_as_interrupt(), open_backend(backend, source, threads=threads, log=log) as be:
+            summary = run_slide(slide, output, be, options)  # kill -> clean stop, resumable
     for line in summary.lines():
         click.echo(line)
 

@@ -127,19 +127,29 @@ class EngineFolder:
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder)
         self.manifest = Manifest.read(self.path)
+        for art in self.manifest.artifacts.values():  # refuse a manifest pointing outside, whatever runs
+            self._confined(art)
 
     def has(self, key: str) -> bool:
         return key in self.manifest.artifacts
+
+    def _confined(self, art: Artifact) -> Path:
+        if not isinstance(art.file, str) or Path(art.file).name != art.file or art.file in ("", ".", ".."):
+            raise EngineIntegrityError(f"{self.path / MANIFEST_NAME}: artifact path {art.file!r} leaves the "
+                                       f"engine folder; only plain file names inside it are allowed")
+        return self.path / art.file
+
+    def verify_all(self) -> None:
+        """Check every file the manifest lists (a run refuses a folder changed after export)."""
+        for key in self.manifest.artifacts:
+            self.artifact(key)
 
     def artifact(self, key: str, *, verify: bool = True) -> Path:
         """The path of artifact `key`, inside the folder and with the SHA-256 the manifest records."""
         art = self.manifest.artifacts.get(key)
         if art is None:
             raise MfpiError(f"{self.path}: the manifest lists no {key!r} artifact")
-        path = self.path / art.file
-        if Path(art.file).name != art.file or art.file in ("", ".", ".."):
-            raise EngineIntegrityError(f"{self.path / MANIFEST_NAME}: artifact path {art.file!r} leaves the "
-                                       f"engine folder; only plain file names inside it are allowed")
+        path = self._confined(art)
         if not path.is_file():
             raise EngineIntegrityError(f"{path}: missing (the manifest lists it); export the engine again")
         if verify and file_sha256(path) != art.sha256:

@@ -5,6 +5,8 @@ each plane's z position. Tiles are streamed from the Zarr, so memory stays bound
 """
 from __future__ import annotations
 
+import json
+import uuid as uuid_module
 from pathlib import Path
 from typing import Iterator
 
@@ -33,8 +35,12 @@ def _tiles(level: "zarr.Array", tile: int) -> Iterator[np.ndarray]:  # noqa: F82
 
 
 def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | None = None,
-                   compression: str = "zlib", levels: int | None = None) -> None:
-    """Write `out_path` from the OME-Zarr at `stack_path` (all its pyramid levels)."""
+                   compression: str = "zlib", levels: int | None = None, uuid: str | None = None) -> None:
+    """Write `out_path` from the OME-Zarr at `stack_path` (all its pyramid levels).
+
+    The file's bytes depend only on the stack and the arguments: give `uuid` (the OME UUID)
+    for that; without it, one is derived from the stack's layout. No timestamps are written.
+    """
     layout = zarr_stack.read_layout(stack_path)
     tile = tile or tiff_tile_size(layout)
     n_levels = levels or zarr_stack.level_count(stack_path)
@@ -54,14 +60,17 @@ def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | 
                 extra = dict(resolution=(1e4 / (px * 2 ** k), 1e4 / (px * 2 ** k)), resolutionunit="CENTIMETER")
             if k == 0:
                 tif.write(_tiles(arr, tile), shape=shape, subifds=n_levels - 1,
-                          metadata=ome_metadata(layout), software="mfpi-deploy", **options, **extra)
+                          metadata=ome_metadata(layout, uuid), software="mfpi-deploy", **options, **extra)
             else:
                 tif.write(_tiles(arr, tile), shape=shape, subfiletype=1, metadata=None, **options, **extra)
 
 
-def ome_metadata(layout: StackLayout) -> dict:
-    """tifffile OME metadata: axes, physical sizes (µm), plane z positions, channel names."""
+def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
+    """tifffile OME metadata: axes, physical sizes (µm), plane z positions, channel names, UUID."""
+    if uuid is None:
+        uuid = str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, "mfpi-deploy:layout:" + json.dumps(layout.to_dict(), sort_keys=True)))
     meta: dict = {
+        "UUID": f"urn:uuid:{uuid}",
         "axes": "ZYXS" if layout.channels == 3 else "ZYX",
         "Name": layout.name or "mfpi stack",
         "PhysicalSizeZ": layout.z_spacing_um, "PhysicalSizeZUnit": "µm",

@@ -5,6 +5,7 @@ writes its chunks exactly once.
 """
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numcodecs
@@ -129,3 +130,33 @@ def read_layout(path: str | Path) -> StackLayout:
 def level_count(path: str | Path) -> int:
     group = zarr.open_group(str(path), mode="r", zarr_format=2)
     return len(group.attrs["multiscales"][0]["datasets"])
+
+
+def settle_io(timeout: float = 30.0) -> None:
+    """Wait for zarr's background I/O tasks after a failed write, retrieving their errors.
+
+    zarr writes the chunks of one assignment concurrently on its own event loop; when one
+    fails (a full disk), the assignment raises at once and the others keep running. Left
+    alone, they are torn down at interpreter exit with a screenful of asyncio messages.
+    """
+    try:
+        from zarr.core import sync as zsync
+    except ImportError:  # pragma: no cover - other zarr layouts
+        return
+    loop = zsync.loop[0] if getattr(zsync, "loop", None) else None
+    if loop is None or not loop.is_running() or loop.is_closed():
+        return
+
+    async def drain() -> None:
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for task in pending:
+            if task.done() and not task.cancelled():
+                task.exception()  # mark it retrieved
+
+    try:
+        asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout + 5)
+    except Exception:  # best effort: never hide the error being reported
+        pass

@@ -1,10 +1,12 @@
 """Options and summary of one slide run (the library API behind `mfpi-run`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide.source import Region
 from mfpi_deploy.tiling import DEFAULT_HALO
 
@@ -14,6 +16,7 @@ class RunOptions:
     """How to run a slide. Defaults: level 0, whole slide, measured halo, tile and batch from the engine."""
 
     level: int = 0
+    series: int = 0  # which image of a TIFF holding several
     region: Region | None = None
     pixel_size_um: float | None = None  # input pixel size; overrides the file's metadata
     convert_channels: bool = False  # grey <-> RGB when slide and engine differ
@@ -28,8 +31,21 @@ class RunOptions:
     writers: int = 2  # writer threads (compression releases the GIL; one can bottleneck a GPU)
     compression: str | None = "zlib"  # OME-TIFF compression (None: uncompressed)
     engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
+    allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing
     progress: bool = True
     log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        """Refuse values no run can use, before anything is read or written."""
+        size = self.pixel_size_um
+        if size is not None and not (math.isfinite(size) and 0 < size < 1e6):
+            raise MfpiError(f"--pixel-size must be a positive number of micrometres, got {size}")
+        for name, value, low in (("--level", self.level, 0), ("--series", self.series, 0), ("--halo", self.halo, 0),
+                                 ("--tile", self.tile, 1), ("--batch", self.batch, 1)):
+            if value is not None and value < low:
+                raise MfpiError(f"{name} must be at least {low}, got {value}")
+        if not (math.isfinite(self.sync_seconds) and self.sync_seconds >= 0):
+            raise MfpiError(f"--sync-every must be zero or a positive number of seconds, got {self.sync_seconds}")
 
 
 @dataclass(frozen=True)

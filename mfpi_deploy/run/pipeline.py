@@ -7,10 +7,14 @@ journal of finished batches, the progress bar, and the final rename.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
+import shutil
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from mfpi_deploy.fileio import replace_dir
 from mfpi_deploy.infer.stream import stream_tiles
 from mfpi_deploy.output import ome_tiff, zarr_stack
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
+from mfpi_deploy.run.lock import output_lock
 from mfpi_deploy.run.options import RunOptions, RunSummary
 from mfpi_deploy.run.state import RunState, mismatches, partial_dir
 from mfpi_deploy.slide import SlideInputError, TileSource, open_slide, pixel_rule
@@ -50,14 +55,27 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
     started = time.perf_counter()
     input_path, output = Path(input_path), Path(output_path)
     fmt = OutputFormat.from_path(output)
-    spec = backend.spec
-    if spec.needs_dpm:
+    if backend.spec.needs_dpm:
         raise MfpiError("mfpi-run runs image-to-stack engines (MFPINet); Deep-Z needs one pass per plane")
     check_output_target(output, options)
+    with output_lock(output):  # one run per output, held until the output is in place
+        check_output_target(output, options)  # again: another run may have finished meanwhile
+        return _run_locked(input_path, output, fmt, backend, options, started)
+
+
+def _run_locked(input_path: Path, output: Path, fmt: OutputFormat, backend: Backend, options: RunOptions,
+                started: float) -> RunSummary:
+    spec = backend.spec
     state = RunState(partial_dir(output))
-    with open_slide(input_path, options.level) as slide:
+    with open_slide(input_path, options.level, series=options.series,
+                    allow_empty_tiles=options.allow_empty_tiles) as slide:
         info = slide.info
         where = str(input_path)
+        for warning in slide.warnings:
+            options.log(f"warning: {input_path.name}: {warning}")
+        if info.series_count > 1:
+            options.log(f"{input_path.name}: the file holds {info.series_count} images (series); running series "
+                        f"{info.series} ({info.width}x{info.height}); pick another with --series N")
         rule = pixel_rule(info.dtype, info.samples, spec.channels,
                           convert_channels=options.convert_channels,
                           max_value=options.input_max or info.max_value, where=where)
@@ -79,11 +97,15 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
             planes_um=tuple(float(z) for z in spec.planes_um), name=input_path.stem,
         )
         settings = run_settings(input_path, info, options, plan, batch, layout, backend, rule.describe())
-        done, resumed = prepare_state(state, settings, layout, options)
         groups = batches(plan.n_tiles, batch)
+        resuming = options.resume and state.exists()
+        left = 1.0 - (len(state.done_batches()) / len(groups) if resuming and groups else 0.0)
+        check_free_space(output, layout, fmt, left, options.log)
+        done, resumed = prepare_state(state, settings, layout, options)
         todo = [b for b in range(len(groups)) if b not in done]
         done_tiles = sum(len(groups[b]) for b in done if b < len(groups))
-        options.log(f"{input_path.name}: {info.width}x{info.height} {info.format} level {info.level}, "
+        series = f" series {info.series}" if info.series_count > 1 else ""
+        options.log(f"{input_path.name}: {info.width}x{info.height} {info.format}{series} level {info.level}, "
                     f"{rule.describe()}; region {source.width}x{source.height} -> "
                     f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
                     f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, {backend.describe()}")
@@ -91,13 +113,16 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         try:
             _stream(source, plan, groups, todo, backend, state, layout, options, done_tiles)
         except KeyboardInterrupt:
+            zarr_stack.settle_io()
             raise RunInterrupted(f"interrupted; {state.root} keeps the finished tiles: "
                                  f"rerun the same command with --resume to continue") from None
         except SlideInputError:
+            zarr_stack.settle_io()
             if not resumed:
                 state.remove()
             raise
         except OSError as exc:
+            zarr_stack.settle_io()
             if exc.errno == errno.ENOSPC:
                 raise RunFailed(f"no space left on device while writing {state.root}; free space and rerun "
                                 f"with --resume (or delete that folder)") from None
@@ -106,11 +131,13 @@ def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
         loop_seconds = time.perf_counter() - loop_start
     try:
         zarr_stack.build_pyramid(state.stack, layout)
-        finish_output(state, output, fmt, options)
+        finish_output(state, output, fmt, options, ome_uuid(settings))
     except KeyboardInterrupt:
+        zarr_stack.settle_io()
         raise RunInterrupted(f"interrupted while finishing {output}; all tiles are kept in {state.root}: "
                              f"rerun the same command with --resume to finish") from None
     except OSError as exc:
+        zarr_stack.settle_io()
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
         raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
                         f"rerun with --resume") from None
@@ -137,6 +164,51 @@ def check_output_target(output: Path, options: RunOptions) -> None:
         raise MfpiError(f"cannot write into output folder {parent} ({exc.strerror or exc})") from None
 
 
+# Free-space check: a stack that cannot fit even at this compression ratio is refused.
+MAX_COMPRESSION_RATIO = 100
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def stack_bytes(layout: StackLayout, fmt: OutputFormat, share_left: float = 1.0) -> int:
+    """Uncompressed bytes a run still writes: the Zarr stack (level 0 and its pyramid, the
+    unfinished share of it) and, for an OME-TIFF, the file made from it at the end (both
+    exist until the final rename)."""
+    level0 = layout.planes * layout.channels * layout.height * layout.width
+    stack = level0 * 4 // 3  # 2x pyramid: 1 + 1/4 + 1/16 + ...
+    return int(stack * share_left) + (stack if fmt is OutputFormat.OME_TIFF else 0)
+
+
+def check_free_space(output: Path, layout: StackLayout, fmt: OutputFormat, share_left: float,
+                     log: Any) -> None:
+    """Before the first tile: refuse an output that cannot fit in the free space even if it
+    compressed MAX_COMPRESSION_RATIO:1; warn when it fits only if it compresses well."""
+    folder = output.parent if str(output.parent) else Path(".")
+    need = stack_bytes(layout, fmt, share_left)
+    free = shutil.disk_usage(folder).free
+    if need <= free:
+        return
+    ratio = need / max(free, 1)
+    what = (f"the output needs about {_human(need)} uncompressed and {folder} has {_human(free)} free")
+    if ratio > MAX_COMPRESSION_RATIO:
+        raise MfpiError(f"not enough disk space: {what}, so it would have to compress better than "
+                        f"{MAX_COMPRESSION_RATIO}:1; free space or write elsewhere (-o)")
+    log(f"warning: {what}; it fits only if it compresses better than {ratio:.1f}:1")
+
+
+def ome_uuid(settings: dict) -> str:
+    """The OME-TIFF's UUID, derived from the run's settings (input, engine, tiling, layout), so a
+    resumed run writes the same bytes as an uninterrupted one."""
+    text = json.dumps(settings, sort_keys=True)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "mfpi-deploy:run:" + hashlib.sha256(text.encode()).hexdigest()))
+
+
 def run_settings(input_path: Path, info: Any, options: RunOptions, plan: TilePlan, batch: int,
                  layout: StackLayout, backend: Backend, rule: str) -> dict:
     """Everything that decides the output; a resume must match all of it."""
@@ -144,7 +216,7 @@ def run_settings(input_path: Path, info: Any, options: RunOptions, plan: TilePla
     spec = backend.spec
     return {
         "input": str(input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-        "level": info.level, "region": None if options.region is None else list(vars(options.region).values()),
+        "series": info.series, "level": info.level, "region": None if options.region is None else list(vars(options.region).values()),
         "pixels": rule, "tile": plan.tile, "halo": plan.halo, "batch": batch,
         "engine": {"kind": backend.kind.value, "architecture": spec.architecture, "channels": spec.channels,
                    "planes": spec.planes, "precision": spec.precision, "id": options.engine_id},
@@ -175,11 +247,12 @@ def prepare_state(state: RunState, settings: dict, layout: StackLayout, options:
     return set(), False
 
 
-def finish_output(state: RunState, output: Path, fmt: OutputFormat, options: RunOptions) -> None:
+def finish_output(state: RunState, output: Path, fmt: OutputFormat, options: RunOptions,
+                  uuid_text: str | None = None) -> None:
     """Turn the finished partial run into the output under its final name (rename last)."""
     if fmt is OutputFormat.OME_TIFF:
         tmp = state.root / "output.ome.tif"
-        ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression)
+        ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression, uuid=uuid_text)
         replace_dir(tmp, output)
     else:
         replace_dir(state.stack, output)  # the old output stays until the new one is in place

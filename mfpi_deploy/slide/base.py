@@ -31,12 +31,15 @@ class SlideInfo:
     levels: int
     format: str  # "tiff", "ome-tiff", "svs", "openslide"
     max_value: int | None = None  # MaxSampleValue tag, if the file states it
+    series: int = 0  # which image of a file holding several (TIFF series)
+    series_count: int = 1
 
 
 class Slide(ABC):
     """A lazily read 2D image; `read` returns raw (h, w, samples) pixels of one rectangle."""
 
     info: SlideInfo
+    warnings: tuple[str, ...] = ()  # what the reader noticed but let pass (the run logs it)
 
     @abstractmethod
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -28,8 +28,8 @@ class OmeInfo:
     planes_um: list[float] | None = None  # z of each plane (TheZ order), from PositionZ or PhysicalSizeZ
 
 
-def read_ome(ome_xml: str | None) -> OmeInfo:
-    """Pixel size and plane positions of the first Image in OME-XML, units converted to µm.
+def read_ome(ome_xml: str | None, image: int = 0) -> OmeInfo:
+    """Pixel size and plane positions of Image number `image` in OME-XML, units converted to µm.
 
     Plane z positions come from the Plane elements' PositionZ (with PositionZUnit), else from
     PhysicalSizeZ (with its unit) centred on the middle plane. Missing or unreadable XML gives
@@ -41,7 +41,8 @@ def read_ome(ome_xml: str | None) -> OmeInfo:
         root = ET.fromstring(ome_xml)
     except ET.ParseError:
         return OmeInfo()
-    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None)
+    all_pixels = [el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"]
+    pixels = all_pixels[image] if 0 <= image < len(all_pixels) else None
     if pixels is None:
         return OmeInfo()
     return OmeInfo(_length_um(pixels, "PhysicalSizeX"), _planes_um(pixels))
@@ -74,9 +75,9 @@ def _planes_um(pixels: ET.Element) -> list[float] | None:
     return None
 
 
-def ome_pixel_size_um(ome_xml: str | None) -> float | None:
-    """PhysicalSizeX of the first Image in OME-XML, in micrometres (unit default: µm)."""
-    size = read_ome(ome_xml).pixel_size_um
+def ome_pixel_size_um(ome_xml: str | None, image: int = 0) -> float | None:
+    """PhysicalSizeX of Image number `image` (default the first) in OME-XML, in micrometres (unit default: µm)."""
+    size = read_ome(ome_xml, image).pixel_size_um
     return _positive(size) if size is not None else None
 
 

@@ -8,8 +8,12 @@ from mfpi_deploy.slide.openslide_slide import OPENSLIDE_SUFFIXES, OpenSlideSlide
 from mfpi_deploy.slide.tiff import TiffSlide
 
 
-def open_slide(path: str | Path, level: int = 0) -> Slide:
-    """A lazy reader for `path` at pyramid `level` (TIFF family via tifffile, others via OpenSlide)."""
+def open_slide(path: str | Path, level: int = 0, *, series: int = 0, allow_empty_tiles: bool = False) -> Slide:
+    """A lazy reader for `path` at pyramid `level` (TIFF family via tifffile, others via OpenSlide).
+
+    `series` picks one image of a TIFF holding several; `allow_empty_tiles` reads tiles the
+    file stores no data for as black instead of refusing the file.
+    """
     path = Path(path)
     if not path.exists():
         raise SlideInputError(f"{path}: no such file")
@@ -17,8 +21,10 @@ def open_slide(path: str | Path, level: int = 0) -> Slide:
         raise SlideInputError(f"{path}: is a directory, not a slide")
     try:
         if path.suffix.lower() in OPENSLIDE_SUFFIXES:
+            if series:
+                raise SlideError("--series applies to TIFF files only")
             return OpenSlideSlide(path, level)
-        return TiffSlide(path, level)
+        return TiffSlide(path, level, series=series, allow_empty_tiles=allow_empty_tiles)
     except SlideError as exc:
         raise SlideInputError(f"{path}: {exc}") from None
     except PermissionError:

@@ -1,8 +1,20 @@
-"""TIFF, BigTIFF, OME-TIFF, SVS and other pyramidal TIFFs read lazily through tifffile's zarr store."""
+"""TIFF, BigTIFF, OME-TIFF, SVS and other pyramidal TIFFs read lazily through tifffile's zarr store.
+
+Before any pixel is read, the file is checked against its own header: tags whose values lie
+past the end of the file (a cut file: an OME-TIFF keeps its OME-XML last), tiles or strips
+past the end, fewer tiles than the image size needs, an image size that the file's bytes
+cannot hold, tiles stored without data (byte count 0), and 1-bit images. tifffile's own log
+messages are collected and reported by the run as warnings instead of stray log lines.
+"""
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import os
+import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import tifffile
@@ -12,31 +24,79 @@ from mfpi_deploy.slide import metadata
 from mfpi_deploy.slide.base import Slide, SlideError, SlideInfo
 
 _SAMPLE_AXES = ("S", "C")
+# No codec in a TIFF packs image bytes more densely than this (zlib: ~1000:1); a header
+# claiming more pixels than the file's bytes could hold at this ratio lies about the size.
+MAX_COMPRESSION_RATIO = 1 << 20
+_BAD_OFFSET = re.compile(r"TiffTag (\d+) @\d+> invalid value offset (\d+)")
+_TAG_ROLES = {270: "where an OME-TIFF keeps its OME-XML metadata"}
+_EMPTY_SHOWN = 3  # empty tiles named in the message
+
+
+@contextlib.contextmanager
+def _tifffile_messages() -> Iterator[list[str]]:
+    """Collect what tifffile logs (instead of printing it) while the block runs."""
+    log = logging.getLogger("tifffile")
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect(logging.WARNING)
+    propagate = log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield messages
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 class TiffSlide(Slide):
-    """Level `level` of the first series of a TIFF; reads only the chunks (tiles/strips) it needs."""
+    """Level `level` of series `series` of a TIFF; reads only the chunks (tiles/strips) it needs."""
 
-    def __init__(self, path: str | Path, level: int = 0) -> None:
+    def __init__(self, path: str | Path, level: int = 0, *, series: int = 0, allow_empty_tiles: bool = False) -> None:
         self.path = Path(path)
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-        except (tifffile.TiffFileError, ValueError, struct_error(), IndexError) as exc:
-            raise SlideError(f"not a readable TIFF ({exc})") from None
-        try:
-            self._open(level)
-        except SlideError:
-            self._tif.close()
-            raise
-        except Exception as exc:  # tifffile raises many kinds on corrupt files
-            self._tif.close()
-            raise SlideError(f"corrupt TIFF ({type(exc).__name__}: {exc})") from None
+        self.allow_empty_tiles = allow_empty_tiles
+        self.warnings: tuple[str, ...] = ()
+        self._size = os.path.getsize(self.path)
+        with _tifffile_messages() as messages:
+            try:
+                self._tif = tifffile.TiffFile(self.path)
+            except (tifffile.TiffFileError, ValueError, struct_error(), IndexError) as exc:
+                raise SlideError(f"not a readable TIFF ({exc})") from None
+            try:
+                self._refuse_cut_tags(messages)
+                self._open(level, series)
+                self._refuse_cut_tags(messages)
+            except SlideError:
+                self._tif.close()
+                raise
+            except Exception as exc:  # tifffile raises many kinds on corrupt files
+                self._tif.close()
+                raise SlideError(f"corrupt TIFF ({type(exc).__name__}: {exc})") from None
+        self.warnings += tuple(f"tifffile: {' '.join(m.split())}" for m in messages)
 
-    def _open(self, level: int) -> None:
+    def _refuse_cut_tags(self, messages: list[str]) -> None:
+        """A tag whose value lies past the end of the file: the file was cut short (or damaged)."""
+        for message in messages:
+            found = _BAD_OFFSET.search(message)
+            if found:
+                code, offset = int(found.group(1)), int(found.group(2))
+                name = tifffile.TIFF.TAGS.get(code, "unknown")
+                role = f", {_TAG_ROLES[code]}" if code in _TAG_ROLES else ""
+                raise SlideError(f"truncated: the {name} tag ({code}{role}) points to byte {offset}, past the end "
+                                 f"of the file ({self._size} bytes); its value is missing")
+
+    def _open(self, level: int, series_index: int) -> None:
         tif = self._tif
         if not tif.series:
             raise SlideError("no image in this TIFF")
-        series = tif.series[0]
+        count = len(tif.series)
+        if not 0 <= series_index < count:
+            raise SlideError(f"series {series_index} does not exist (the file has {count} series, 0..{count - 1})")
+        series = tif.series[series_index]
         if not 0 <= level < len(series.levels):
             raise SlideError(f"level {level} does not exist (the file has {len(series.levels)} level(s))")
         lev = series.levels[level]
@@ -53,7 +113,11 @@ class TiffSlide(Slide):
         if extra:
             dims = ", ".join(f"{a}={n}" for a, n in extra)
             raise SlideError(f"a multi-dimensional image (axes {axes}, {dims}); mfpi-run takes one 2D image")
-        if lev.keyframe.photometric == 3:  # PALETTE: indices into a colour map
+        page = lev.keyframe
+        if page.bitspersample == 1:
+            raise SlideError("a 1-bit (black-and-white, bilevel) image; mfpi-run takes 8- or 16-bit grey or "
+                             "RGB images: convert it to 8-bit grey first")
+        if page.photometric == 3:  # PALETTE: indices into a colour map
             raise SlideError("a palette-colour image; convert it to RGB first")
         self._check_extent(lev)
         self._axes = axes
@@ -61,12 +125,11 @@ class TiffSlide(Slide):
         self._store = series.aszarr(level=level)
         self._array = zarr.open_array(self._store, mode="r")
         samples = shape[axes.index(self._sample_axis)] if self._sample_axis else 1
-        page = lev.keyframe
         level0 = series.levels[0]
         downsample = level0.shape[level0.axes.index("X")] / shape[axes.index("X")]
         if abs(downsample - round(downsample)) < 0.05 * downsample:  # 190 px / 48 px is a 4x level
             downsample = float(round(downsample))
-        size0 = self._pixel_size_level0(series)
+        size0 = self._pixel_size_level0(series, series_index)
         max_value = page.tags.valueof(281)  # MaxSampleValue
         if isinstance(max_value, tuple):
             max_value = max(max_value)
@@ -78,34 +141,56 @@ class TiffSlide(Slide):
             samples=samples, dtype=np.dtype(lev.dtype),
             pixel_size_um=size0 * downsample if size0 else None, level=level,
             levels=len(series.levels), format=fmt,
-            max_value=int(max_value) if max_value else None,
+            max_value=int(max_value) if max_value else None, series=series_index, series_count=count,
         )
 
     def _check_extent(self, lev: tifffile.TiffPageSeries) -> None:
-        """Refuse a file whose tiles or strips point past its end (truncated, or a lying header)."""
-        size = os.path.getsize(self.path)
+        """Refuse pixel data the header cannot account for: a truncated file or a lying header."""
+        size = self._size
+        empty: list[str] = []
+        chunks_total = 0
         for page in lev.pages:
             if page is None:
                 continue
             offsets, counts = page.dataoffsets, page.databytecounts
             if not offsets:
                 raise SlideError("no pixel data")
+            kind = "tiles" if page.is_tiled else "strips"
+            needed = math.prod(page.chunked)
+            if len(offsets) < needed:
+                raise SlideError(f"damaged header: a {page.imagewidth}x{page.imagelength} image needs {needed} {kind} "
+                                 f"but the file lists {len(offsets)} (the image size in the header is wrong)")
             end = max(o + c for o, c in zip(offsets, counts))
             if end > size:
                 raise SlideError(f"truncated: pixel data reaches byte {end} but the file has {size} bytes")
-            expected = int(np.prod(page.shape)) * np.dtype(page.dtype).itemsize
-            if page.compression == 1 and sum(counts) < expected:
-                raise SlideError(f"truncated: {sum(counts)} pixel bytes where the header needs {expected}")
+            bits = page.bitspersample * page.samplesperpixel
+            row_bytes = -(-page.imagewidth * bits // 8)
+            image_bytes = row_bytes * page.imagelength * max(1, page.imagedepth)
+            held = sum(counts)
+            if page.compression == 1 and held < image_bytes:
+                raise SlideError(f"truncated: {held} pixel bytes where the header needs {image_bytes}")
+            if image_bytes > held * MAX_COMPRESSION_RATIO:
+                raise SlideError(f"damaged header: it claims a {page.imagewidth}x{page.imagelength} image "
+                                 f"({image_bytes} bytes), more than the file's {held} bytes of pixel data can hold")
+            chunks_total += len(offsets)
+            empty.extend(_chunk_place(page, i) for i, (o, c) in enumerate(zip(offsets, counts)) if o == 0 or c == 0)
+        if empty:
+            kind = "tiles" if lev.keyframe.is_tiled else "strips"
+            where = ", ".join(empty[:_EMPTY_SHOWN]) + (f" and {len(empty) - _EMPTY_SHOWN} more" if len(empty) > _EMPTY_SHOWN else "")
+            what = f"{len(empty)} of {chunks_total} {kind} hold no pixel data (byte count 0), at {where}"
+            if not self.allow_empty_tiles:
+                raise SlideError(f"{what}; they would read as black: pass --allow-empty-tiles to run anyway")
+            self.warnings += (f"{what}; read as black (--allow-empty-tiles)",)
 
-    def _pixel_size_level0(self, series: tifffile.TiffPageSeries) -> float | None:
+    def _pixel_size_level0(self, series: tifffile.TiffPageSeries, index: int) -> float | None:
         tif = self._tif
-        page = tif.pages.first
+        page = series.levels[0].keyframe
         if tif.is_ome:
-            size = metadata.ome_pixel_size_um(tif.ome_metadata)
+            size = metadata.ome_pixel_size_um(tif.ome_metadata, index)
             if size:
                 return size
         if tif.is_svs:
-            size = metadata.svs_pixel_size_um(page.description)
+            size = metadata.svs_pixel_size_um(tif.pages.first.description)
             if size:
                 return size
         xres = page.tags.valueof(282)
@@ -142,6 +227,22 @@ class TiffSlide(Slide):
         except Exception:
             pass
         self._tif.close()
+
+
+def _chunk_place(page: tifffile.TiffPage, index: int) -> str:
+    """Where chunk `index` of a page lies: `x=.. y=..` of its top-left pixel (and its sample plane)."""
+    if page.is_tiled:
+        across = math.ceil(page.imagewidth / page.tilewidth)
+        down = math.ceil(page.imagelength / page.tilelength)
+        per_plane = across * down
+        plane, rest = divmod(index, per_plane)
+        row, col = divmod(rest, across)
+        place = f"x={col * page.tilewidth} y={row * page.tilelength}"
+    else:
+        per_plane = math.ceil(page.imagelength / page.rowsperstrip)
+        plane, rest = divmod(index, per_plane)
+        place = f"y={rest * page.rowsperstrip}"
+    return place + (f" (sample {plane})" if page.planarconfig == 2 and page.samplesperpixel > 1 else "")
 
 
 def struct_error() -> type[Exception]:
