@@ -33,8 +33,12 @@ def _tiles(level: "zarr.Array", tile: int) -> Iterator[np.ndarray]:  # noqa: F82
 
 
 def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | None = None,
-                   compression: str = "zlib", levels: int | None = None) -> None:
-    """Write `out_path` from the OME-Zarr at `stack_path` (all its pyramid levels)."""
+                   compression: str = "zlib", levels: int | None = None, uuid: str | None = None) -> None:
+    """Write `out_path` from the OME-Zarr at `stack_path` (all its pyramid levels).
+
+    `uuid` is the OME UUID (default: a random one); a UUID derived from what made the file
+    makes the same run give the same bytes.
+    """
     layout = zarr_stack.read_layout(stack_path)
     tile = tile or tiff_tile_size(layout)
     n_levels = levels or zarr_stack.level_count(stack_path)
@@ -53,8 +57,9 @@ def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | 
             if px:
                 extra = dict(resolution=(1e4 / (px * 2 ** k), 1e4 / (px * 2 ** k)), resolutionunit="CENTIMETER")
             if k == 0:
+                meta = ome_metadata(layout) | ({"UUID": uuid} if uuid else {})
                 tif.write(_tiles(arr, tile), shape=shape, subifds=n_levels - 1,
-                          metadata=ome_metadata(layout), software="mfpi-deploy", **options, **extra)
+                          metadata=meta, software="mfpi-deploy", **options, **extra)
             else:
                 tif.write(_tiles(arr, tile), shape=shape, subfiletype=1, metadata=None, **options, **extra)
 
