@@ -61,6 +61,11 @@ class ClusterOptions:
     def local(self) -> bool:
         return self.scheduler in (None, LOCAL)
 
+    @property
+    def own_cluster(self) -> bool:
+        """This command starts (and stops) the cluster: a LocalCluster or dask-cuda's."""
+        return self.scheduler in (None, LOCAL, LOCAL_CUDA)
+
     def engine_threads(self, cores: int | None = None) -> tuple[int | None, str | None]:
         """Engine threads per worker and a warning if workers x threads oversubscribe the cores.
 

@@ -157,7 +157,7 @@ def _cohort_in_process(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOpt
 
 
 def _killed_reason(cluster: ClusterOptions) -> str:
-    times = f"{cluster.retries + 1} times" if cluster.scheduler is None or cluster.local else "on every allowed try"
+    times = f"{cluster.retries + 1} times" if cluster.own_cluster else "on every allowed try"
     return (f"crashed its worker {times} (killed, out of memory, or a crash in a reader or the engine: "
             f"a bad file?); not retried further")
 
@@ -216,7 +216,7 @@ def _wait_stopped(client: Any, futures: list, cluster: ClusterOptions) -> None:
     from distributed import wait
 
     with contextlib.suppress(Exception, KeyboardInterrupt):
-        if not cluster.local:
+        if not cluster.own_cluster:  # workers of a cluster this command started end with it
             wait(futures, timeout=STOP_WAIT_SECONDS)
         client.cancel(futures)
 

@@ -62,3 +62,32 @@ def test_bad_manifests_are_one_line_errors(tmp_path: Path, text: str, match: str
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(MfpiError, match=match):
         collect_jobs([str(tmp_path / "m.csv")])
+
+
+def test_core_install_runs_without_dask(tmp_path: Path) -> None:
+    """With dask and distributed missing: single slides and in-process cohorts run, --workers 2 says
+    which extra to install (one line, exit 2)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = f"""
+import sys
+sys.modules['dask'] = sys.modules['distributed'] = None  # as if not installed
+from pathlib import Path
+from click.testing import CliRunner
+from mfpi_deploy.cli.run import main
+from tests.mfpi_deploy.run.helpers import textured, tiny_checkpoint, write_tiff
+tmp = Path({str(tmp_path)!r})
+ckpt = tiny_checkpoint(tmp / 'ckpt')
+args = ['--engine', str(ckpt), '--backend', 'torch', '--threads', '1', '--quiet']
+slides = [str(write_tiff(tmp / f's{{i}}.tif', textured(24, 24, seed=i))) for i in range(2)]
+assert CliRunner().invoke(main, [slides[0], *args]).exit_code == 0
+assert CliRunner().invoke(main, [*slides, '--report', str(tmp / 'r'), '--overwrite', *args]).exit_code == 0
+res = CliRunner().invoke(main, [slides[0], '-o', str(tmp / 'w.ome.zarr'), '--workers', '2', *args])
+assert res.exit_code == 2 and "needs Dask: pip install 'mfpi-deploy[dask]'" in res.stderr, res.output
+assert not any(m.split('.')[0] in ('dask', 'distributed') and sys.modules[m] is not None for m in sys.modules)
+"""
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
