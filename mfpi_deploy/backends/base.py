@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -19,6 +20,19 @@ class BackendKind(Choice):
     ORT_CUDA = "ort-cuda"
     ORT_CPU = "ort-cpu"
     TORCH = "torch"
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What a loaded backend is, without its session (which does not pickle): enough to plan a run
+    on a machine that has no engine loaded, e.g. a Dask client whose workers hold the engines."""
+
+    kind: BackendKind
+    spec: EngineSpec
+    description: str
+
+    def describe(self) -> str:
+        return self.description
 
 
 class Backend(ABC):
@@ -67,6 +81,9 @@ class Backend(ABC):
 
     def describe(self) -> str:
         return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision})"
+
+    def facts(self) -> EngineFacts:
+        return EngineFacts(self.kind, self.spec, self.describe())
 
     def __enter__(self) -> Backend:
         return self

@@ -1,7 +1,11 @@
-"""mfpi-run: stream a whole slide through an engine into an 11-plane stack on disk."""
+"""mfpi-run: stream a whole slide through an engine into an 11-plane stack on disk; several slides
+(a cohort) or one big slide across Dask workers with --workers / --scheduler."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +21,9 @@ from mfpi_deploy.tiling import DEFAULT_HALO
 
 def default_output(slide: Path) -> Path:
     """`<name>.mfp.ome.tif` next to the input (name without .ome.tif/.tif/... suffixes)."""
-    name = slide.name
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".ndpi", ".mrxs", ".scn", ".bif"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    else:
-        name = slide.stem
-    return slide.with_name(f"{name}.mfp.ome.tif")
+    from mfpi_deploy.cohort.jobs import default_output as cohort_default
+
+    return cohort_default(slide)
 
 
 def engine_identity(source: Path) -> str:
@@ -53,9 +52,10 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("slide", type=click.Path(path_type=Path), required=False)
+@click.argument("slides", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the input.")
+              help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the "
+                   "input. For a cohort: the folder of the outputs (default: next to each slide).")
 @click.option("--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice([k.value for k in BackendKind]))
@@ -70,7 +70,8 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8).")
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
-@click.option("--threads", type=int, help="CPU threads for onnxruntime/torch.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for onnxruntime/torch (per worker; default with --workers: cores / workers).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
@@ -80,16 +81,35 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--allow-empty-tiles", is_flag=True,
               help="Read tiles the TIFF stores no data for (byte count 0) as black instead of refusing the file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--format", "out_format", type=click.Choice(["ome-tif", "ome-zarr"]), default="ome-tif",
+              show_default=True, help="Cohort: format of outputs a manifest does not name.")
+@click.option("--report", type=click.Path(path_type=Path),
+              help="Cohort: report to write as REPORT.csv and REPORT.json (default: mfpi-cohort in the output "
+                   "folder, else in the current folder).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Dask worker processes, one engine each; more than 1 starts a local Dask cluster.")
+@click.option("--scheduler",
+              help="Dask: 'local' (a LocalCluster of --workers processes, the default for --workers > 1), "
+                   "'local-cuda' (dask-cuda, one worker per GPU) or a running scheduler (tcp://HOST:8786, or a "
+                   "scheduler file .json).")
+@click.option("--retries", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Dask: times a slide may crash its worker before it is recorded as failed.")
 @click.option("--make-sample", type=click.Path(path_type=Path),
               help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
-def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, level: int, series: int,
+def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, backend: str, level: int, series: int,
          region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
          tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
-         sync_every: float, allow_empty_tiles: bool, quiet: bool, make_sample: Path | None, sample_size: int) -> None:
-    """Run SLIDE (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
-    writing the stack of focal planes at twice the resolution."""
+         sync_every: float, allow_empty_tiles: bool, quiet: bool, out_format: str, report: Path | None, workers: int,
+         scheduler: str | None, retries: int, make_sample: Path | None, sample_size: int) -> None:
+    """Run SLIDES (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
+    writing the stack of focal planes at twice the resolution.
+
+    One slide file runs alone; several paths, a glob, a folder or a CSV/TSV manifest (columns
+    input, output, region, level, pixel_size, input_max, convert_channels) run as a cohort,
+    with a report, skipping outputs already finished with the same settings.
+    """
     def log(message: str) -> None:
         click.echo(message, err=True)
 
@@ -99,41 +119,106 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
         info = write_sample(make_sample, sample_size, overwrite=overwrite)
         click.echo(f"wrote {make_sample} ({info})")
         return
-    if slide is None:
+    if not slides:
         raise MfpiError("missing SLIDE (or --make-sample PATH)")
-    if not slide.exists():
-        raise MfpiError(f"{slide}: no such file")
-    output = output or default_output(slide)
-    options_region = Region.parse(region) if region else None
-    from mfpi_deploy.backends.select import open_backend
-    from mfpi_deploy.output.layout import OutputFormat
-    from mfpi_deploy.run import RunOptions, run_slide
-    from mfpi_deploy.run.lock import output_lock
-    from mfpi_deploy.run.pipeline import check_output_target
-    from mfpi_deploy.slide import open_slide
+    from mfpi_deploy.cohort import ClusterOptions, EngineRef, is_cohort
+    from mfpi_deploy.run import RunOptions
 
     if threads is not None and threads < 1:
         raise MfpiError(f"--threads must be at least 1, got {threads}")
+    cluster = ClusterOptions(scheduler=scheduler, workers=workers, threads=threads, retries=retries)
+    cohort = is_cohort(slides)
     options = RunOptions(  # checks the values before anything is read or written
-        level=level, series=series, region=options_region, pixel_size_um=pixel_size,
+        level=level, series=series, region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
         convert_channels=convert_channels, input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
         compression=None if compression == "none" else compression,
         allow_empty_tiles=allow_empty_tiles, progress=not quiet, log=log, sync_seconds=sync_every,
     )
-    # Refuse a bad output or a damaged slide before the (possibly long) first-use export of the
-    # default engine, and hold the output's lock from here: a second run on it is refused at once.
+    if not cohort:
+        slide = slides[0]
+        if not slide.exists():
+            raise MfpiError(f"{slide}: no such file")
+        output = output or default_output(slide)
+        with single_slide_checked(slide, output, options):
+            source = resolve_engine(engine, backend, log)
+            options = dataclasses.replace(options, engine_id=engine_identity(source))
+            ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id)
+            with sigterm_as_interrupt():  # kill -> clean stop, resumable
+                if cluster.distributed:
+                    from mfpi_deploy.cohort import run_slide_distributed
+
+                    summary = run_slide_distributed(slide, output, ref, options, cluster)
+                else:
+                    from mfpi_deploy.backends.select import open_backend
+                    from mfpi_deploy.run import run_slide
+
+                    with open_backend(backend, source, threads=threads, log=log) as be:
+                        summary = run_slide(slide, output, be, options)
+        for line in summary.lines():
+            click.echo(line)
+        return
+    if output is not None:
+        if output.exists() and not output.is_dir():
+            raise MfpiError(f"{output}: for several slides -o names a folder, and this is a file")
+        try:
+            output.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise MfpiError(f"cannot create output folder {output} ({exc.strerror or exc})") from None
+    source = resolve_engine(engine, backend, log)
+    options = dataclasses.replace(options, engine_id=engine_identity(source))
+    ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id)
+    with sigterm_as_interrupt():  # kill -> clean stop, resumable
+        _run_cohort(slides, output, out_format, report, ref, options, cluster, log)
+
+
+@contextlib.contextmanager
+def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[None]:
+    """Refuse a bad output or a damaged slide before the (possibly long) first-use export of the
+    default engine, and hold the output's lock from here: a second run on it is refused at once."""
+    from mfpi_deploy.output.layout import OutputFormat
+    from mfpi_deploy.run.lock import output_lock
+    from mfpi_deploy.run.pipeline import check_output_target
+    from mfpi_deploy.slide import open_slide
+
     OutputFormat.from_path(output)
     check_output_target(output, options)
     with output_lock(output):
-        with open_slide(slide, level, series=series, allow_empty_tiles=allow_empty_tiles):
+        with open_slide(slide, options.level, series=options.series, allow_empty_tiles=options.allow_empty_tiles):
             pass
-        source = resolve_engine(engine, backend, log)
-        options.engine_id = engine_identity(source)
-        with sigterm_as_interrupt(), open_backend(backend, source, threads=threads, log=log) as be:
-            summary = run_slide(slide, output, be, options)  # kill -> clean stop, resumable
-    for line in summary.lines():
-        click.echo(line)
+        yield
+
+
+def _engine_threads(cluster: Any, threads: int | None, log: Any) -> int | None:
+    """Engine threads per process: --threads, or for Dask workers cores / workers (with a warning
+    when workers x threads oversubscribe the cores)."""
+    if not cluster.distributed:
+        return threads
+    engine_threads, warning = cluster.engine_threads()
+    if warning:
+        log(warning)
+    return engine_threads
+
+
+def _run_cohort(slides: tuple[Path, ...], folder: Path | None, out_format: str, report: Path | None, ref: Any,
+                options: Any, cluster: Any, log: Any) -> None:
+    from mfpi_deploy.cohort import CohortFailed, CohortReport, SlideStatus, collect_jobs, run_cohort
+    from mfpi_deploy.output.layout import OutputFormat
+
+    fmt = OutputFormat.OME_ZARR if out_format == "ome-zarr" else OutputFormat.OME_TIFF
+    jobs = collect_jobs([str(s) for s in slides], folder=folder, fmt=fmt)
+    stem = report or (folder or Path.cwd()) / "mfpi-cohort"
+    if stem.suffix.lower() in (".csv", ".json"):
+        stem = stem.with_suffix("")
+    where = cluster.scheduler or ("local" if cluster.distributed else "in-process")
+    book = CohortReport(stem, jobs, about={"engine": ref.source, "backend": ref.backend, "scheduler": where,
+                                           "workers": cluster.workers, "threads": ref.threads})
+    log(f"cohort: {len(jobs)} slide(s); report {book.csv_path}")
+    run_cohort(jobs, ref, options, cluster, book)
+    click.echo(f"cohort: {book.summary()}; report {book.csv_path} and {book.json_path.name}")
+    failed = book.count(SlideStatus.FAILED)
+    if failed:
+        raise CohortFailed(f"{failed} of {len(jobs)} slide(s) failed; reasons in {book.csv_path}")
 
 
 if __name__ == "__main__":

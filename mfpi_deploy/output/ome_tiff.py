@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid as uuid_module
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import tifffile
@@ -25,7 +25,7 @@ def tiff_tile_size(layout: StackLayout) -> int:
     return layout.chunk if layout.chunk <= MAX_TIFF_TILE and layout.chunk % 16 == 0 else 512
 
 
-def _tiles(level: "zarr.Array", tile: int) -> Iterator[np.ndarray]:  # noqa: F821
+def _tiles(level: zarr.Array, tile: int) -> Iterator[np.ndarray]:  # noqa: F821
     channels, planes, h, w = level.shape
     for z in range(planes):
         for y in range(0, h, tile):

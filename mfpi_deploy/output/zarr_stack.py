@@ -6,6 +6,8 @@ writes its chunks exactly once.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from pathlib import Path
 
 import numcodecs
@@ -48,6 +50,21 @@ def open_level(path: str | Path, level: int = 0, mode: str = "r") -> zarr.Array:
 def write_core(arr: zarr.Array, core_out: Box, planes: np.ndarray) -> None:
     """Write one tile's core: planes uint8 (Z, h, w, C) into [:, :, y0:y1, x0:x1]."""
     arr[:, :, core_out.y0:core_out.y1, core_out.x0:core_out.x1] = np.moveaxis(planes, -1, 0)
+
+
+# zarr's LocalStore writes a chunk as <key>.<uuid hex>.partial, then renames it to <key>
+_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_temporaries(path: str | Path) -> int:
+    """Delete chunk files a killed writer left half-written under their temporary names; returns how many."""
+    removed = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            if _TEMPORARY.search(name):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
 
 
 def pyramid_chunk(layout: StackLayout) -> int:

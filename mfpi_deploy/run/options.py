@@ -26,6 +26,7 @@ class RunOptions:
     batch: int | None = None  # None: the engine profile's optimum batch
     overwrite: bool = False
     resume: bool = False
+    skip_finished: bool = False  # an existing output recorded with this run's settings is kept, not refused
     queue_batches: int = 2  # bound of each queue between reader, engine and writer
     sync_seconds: float = 5.0  # how often written tiles are synced to disk and journaled
     writers: int = 2  # writer threads (compression releases the GIL; one can bottleneck a GPU)
@@ -34,6 +35,8 @@ class RunOptions:
     allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing
     progress: bool = True
     log: Callable[[str], None] = print
+    # (tiles just finished, tiles this call computes): once with 0 at the start, then per batch
+    on_tiles: Callable[[int, int], None] | None = None
 
     def __post_init__(self) -> None:
         """Refuse values no run can use, before anything is read or written."""
@@ -64,6 +67,7 @@ class RunSummary:
     input_megapixels: float
     halo_overhead: float  # share of computed input pixels thrown away (halos, edge overhang)
     resumed: bool = False
+    skipped: bool = False  # the output was already finished with the same settings (skip_finished)
 
     @property
     def megapixels_per_second(self) -> float:
@@ -76,6 +80,8 @@ class RunSummary:
         return self.tiles_computed / self.inference_seconds if self.inference_seconds else 0.0
 
     def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"output: {self.output}", "skipped: already finished with the same settings"]
         return [
             f"output: {self.output}",
             f"backend: {self.backend}",

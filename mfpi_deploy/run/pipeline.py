@@ -1,11 +1,14 @@
 """Stream a slide through an engine into an 11-plane stack on disk, resumable.
 
 The tile loop is `infer.stream_tiles` (reading, inference and writing overlap); this module
-adds what a slide run needs around it: the output layout, the partial-run folder, the
-journal of finished batches, the progress bar, and the final rename.
+adds what a slide run needs around it: the plan (`plan_run`), the output layout, the
+partial-run folder, the journal of finished batches, the progress bar, and the final rename.
+A distributed run (`mfpi_deploy.cohort`) uses the same pieces, each task streaming a share
+of the batches (`stream_batches`).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -15,13 +18,15 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from mfpi_deploy.backends.base import Backend
+from mfpi_deploy.backends.base import Backend, EngineFacts
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import replace_dir
 from mfpi_deploy.infer.stream import stream_tiles
@@ -29,8 +34,16 @@ from mfpi_deploy.output import ome_tiff, zarr_stack
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.run.lock import output_lock
 from mfpi_deploy.run.options import RunOptions, RunSummary
-from mfpi_deploy.run.state import RunState, mismatches, partial_dir
-from mfpi_deploy.slide import SlideInputError, TileSource, open_slide, pixel_rule
+from mfpi_deploy.run.state import (
+    Journal,
+    RunState,
+    mismatches,
+    partial_dir,
+    record_differences,
+    remove_record,
+    write_record,
+)
+from mfpi_deploy.slide import PixelRule, Region, SlideInputError, TileSource, open_slide, pixel_rule
 from mfpi_deploy.tiling import Tile, TilePlan, batches, choose_plan
 
 
@@ -44,94 +57,224 @@ class RunFailed(MfpiError):
     """A run that stopped part-way for a reason outside the input (disk full, engine error)."""
 
 
-def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
-              options: RunOptions | None = None) -> RunSummary:
-    """Run `backend` over the slide at `input_path`, writing the stack to `output_path`.
+class RunSuperseded(MfpiError):
+    """Another run (a resumed client, a newer command) owns this partial run now; this one stops."""
 
-    The format follows the output name (.ome.zarr or .ome.tif). The output appears only when
-    complete; until then everything lives in `<output>.partial/`, which `resume` continues.
+
+def owner_check(state: RunState, token: str) -> Callable[[], None]:
+    """A check for the tile loop: raises RunSuperseded once `token` no longer owns the partial run,
+    so writers of a killed or interrupted client stop at their next batch."""
+
+    def check() -> None:
+        if state.owner() != token:
+            raise RunSuperseded(f"{state.root} is now run by another process; this one stopped")
+
+    return check
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """Everything decided before the first tile: tiling, batches, output layout and settings.
+
+    Picklable, so the tasks of a distributed run get the one plan their client made.
     """
-    options = options or RunOptions()
-    started = time.perf_counter()
+
+    input: Path
+    output: Path
+    format: OutputFormat
+    level: int
+    series: int
+    allow_empty_tiles: bool
+    region: Region | None
+    rule: PixelRule
+    plan: TilePlan
+    batch: int
+    layout: StackLayout
+    settings: dict[str, Any]  # what decides the output; a resume must match all of it
+    compression: str | None  # OME-TIFF compression (part of what the output record compares)
+    description: str  # one line: slide, pixels, tiles, batch, backend
+
+    @property
+    def groups(self) -> list[range]:
+        """The plan's fixed tile groups (batches), by index."""
+        return batches(self.plan.n_tiles, self.batch)
+
+    @property
+    def state(self) -> RunState:
+        return RunState(partial_dir(self.output))
+
+    @property
+    def made_with(self) -> dict[str, Any]:
+        """What the finished output's record holds: the settings, and how the output file is written."""
+        compression = self.compression if self.format is OutputFormat.OME_TIFF else None
+        return {**self.settings, "output_format": self.format.value, "compression": compression}
+
+
+def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFacts,
+             options: RunOptions) -> PlannedRun:
+    """Read the slide's header and decide tiles, batch, layout and settings (no tile is read)."""
     input_path, output = Path(input_path), Path(output_path)
     fmt = OutputFormat.from_path(output)
-    if backend.spec.needs_dpm:
+    spec = engine.spec
+    if spec.needs_dpm:
         raise MfpiError("mfpi-run runs image-to-stack engines (MFPINet); Deep-Z needs one pass per plane")
-    check_output_target(output, options)
-    with output_lock(output):  # one run per output, held until the output is in place
-        check_output_target(output, options)  # again: another run may have finished meanwhile
-        return _run_locked(input_path, output, fmt, backend, options, started)
-
-
-def _run_locked(input_path: Path, output: Path, fmt: OutputFormat, backend: Backend, options: RunOptions,
-                started: float) -> RunSummary:
-    spec = backend.spec
-    state = RunState(partial_dir(output))
     with open_slide(input_path, options.level, series=options.series,
                     allow_empty_tiles=options.allow_empty_tiles) as slide:
         info = slide.info
-        where = str(input_path)
         for warning in slide.warnings:
             options.log(f"warning: {input_path.name}: {warning}")
         if info.series_count > 1:
             options.log(f"{input_path.name}: the file holds {info.series_count} images (series); running series "
                         f"{info.series} ({info.width}x{info.height}); pick another with --series N")
-        rule = pixel_rule(info.dtype, info.samples, spec.channels,
-                          convert_channels=options.convert_channels,
-                          max_value=options.input_max or info.max_value, where=where)
+        rule = pixel_rule(info.dtype, info.samples, spec.channels, convert_channels=options.convert_channels,
+                          max_value=options.input_max or info.max_value, where=str(input_path))
         source = TileSource(slide, rule, options.region)
-        plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles,
-                                  spec.stride, options.tile)
+        plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles, spec.stride, options.tile)
         if options.batch is not None:
             if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
                 raise MfpiError(f"batch {options.batch} of {plan.tile} px tiles is outside the engine's profiles")
             batch = options.batch
         pixel_size = options.pixel_size_um or info.pixel_size_um
         if pixel_size is None:
-            options.log("warning: the input's pixel size is unknown (no metadata); the output has no "
-                        "physical x/y size (pass --pixel-size UM to set it)")
+            options.log(f"warning: {input_path.name}: the input's pixel size is unknown (no metadata); the output "
+                        "has no physical x/y size (pass --pixel-size UM to set it)")
         layout = StackLayout(
             planes=spec.planes, channels=spec.channels, height=spec.scale * source.height,
             width=spec.scale * source.width, chunk=spec.scale * plan.core,
             pixel_size_um=pixel_size / spec.scale if pixel_size else None,
             planes_um=tuple(float(z) for z in spec.planes_um), name=input_path.stem,
         )
-        settings = run_settings(input_path, info, options, plan, batch, layout, backend, rule.describe())
-        groups = batches(plan.n_tiles, batch)
-        resuming = options.resume and state.exists()
-        left = 1.0 - (len(state.done_batches()) / len(groups) if resuming and groups else 0.0)
-        check_free_space(output, layout, fmt, left, options.log)
-        done, resumed = prepare_state(state, settings, layout, options)
-        todo = [b for b in range(len(groups)) if b not in done]
-        done_tiles = sum(len(groups[b]) for b in done if b < len(groups))
+        settings = run_settings(input_path, info, options, plan, batch, layout, engine, rule.describe())
         series = f" series {info.series}" if info.series_count > 1 else ""
-        options.log(f"{input_path.name}: {info.width}x{info.height} {info.format}{series} level {info.level}, "
-                    f"{rule.describe()}; region {source.width}x{source.height} -> "
-                    f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
-                    f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, {backend.describe()}")
-        loop_start = time.perf_counter()
-        try:
-            _stream(source, plan, groups, todo, backend, state, layout, options, done_tiles)
-        except KeyboardInterrupt:
-            zarr_stack.settle_io()
-            raise RunInterrupted(f"interrupted; {state.root} keeps the finished tiles: "
-                                 f"rerun the same command with --resume to continue") from None
-        except SlideInputError:
-            zarr_stack.settle_io()
-            if not resumed:
-                state.remove()
-            raise
-        except OSError as exc:
-            zarr_stack.settle_io()
-            if exc.errno == errno.ENOSPC:
-                raise RunFailed(f"no space left on device while writing {state.root}; free space and rerun "
-                                f"with --resume (or delete that folder)") from None
-            raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, "
-                            f"rerun with --resume") from None
-        loop_seconds = time.perf_counter() - loop_start
+        description = (f"{input_path.name}: {info.width}x{info.height} {info.format}{series} level {info.level}, "
+                       f"{rule.describe()}; region {source.width}x{source.height} -> "
+                       f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
+                       f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, "
+                       f"{engine.describe()}")
+        return PlannedRun(input=input_path, output=output, format=fmt, level=options.level,
+                          series=options.series, allow_empty_tiles=options.allow_empty_tiles, region=options.region, rule=rule, plan=plan,
+                          batch=batch, layout=layout, settings=settings, compression=options.compression,
+                          description=description)
+
+
+@contextlib.contextmanager
+def open_source(run: PlannedRun) -> Iterator[TileSource]:
+    """The planned slide's engine-ready windows (reopened: a task may run on another machine)."""
+    with open_slide(run.input, run.level, series=run.series, allow_empty_tiles=run.allow_empty_tiles) as slide:
+        source = TileSource(slide, run.rule, run.region)
+        if (source.height, source.width) != (run.plan.height, run.plan.width):
+            raise SlideInputError(f"{run.input}: changed since the run was planned "
+                                  f"({source.width}x{source.height}, planned {run.plan.width}x{run.plan.height})")
+        yield source
+
+
+def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
+              options: RunOptions | None = None) -> RunSummary:
+    """Run `backend` over the slide at `input_path`, writing the stack to `output_path`.
+
+    The format follows the output name (.ome.zarr or .ome.tif). The output appears only when
+    complete; until then everything lives in `<output>.partial/`, which `resume` continues.
+    With `skip_finished`, an output already made with the same settings is kept (`skipped`).
+    """
+    options = options or RunOptions()
+    output = Path(output_path)
+    check_output_target(output, options)
+    with output_lock(output):  # one run per output, held until the output is in place
+        return _run_locked(Path(input_path), output, backend, options)
+
+
+def _run_locked(input_path: Path, output: Path, backend: Backend, options: RunOptions) -> RunSummary:
+    started = time.perf_counter()
+    run = plan_run(input_path, output, backend.facts(), options)
+    if check_finished(run, options):
+        return skipped_summary(run, backend.describe(), time.perf_counter() - started)
+    state = run.state
+    done, resumed = start_state(run, options)
+    check = owner_check(state, state.claim())
+    groups = run.groups
+    todo = [b for b in range(len(groups)) if b not in done]
+    done_tiles = sum(len(groups[b]) for b in done if b < len(groups))
+    options.log(run.description)
+    loop_start = time.perf_counter()
+    with tile_errors(state, resumed), open_source(run) as source:
+        with state.open_journal() as journal:
+            stream_batches(source, run, todo, backend, journal, options, done_tiles, check)
+    loop_seconds = time.perf_counter() - loop_start
+    finish_run(run, options, clean=resumed)
+    return RunSummary(
+        output=output, backend=backend.describe(), tiles=run.plan.n_tiles,
+        tiles_computed=run.plan.n_tiles - done_tiles, tile=run.plan.tile, batch=run.batch, halo=run.plan.halo,
+        seconds=time.perf_counter() - started, inference_seconds=loop_seconds,
+        input_megapixels=run.plan.height * run.plan.width / 1e6, halo_overhead=run.plan.halo_overhead,
+        resumed=resumed,
+    )
+
+
+def skipped_summary(run: PlannedRun, backend: str, seconds: float) -> RunSummary:
+    """The summary of a run that kept an output already finished with the same settings."""
+    return RunSummary(output=run.output, backend=backend, tiles=run.plan.n_tiles,
+                      tiles_computed=0, tile=run.plan.tile, batch=run.batch, halo=run.plan.halo, seconds=seconds,
+                      inference_seconds=0.0, input_megapixels=run.plan.height * run.plan.width / 1e6,
+                      halo_overhead=run.plan.halo_overhead, skipped=True)
+
+
+def start_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]:
+    """Check the free space for what is left to write, then create or resume the partial run
+    (prepare_state); returns the finished batches and whether it resumed."""
+    state, groups = run.state, run.groups
+    resuming = options.resume and state.exists()
+    left = 1.0 - (len(state.done_batches()) / len(groups) if resuming and groups else 0.0)
+    check_free_space(run.output, run.layout, run.format, left, options.log)
+    return prepare_state(state, run.settings, run.layout, options)
+
+
+def check_finished(run: PlannedRun, options: RunOptions) -> bool:
+    """True if the output exists and `skip_finished` keeps it (its record matches this run's
+    settings); MfpiError if it exists and may not be replaced; False: compute it."""
+    if not (run.output.exists() or run.output.is_symlink()):
+        return False
+    differ = record_differences(run.output, run.made_with)
+    if options.skip_finished and differ == []:
+        return True
+    if options.overwrite:
+        return False
+    why = ("" if differ is None or not options.skip_finished
+           else f" (made with different {', '.join(differ)})")
+    raise MfpiError(f"{run.output} exists{why}; pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def tile_errors(state: RunState, resumed: bool) -> Iterator[None]:
+    """Errors of the tile loop as one-line MfpiErrors that say how to go on; bad input removes a new run."""
     try:
-        zarr_stack.build_pyramid(state.stack, layout)
-        finish_output(state, output, fmt, options, ome_uuid(settings))
+        yield
+    except KeyboardInterrupt:
+        zarr_stack.settle_io()
+        raise RunInterrupted(f"interrupted; {state.root} keeps the finished tiles: "
+                             f"rerun the same command with --resume to continue") from None
+    except SlideInputError:
+        zarr_stack.settle_io()
+        if not resumed:
+            state.remove()
+        raise
+    except OSError as exc:
+        zarr_stack.settle_io()
+        if exc.errno == errno.ENOSPC:
+            raise RunFailed(f"no space left on device while writing {state.root}; free space and rerun "
+                            f"with --resume (or delete that folder)") from None
+        raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, "
+                        f"rerun with --resume") from None
+
+
+def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> None:
+    """All tiles written: pyramid, final format, rename, record. `clean` first removes temporary
+    chunk files a killed writer may have left (resumed and distributed runs)."""
+    state, output = run.state, run.output
+    try:
+        if clean:
+            zarr_stack.remove_temporaries(state.stack)
+        zarr_stack.build_pyramid(state.stack, run.layout)
+        finish_output(state, output, run.format, options, run.made_with)
     except KeyboardInterrupt:
         zarr_stack.settle_io()
         raise RunInterrupted(f"interrupted while finishing {output}; all tiles are kept in {state.root}: "
@@ -141,18 +284,12 @@ def _run_locked(input_path: Path, output: Path, fmt: OutputFormat, backend: Back
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
         raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
                         f"rerun with --resume") from None
-    summary = RunSummary(
-        output=output, backend=backend.describe(), tiles=plan.n_tiles, tiles_computed=plan.n_tiles - done_tiles,
-        tile=plan.tile, batch=batch, halo=plan.halo, seconds=time.perf_counter() - started,
-        inference_seconds=loop_seconds, input_megapixels=source.height * source.width / 1e6,
-        halo_overhead=plan.halo_overhead, resumed=resumed,
-    )
-    return summary
 
 
 def check_output_target(output: Path, options: RunOptions) -> None:
-    """Refuse an existing output (unless overwrite) and a folder we cannot write into."""
-    if output.exists() and not options.overwrite:
+    """Refuse an existing output (unless overwrite, or skip_finished: decided once planned) and a
+    folder we cannot write into."""
+    if output.exists() and not (options.overwrite or options.skip_finished):
         raise MfpiError(f"{output} exists; pass --overwrite to replace it")
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
@@ -202,23 +339,16 @@ def check_free_space(output: Path, layout: StackLayout, fmt: OutputFormat, share
     log(f"warning: {what}; it fits only if it compresses better than {ratio:.1f}:1")
 
 
-def ome_uuid(settings: dict) -> str:
-    """The OME-TIFF's UUID, derived from the run's settings (input, engine, tiling, layout), so a
-    resumed run writes the same bytes as an uninterrupted one."""
-    text = json.dumps(settings, sort_keys=True)
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "mfpi-deploy:run:" + hashlib.sha256(text.encode()).hexdigest()))
-
-
 def run_settings(input_path: Path, info: Any, options: RunOptions, plan: TilePlan, batch: int,
-                 layout: StackLayout, backend: Backend, rule: str) -> dict:
+                 layout: StackLayout, engine: EngineFacts, rule: str) -> dict:
     """Everything that decides the output; a resume must match all of it."""
     stat = input_path.stat()
-    spec = backend.spec
+    spec = engine.spec
     return {
         "input": str(input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
         "series": info.series, "level": info.level, "region": None if options.region is None else list(vars(options.region).values()),
         "pixels": rule, "tile": plan.tile, "halo": plan.halo, "batch": batch,
-        "engine": {"kind": backend.kind.value, "architecture": spec.architecture, "channels": spec.channels,
+        "engine": {"kind": engine.kind.value, "architecture": spec.architecture, "channels": spec.channels,
                    "planes": spec.planes, "precision": spec.precision, "id": options.engine_id},
         "layout": layout.to_dict(),
     }
@@ -248,23 +378,41 @@ def prepare_state(state: RunState, settings: dict, layout: StackLayout, options:
 
 
 def finish_output(state: RunState, output: Path, fmt: OutputFormat, options: RunOptions,
-                  uuid_text: str | None = None) -> None:
-    """Turn the finished partial run into the output under its final name (rename last)."""
+                  made_with: dict | None = None) -> None:
+    """Turn the finished partial run into the output under its final name (rename last), then
+    record what it was made with (the old record goes first: a crash leaves none, never a wrong one)."""
     if fmt is OutputFormat.OME_TIFF:
         tmp = state.root / "output.ome.tif"
-        ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression, uuid=uuid_text)
+        ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression,
+                                uuid=output_uuid(made_with) if made_with is not None else None)
+        remove_record(output)
         replace_dir(tmp, output)
     else:
+        remove_record(output)
         replace_dir(state.stack, output)  # the old output stays until the new one is in place
+    if made_with is not None:
+        write_record(output, made_with)
     state.remove()
 
 
-class _Progress:
-    """Journals finished batches (after syncing their chunks) and moves the progress bar; thread-safe."""
+def output_uuid(made_with: dict) -> str:
+    """The OME UUID of an output, derived from what made it (input, settings, engine), so a rerun
+    or a distributed run of the same settings writes the same bytes."""
+    blob = json.dumps(made_with, sort_keys=True)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "mfpi-deploy:" + hashlib.sha256(blob.encode()).hexdigest()))
 
-    def __init__(self, state: RunState, plan: TilePlan, options: RunOptions, done_tiles: int) -> None:
-        self.journal = state.open_journal()
+
+class _Progress:
+    """Journals finished batches (after syncing their chunks), moves the progress bar and calls
+    `on_tiles`; thread-safe. `check` runs after each batch and may raise to stop the loop."""
+
+    def __init__(self, journal: Journal, plan: TilePlan, options: RunOptions, done_tiles: int, todo_tiles: int,
+                 check: Callable[[], None] | None = None) -> None:
+        self.journal = journal
         self.sync_seconds = options.sync_seconds
+        self.on_tiles = options.on_tiles
+        self.todo_tiles = todo_tiles
+        self.check = check
         self.lock = threading.Lock()
         self.pending: list[int] = []
         self.last_sync = time.monotonic()
@@ -273,6 +421,8 @@ class _Progress:
         self.mp_per_tile = plan.core * plan.core / 1e6
         self.bar = tqdm(total=plan.n_tiles, initial=done_tiles, unit="tile", disable=not options.progress,
                         dynamic_ncols=True, smoothing=0.1, desc="tiles")
+        if self.on_tiles is not None:
+            self.on_tiles(0, todo_tiles)
 
     def batch_done(self, index: int, tiles: int) -> None:
         with self.lock:
@@ -283,6 +433,10 @@ class _Progress:
             self.bar.update(tiles)
             rate = self.tiles * self.mp_per_tile / (time.perf_counter() - self.started)
             self.bar.set_postfix_str(f"{rate:.3f} MP/s", refresh=False)
+            if self.on_tiles is not None:
+                self.on_tiles(tiles, self.todo_tiles)
+        if self.check is not None:
+            self.check()
 
     def _flush(self) -> None:
         # Chunks reach the disk before the journal names their batch (power-loss safe); one
@@ -299,21 +453,22 @@ class _Progress:
             try:
                 self._flush()
             finally:
-                self.journal.close()
                 self.bar.close()
 
 
-def _stream(source: TileSource, plan: TilePlan, groups: list[range], todo: list[int], backend: Backend,
-            state: RunState, layout: StackLayout, options: RunOptions, done_tiles: int) -> None:
+def stream_batches(source: TileSource, run: PlannedRun, todo: Sequence[int], backend: Backend, journal: Journal,
+                   options: RunOptions, done_tiles: int = 0, check: Callable[[], None] | None = None) -> None:
+    """Run batches `todo` of the planned slide into its partial stack, journaling each written batch."""
     scale = backend.spec.scale
-    arr = zarr_stack.open_level(state.stack, 0, mode="r+")
-    progress = _Progress(state, plan, options, done_tiles)
+    groups = run.groups
+    arr = zarr_stack.open_level(run.state.stack, 0, mode="r+")
+    progress = _Progress(journal, run.plan, options, done_tiles, sum(len(groups[b]) for b in todo), check)
 
     def write(t: Tile, planes: np.ndarray) -> None:
         zarr_stack.write_core(arr, t.core.scaled(scale), planes)
 
     try:
-        stream_tiles(source, plan, groups, todo, backend, write, on_batch=progress.batch_done,
+        stream_tiles(source, run.plan, groups, todo, backend, write, on_batch=progress.batch_done,
                      queue_batches=options.queue_batches, writers=options.writers)
     finally:
         progress.close()

@@ -2,13 +2,20 @@
 
 The journal lists finished batches, one index per line, appended only after the batch's
 chunks are flushed to disk, so a resumed run skips exactly the batches that are safely
-written. Batches are fixed groups of tiles, so a resumed result is identical.
+written. Batches are fixed groups of tiles, so a resumed result is identical. A distributed
+run gives every task its own journal file (appends to one shared file are not atomic on
+network file systems); the finished batches are the union of all of them. An `owner` token
+names the client that drives the run, so tasks of a client that was killed stop writing.
+
+A finished output gets a small hidden record next to it (`.<output>.mfpi.json`): the settings
+it was made with, so a cohort rerun skips it only if this run would make the same output.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,8 @@ PARTIAL_SUFFIX = ".partial"
 STACK_NAME = "stack.ome.zarr"
 SETTINGS_NAME = "run.json"
 JOURNAL_NAME = "done-batches.txt"
+JOURNAL_GLOB = "done-batches*.txt"
+OWNER_NAME = "owner"
 
 
 def partial_dir(output: Path) -> Path:
@@ -58,19 +67,43 @@ class RunState:
             raise MfpiError(f"{self.root}: unreadable partial run ({exc}); pass --overwrite to start over") from None
 
     def done_batches(self) -> set[int]:
-        """Batches the journal lists; a torn last line (power loss) is ignored."""
+        """Batches the journals list; a torn last line (power loss) is ignored."""
         done: set[int] = set()
-        try:
-            text = self.journal_path.read_text()
-        except FileNotFoundError:
-            return done
-        for line in text.splitlines():
-            if line.strip().isdigit():
-                done.add(int(line))
+        for path in self.root.glob(JOURNAL_GLOB):
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue
+            for line in text.splitlines():
+                if line.strip().isdigit():
+                    done.add(int(line))
         return done
 
-    def open_journal(self) -> Journal:
-        return Journal(self.journal_path)
+    def open_journal(self, task: str | None = None) -> Journal:
+        """The run's journal, or with `task` a journal file of that task alone (distributed runs)."""
+        path = self.journal_path if task is None else self.root / f"done-batches.{task}.txt"
+        return Journal(path)
+
+    @property
+    def owner_path(self) -> Path:
+        return self.root / OWNER_NAME
+
+    def claim(self) -> str:
+        """Make this client the run's owner: a new token; tasks holding an older one stop."""
+        token = uuid.uuid4().hex
+        write_atomic(self.owner_path, token + "\n")
+        return token
+
+    def stop_writers(self) -> None:
+        """Take the run from whoever writes it (a token nobody holds): their tasks stop at the next batch."""
+        if self.root.is_dir():
+            self.claim()
+
+    def owner(self) -> str | None:
+        try:
+            return self.owner_path.read_text().strip()
+        except FileNotFoundError:
+            return None
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -89,7 +122,49 @@ class Journal:
     def close(self) -> None:
         os.close(self._fd)
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def mismatches(saved: dict, wanted: dict) -> list[str]:
     """Settings that differ between a partial run and this one (names only)."""
     return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+
+
+RECORD_SUFFIX = ".mfpi.json"
+
+
+def record_path(output: Path) -> Path:
+    """The hidden record of a finished output: `.<name>.mfpi.json` next to it."""
+    return output.with_name(f".{output.name}{RECORD_SUFFIX}")
+
+
+def _fingerprint(output: Path) -> dict:
+    stat = output.stat()
+    return {"bytes": stat.st_size if output.is_file() else None, "mtime_ns": stat.st_mtime_ns}
+
+
+def write_record(output: Path, made_with: dict) -> None:
+    """Record what `output` (just put in place) was made with, and which file it is."""
+    write_atomic(record_path(output), json.dumps({"made_with": made_with, "output": _fingerprint(output)},
+                                                 indent=2, sort_keys=True) + "\n")
+
+
+def remove_record(output: Path) -> None:
+    """Before an output is replaced: a crash then leaves no record rather than a wrong one."""
+    record_path(output).unlink(missing_ok=True)
+
+
+def record_differences(output: Path, made_with: dict) -> list[str] | None:
+    """How the finished `output` differs from what this run would make: [] if it is the same,
+    names of the differing settings, or None if it has no valid record (or was replaced since)."""
+    try:
+        record = json.loads(record_path(output).read_text())
+        if record["output"] != _fingerprint(output):
+            return None
+        return mismatches(record["made_with"], made_with)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

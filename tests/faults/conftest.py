@@ -74,6 +74,13 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def finished(output: Path) -> list[str]:
+    """What a finished run leaves in its folder: the output and its hidden record of settings."""
+    from mfpi_deploy.run.state import record_path
+
+    return sorted([output.name, record_path(output).name])
+
+
 def start_run(args: list[str], *hooks: str) -> subprocess.Popen:
     """mfpi-run in a subprocess (tests/faults/wrapped_run.py hooks), stderr piped."""
     return subprocess.Popen([sys.executable, "-m", "tests.faults.wrapped_run", *hooks, "--", *map(str, args)],

@@ -11,7 +11,7 @@ import pytest
 
 from mfpi_deploy.run.lock import lock_path, output_lock
 from mfpi_deploy.run.state import partial_dir
-from tests.faults.conftest import cli, refused, start_run, wait_for_batches
+from tests.faults.conftest import cli, finished, listing, refused, start_run, wait_for_batches
 
 
 def test_second_run_refused_while_first_runs(tmp_path: Path, clean_run: tuple) -> None:
@@ -31,7 +31,7 @@ def test_second_run_refused_while_first_runs(tmp_path: Path, clean_run: tuple) -
         if first.poll() is None:
             first.kill()
     assert filecmp.cmp(out, clean, shallow=False)  # the first run's output, intact
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.tif"]
+    assert listing(tmp_path) == finished(tmp_path / "out.ome.tif")
 
 
 def test_lock_is_an_os_lock_held_once_and_removed(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from mfpi_deploy.run.lock import lock_path
 from mfpi_deploy.run.state import partial_dir
-from tests.faults.conftest import BATCHES, cli, start_run, wait_for_batches
+from tests.faults.conftest import BATCHES, cli, finished, listing, start_run, wait_for_batches
 
 # Two points while tiles are computed, one after the last tile (while the output is finished).
 POINTS = [*np.random.default_rng().choice(np.arange(1, BATCHES), size=2, replace=False).tolist(), BATCHES]
@@ -33,5 +33,5 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path: Path, clean_run: tuple, 
     assert result.exit_code == 0, result.output
     assert "resuming" in result.stderr
     assert filecmp.cmp(out, clean, shallow=False), f"killed after {batches_done} batches"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.tif"]  # no partial run, no lock file
+    assert listing(tmp_path) == finished(tmp_path / "out.ome.tif")  # no partial run, no lock file
 
