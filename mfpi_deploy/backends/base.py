@@ -18,6 +18,7 @@ class BackendKind(Choice):
     TRT = "trt"
     ORT_CUDA = "ort-cuda"
     ORT_CPU = "ort-cpu"
+    OPENVINO = "openvino"
     TORCH = "torch"
 
 
