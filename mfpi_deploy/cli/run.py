@@ -9,6 +9,7 @@ import click
 
 from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.source import Region
@@ -59,6 +60,10 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice([k.value for k in BackendKind]))
+@click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None,
+              help="Engine variant to run (fp32, fp16, bf16, int8; exported with mfpi-export --int8/--bf16/--fp16). "
+                   "Default: auto takes the fastest that passed its accuracy gate; a named backend runs fp32 "
+                   "(ort-cuda: fp16 when exported).")
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
@@ -68,7 +73,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8).")
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
-@click.option("--threads", type=int, help="CPU threads for onnxruntime/torch.")
+@click.option("--threads", type=int, help="CPU threads for onnxruntime, OpenVINO and torch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
@@ -80,7 +85,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
               help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
-def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, level: int, region: str | None,
+def main(slide: Path | None, output: Path | None, engine: str | None, backend: str, precision: str | None, level: int, region: str | None,
          pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int, tile: int | None, batch: int | None,
          threads: int | None, overwrite: bool, resume: bool, compression: str, sync_every: float, quiet: bool,
          make_sample: Path | None, sample_size: int) -> None:
@@ -115,7 +120,8 @@ def main(slide: Path | None, output: Path | None, engine: str | None, backend: s
         compression=None if compression == "none" else compression,
         engine_id=engine_identity(source), progress=not quiet, log=log, sync_seconds=sync_every,
     )
-    with sigterm_as_interrupt(), open_backend(backend, source, threads=threads, log=log) as be:
+    with sigterm_as_interrupt(), open_backend(backend, source, threads=threads, log=log,
+                                                   precision=precision) as be:
         summary = run_slide(slide, output, be, options)  # kill -> clean stop, resumable
     for line in summary.lines():
         click.echo(line)
