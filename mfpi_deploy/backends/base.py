@@ -19,6 +19,7 @@ class BackendKind(Choice):
     TRT = "trt"
     ORT_CUDA = "ort-cuda"
     ORT_CPU = "ort-cpu"
+    OPENVINO = "openvino"
     TORCH = "torch"
 
 

@@ -9,6 +9,7 @@ from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.engine.cache import cache_root
 from mfpi_deploy.engine.manifest import EngineFolder
+from mfpi_deploy.engine.precision import Precision, artifact_key
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -65,18 +66,26 @@ def session_options(threads: int | None):
 
 
 class OrtBackend(Backend):
-    """Runs `model.onnx` (or `model.fp16.onnx` with `fp16=True`) of an engine folder.
+    """Runs the `precision` variant of an engine folder: model.onnx, model.fp16.onnx (also `fp16=True`)
+    or model.int8.onnx (QDQ: onnxruntime fuses it into integer convolutions).
 
     On ort-cuda, `trt_ep=True` lets onnxruntime's TensorRT execution provider take the graph.
     """
 
     def __init__(self, folder: str | Path, *, kind: BackendKind = BackendKind.ORT_CPU,
-                 threads: int | None = None, fp16: bool = False, device_id: int = 0, trt_ep: bool = False) -> None:
+                 threads: int | None = None, fp16: bool = False, device_id: int = 0, trt_ep: bool = False,
+                 precision: Precision | str | None = None) -> None:
         import onnxruntime as ort
 
         self.folder = EngineFolder(folder)
         self.kind = kind
-        key = "onnx_fp16" if fp16 else "onnx"
+        precision = Precision.parse(precision) if precision else (Precision.FP16 if fp16 else Precision.FP32)
+        if precision is Precision.BF16:
+            raise MfpiError("onnxruntime has no bf16 variant to run; bf16 runs on --backend openvino")
+        key = artifact_key(precision)
+        if not self.folder.has(key):
+            raise MfpiError(f"{self.folder.path}: no {precision.value} variant (export it with "
+                            f"mfpi-export --{precision.value})")
         path = self.folder.artifact(key)
         self.spec = self.folder.spec(key, limited=False)
         trt_cache = None

@@ -1,8 +1,10 @@
-"""Open a backend by kind for an engine folder or a checkpoint; `auto` picks the fastest available.
+"""Open a backend by kind and precision for an engine folder or a checkpoint; `auto` picks the fastest.
 
 `unavailable_reason` is the one availability probe (commands and mfpi-bench use it), and
-`open_backend` the one way to open an engine: it checks the folder's files and runs one
-smallest tile to check that the graph gives what the manifest says.
+`open_backend` the one way to open an engine: it checks the folder's files, the accuracy gate
+of the variant on that runtime, and runs one smallest tile to check that the graph gives what
+the manifest says. On a GPU `auto` takes TensorRT, then onnxruntime CUDA; on a CPU it measures
+the folder's CPU engines that passed their gates (probe.py) and takes the fastest.
 """
 from __future__ import annotations
 
@@ -11,11 +13,33 @@ from pathlib import Path
 from typing import Callable
 
 from mfpi_deploy.backends.base import Backend, BackendKind
+from mfpi_deploy.backends.probe import (PROBE_TILE, Candidate, ProbeCache, describe_timings, engine_key, fastest,
+                                        time_candidates)
 from mfpi_deploy.checkpoint.io import load_checkpoint
-from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, is_engine_folder
+from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, Manifest, is_engine_folder
+from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision, artifact_key
 from mfpi_deploy.errors import MfpiError
 
-AUTO_ORDER = (BackendKind.TRT, BackendKind.ORT_CUDA, BackendKind.ORT_CPU)
+Log = Callable[[str], None]
+GPU_ORDER = (BackendKind.TRT, BackendKind.ORT_CUDA)
+# The CPU engines auto measures, in the order expected fastest first (benchmarks/table3/README.md,
+# CPU precisions); the order only breaks ties and names the candidates.
+CPU_CANDIDATES = (
+    Candidate(BackendKind.OPENVINO, Precision.INT8),
+    Candidate(BackendKind.OPENVINO, Precision.BF16),
+    Candidate(BackendKind.ORT_CPU, Precision.INT8),
+    Candidate(BackendKind.OPENVINO, Precision.FP32),
+    Candidate(BackendKind.ORT_CPU, Precision.FP32),
+)
+AUTO_ORDER = (*GPU_ORDER, BackendKind.OPENVINO, BackendKind.ORT_CPU)  # kinds auto considers
+KIND_PRECISIONS: dict[BackendKind, tuple[Precision, ...]] = {
+    BackendKind.TRT: (Precision.FP16, Precision.FP32),
+    BackendKind.ORT_CUDA: (Precision.FP32, Precision.FP16),
+    BackendKind.ORT_CPU: (Precision.FP32, Precision.FP16, Precision.INT8),
+    BackendKind.OPENVINO: (Precision.FP32, Precision.BF16, Precision.INT8),
+    BackendKind.TORCH: (Precision.FP32,),
+}
+RUNTIMES = {BackendKind.ORT_CPU: ONNXRUNTIME, BackendKind.ORT_CUDA: ONNXRUNTIME, BackendKind.OPENVINO: OPENVINO}
 
 
 def _missing(*modules: str) -> str | None:
@@ -32,6 +56,9 @@ def runtime_missing(kind: BackendKind) -> str | None:
     if kind is BackendKind.TRT:
         missing = _missing("tensorrt", "pycuda")
         return f"{missing} (pip install '.[trt]')" if missing else None
+    if kind is BackendKind.OPENVINO:
+        missing = _missing("openvino")
+        return f"{missing} (pip install '.[openvino]')" if missing else None
     missing = _missing("onnxruntime")
     if missing or kind is BackendKind.ORT_CPU:
         return missing
@@ -42,14 +69,30 @@ def runtime_missing(kind: BackendKind) -> str | None:
     return None
 
 
-def unavailable_reason(kind: BackendKind, source: str | Path | None = None) -> str | None:
-    """Why `kind` cannot run `source` on this machine (None: it can). Cheap checks only.
+def default_precision(kind: BackendKind, manifest: Manifest) -> Precision:
+    """What `kind` runs when no precision is asked for: the TensorRT engine's; fp16 on onnxruntime
+    CUDA when the folder has it (float16 is slow on CPUs); fp32 otherwise."""
+    if kind is BackendKind.TRT and "engine" in manifest.artifacts:
+        return Precision.parse(manifest.artifacts["engine"].precision)
+    if kind is BackendKind.ORT_CUDA and artifact_key(Precision.FP16) in manifest.artifacts:
+        return Precision.FP16
+    return Precision.FP32
+
+
+def unavailable_reason(kind: BackendKind, source: str | Path | None = None,
+                       precision: Precision | str | None = None) -> str | None:
+    """Why `kind` cannot run `source` (in `precision`, default: the kind's) here (None: it can). Cheap checks only.
 
     Without a source, only the runtime is checked (what mfpi-bench needs before exporting).
     """
     reason = runtime_missing(kind)
-    if reason or source is None or kind is BackendKind.TORCH:
+    if reason or source is None:
         return reason
+    wanted = None if precision is None else Precision.parse(precision)
+    if wanted is not None and wanted not in KIND_PRECISIONS[kind]:
+        return f"{kind.value} runs {', '.join(p.value for p in KIND_PRECISIONS[kind])}, not {wanted.value}"
+    if kind is BackendKind.TORCH:
+        return None
     folder = Path(source)
     if not is_engine_folder(folder):
         return f"{folder} is not an engine folder (no manifest.json; export it with mfpi-export)"
@@ -57,51 +100,155 @@ def unavailable_reason(kind: BackendKind, source: str | Path | None = None) -> s
     if kind is BackendKind.TRT:
         if "engine" not in manifest.artifacts:
             return f"no {ENGINE_NAME} in folder (export with --trt)"
+        built = manifest.artifacts["engine"].precision
+        if wanted is not None and wanted.value != built:
+            return f"the folder's TensorRT engine is {built}, not {wanted.value}"
         from mfpi_deploy.engine.cuda import engine_mismatch
 
         return engine_mismatch(folder)
-    if "onnx" not in manifest.artifacts:
-        return "no ONNX graph in folder"
+    wanted = wanted or default_precision(kind, manifest)
+    if artifact_key(wanted) not in manifest.artifacts:
+        return "no ONNX graph in folder" if wanted is Precision.FP32 else \
+            f"no {wanted.value} variant in folder (export with --{wanted.value})"
+    gate = manifest.gate_reason(wanted.value, RUNTIMES[kind])
+    if gate:
+        return gate
+    if kind is BackendKind.OPENVINO and wanted is Precision.BF16:
+        from mfpi_deploy.backends.openvino_backend import no_bf16_reason
+
+        return no_bf16_reason()
     return None
 
 
-def choose_backend(source: str | Path) -> tuple[BackendKind, list[str]]:
-    """The first usable kind in AUTO_ORDER and the reasons the ones before it were skipped."""
-    skipped: list[str] = []
-    for kind in AUTO_ORDER:
-        reason = unavailable_reason(kind, source)
+def _skipped_lines(skipped: list[tuple[Candidate, str]], considered: list[Candidate]) -> list[str]:
+    """'kind: reason' once for a kind all of whose considered candidates were skipped for one reason,
+    else 'kind precision: reason' per candidate."""
+    lines: list[str] = []
+    for kind in dict.fromkeys(c.kind for c, _ in skipped):
+        reasons = [(c, r) for c, r in skipped if c.kind is kind]
+        if len({r for _, r in reasons}) == 1 and len(reasons) == sum(c.kind is kind for c in considered):
+            lines.append(f"{kind.value}: {reasons[0][1]}")
+        else:
+            lines += [f"{c.name}: {r}" for c, r in reasons]
+    return lines
+
+
+def choose_backend(source: str | Path, precision: Precision | str | None = None, *, threads: int | None = None,
+                   measure: bool = True, cache: ProbeCache | None = None,
+                   timer: Callable[..., dict[Candidate, float]] | None = None) -> tuple[Candidate, list[str], str]:
+    """What `auto` runs: (the candidate, the reasons others were skipped, how it was chosen).
+
+    GPU backends first, in GPU_ORDER. On a CPU, the folder's engines that can run here and
+    passed their gates (CPU_CANDIDATES, or those of `precision`) are timed on a probe tile
+    (cached per machine and engine, see probe.py) and the fastest is taken; `measure=False`
+    takes the first in CPU_CANDIDATES instead.
+    """
+    wanted = None if precision is None else Precision.parse(precision)
+    skipped: list[tuple[Candidate, str]] = []
+    manifest = EngineFolder(source).manifest if is_engine_folder(source) else None
+    gpu = [Candidate(kind, wanted or (default_precision(kind, manifest) if manifest else Precision.FP32))
+           for kind in GPU_ORDER]
+    cpu = [c for c in CPU_CANDIDATES if wanted is None or c.precision is wanted]
+    considered = gpu + cpu
+    for cand in gpu:
+        reason = unavailable_reason(cand.kind, source, cand.precision)
         if reason is None:
-            return kind, skipped
-        skipped.append(f"{kind.value}: {reason}")
-    raise MfpiError(f"no backend can run {source}: " + "; ".join(skipped))
+            return cand, _skipped_lines(skipped, considered), ""
+        skipped.append((cand, reason))
+    usable: list[Candidate] = []
+    for cand in cpu:
+        reason = unavailable_reason(cand.kind, source, cand.precision)
+        if reason is None:
+            usable.append(cand)
+        else:
+            skipped.append((cand, reason))
+    if not usable:
+        raise MfpiError(f"no backend can run {source}" + (f" in {wanted.value}" if wanted else "") + ": "
+                        + "; ".join(_skipped_lines(skipped, considered)))
+    if len(usable) == 1 or not measure:
+        how = "the only CPU engine here that passed its gate" if len(usable) == 1 else "first in the documented order"
+        return usable[0], _skipped_lines(skipped, considered), how
+    cache = cache or ProbeCache()
+    key = engine_key(source, threads)
+    timings = cache.get(key, usable)
+    cached = timings is not None
+    if timings is None:
+        timings, failed = _measure(source, usable, threads, timer or time_candidates)
+        skipped += failed
+        if not timings:
+            raise MfpiError(f"no backend can run {source}: " + "; ".join(_skipped_lines(skipped, considered)))
+        if not failed:
+            cache.put(key, timings)
+    best = fastest(timings, CPU_CANDIDATES)
+    how = (f"fastest of {len(timings)} CPU engines on a {PROBE_TILE}px probe tile"
+           f"{' (measured earlier on this machine)' if cached else ''}: {describe_timings(timings)}")
+    return best, _skipped_lines(skipped, considered), how
+
+
+Skipped = list[tuple[Candidate, str]]
+
+
+def _measure(source: str | Path, usable: list[Candidate], threads: int | None,
+             timer: Callable[..., dict[Candidate, float]]) -> tuple[dict[Candidate, float], Skipped]:
+    """Open every candidate, time them together, close them; a candidate that fails to open is skipped."""
+    opened: dict[Candidate, Backend] = {}
+    failed: list[tuple[Candidate, str]] = []
+    try:
+        for cand in usable:
+            try:
+                opened[cand] = _open(cand.kind, Path(source), threads=threads, precision=cand.precision, device=None)
+            except MfpiError as exc:
+                failed.append((cand, str(exc)))
+        return (timer(opened) if opened else {}), failed
+    finally:
+        for backend in opened.values():
+            backend.close()
+
+
+def _precision_arg(precision: Precision | str | None, fp16: bool | None) -> Precision | None:
+    """The precision asked for; `fp16` is the older spelling (True: fp16, False: fp32)."""
+    wanted = None if precision is None else Precision.parse(precision)
+    if fp16 is None:
+        return wanted
+    legacy = Precision.FP16 if fp16 else Precision.FP32
+    if wanted is not None and wanted is not legacy:
+        raise MfpiError(f"fp16={fp16} contradicts precision {wanted.value}")
+    return legacy
 
 
 def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | None = None,
-                 log: Callable[[str], None] = print, fp16: bool | None = None, device: str | None = None) -> Backend:
+                 log: Log = print, fp16: bool | None = None, device: str | None = None,
+                 precision: Precision | str | None = None, measure: bool = True) -> Backend:
     """Load `source` (an exported engine folder, or a checkpoint for `torch`) on backend `kind`.
 
-    `auto` tries TensorRT, then onnxruntime CUDA, then onnxruntime CPU, and logs which it
-    picked and why the others were skipped. `threads` sets CPU threads (ort-cpu, torch).
-    `fp16` picks the onnxruntime graph: None runs model.fp16.onnx on ort-cuda when the
-    folder has one and model.onnx otherwise (float16 is slow on CPUs). `device` is torch's
-    (default: cpu).
+    `auto` takes TensorRT or onnxruntime CUDA when they can run the folder; on a CPU it
+    takes the fastest engine that passed its accuracy gate (measured, see choose_backend),
+    and logs what it took and why. `precision` (fp32, fp16, bf16, int8) forces a variant;
+    without it a named backend runs its default (default_precision). `threads` sets CPU
+    threads (ort-cpu, openvino, torch). `device` is torch's (default: cpu).
     """
     kind = BackendKind.parse(kind)
     if is_engine_folder(source):  # every file as exported, whichever one this backend runs
         EngineFolder(source).verify_all()
+    wanted = _precision_arg(precision, fp16)
     if kind is BackendKind.AUTO:
         if not is_engine_folder(source):
+            if wanted not in (None, Precision.FP32):
+                raise MfpiError(f"{source} is a checkpoint: it runs on torch in fp32; export it with "
+                                f"mfpi-export --{wanted.value} for {wanted.value}")
             log(f"backend: torch ({source} is a checkpoint, not an engine folder)")
-            kind = BackendKind.TORCH
+            kind, wanted = BackendKind.TORCH, Precision.FP32
         else:
-            kind, skipped = choose_backend(source)
-            why = f" (skipped {'; '.join(skipped)})" if skipped else ""
-            log(f"backend: {kind.value}{why}")
+            cand, skipped, how = choose_backend(source, wanted, threads=threads, measure=measure)
+            notes = "; ".join(([how] if how else []) + ([f"skipped {'; '.join(skipped)}"] if skipped else []))
+            log(f"backend: {cand.name}" + (f" ({notes})" if notes else ""))
+            kind, wanted = cand.kind, cand.precision
     else:
-        reason = unavailable_reason(kind, source)
+        reason = unavailable_reason(kind, source, wanted)
         if reason is not None:
-            raise MfpiError(f"backend {kind.value} cannot run {source}: {reason}")
-    backend = _open(kind, Path(source), threads=threads, fp16=fp16, device=device)
+            raise MfpiError(f"backend {kind.value} cannot run {source}"
+                            + (f" in {wanted.value}" if wanted else "") + f": {reason}")
+    backend = _open(kind, Path(source), threads=threads, precision=wanted, device=device)
     try:
         backend.check_graph()
     except BaseException:
@@ -110,7 +257,8 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     return backend
 
 
-def _open(kind: BackendKind, source: Path, *, threads: int | None, fp16: bool | None, device: str | None) -> Backend:
+def _open(kind: BackendKind, source: Path, *, threads: int | None, precision: Precision | None,
+          device: str | None) -> Backend:
     if kind is BackendKind.TORCH:
         from mfpi_deploy.backends.torch_backend import TorchBackend
 
@@ -126,8 +274,12 @@ def _open(kind: BackendKind, source: Path, *, threads: int | None, fp16: bool | 
         from mfpi_deploy.backends.trt_backend import TrtBackend
 
         return TrtBackend(source)
+    if precision is None:
+        precision = default_precision(kind, EngineFolder(source).manifest)
+    if kind is BackendKind.OPENVINO:
+        from mfpi_deploy.backends.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(source, precision=precision, threads=threads)
     from mfpi_deploy.backends.ort_backend import OrtBackend
 
-    if fp16 is None:
-        fp16 = kind is BackendKind.ORT_CUDA and EngineFolder(source).has("onnx_fp16")
-    return OrtBackend(source, kind=kind, threads=threads, fp16=fp16)
+    return OrtBackend(source, kind=kind, threads=threads, precision=precision)

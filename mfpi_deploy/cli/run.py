@@ -13,6 +13,7 @@ import click
 
 from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.source import Region
@@ -59,6 +60,10 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice([k.value for k in BackendKind]))
+@click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None,
+              help="Engine variant to run (fp32, fp16, bf16, int8; exported with mfpi-export --int8/--bf16/--fp16). "
+                   "Default: auto takes the fastest that passed its accuracy gate; a named backend runs fp32 "
+                   "(ort-cuda: fp16 when exported).")
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
 @click.option("--series", default=0, show_default=True,
               help="Which image of a TIFF holding several (OME-TIFF series); the run names the one it takes.")
@@ -71,7 +76,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for onnxruntime/torch (per worker; default with --workers: cores / workers).")
+              help="CPU threads for onnxruntime, OpenVINO and torch (per worker; default with --workers: cores / workers).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
@@ -98,7 +103,8 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
               help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
-def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, backend: str, level: int, series: int,
+def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, backend: str, precision: str | None,
+         level: int, series: int,
          region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
          tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
          sync_every: float, allow_empty_tiles: bool, quiet: bool, out_format: str, report: Path | None, workers: int,
@@ -143,7 +149,8 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
         with single_slide_checked(slide, output, options):
             source = resolve_engine(engine, backend, log)
             options = dataclasses.replace(options, engine_id=engine_identity(source))
-            ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id)
+            ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id,
+                    precision)
             with sigterm_as_interrupt():  # kill -> clean stop, resumable
                 if cluster.distributed:
                     from mfpi_deploy.cohort import run_slide_distributed
@@ -153,7 +160,7 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
                     from mfpi_deploy.backends.select import open_backend
                     from mfpi_deploy.run import run_slide
 
-                    with open_backend(backend, source, threads=threads, log=log) as be:
+                    with open_backend(backend, source, threads=threads, log=log, precision=precision) as be:
                         summary = run_slide(slide, output, be, options)
         for line in summary.lines():
             click.echo(line)
@@ -167,7 +174,8 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
             raise MfpiError(f"cannot create output folder {output} ({exc.strerror or exc})") from None
     source = resolve_engine(engine, backend, log)
     options = dataclasses.replace(options, engine_id=engine_identity(source))
-    ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id)
+    ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id,
+                    precision)
     with sigterm_as_interrupt():  # kill -> clean stop, resumable
         _run_cohort(slides, output, out_format, report, ref, options, cluster, log)
 

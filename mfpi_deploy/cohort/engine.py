@@ -15,12 +15,13 @@ from mfpi_deploy.errors import MfpiError
 
 @dataclass(frozen=True)
 class EngineRef:
-    """How a worker opens the engine: `open_backend(backend, source, threads=threads)`."""
+    """How a worker opens the engine: `open_backend(backend, source, threads=threads, precision=precision)`."""
 
     backend: str  # a BackendKind value (auto included: each worker picks for its own machine)
     source: str  # engine folder (or checkpoint for torch), a path every worker can read
     threads: int | None = None  # CPU threads of the engine (onnxruntime intra-op, torch); None: the runtime's
     engine_id: str = ""  # what a resume must match (path + manifest hash)
+    precision: str | None = None  # engine variant (fp32, fp16, bf16, int8); None: the backend's default
 
     def __post_init__(self) -> None:
         BackendKind.parse(self.backend)
@@ -41,7 +42,7 @@ def worker_backend(ref: EngineRef, log: Callable[[str], None] = print) -> Backen
     with _open_lock:
         backend = _backends.get(ref)
         if backend is None:
-            backend = open_backend(ref.backend, ref.source, threads=ref.threads, log=log)
+            backend = open_backend(ref.backend, ref.source, threads=ref.threads, log=log, precision=ref.precision)
             _backends[ref] = backend
         return backend
 

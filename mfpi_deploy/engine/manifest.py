@@ -19,9 +19,12 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 2  # 2: the network contract in one "engine" block; weights and card hashed
+# 2: the network contract in one "engine" block; weights and card hashed
+# 3: int8/bf16 variants, artifacts' runtime hints, accuracy gates per runtime
+MANIFEST_VERSION = 3
 ONNX_NAME = "model.onnx"
 ONNX_FP16_NAME = "model.fp16.onnx"
+ONNX_INT8_NAME = "model.int8.onnx"
 ENGINE_NAME = "model.engine"
 TIMING_CACHE_NAME = "timing.cache"
 _V1_ENGINE_FIELDS = ("architecture", "channels", "planes", "scale", "stride", "planes_um", "profiles")
@@ -41,9 +44,10 @@ class Artifact:
 
     file: str
     sha256: str
-    precision: str  # fp32 | fp16 ("" for files that compute nothing, e.g. the model card)
+    precision: str  # fp32 | fp16 | bf16 | int8 ("" for files that compute nothing, e.g. the model card)
     opset: int | None = None
-    fp32_nodes: list[str] = field(default_factory=list)  # fp16 graphs: nodes kept in float32
+    fp32_nodes: list[str] = field(default_factory=list)  # fp16 and int8 graphs: nodes kept in float32
+    hints: dict[str, str] = field(default_factory=dict)  # runtime settings, e.g. bf16: INFERENCE_PRECISION_HINT
 
 
 @dataclass
@@ -59,7 +63,8 @@ class GpuTarget:
 class Manifest:
     engine: EngineSpec  # the network contract; precision is each artifact's
     source: dict[str, Any]  # path, kind (checkpoint | reference | default), sha256, card
-    artifacts: dict[str, Artifact]  # "onnx", "weights", "card", optionally "onnx_fp16", "engine"
+    artifacts: dict[str, Artifact]  # "onnx", "weights", "card"; optionally "onnx_fp16", "onnx_int8",
+    # "onnx_bf16" (model.onnx again, with OpenVINO's bf16 hint), "engine"
     tools: dict[str, str]
     accuracy: dict[str, Any] = field(default_factory=dict)
     gpu: GpuTarget | None = None
@@ -75,6 +80,28 @@ class Manifest:
             first = profiles[0]
             profiles = (dataclasses.replace(first, min_tile=None, max_tile=None, max_batch=None),)
         return dataclasses.replace(self.engine, profiles=profiles, precision=precision)
+
+    def gate_reason(self, precision: str, runtime: str) -> str | None:
+        """Why the `precision` variant may not run on `runtime` (onnxruntime | openvino), or None.
+
+        fp32 is the reference. Other variants need accuracy figures measured on that runtime
+        at export (accuracy[precision]["runtimes"][runtime]) at or above the gate's threshold;
+        fp16 blocks without "runtimes" were measured with onnxruntime.
+        """
+        if precision == "fp32":
+            return None
+        block = self.accuracy.get(precision)
+        if not isinstance(block, dict):
+            return f"the manifest has no {precision} accuracy figures"
+        runtimes = block.get("runtimes") or ({"onnxruntime": block} if "min_psnr_db" in block else {})
+        figures = runtimes.get(runtime)
+        if not isinstance(figures, dict) or "min_psnr_db" not in figures:
+            return (f"its {precision} accuracy gate was not measured on {runtime} "
+                    f"(export again with {runtime} installed)")
+        threshold = block.get("threshold_db", figures.get("threshold_db"))
+        if threshold is None or figures["min_psnr_db"] < threshold:
+            return f"its {precision} accuracy gate did not pass on {runtime} ({figures['min_psnr_db']} dB)"
+        return None
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -93,7 +120,7 @@ class Manifest:
             raise MfpiError(f"{where}: manifest version {version!r} is newer than this tool ({MANIFEST_VERSION})")
         try:
             data = dict(data)
-            if version == 1:  # the engine fields stood at the top level
+            if version == 1:  # the engine fields stood at the top level (v2 and v3 add fields only)
                 data["engine"] = {k: data.pop(k) for k in _V1_ENGINE_FIELDS}
             engine = EngineSpec.from_dict(data.pop("engine"))
             arts = {k: Artifact(**v) for k, v in data.pop("artifacts").items()}

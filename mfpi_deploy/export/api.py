@@ -1,7 +1,8 @@
 """Public API of the export: export_model, cached_default_engine, rebuild_engine.
 
 An engine folder holds manifest.json, model.onnx (fp32, uint8 I/O), optionally
-model.fp16.onnx and model.engine + timing.cache, and a copy of the source checkpoint.
+model.fp16.onnx, model.int8.onnx, the bf16 variant (model.onnx with OpenVINO's bf16 hint)
+and model.engine + timing.cache, and a copy of the source checkpoint.
 Folders are built in a temporary sibling and renamed into place, so a failed export
 leaves nothing that looks complete.
 """
@@ -22,8 +23,9 @@ from mfpi_deploy.backends.torch_backend import torch_threads
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint.io import CARD_NAME, WEIGHTS_NAME, file_sha256
 from mfpi_deploy.engine.cache import cache_key, cache_root
-from mfpi_deploy.engine.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_NAME, Artifact,
-                                         Manifest)
+from mfpi_deploy.engine.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_INT8_NAME, ONNX_NAME,
+                                         Artifact, Manifest)
+from mfpi_deploy.engine.precision import OPENVINO, Precision, artifact_key
 from mfpi_deploy.engine.profiles import make_profiles, validate_tiles
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
@@ -42,11 +44,15 @@ class ExportOptions:
     """What to build. Tiles are square input sides (multiples of the network stride).
 
     `batches`: batch sizes the TensorRT profiles are tuned for (the largest is the engine's
-    maximum). `calibration`: extra real images (TIFF) for the accuracy gates.
+    maximum). `calibration`: real images (TIFF) for the accuracy gates and INT8 calibration
+    (default: the ones shipped in assets/calibration). `int8`, `bf16`: the CPU variants, each
+    gated at its `*_min_psnr` (lowest per-plane PSNR against fp32, dB).
     """
 
     fp16: bool = False
     trt: bool = False
+    int8: bool = False
+    bf16: bool = False
     tiles: tuple[int, ...] = (384,)
     batches: tuple[int, ...] = (1, 4)
     opset: int = DEFAULT_OPSET
@@ -55,6 +61,8 @@ class ExportOptions:
     exporter: Exporter = Exporter.DYNAMO
     calibration: tuple[Path, ...] = ()
     fp16_min_psnr: float = 45.0
+    int8_min_psnr: float = 45.0  # see benchmarks/table3/README.md (CPU precisions) for the measurements behind it
+    bf16_min_psnr: float = 45.0
     gate_tile: int = 128  # side of the tiles the accuracy gates run on
     gate_count: int = 4  # real and simulated tiles each
     threads: int | None = None  # CPU threads for the checks (torch and onnxruntime)
@@ -128,6 +136,24 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         artifacts["onnx_fp16"] = Artifact(ONNX_FP16_NAME, file_sha256(folder / ONNX_FP16_NAME), "fp16",
                                           options.opset, report.fp32_nodes)
         acc["fp16"] = report.to_dict()
+    if options.int8:
+        from mfpi_deploy.export.int8 import export_int8
+
+        calib = calibration.quantization_tiles(spec.channels, side, options.gate_count, images,
+                                               gate_count=options.gate_count)
+        int8 = export_int8(folder / ONNX_NAME, folder / ONNX_INT8_NAME, spec, tiles_real, tiles_sim, calib,
+                           min_psnr=options.int8_min_psnr, threads=options.threads, log=log)
+        artifacts[artifact_key(Precision.INT8)] = Artifact(ONNX_INT8_NAME, file_sha256(folder / ONNX_INT8_NAME), "int8",
+                                                           options.opset, int8.fp32_nodes)
+        acc["int8"] = int8.to_dict()
+    if options.bf16:
+        from mfpi_deploy.export.bf16 import measure_bf16
+
+        bf16 = measure_bf16(folder / ONNX_NAME, spec, tiles_real, tiles_sim, min_psnr=options.bf16_min_psnr,
+                            threads=options.threads, log=log)
+        artifacts[artifact_key(Precision.BF16)] = Artifact(ONNX_NAME, artifacts["onnx"].sha256, "bf16", options.opset,
+                                                           hints=dict(bf16.hints))
+        acc["bf16"] = bf16.to_dict()
     profiles = make_profiles(options.tiles, options.batches, spec.stride)
     if options.trt:
         from mfpi_deploy.export.trt_build import build_engine
@@ -138,7 +164,7 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
                                        "fp16" if options.fp16 else "fp32", options.opset)
     manifest = Manifest(
         engine=dataclasses.replace(spec, profiles=profiles), source=src.describe(), artifacts=artifacts,
-        tools=tool_versions(tensorrt=options.trt),
+        tools=tool_versions(tensorrt=options.trt, openvino=_measured_on_openvino(acc)),
         accuracy=acc, gpu=gpu, exporter=options.exporter.value,
         workspace_gb=options.workspace_gb if options.trt else None,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -172,6 +198,12 @@ def check_engine(folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np
         raise MfpiError(f"TensorRT engine differs from onnxruntime: lowest plane PSNR {min(psnrs):.1f} dB "
                         f"< {floor} dB (planes {psnrs})")
     return {"psnr_db": psnrs, "min_psnr_db": min(psnrs), "threshold_db": floor, "parity": par.to_dict()}
+
+
+def _measured_on_openvino(acc: dict[str, object]) -> bool:
+    """Whether a gate ran OpenVINO (then its version shapes the figures and is recorded)."""
+    return any(isinstance(block, dict) and isinstance(block.get("runtimes"), dict) and OPENVINO in block["runtimes"]
+               and block["runtimes"][OPENVINO].get("method", "openvino") == "openvino" for block in acc.values())
 
 
 def _gate_side(options: ExportOptions, spec: EngineSpec) -> int:

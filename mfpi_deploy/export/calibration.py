@@ -5,7 +5,9 @@ low-resolution input), scaled to uint8 by its 0.1/99.9 percentiles, and replicat
 channels for RGB models. By default they come from the real images that ship with the
 package (assets/calibration, with their licences), so an export measures the same wherever
 it runs; `--calibration` adds the user's own. Simulated tiles come from the simulator
-(mfpi_deploy.synth), deterministic by seed.
+(mfpi_deploy.synth), deterministic by seed. INT8 activation ranges are calibrated on other
+tiles than the gate measures (`quantization_tiles`: the next grid spots, other seeds), so
+the gate sees what calibration did not.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.synth import SimConfig, simulate_stack
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "assets" / "calibration"
+QUANTIZATION_SEED = 1000  # simulated tiles for INT8 calibration: seeds apart from the gate's (0, 1, ...)
 
 
 def default_calibration_images() -> list[Path]:
@@ -57,10 +60,17 @@ def read_plane(path: Path) -> np.ndarray:
         raise MfpiError(f"{path}: not a readable TIFF calibration image ({exc})") from None
 
 
-def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_res: bool = True) -> np.ndarray:
-    """Up to `count` uint8 tiles (n, side, side, channels) cut on a regular grid from `paths`."""
+def per_image(count: int, images: int) -> int:
+    """Tiles cut from each image so that `images` images give `count` tiles."""
+    return max(1, -(-count // max(images, 1)))
+
+
+def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_res: bool = True,
+               skip: int = 0) -> np.ndarray:
+    """Up to `count` uint8 tiles (n, side, side, channels) cut on a regular grid from `paths`,
+    leaving out each image's first `skip` grid spots."""
     tiles: list[np.ndarray] = []
-    per_image = max(1, -(-count // max(len(paths), 1)))
+    n_each = per_image(count, len(paths))
     for path in paths:
         plane = read_plane(Path(path))
         if low_res:
@@ -78,7 +88,7 @@ def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_r
         # Deterministic positions spread over the image (centre first: foreground is likelier).
         grid = np.linspace(0, 1, 3)
         spots = [(0.5, 0.5)] + [(a, b) for a in grid for b in grid if (a, b) != (0.5, 0.5)]
-        for fy, fx in spots[:per_image]:
+        for fy, fx in spots[skip:skip + n_each]:
             y, x = int(fy * (h - side)), int(fx * (w - side))
             tiles.append(plane[y:y + side, x:x + side])
     return np.stack(tiles[:count]) if tiles else np.zeros((0, side, side, channels), np.uint8)
@@ -102,3 +112,14 @@ def calibration_set(channels: int, side: int, count: int, images: list[Path] | N
     paths = list(images) if images else default_calibration_images()
     real = real_tiles(paths, channels, side, count) if paths else np.zeros((0, side, side, channels), np.uint8)
     return real, simulated_tiles(channels, side, count)
+
+
+def quantization_tiles(channels: int, side: int, count: int, images: list[Path] | None = None,
+                       gate_count: int | None = None) -> np.ndarray:
+    """Tiles for INT8 calibration, none of them a gate tile: `count` real tiles from the grid spots
+    after the gate's (`gate_count` tiles) and `count` simulated tiles from seeds QUANTIZATION_SEED+."""
+    paths = list(images) if images else default_calibration_images()
+    skip = per_image(gate_count or count, len(paths))
+    real = (real_tiles(paths, channels, side, count, skip=skip) if paths
+            else np.zeros((0, side, side, channels), np.uint8))
+    return np.concatenate([real, simulated_tiles(channels, side, count, seed=QUANTIZATION_SEED)])

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 FP32, FP16 = TensorProto.FLOAT, TensorProto.FLOAT16
 # Inputs whose element type is float32 whatever the data type: (op_type, input index).
-_ALWAYS_FP32 = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
+ALWAYS_FP32 = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
 
 
 def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
@@ -110,7 +110,7 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: set[str] | frozenset[str]
                 if name in inits:
                     new_inits.setdefault(name, inits[name])
                 continue
-            want = FP32 if (node.op_type, i) in _ALWAYS_FP32 else prec
+            want = FP32 if (node.op_type, i) in ALWAYS_FP32 else prec
             n.input[i] = as_type(name, want)
         if prec == FP16:
             if node.op_type == "Cast":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
+def tool_versions(*, tensorrt: bool = False, openvino: bool = False) -> dict[str, str]:
     import numpy as np
     import onnx
     import onnxruntime
@@ -18,4 +18,8 @@ def tool_versions(*, tensorrt: bool = False) -> dict[str, str]:
         from mfpi_deploy.engine.cuda import tensorrt_version
 
         versions["tensorrt"] = tensorrt_version()
+    if openvino:
+        import openvino as ov
+
+        versions["openvino"] = str(ov.__version__)
     return versions

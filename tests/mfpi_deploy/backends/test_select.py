@@ -18,13 +18,19 @@ cpu_only = pytest.mark.skipif(HAS_TRT or HAS_CUDA_EP, reason="this machine has a
 
 
 @cpu_only
-def test_auto_falls_back_to_ort_cpu_and_says_why(mfpinet_engine):
+def test_auto_falls_back_to_ort_cpu_and_says_why(mfpinet_engine, monkeypatch):
+    import mfpi_deploy.backends.select as select
+
+    real_find_spec = select.importlib.util.find_spec
+    monkeypatch.setattr(select.importlib.util, "find_spec",
+                        lambda name: None if name == "openvino" else real_find_spec(name))
     logs: list[str] = []
-    with open_backend("auto", mfpinet_engine, threads=1, log=logs.append) as backend:
-        assert backend.kind is BackendKind.ORT_CPU
+    with open_backend("auto", mfpinet_engine, threads=1, log=logs.append, precision="fp32") as backend:
+        assert backend.kind is BackendKind.ORT_CPU and backend.spec.precision == "fp32"
     (line,) = logs
-    assert line.startswith("backend: ort-cpu (skipped trt: ")
+    assert line.startswith("backend: ort-cpu fp32 (the only CPU engine here that passed its gate; skipped trt: ")
     assert "not installed" in line and "ort-cuda: onnxruntime has no CUDAExecutionProvider" in line
+    assert "openvino: openvino is not installed (pip install '.[openvino]')" in line
 
 
 @cpu_only
@@ -100,12 +106,15 @@ def test_ort_checks_input(mfpinet_engine):
 
 def test_choose_backend_order(mfpinet_engine, monkeypatch):
     import mfpi_deploy.backends.select as select
+    from mfpi_deploy.backends.probe import Candidate
+    from mfpi_deploy.engine.precision import Precision
 
     reasons = {BackendKind.TRT: "tensorrt not installed", BackendKind.ORT_CUDA: None}
-    monkeypatch.setattr(select, "unavailable_reason", lambda kind, source: reasons.get(kind))
-    assert choose_backend(mfpinet_engine) == (BackendKind.ORT_CUDA, ["trt: tensorrt not installed"])
+    monkeypatch.setattr(select, "unavailable_reason", lambda kind, source, precision=None: reasons.get(kind))
+    assert choose_backend(mfpinet_engine) == (Candidate(BackendKind.ORT_CUDA, Precision.FP16),
+                                              ["trt: tensorrt not installed"], "")
     reasons[BackendKind.TRT] = None
-    assert choose_backend(mfpinet_engine) == (BackendKind.TRT, [])
+    assert choose_backend(mfpinet_engine)[:2] == (Candidate(BackendKind.TRT, Precision.FP32), [])
 
 
 def test_ort_provider_lists(tmp_path):
@@ -144,8 +153,8 @@ def test_engine_from_another_gpu_is_skipped_by_auto_and_refused_by_trt(mfpinet_e
                         lambda name: object() if name in ("tensorrt", "pycuda") else real_find_spec(name))
     monkeypatch.setattr(cuda, "current_target", lambda device=0: GpuTarget("NVIDIA L4", "8.9", "10.9.0.34"))
     logs: list[str] = []
-    with open_backend("auto", folder, threads=1, log=logs.append) as backend:
-        assert backend.kind is BackendKind.ORT_CPU
+    with open_backend("auto", folder, threads=1, log=logs.append, measure=False) as backend:
+        assert backend.kind in (BackendKind.OPENVINO, BackendKind.ORT_CPU)
     assert "trt: " in logs[0] and "built for GPU NVIDIA A100-SXM4-40GB (sm 8.0), this machine has NVIDIA L4" in logs[0]
     with pytest.raises(MfpiError, match="backend trt cannot run .*built for GPU NVIDIA A100.*rebuild"):
         open_backend("trt", folder, log=lambda _: None)

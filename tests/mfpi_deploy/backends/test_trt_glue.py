@@ -59,7 +59,7 @@ def test_auto_picks_trt_and_run_many_keeps_order_across_profiles(trt_folder):
     batches = [rng.integers(0, 256, (n, s, s, 1), dtype=np.uint8) for n, s in [(3, 32), (1, 16), (2, 8), (3, 24), (1, 32)]]
     ref = ort_session(folder / "model.fp16.onnx")
     with open_backend("auto", folder, log=logs.append) as backend:
-        assert backend.kind is BackendKind.TRT and logs == ["backend: trt"]
+        assert backend.kind is BackendKind.TRT and logs == ["backend: trt fp16"]
         assert backend.spec.precision == "fp16" and backend.spec.profiles[1].min_tile == 24
         outs = list(backend.run_many(batches))
         for tiles, out in zip(batches, outs):

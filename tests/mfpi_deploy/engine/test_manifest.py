@@ -57,3 +57,16 @@ def test_other_gpu_or_tensorrt_is_refused_with_a_message(here, expected):
 def test_engine_without_recorded_target_is_refused():
     with pytest.raises(EngineMismatchError, match="does not record the GPU"):
         check_engine_target(None, A100)
+
+
+def test_gate_reason_per_precision_and_runtime(mfpinet_engine):
+    m = Manifest.read(mfpinet_engine)
+    assert m.gate_reason("fp32", "openvino") is None  # the reference
+    assert m.gate_reason("fp16", "onnxruntime") is None  # fp16 blocks: measured with onnxruntime
+    assert m.gate_reason("int8", "onnxruntime") is None
+    m.accuracy["int8"]["runtimes"].pop("openvino", None)
+    assert "int8 accuracy gate was not measured on openvino" in m.gate_reason("int8", "openvino")
+    m.accuracy["int8"]["runtimes"]["onnxruntime"]["min_psnr_db"] = 40.0
+    assert m.gate_reason("int8", "onnxruntime") == "its int8 accuracy gate did not pass on onnxruntime (40.0 dB)"
+    del m.accuracy["int8"]
+    assert m.gate_reason("int8", "onnxruntime") == "the manifest has no int8 accuracy figures"

@@ -119,3 +119,21 @@ def test_rebuild_without_tensorrt(mfpinet_engine):
 def test_bad_batch(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
     _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--batch", "0"), "batch sizes must be positive")
+
+
+def test_cli_exports_int8_and_bf16_variants(tmp_path, monkeypatch):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    out = tmp_path / "tiny"
+    result = _run(str(ckpt), "--out", str(out), "--int8", "--bf16", "--int8-min-psnr", "40", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "int8 gate: lowest plane PSNR" in result.stderr and "bf16 gate (" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["artifacts"]) == {"onnx", "onnx_int8", "onnx_bf16", "weights", "card"}
+    assert manifest["accuracy"]["int8"]["threshold_db"] == 40.0 and manifest["accuracy"]["bf16"]["threshold_db"] == 45.0
+    from mfpi_deploy.export import int8
+
+    monkeypatch.setattr(int8, "MAX_ROUNDS", 0)  # fail at once: no search
+    failed = _run(str(ckpt), "--out", str(tmp_path / "e"), "--int8", "--int8-min-psnr", "300", *FAST)
+    assert failed.exit_code == 2 and "Traceback" not in failed.output
+    assert failed.stderr.strip().splitlines()[-1].startswith("error: int8 accuracy gate failed: lowest plane PSNR ")
+    assert not (tmp_path / "e").exists()

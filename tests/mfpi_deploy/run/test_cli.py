@@ -191,3 +191,22 @@ def test_existing_output_is_refused_before_the_engine_is_loaded(tmp_path: Path) 
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'slide.mfp.ome.tif'} exists; pass --overwrite to replace it"]
     assert (tmp_path / "slide.mfp.ome.tif").read_bytes() == b"earlier result"
+
+
+def test_precision_option_runs_the_int8_variant(tmp_path: Path, mfpinet_engine: Path) -> None:
+    src = write_tiff(tmp_path / "slide.tif", textured(40, 56, channels=1))
+    outs = {}
+    for backend, precision in (("ort-cpu", "fp32"), ("openvino", "int8"), ("auto", "int8")):
+        if backend != "ort-cpu":
+            pytest.importorskip("openvino")
+        out = tmp_path / f"{backend}-{precision}.ome.zarr"
+        result = CliRunner().invoke(main, [str(src), "-o", str(out), "--engine", str(mfpinet_engine), "--backend",
+                                           backend, "--precision", precision, "--threads", "1", "--quiet"])
+        assert result.exit_code == 0, result.output
+        outs[backend] = zarr_stack.open_level(out, 0)[:]
+    diff = np.abs(outs["openvino"].astype(int) - outs["ort-cpu"])
+    assert diff.max() <= 8 and 10 * np.log10(255 ** 2 / np.mean(diff.astype(float) ** 2)) >= 40
+    result = CliRunner().invoke(main, [str(src), "--engine", str(mfpinet_engine), "--backend", "torch",
+                                       "--precision", "int8", "--quiet"])
+    assert result.exit_code == 2 and result.stderr.strip() == \
+        f"error: backend torch cannot run {mfpinet_engine} in int8: torch runs fp32, not int8"

@@ -1,0 +1,208 @@
+"""OpenVINO backend: the engine folder's ONNX (fp32, int8 QDQ, or fp32 with the bf16 hint) on the CPU.
+
+OpenVINO fuses the QDQ convolutions of model.int8.onnx into int8 kernels and runs bf16 on
+CPUs that have it, which onnxruntime's CPU provider does not. One compiled model per
+(batch, tile) shape in use, static shapes being OpenVINO's fast path; compiled blobs are
+cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer requests let
+`run_many` overlap the pipeline's reading and writing with inference.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from mfpi_deploy.backends.base import Backend, BackendKind
+from mfpi_deploy.engine.cache import cache_root
+from mfpi_deploy.engine.manifest import EngineFolder
+from mfpi_deploy.engine.precision import Precision, artifact_key
+from mfpi_deploy.errors import MfpiError
+
+DEVICE = "CPU"
+PRECISIONS = (Precision.FP32, Precision.BF16, Precision.INT8)
+PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+
+
+def import_openvino() -> Any:
+    """The openvino module, or a one-line MfpiError saying how to get it."""
+    try:
+        import openvino
+    except ImportError:
+        raise MfpiError("OpenVINO is not installed (pip install 'mfpi-deploy[openvino]'); "
+                        "use --backend ort-cpu") from None
+    return openvino
+
+
+def cpu_capabilities() -> list[str]:
+    """OpenVINO's OPTIMIZATION_CAPABILITIES of this CPU (e.g. FP32, INT8, BF16); [] without OpenVINO."""
+    try:
+        ov = import_openvino()
+        return [str(c) for c in ov.Core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES")]
+    except (MfpiError, RuntimeError):
+        return []
+
+
+def no_bf16_reason(capabilities: list[str] | None = None) -> str | None:
+    """Why this CPU cannot run bf16 (OpenVINO would silently compute in fp32), or None."""
+    caps = cpu_capabilities() if capabilities is None else capabilities
+    if "BF16" in caps:
+        return None
+    return (f"this CPU has no bfloat16 arithmetic (OpenVINO's CPU capabilities: {', '.join(caps) or 'unknown'}), "
+            f"so OpenVINO would run the bf16 variant in fp32")
+
+
+def compile_config(threads: int | None, precision: Precision, hints: dict[str, str] | None = None) -> dict[str, Any]:
+    """Properties for compile_model: latency mode, `threads`, and the precision asked for.
+
+    fp32 and int8 pin f32 as the inference precision: OpenVINO's default is bf16 on CPUs
+    that have it, which would run a variant other than the one gated.
+    """
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", PRECISION_HINT: "f32"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    if precision is Precision.BF16:
+        config[PRECISION_HINT] = "bf16"
+    config.update(hints or {})
+    return config
+
+
+def compile_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]], *, threads: int | None = None,
+                 precision: Precision = Precision.FP32, hints: dict[str, str] | None = None,
+                 cache_dir: Path | None = None) -> Any:
+    """An ONNX file compiled for the CPU at static `input_shapes` (what the export gates run too)."""
+    ov = import_openvino()
+    core = ov.Core()
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        core.set_property({"CACHE_DIR": str(cache_dir)})
+    try:
+        model = core.read_model(str(path))
+        model.reshape({name: list(shape) for name, shape in input_shapes.items()})
+        return core.compile_model(model, DEVICE, compile_config(threads, precision, hints))
+    except RuntimeError as exc:
+        raise MfpiError(f"{path}: OpenVINO cannot compile it ({str(exc).strip().splitlines()[0][:200]})") from None
+
+
+def executed_precision(compiled: Any) -> str:
+    """The inference precision a compiled model actually runs ("f32", "bf16")."""
+    value = compiled.get_property(PRECISION_HINT)
+    return str(value.get_type_name() if hasattr(value, "get_type_name") else value)
+
+
+@dataclasses.dataclass
+class _Compiled:
+    """One compiled shape: its model and its infer requests (busy: indices in flight)."""
+
+    model: Any
+    requests: list[Any]
+    busy: set[int] = dataclasses.field(default_factory=set)
+
+
+class OpenVinoBackend(Backend):
+    """Runs the `precision` variant of an engine folder with OpenVINO on the CPU.
+
+    `requests` infer requests per compiled shape: `run_many` keeps that many batches in flight.
+    """
+
+    kind = BackendKind.OPENVINO
+
+    def __init__(self, folder: str | Path, *, precision: Precision | str = Precision.FP32,
+                 threads: int | None = None, requests: int = 2, cache_dir: Path | None = None) -> None:
+        import_openvino()
+        self.precision = Precision.parse(precision)
+        if self.precision not in PRECISIONS:
+            raise MfpiError(f"OpenVINO runs {', '.join(p.value for p in PRECISIONS)} variants, not "
+                            f"{self.precision.value}")
+        if self.precision is Precision.BF16:
+            reason = no_bf16_reason()
+            if reason:
+                raise MfpiError(f"{reason}; run --precision fp32 or int8")
+        self.folder = EngineFolder(folder)
+        key = artifact_key(self.precision)
+        if not self.folder.has(key):
+            raise MfpiError(f"{self.folder.path}: no {self.precision.value} variant (export it with "
+                            f"mfpi-export --{self.precision.value})")
+        self.path = self.folder.artifact(key)
+        self.hints = dict(self.folder.manifest.artifacts[key].hints)
+        self.spec = self.folder.spec(key, limited=False)
+        self.threads = threads
+        self.requests = max(1, requests)
+        self.cache_dir = cache_dir or cache_root() / "openvino"
+        self._compiled: dict[tuple[int, ...], _Compiled] = {}
+        self._inputs = ["tiles", "dpm"] if self.spec.needs_dpm else ["tiles"]
+
+    def _get(self, n: int, h: int, w: int) -> _Compiled:
+        shape = (n, h, w)
+        if shape not in self._compiled:
+            shapes = {"tiles": (n, h, w, self.spec.channels)}
+            if self.spec.needs_dpm:
+                shapes["dpm"] = (n,)
+            model = compile_onnx(self.path, shapes, threads=self.threads, precision=self.precision,
+                                 hints=self.hints, cache_dir=self.cache_dir)
+            self._compiled[shape] = _Compiled(model, [model.create_infer_request() for _ in range(self.requests)])
+        return self._compiled[shape]
+
+    def submit(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> tuple[_Compiled, int]:
+        """Start a batch on a free infer request and return at once; `collect` waits for it."""
+        self.spec.check_batch(tiles)
+        n, h, w, _ = tiles.shape
+        feeds = {"tiles": np.ascontiguousarray(tiles)}
+        if self.spec.needs_dpm:
+            if dpm is None:
+                raise MfpiError("Deep-Z needs a DPM value per tile")
+            feeds["dpm"] = np.ascontiguousarray(dpm, dtype=np.float32).reshape(n)
+        compiled = self._get(n, h, w)
+        free = [i for i in range(len(compiled.requests)) if i not in compiled.busy]
+        if not free:
+            raise MfpiError("every OpenVINO infer request is busy: collect() a batch before submitting another")
+        index = free[0]
+        compiled.requests[index].start_async(feeds, share_inputs=False)
+        compiled.busy.add(index)
+        return compiled, index
+
+    def collect(self, ticket: tuple[_Compiled, int]) -> np.ndarray:
+        """Wait for a submitted batch and return its planes (N, Z, sH, sW, C) uint8."""
+        compiled, index = ticket
+        request = compiled.requests[index]
+        try:
+            request.wait()
+            out = request.get_output_tensor(0).data.copy()
+        finally:
+            compiled.busy.discard(index)
+        return out[:, None] if self.spec.needs_dpm else out
+
+    def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
+        return self.collect(self.submit(tiles, dpm))
+
+    def run_many(self, batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]]) -> Iterator[np.ndarray]:
+        """Outputs of `batches` in order, with up to `requests` batches in flight."""
+        pending: deque[tuple[_Compiled, int]] = deque()
+        try:
+            for item in batches:
+                tiles, dpm = item if isinstance(item, tuple) else (item, None)
+                if len(pending) == self.requests:
+                    yield self.collect(pending.popleft())
+                pending.append(self.submit(tiles, dpm))
+            while pending:
+                yield self.collect(pending.popleft())
+        finally:
+            for compiled, index in pending:  # abandoned (error or generator closed): let them finish
+                compiled.requests[index].wait()
+                compiled.busy.discard(index)
+
+    def executed_precision(self) -> str:
+        """What the compiled models compute in ("f32", "bf16"); compiles the smallest tile if none is yet."""
+        if not self._compiled:
+            side = self.spec.smallest_tile()
+            self._get(1, side, side)
+        return executed_precision(next(iter(self._compiled.values())).model)
+
+    def close(self) -> None:
+        self._compiled.clear()
+
+    def describe(self) -> str:
+        threads = f"{self.threads} thread(s)" if self.threads else "all cores"
+        return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision}, CPU, {threads})"
