@@ -17,6 +17,7 @@ from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.source import Region
+from mfpi_deploy.slide.zstack import parse_plane
 from mfpi_deploy.tiling import DEFAULT_HALO
 
 
@@ -57,7 +58,8 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the "
                    "input. For a cohort: the folder of the outputs (default: next to each slide).")
-@click.option("--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
+@click.option("--engine",
+              help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice([k.value for k in BackendKind]))
 @click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None,
@@ -67,16 +69,20 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
 @click.option("--series", default=0, show_default=True,
               help="Which image of a TIFF holding several (OME-TIFF series); the run names the one it takes.")
+@click.option("--plane", help="Z-stack input (a TIFF/OME-TIFF with a Z axis): the plane to run, a number from 0 or "
+                               "'sharpest' (highest variance of the Laplacian on a central block).")
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
 @click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when the slide and the engine differ.")
 @click.option("--input-max", type=click.IntRange(1, 65535),
               help="16-bit input value that maps to 255 (default: the file's MaxSampleValue, else 65535).")
-@click.option("--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8).")
+@click.option("--halo", default=DEFAULT_HALO, show_default=True,
+              help="Overlap on every tile side, input pixels (multiple of 8).")
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for onnxruntime, OpenVINO and torch (per worker; default with --workers: cores / workers).")
+              help="CPU threads for onnxruntime, OpenVINO and torch "
+                   "(per worker; default with --workers: cores / workers).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
@@ -104,7 +110,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
 def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, backend: str, precision: str | None,
-         level: int, series: int,
+         level: int, series: int, plane: str | None,
          region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
          tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
          sync_every: float, allow_empty_tiles: bool, quiet: bool, out_format: str, report: Path | None, workers: int,
@@ -135,7 +141,8 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
     cluster = ClusterOptions(scheduler=scheduler, workers=workers, threads=threads, retries=retries)
     cohort = is_cohort(slides)
     options = RunOptions(  # checks the values before anything is read or written
-        level=level, series=series, region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
+        level=level, series=series, plane=parse_plane(plane) if plane is not None else None,
+        region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
         convert_channels=convert_channels, input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
         compression=None if compression == "none" else compression,
@@ -192,7 +199,8 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     OutputFormat.from_path(output)
     check_output_target(output, options)
     with output_lock(output):
-        with open_slide(slide, options.level, series=options.series, allow_empty_tiles=options.allow_empty_tiles):
+        with open_slide(slide, options.level, series=options.series, plane=options.plane,
+                        allow_empty_tiles=options.allow_empty_tiles):
             pass
         yield
 

@@ -86,7 +86,8 @@ def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | 
 def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
     """tifffile OME metadata: axes, physical sizes (µm), plane z positions, channel names, UUID."""
     if uuid is None:
-        uuid = str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, "mfpi-deploy:layout:" + json.dumps(layout.to_dict(), sort_keys=True)))
+        blob = json.dumps(layout.to_dict(), sort_keys=True)
+        uuid = str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, "mfpi-deploy:layout:" + blob))
     meta: dict = {
         "UUID": f"urn:uuid:{uuid}",
         "axes": "ZYXS" if layout.channels == 3 else "ZYX",

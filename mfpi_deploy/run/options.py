@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide.source import Region
+from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
 from mfpi_deploy.tiling import DEFAULT_HALO
 
 
@@ -17,6 +18,7 @@ class RunOptions:
 
     level: int = 0
     series: int = 0  # which image of a TIFF holding several
+    plane: PlaneChoice = None  # which z plane of a Z-stack: a number or "sharpest" (None: 2D input only)
     region: Region | None = None
     pixel_size_um: float | None = None  # input pixel size; overrides the file's metadata
     convert_channels: bool = False  # grey <-> RGB when slide and engine differ
@@ -47,6 +49,7 @@ class RunOptions:
                                  ("--tile", self.tile, 1), ("--batch", self.batch, 1)):
             if value is not None and value < low:
                 raise MfpiError(f"{name} must be at least {low}, got {value}")
+        check_plane(self.plane)
         if not (math.isfinite(self.sync_seconds) and self.sync_seconds >= 0):
             raise MfpiError(f"--sync-every must be zero or a positive number of seconds, got {self.sync_seconds}")
 

@@ -9,8 +9,7 @@ import tifffile
 import zarr
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.output import OutputFormat, StackLayout
-from mfpi_deploy.output import ome_tiff, zarr_stack
+from mfpi_deploy.output import OutputFormat, StackLayout, ome_tiff, zarr_stack
 from mfpi_deploy.tiling import Box
 
 PLANES_UM = tuple(round(2.7 * i, 4) for i in range(-5, 6))
@@ -129,7 +128,8 @@ def test_ome_tiff_tiles_are_256_or_512() -> None:
         return StackLayout(planes=11, channels=3, height=9, width=9, chunk=chunk, pixel_size_um=None,
                            planes_um=PLANES_UM)
 
-    assert [ome_tiff.tiff_tile_size(layout(c)) for c in (64, 320, 511, 512, 832, 2048)] == [256, 256, 256, 512, 512, 512]
+    sizes = [ome_tiff.tiff_tile_size(layout(c)) for c in (64, 320, 511, 512, 832, 2048)]
+    assert sizes == [256, 256, 256, 512, 512, 512]
 
 
 def test_ome_tiff_tiles_not_aligned_with_the_zarr_chunks(tmp_path: Path) -> None:
