@@ -91,6 +91,12 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
               help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).")
 @click.option("--allow-empty-tiles", is_flag=True,
               help="Read tiles the TIFF stores no data for (byte count 0) as black instead of refusing the file.")
+@click.option("--preview", is_flag=False, flag_value="", default=None, metavar="[PNG]",
+              help="Once the output is in place, write a PNG montage of the input and 5 planes (first, centre, last "
+                   "and two between) of a region, labelled with z in µm. Default name: <output stem>.preview.png "
+                   "next to the output.")
+@click.option("--preview-region", help="Region of the preview: x,y,w,h in input pixels (default: the central 256x256; "
+                                       "implies --preview).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--format", "out_format", type=click.Choice(["ome-tif", "ome-zarr"]), default="ome-tif",
               show_default=True, help="Cohort: format of outputs a manifest does not name.")
@@ -113,8 +119,9 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
          level: int, series: int, plane: str | None,
          region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
          tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
-         sync_every: float, allow_empty_tiles: bool, quiet: bool, out_format: str, report: Path | None, workers: int,
-         scheduler: str | None, retries: int, make_sample: Path | None, sample_size: int) -> None:
+         sync_every: float, allow_empty_tiles: bool, preview: str | None, preview_region: str | None, quiet: bool,
+         out_format: str, report: Path | None, workers: int, scheduler: str | None, retries: int,
+         make_sample: Path | None, sample_size: int) -> None:
     """Run SLIDES (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
     writing the stack of focal planes at twice the resolution.
 
@@ -131,6 +138,12 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
         info = write_sample(make_sample, sample_size, overwrite=overwrite)
         click.echo(f"wrote {make_sample} ({info})")
         return
+    look = None  # checked first: in `mfpi-run --preview slide.tif` the slide became the PNG's name
+    if preview is not None or preview_region is not None:
+        from mfpi_deploy.run.options import PreviewOptions
+
+        look = PreviewOptions(path=Path(preview) if preview else None,
+                              region=Region.parse(preview_region, "--preview-region") if preview_region else None)
     if not slides:
         raise MfpiError("missing SLIDE (or --make-sample PATH)")
     from mfpi_deploy.cohort import ClusterOptions, EngineRef, is_cohort
@@ -140,13 +153,16 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
         raise MfpiError(f"--threads must be at least 1, got {threads}")
     cluster = ClusterOptions(scheduler=scheduler, workers=workers, threads=threads, retries=retries)
     cohort = is_cohort(slides)
+    if preview and cohort:
+        raise MfpiError("--preview PNG names one file: with several slides give --preview alone "
+                        "(each preview goes next to its output)")
     options = RunOptions(  # checks the values before anything is read or written
         level=level, series=series, plane=parse_plane(plane) if plane is not None else None,
         region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
         convert_channels=convert_channels, input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
         compression=None if compression == "none" else compression,
-        allow_empty_tiles=allow_empty_tiles, progress=not quiet, log=log, sync_seconds=sync_every,
+        allow_empty_tiles=allow_empty_tiles, preview=look, progress=not quiet, log=log, sync_seconds=sync_every,
     )
     if not cohort:
         slide = slides[0]

@@ -12,6 +12,22 @@ from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
 from mfpi_deploy.tiling import DEFAULT_HALO
 
 
+@dataclass(frozen=True)
+class PreviewOptions:
+    """A PNG montage of the input and a few output planes of one region, written once the output is in place."""
+
+    path: Path | None = None  # None: <output stem>.preview.png next to the output
+    region: Region | None = None  # x, y, w, h in input pixels of the level read; None: a centred block
+    side: int = 256  # side of the default centred block, input pixels
+    planes: int = 5  # output planes shown: first, last and evenly spaced between
+
+    def __post_init__(self) -> None:
+        if self.path is not None and Path(self.path).suffix.lower() != ".png":
+            raise MfpiError(f"--preview writes a PNG: the name must end in .png, got {self.path}")
+        if self.side < 1 or self.planes < 1:
+            raise MfpiError(f"preview side and planes must be at least 1, got {self.side} and {self.planes}")
+
+
 @dataclass
 class RunOptions:
     """How to run a slide. Defaults: level 0, whole slide, measured halo, tile and batch from the engine."""
@@ -35,6 +51,7 @@ class RunOptions:
     compression: str | None = "zlib"  # OME-TIFF compression (None: uncompressed)
     engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
     allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing
+    preview: PreviewOptions | None = None  # a PNG montage of input and planes after the output is in place
     progress: bool = True
     log: Callable[[str], None] = print
     # (tiles just finished, tiles this call computes): once with 0 at the start, then per batch

@@ -33,7 +33,8 @@ from mfpi_deploy.infer.stream import stream_tiles
 from mfpi_deploy.output import ome_tiff, zarr_stack
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.run.lock import output_lock
-from mfpi_deploy.run.options import RunOptions, RunSummary
+from mfpi_deploy.run.options import PreviewOptions, RunOptions, RunSummary
+from mfpi_deploy.run.preview import preview_box, write_preview
 from mfpi_deploy.run.state import (
     Journal,
     RunState,
@@ -134,6 +135,8 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
         rule = pixel_rule(info.dtype, info.samples, spec.channels, convert_channels=options.convert_channels,
                           max_value=options.input_max or info.max_value, where=str(input_path))
         source = TileSource(slide, rule, options.region)
+        if options.preview is not None:
+            preview_box(options.preview, source.region)  # refuse a bad --preview-region before any tile
         plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles, spec.stride, options.tile)
         if options.batch is not None:
             if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
@@ -292,6 +295,19 @@ def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> 
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
         raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
                         f"rerun with --resume") from None
+    if options.preview is not None:
+        write_run_preview(run, options.preview, options.log)
+
+
+def write_run_preview(run: PlannedRun, preview: PreviewOptions, log: Callable[[str], None]) -> None:
+    """The PNG montage of the finished output (after it is in place), reading its planes lazily."""
+    try:
+        with open_source(run) as source:
+            path = write_preview(run.output, source, run.layout.planes_um, preview)
+    except OSError as exc:
+        raise RunFailed(f"{run.output} is complete, but its preview could not be written "
+                        f"({exc.strerror or exc})") from None
+    log(f"preview: {path}")
 
 
 def check_output_target(output: Path, options: RunOptions) -> None:

@@ -140,3 +140,17 @@ def test_ome_tiff_tiles_not_aligned_with_the_zarr_chunks(tmp_path: Path) -> None
         assert tif.pages[0].tilewidth == 80
         assert np.array_equal(tif.series[0].asarray(), data[..., 0])
         assert np.array_equal(tif.series[0].levels[1].asarray(), zarr_stack.open_level(path, 1)[0])
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_stack_reader_reads_windows_of_both_formats(tmp_path: Path, channels: int) -> None:
+    from mfpi_deploy.output.reader import StackReader
+
+    path, _, data = _stack(tmp_path, channels=channels)
+    out = tmp_path / "s.ome.tif"
+    ome_tiff.write_ome_tiff(path, out)
+    box = Box(100, 130, 290, 400)  # across chunk and tile borders
+    for stack_path in (path, out):
+        with StackReader(stack_path) as stack:
+            assert (stack.planes, stack.height, stack.width) == (11, 300, 520)
+            assert np.array_equal(stack.read(7, box), data[7, 100:290, 130:400])
