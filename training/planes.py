@@ -7,8 +7,9 @@ from enum import Enum
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
-from training.stack import FocalStack
+from mfpi_deploy.slide.focus import sharpness
 from mfpi_deploy.tiling import Box
+from training.stack import FocalStack
 
 
 class FocusRule(str, Enum):
@@ -35,15 +36,6 @@ class PlaneSelection:
     def centre_index(self) -> int:
         """Position of the input plane within the target planes."""
         return self.target.index(self.input)
-
-
-def sharpness(plane: np.ndarray) -> float:
-    """Focus measure: variance of the Laplacian of a grey plane (higher = sharper)."""
-    g = plane.astype(np.float32)
-    if g.ndim == 3:
-        g = g.mean(axis=-1)
-    lap = -4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
-    return float(lap.var())
 
 
 def find_focus(stack: FocalStack) -> int:
@@ -76,7 +68,8 @@ def select_planes(stack: FocalStack, *, planes: int = 11, focus: FocusRule | str
         try:
             rule = FocusRule(focus)
         except ValueError:
-            raise MfpiError(f"unknown focus rule {focus!r}; expected a plane index or one of: sharpest, middle") from None
+            raise MfpiError(f"unknown focus rule {focus!r}; expected a plane index or one of: "
+                            "sharpest, middle") from None
         centre = (n - 1) // 2 if rule is FocusRule.MIDDLE else find_focus(stack)
     half = planes // 2
     start = min(max(centre - half, 0), n - planes)

@@ -17,6 +17,7 @@ from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.source import Region
+from mfpi_deploy.slide.zstack import parse_plane
 from mfpi_deploy.tiling import DEFAULT_HALO
 
 
@@ -57,7 +58,8 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the "
                    "input. For a cohort: the folder of the outputs (default: next to each slide).")
-@click.option("--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
+@click.option("--engine",
+              help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
 @click.option("--backend", default="auto", show_default=True,
               type=click.Choice([k.value for k in BackendKind]))
 @click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None,
@@ -67,16 +69,20 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
 @click.option("--series", default=0, show_default=True,
               help="Which image of a TIFF holding several (OME-TIFF series); the run names the one it takes.")
+@click.option("--plane", help="Z-stack input (a TIFF/OME-TIFF with a Z axis): the plane to run, a number from 0 or "
+                               "'sharpest' (highest variance of the Laplacian on a central block).")
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
 @click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when the slide and the engine differ.")
 @click.option("--input-max", type=click.IntRange(1, 65535),
               help="16-bit input value that maps to 255 (default: the file's MaxSampleValue, else 65535).")
-@click.option("--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8).")
+@click.option("--halo", default=DEFAULT_HALO, show_default=True,
+              help="Overlap on every tile side, input pixels (multiple of 8).")
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for onnxruntime, OpenVINO and torch (per worker; default with --workers: cores / workers).")
+              help="CPU threads for onnxruntime, OpenVINO and torch "
+                   "(per worker; default with --workers: cores / workers).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
@@ -85,6 +91,12 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
               help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).")
 @click.option("--allow-empty-tiles", is_flag=True,
               help="Read tiles the TIFF stores no data for (byte count 0) as black instead of refusing the file.")
+@click.option("--preview", is_flag=False, flag_value="", default=None, metavar="[PNG]",
+              help="Once the output is in place, write a PNG montage of the input and 5 planes (first, centre, last "
+                   "and two between) of a region, labelled with z in µm. Default name: <output stem>.preview.png "
+                   "next to the output.")
+@click.option("--preview-region", help="Region of the preview: x,y,w,h in input pixels (default: the central 256x256; "
+                                       "implies --preview).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--format", "out_format", type=click.Choice(["ome-tif", "ome-zarr"]), default="ome-tif",
               show_default=True, help="Cohort: format of outputs a manifest does not name.")
@@ -104,11 +116,12 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
 def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, backend: str, precision: str | None,
-         level: int, series: int,
+         level: int, series: int, plane: str | None,
          region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
          tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
-         sync_every: float, allow_empty_tiles: bool, quiet: bool, out_format: str, report: Path | None, workers: int,
-         scheduler: str | None, retries: int, make_sample: Path | None, sample_size: int) -> None:
+         sync_every: float, allow_empty_tiles: bool, preview: str | None, preview_region: str | None, quiet: bool,
+         out_format: str, report: Path | None, workers: int, scheduler: str | None, retries: int,
+         make_sample: Path | None, sample_size: int) -> None:
     """Run SLIDES (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
     writing the stack of focal planes at twice the resolution.
 
@@ -125,6 +138,12 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
         info = write_sample(make_sample, sample_size, overwrite=overwrite)
         click.echo(f"wrote {make_sample} ({info})")
         return
+    look = None  # checked first: in `mfpi-run --preview slide.tif` the slide became the PNG's name
+    if preview is not None or preview_region is not None:
+        from mfpi_deploy.run.options import PreviewOptions
+
+        look = PreviewOptions(path=Path(preview) if preview else None,
+                              region=Region.parse(preview_region, "--preview-region") if preview_region else None)
     if not slides:
         raise MfpiError("missing SLIDE (or --make-sample PATH)")
     from mfpi_deploy.cohort import ClusterOptions, EngineRef, is_cohort
@@ -134,12 +153,16 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
         raise MfpiError(f"--threads must be at least 1, got {threads}")
     cluster = ClusterOptions(scheduler=scheduler, workers=workers, threads=threads, retries=retries)
     cohort = is_cohort(slides)
+    if preview and cohort:
+        raise MfpiError("--preview PNG names one file: with several slides give --preview alone "
+                        "(each preview goes next to its output)")
     options = RunOptions(  # checks the values before anything is read or written
-        level=level, series=series, region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
+        level=level, series=series, plane=parse_plane(plane) if plane is not None else None,
+        region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
         convert_channels=convert_channels, input_max=input_max,
         halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
         compression=None if compression == "none" else compression,
-        allow_empty_tiles=allow_empty_tiles, progress=not quiet, log=log, sync_seconds=sync_every,
+        allow_empty_tiles=allow_empty_tiles, preview=look, progress=not quiet, log=log, sync_seconds=sync_every,
     )
     if not cohort:
         slide = slides[0]
@@ -192,7 +215,8 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     OutputFormat.from_path(output)
     check_output_target(output, options)
     with output_lock(output):
-        with open_slide(slide, options.level, series=options.series, allow_empty_tiles=options.allow_empty_tiles):
+        with open_slide(slide, options.level, series=options.series, plane=options.plane,
+                        allow_empty_tiles=options.allow_empty_tiles):
             pass
         yield
 

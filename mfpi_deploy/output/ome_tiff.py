@@ -1,7 +1,9 @@
-"""OME-TIFF from a finished OME-Zarr stack: BigTIFF, tiled, compressed, pyramid in SubIFDs.
+"""OME-TIFF from a finished OME-Zarr stack in the layout Bio-Formats (QuPath, Fiji) reads best.
 
-One page per focal plane (RGB pages for RGB stacks), OME-XML with the physical sizes and
-each plane's z position. Tiles are streamed from the Zarr, so memory stays bounded.
+BigTIFF, one tiled and compressed IFD per focal plane (RGB pages for RGB stacks), the 2x
+pyramid in each plane's SubIFDs, tiles of 256 or 512 pixels, and OME-XML that validates
+against the OME schema: SizeZ, physical sizes with units and each plane's PositionZ.
+Tiles are streamed from the Zarr a band at a time, so memory stays bounded.
 """
 from __future__ import annotations
 
@@ -12,25 +14,41 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import zarr
 
 from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.output.layout import StackLayout
 
-MAX_TIFF_TILE = 1024
+TIFF_TILES = (256, 512)  # the tile sides viewers (QuPath, Bio-Formats) are tuned for
 
 
 def tiff_tile_size(layout: StackLayout) -> int:
-    """TIFF tile side: the Zarr chunk (each TIFF tile then decodes exactly its own chunks) if it
-    is at most 1024, else 512. Chunks are multiples of 16, as TIFF tiles must be."""
-    return layout.chunk if layout.chunk <= MAX_TIFF_TILE and layout.chunk % 16 == 0 else 512
+    """TIFF tile side: 512 for stacks chunked at 512 or more, else 256."""
+    return TIFF_TILES[1] if layout.chunk >= TIFF_TILES[1] else TIFF_TILES[0]
 
 
-def _tiles(level: zarr.Array, tile: int) -> Iterator[np.ndarray]:  # noqa: F821
-    channels, planes, h, w = level.shape
+def _row_tiles(level: zarr.Array, z: int, y: int, tile: int) -> Iterator[np.ndarray]:
+    """The tiles of one tile row of plane z, (C, h, w) each; every Zarr chunk the row touches is
+    read once (the row is read in chunk-aligned segments kept until the tiles pass them)."""
+    width, step = level.shape[-1], level.chunks[-1]
+    rows = slice(y, min(y + tile, level.shape[-2]))
+    buf, start = level[:, z, rows, 0:0], 0  # buf holds columns [start, start + buf width)
+    for x in range(0, width, tile):
+        need = min(x + tile, width)
+        end = start + buf.shape[-1]
+        if end < need:
+            new_end = min(width, -(-need // step) * step)
+            buf = np.concatenate([buf[..., x - start:], level[:, z, rows, end:new_end]], axis=-1)
+            start = x
+        yield buf[..., x - start:need - start]
+
+
+def _tiles(level: zarr.Array, tile: int) -> Iterator[np.ndarray]:
+    channels, planes, h, _ = level.shape
     for z in range(planes):
         for y in range(0, h, tile):
-            for x in range(0, w, tile):
-                block = np.moveaxis(level[:, z, y:y + tile, x:x + tile], 0, -1)
+            for block in _row_tiles(level, z, y, tile):
+                block = np.moveaxis(block, 0, -1)
                 yield block if channels > 1 else block[..., 0]
 
 
@@ -68,12 +86,13 @@ def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | 
 def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
     """tifffile OME metadata: axes, physical sizes (µm), plane z positions, channel names, UUID."""
     if uuid is None:
-        uuid = str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, "mfpi-deploy:layout:" + json.dumps(layout.to_dict(), sort_keys=True)))
+        blob = json.dumps(layout.to_dict(), sort_keys=True)
+        uuid = str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, "mfpi-deploy:layout:" + blob))
     meta: dict = {
         "UUID": f"urn:uuid:{uuid}",
         "axes": "ZYXS" if layout.channels == 3 else "ZYX",
         "Name": layout.name or "mfpi stack",
-        "PhysicalSizeZ": layout.z_spacing_um, "PhysicalSizeZUnit": "µm",
+        "PhysicalSizeZ": abs(layout.z_spacing_um), "PhysicalSizeZUnit": "µm",  # the schema wants it positive
         "Plane": {"PositionZ": [float(z) for z in layout.planes_um],
                   "PositionZUnit": ["µm"] * layout.planes},
     }

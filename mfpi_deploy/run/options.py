@@ -2,13 +2,30 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide.source import Region
+from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
 from mfpi_deploy.tiling import DEFAULT_HALO
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    """A PNG montage of the input and a few output planes of one region, written once the output is in place."""
+
+    path: Path | None = None  # None: <output stem>.preview.png next to the output
+    region: Region | None = None  # x, y, w, h in input pixels of the level read; None: a centred block
+    side: int = 256  # side of the default centred block, input pixels
+    planes: int = 5  # output planes shown: first, last and evenly spaced between
+
+    def __post_init__(self) -> None:
+        if self.path is not None and Path(self.path).suffix.lower() != ".png":
+            raise MfpiError(f"--preview writes a PNG: the name must end in .png, got {self.path}")
+        if self.side < 1 or self.planes < 1:
+            raise MfpiError(f"preview side and planes must be at least 1, got {self.side} and {self.planes}")
 
 
 @dataclass
@@ -17,6 +34,7 @@ class RunOptions:
 
     level: int = 0
     series: int = 0  # which image of a TIFF holding several
+    plane: PlaneChoice = None  # which z plane of a Z-stack: a number or "sharpest" (None: 2D input only)
     region: Region | None = None
     pixel_size_um: float | None = None  # input pixel size; overrides the file's metadata
     convert_channels: bool = False  # grey <-> RGB when slide and engine differ
@@ -33,6 +51,7 @@ class RunOptions:
     compression: str | None = "zlib"  # OME-TIFF compression (None: uncompressed)
     engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
     allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing
+    preview: PreviewOptions | None = None  # a PNG montage of input and planes after the output is in place
     progress: bool = True
     log: Callable[[str], None] = print
     # (tiles just finished, tiles this call computes): once with 0 at the start, then per batch
@@ -47,6 +66,7 @@ class RunOptions:
                                  ("--tile", self.tile, 1), ("--batch", self.batch, 1)):
             if value is not None and value < low:
                 raise MfpiError(f"{name} must be at least {low}, got {value}")
+        check_plane(self.plane)
         if not (math.isfinite(self.sync_seconds) and self.sync_seconds >= 0):
             raise MfpiError(f"--sync-every must be zero or a positive number of seconds, got {self.sync_seconds}")
 

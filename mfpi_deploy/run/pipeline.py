@@ -33,7 +33,8 @@ from mfpi_deploy.infer.stream import stream_tiles
 from mfpi_deploy.output import ome_tiff, zarr_stack
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.run.lock import output_lock
-from mfpi_deploy.run.options import RunOptions, RunSummary
+from mfpi_deploy.run.options import PreviewOptions, RunOptions, RunSummary
+from mfpi_deploy.run.preview import preview_box, write_preview
 from mfpi_deploy.run.state import (
     Journal,
     RunState,
@@ -44,6 +45,7 @@ from mfpi_deploy.run.state import (
     write_record,
 )
 from mfpi_deploy.slide import PixelRule, Region, SlideInputError, TileSource, open_slide, pixel_rule
+from mfpi_deploy.slide.zstack import SHARPEST
 from mfpi_deploy.tiling import Tile, TilePlan, batches, choose_plan
 
 
@@ -84,6 +86,7 @@ class PlannedRun:
     format: OutputFormat
     level: int
     series: int
+    plane: int | None  # the z plane of a Z-stack, resolved ('sharpest' -> its number); None: 2D
     allow_empty_tiles: bool
     region: Region | None
     rule: PixelRule
@@ -118,7 +121,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
     spec = engine.spec
     if spec.needs_dpm:
         raise MfpiError("mfpi-run runs image-to-stack engines (MFPINet); Deep-Z needs one pass per plane")
-    with open_slide(input_path, options.level, series=options.series,
+    with open_slide(input_path, options.level, series=options.series, plane=options.plane,
                     allow_empty_tiles=options.allow_empty_tiles) as slide:
         info = slide.info
         for warning in slide.warnings:
@@ -126,9 +129,14 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
         if info.series_count > 1:
             options.log(f"{input_path.name}: the file holds {info.series_count} images (series); running series "
                         f"{info.series} ({info.width}x{info.height}); pick another with --series N")
+        if info.plane is not None:
+            how = " (the sharpest: variance of the Laplacian)" if options.plane == SHARPEST else ""
+            options.log(f"{input_path.name}: a Z-stack of {info.planes} planes; running plane {info.plane}{how}")
         rule = pixel_rule(info.dtype, info.samples, spec.channels, convert_channels=options.convert_channels,
                           max_value=options.input_max or info.max_value, where=str(input_path))
         source = TileSource(slide, rule, options.region)
+        if options.preview is not None:
+            preview_box(options.preview, source.region)  # refuse a bad --preview-region before any tile
         plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles, spec.stride, options.tile)
         if options.batch is not None:
             if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
@@ -146,13 +154,15 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
         )
         settings = run_settings(input_path, info, options, plan, batch, layout, engine, rule.describe())
         series = f" series {info.series}" if info.series_count > 1 else ""
+        series += f" plane {info.plane} of {info.planes}" if info.plane is not None else ""
         description = (f"{input_path.name}: {info.width}x{info.height} {info.format}{series} level {info.level}, "
                        f"{rule.describe()}; region {source.width}x{source.height} -> "
                        f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
                        f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, "
                        f"{engine.describe()}")
         return PlannedRun(input=input_path, output=output, format=fmt, level=options.level,
-                          series=options.series, allow_empty_tiles=options.allow_empty_tiles, region=options.region, rule=rule, plan=plan,
+                          series=options.series, plane=info.plane, allow_empty_tiles=options.allow_empty_tiles,
+                          region=options.region, rule=rule, plan=plan,
                           batch=batch, layout=layout, settings=settings, compression=options.compression,
                           description=description)
 
@@ -160,7 +170,8 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
 @contextlib.contextmanager
 def open_source(run: PlannedRun) -> Iterator[TileSource]:
     """The planned slide's engine-ready windows (reopened: a task may run on another machine)."""
-    with open_slide(run.input, run.level, series=run.series, allow_empty_tiles=run.allow_empty_tiles) as slide:
+    with open_slide(run.input, run.level, series=run.series, plane=run.plane,
+                    allow_empty_tiles=run.allow_empty_tiles) as slide:
         source = TileSource(slide, run.rule, run.region)
         if (source.height, source.width) != (run.plan.height, run.plan.width):
             raise SlideInputError(f"{run.input}: changed since the run was planned "
@@ -284,6 +295,19 @@ def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> 
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
         raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
                         f"rerun with --resume") from None
+    if options.preview is not None:
+        write_run_preview(run, options.preview, options.log)
+
+
+def write_run_preview(run: PlannedRun, preview: PreviewOptions, log: Callable[[str], None]) -> None:
+    """The PNG montage of the finished output (after it is in place), reading its planes lazily."""
+    try:
+        with open_source(run) as source:
+            path = write_preview(run.output, source, run.layout.planes_um, preview)
+    except OSError as exc:
+        raise RunFailed(f"{run.output} is complete, but its preview could not be written "
+                        f"({exc.strerror or exc})") from None
+    log(f"preview: {path}")
 
 
 def check_output_target(output: Path, options: RunOptions) -> None:
@@ -346,11 +370,14 @@ def run_settings(input_path: Path, info: Any, options: RunOptions, plan: TilePla
     spec = engine.spec
     return {
         "input": str(input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-        "series": info.series, "level": info.level, "region": None if options.region is None else list(vars(options.region).values()),
+        "series": info.series, "level": info.level,
+        "region": None if options.region is None else list(vars(options.region).values()),
         "pixels": rule, "tile": plan.tile, "halo": plan.halo, "batch": batch,
         "engine": {"kind": engine.kind.value, "architecture": spec.architecture, "channels": spec.channels,
                    "planes": spec.planes, "precision": spec.precision, "id": options.engine_id},
         "layout": layout.to_dict(),
+        # a Z-stack's plane; absent for 2D input, so records of earlier 2D runs still match
+        **({"plane": info.plane} if info.plane is not None else {}),
     }
 
 

@@ -33,6 +33,8 @@ class SlideInfo:
     max_value: int | None = None  # MaxSampleValue tag, if the file states it
     series: int = 0  # which image of a file holding several (TIFF series)
     series_count: int = 1
+    plane: int | None = None  # the z plane read, for a Z-stack (None: a 2D image)
+    planes: int = 1  # z planes in the file
 
 
 class Slide(ABC):
@@ -45,7 +47,7 @@ class Slide(ABC):
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Raw pixels [y0:y1, x0:x1] as (h, w, samples), in the file's dtype."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: readers without a file have nothing to release
         """Release the file."""
 
     def __enter__(self) -> Slide:

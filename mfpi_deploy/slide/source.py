@@ -21,11 +21,11 @@ class Region:
     height: int
 
     @classmethod
-    def parse(cls, text: str) -> Region:
+    def parse(cls, text: str, option: str = "--region") -> Region:
         try:
             x, y, w, h = (int(v) for v in text.replace(" ", "").split(","))
         except ValueError:
-            raise MfpiError(f"--region must be x,y,w,h in pixels, got {text!r}") from None
+            raise MfpiError(f"{option} must be x,y,w,h in pixels, got {text!r}") from None
         return cls(x, y, w, h)
 
     def check(self, height: int, width: int) -> Region:

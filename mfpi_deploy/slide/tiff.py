@@ -13,8 +13,8 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import tifffile
@@ -22,6 +22,8 @@ import zarr
 
 from mfpi_deploy.slide import metadata
 from mfpi_deploy.slide.base import Slide, SlideError, SlideInfo
+from mfpi_deploy.slide.focus import central_block
+from mfpi_deploy.slide.zstack import PlaneChoice, resolve_plane
 
 _SAMPLE_AXES = ("S", "C")
 # No codec in a TIFF packs image bytes more densely than this (zlib: ~1000:1); a header
@@ -54,9 +56,11 @@ def _tifffile_messages() -> Iterator[list[str]]:
 
 
 class TiffSlide(Slide):
-    """Level `level` of series `series` of a TIFF; reads only the chunks (tiles/strips) it needs."""
+    """Level `level` of series `series` of a TIFF (plane `plane` of a Z-stack); reads only the chunks
+    (tiles/strips) it needs."""
 
-    def __init__(self, path: str | Path, level: int = 0, *, series: int = 0, allow_empty_tiles: bool = False) -> None:
+    def __init__(self, path: str | Path, level: int = 0, *, series: int = 0, plane: PlaneChoice = None,
+                 allow_empty_tiles: bool = False) -> None:
         self.path = Path(path)
         self.allow_empty_tiles = allow_empty_tiles
         self.warnings: tuple[str, ...] = ()
@@ -68,7 +72,7 @@ class TiffSlide(Slide):
                 raise SlideError(f"not a readable TIFF ({exc})") from None
             try:
                 self._refuse_cut_tags(messages)
-                self._open(level, series)
+                self._open(level, series, plane)
                 self._refuse_cut_tags(messages)
             except SlideError:
                 self._tif.close()
@@ -89,7 +93,7 @@ class TiffSlide(Slide):
                 raise SlideError(f"truncated: the {name} tag ({code}{role}) points to byte {offset}, past the end "
                                  f"of the file ({self._size} bytes); its value is missing")
 
-    def _open(self, level: int, series_index: int) -> None:
+    def _open(self, level: int, series_index: int, plane: PlaneChoice) -> None:
         tif = self._tif
         if not tif.series:
             raise SlideError("no image in this TIFF")
@@ -105,7 +109,7 @@ class TiffSlide(Slide):
             raise SlideError(f"zero-size image {shape}")
         if "Y" not in axes or "X" not in axes:
             raise SlideError(f"no Y and X axes (axes {axes})")
-        extra = [(a, n) for a, n in zip(axes, shape) if a not in "YX" + "".join(_SAMPLE_AXES) and n > 1]
+        extra = [(a, n) for a, n in zip(axes, shape) if a not in "YXZ" + "".join(_SAMPLE_AXES) and n > 1]
         sample_axes = [a for a in axes if a in _SAMPLE_AXES]
         if len(sample_axes) > 1:
             extra.extend((a, shape[axes.index(a)]) for a in sample_axes[1:] if shape[axes.index(a)] > 1)
@@ -124,6 +128,10 @@ class TiffSlide(Slide):
         self._sample_axis = sample_axes[0] if sample_axes else None
         self._store = series.aszarr(level=level)
         self._array = zarr.open_array(self._store, mode="r")
+        planes = shape[axes.index("Z")] if "Z" in axes else 1
+        y0, y1, x0, x1 = central_block(shape[axes.index("Y")], shape[axes.index("X")])
+        self._z = 0
+        self._z = resolve_plane(plane, planes, lambda z: self._read_at(z, y0, y1, x0, x1))
         samples = shape[axes.index(self._sample_axis)] if self._sample_axis else 1
         level0 = series.levels[0]
         downsample = level0.shape[level0.axes.index("X")] / shape[axes.index("X")]
@@ -142,6 +150,7 @@ class TiffSlide(Slide):
             pixel_size_um=size0 * downsample if size0 else None, level=level,
             levels=len(series.levels), format=fmt,
             max_value=int(max_value) if max_value else None, series=series_index, series_count=count,
+            plane=self._z, planes=planes,
         )
 
     def _check_extent(self, lev: tifffile.TiffPageSeries) -> None:
@@ -149,10 +158,11 @@ class TiffSlide(Slide):
         size = self._size
         empty: list[str] = []
         chunks_total = 0
-        for page in lev.pages:
-            if page is None:
+        for frame in lev.pages:
+            if frame is None:
                 continue
-            offsets, counts = page.dataoffsets, page.databytecounts
+            page = frame.keyframe  # the geometry (pages after the first of a Z-stack are TiffFrames: data only)
+            offsets, counts = frame.dataoffsets, frame.databytecounts
             if not offsets:
                 raise SlideError("no pixel data")
             kind = "tiles" if page.is_tiled else "strips"
@@ -176,7 +186,8 @@ class TiffSlide(Slide):
             empty.extend(_chunk_place(page, i) for i, (o, c) in enumerate(zip(offsets, counts)) if o == 0 or c == 0)
         if empty:
             kind = "tiles" if lev.keyframe.is_tiled else "strips"
-            where = ", ".join(empty[:_EMPTY_SHOWN]) + (f" and {len(empty) - _EMPTY_SHOWN} more" if len(empty) > _EMPTY_SHOWN else "")
+            more = len(empty) - _EMPTY_SHOWN
+            where = ", ".join(empty[:_EMPTY_SHOWN]) + (f" and {more} more" if more > 0 else "")
             what = f"{len(empty)} of {chunks_total} {kind} hold no pixel data (byte count 0), at {where}"
             if not self.allow_empty_tiles:
                 raise SlideError(f"{what}; they would read as black: pass --allow-empty-tiles to run anyway")
@@ -202,7 +213,11 @@ class TiffSlide(Slide):
         return metadata.resolution_pixel_size_um(xres, int(unit) if unit is not None else None)
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        index = []
+        return self._read_at(self._z or 0, y0, y1, x0, x1)
+
+    def _read_at(self, z: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Raw pixels of z plane `z` (0 for a 2D image)."""
+        index: list[slice | int] = []
         for axis in self._axes:
             if axis == "Y":
                 index.append(slice(y0, y1))
@@ -210,12 +225,15 @@ class TiffSlide(Slide):
                 index.append(slice(x0, x1))
             elif axis == self._sample_axis:
                 index.append(slice(None))
+            elif axis == "Z":
+                index.append(z)
             else:
                 index.append(0)
         try:
             data = self._array[tuple(index)]
         except Exception as exc:  # decoding errors surface here, per tile
-            raise SlideError(f"cannot decode pixels at y={y0}..{y1}, x={x0}..{x1} ({type(exc).__name__}: {exc})") from None
+            raise SlideError(f"cannot decode pixels at y={y0}..{y1}, x={x0}..{x1} "
+                             f"({type(exc).__name__}: {exc})") from None
         kept = [a for a in self._axes if a in ("Y", "X") or a == self._sample_axis]
         order = [kept.index("Y"), kept.index("X")] + ([kept.index(self._sample_axis)] if self._sample_axis else [])
         data = np.transpose(data, order)

@@ -9,8 +9,7 @@ import tifffile
 import zarr
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.output import OutputFormat, StackLayout
-from mfpi_deploy.output import ome_tiff, zarr_stack
+from mfpi_deploy.output import OutputFormat, StackLayout, ome_tiff, zarr_stack
 from mfpi_deploy.tiling import Box
 
 PLANES_UM = tuple(round(2.7 * i, 4) for i in range(-5, 6))
@@ -79,7 +78,7 @@ def test_ome_tiff_pyramid_and_physical_sizes(tmp_path: Path, channels: int) -> N
         full = series.asarray()
         assert np.array_equal(full, data if channels == 3 else data[..., 0])
         page = tif.pages[0]
-        assert page.is_tiled and page.compression == 8 and page.tilewidth == 128
+        assert page.is_tiled and page.compression == 8 and page.tilewidth == page.tilelength == 256
         assert len(page.subifds) == 2
         assert series.levels[1].shape[1:3] == (150, 260)
         pixels = next(el for el in ET.fromstring(tif.ome_metadata).iter() if el.tag.endswith("Pixels"))
@@ -89,3 +88,69 @@ def test_ome_tiff_pyramid_and_physical_sizes(tmp_path: Path, channels: int) -> N
         assert [float(p.get("PositionZ")) for p in planes] == pytest.approx(list(PLANES_UM))
         xres = page.tags["XResolution"].value
         assert page.tags["ResolutionUnit"].value == 3 and 1e4 * xres[1] / xres[0] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("channels,pixel", [(3, 0.25), (1, 0.25), (3, None)])
+def test_ome_tiff_validates_in_the_bio_formats_layout(tmp_path: Path, channels: int, pixel: float | None) -> None:
+    """What QuPath and Fiji (Bio-Formats) need: schema-valid OME-XML with SizeZ, physical sizes with
+    units and PositionZ; one IFD per plane, the pyramid in its SubIFDs, 256 or 512 px tiles."""
+    from ome_types import from_xml
+
+    path, layout, data = _stack(tmp_path, channels=channels, pixel=pixel)
+    out = tmp_path / "s.ome.tif"
+    ome_tiff.write_ome_tiff(path, out)
+    with tifffile.TiffFile(out) as tif:
+        ome = from_xml(tif.ome_metadata, validate=True)  # raises on anything the OME schema refuses
+        assert len(tif.pages) == 11  # top-level IFDs: one per plane, nothing else
+        for z, page in enumerate(tif.pages):
+            assert len(page.subifds) == 2 and page.tilewidth == page.tilelength == 256
+            assert np.array_equal(page.asarray(), data[z] if channels == 3 else data[z, ..., 0])
+        tif.filehandle.seek(tif.pages[3].subifds[0])
+        sub = tifffile.TiffPage(tif, index=0)  # plane 3, level 1
+        assert sub.shape[:2] == (150, 260) and sub.tilewidth == 256 and sub.subfiletype == 1
+        assert np.array_equal(sub.asarray(), np.moveaxis(zarr_stack.open_level(path, 1)[:, 3], 0, -1).squeeze())
+    pixels = ome.images[0].pixels
+    assert (pixels.size_z, pixels.size_c, pixels.size_t, pixels.size_y, pixels.size_x) == (11, channels, 1, 300, 520)
+    assert pixels.physical_size_z == pytest.approx(2.7) and pixels.physical_size_z_unit.value == "µm"
+    if pixel:
+        assert pixels.physical_size_x == pixels.physical_size_y == pytest.approx(0.25)
+        assert pixels.physical_size_x_unit.value == pixels.physical_size_y_unit.value == "µm"
+    else:
+        assert pixels.physical_size_x is None
+    assert [p.the_z for p in pixels.planes] == list(range(11))
+    assert [p.position_z for p in pixels.planes] == pytest.approx(list(PLANES_UM))
+    assert {p.position_z_unit.value for p in pixels.planes} == {"µm"}
+    assert pixels.tiff_data_blocks[0].plane_count == 11
+
+
+def test_ome_tiff_tiles_are_256_or_512() -> None:
+    def layout(chunk: int) -> StackLayout:
+        return StackLayout(planes=11, channels=3, height=9, width=9, chunk=chunk, pixel_size_um=None,
+                           planes_um=PLANES_UM)
+
+    sizes = [ome_tiff.tiff_tile_size(layout(c)) for c in (64, 320, 511, 512, 832, 2048)]
+    assert sizes == [256, 256, 256, 512, 512, 512]
+
+
+def test_ome_tiff_tiles_not_aligned_with_the_zarr_chunks(tmp_path: Path) -> None:
+    path, _, data = _stack(tmp_path, channels=1)  # chunks 128 (level 0) and 256 (levels 1, 2)
+    out = tmp_path / "s.ome.tif"
+    ome_tiff.write_ome_tiff(path, out, tile=80)
+    with tifffile.TiffFile(out) as tif:
+        assert tif.pages[0].tilewidth == 80
+        assert np.array_equal(tif.series[0].asarray(), data[..., 0])
+        assert np.array_equal(tif.series[0].levels[1].asarray(), zarr_stack.open_level(path, 1)[0])
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_stack_reader_reads_windows_of_both_formats(tmp_path: Path, channels: int) -> None:
+    from mfpi_deploy.output.reader import StackReader
+
+    path, _, data = _stack(tmp_path, channels=channels)
+    out = tmp_path / "s.ome.tif"
+    ome_tiff.write_ome_tiff(path, out)
+    box = Box(100, 130, 290, 400)  # across chunk and tile borders
+    for stack_path in (path, out):
+        with StackReader(stack_path) as stack:
+            assert (stack.planes, stack.height, stack.width) == (11, 300, 520)
+            assert np.array_equal(stack.read(7, box), data[7, 100:290, 130:400])

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mfpi_deploy.cli.run import default_output, main
 from mfpi_deploy.output import zarr_stack
-from tests.mfpi_deploy.run.helpers import textured, tiny_checkpoint, write_tiff
+from tests.mfpi_deploy.run.helpers import focal_stack, textured, tiny_checkpoint, write_tiff, write_zstack
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,8 @@ def test_existing_output_is_refused_before_the_engine_is_loaded(tmp_path: Path) 
     (tmp_path / "slide.mfp.ome.tif").write_bytes(b"earlier result")
     result = CliRunner().invoke(main, [str(src), "--engine", str(tmp_path / "no-such-engine"), "--quiet"])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'slide.mfp.ome.tif'} exists; pass --overwrite to replace it"]
+    out = tmp_path / "slide.mfp.ome.tif"
+    assert result.stderr.strip().splitlines() == [f"error: {out} exists; pass --overwrite to replace it"]
     assert (tmp_path / "slide.mfp.ome.tif").read_bytes() == b"earlier result"
 
 
@@ -210,3 +211,28 @@ def test_precision_option_runs_the_int8_variant(tmp_path: Path, mfpinet_engine: 
                                        "--precision", "int8", "--quiet"])
     assert result.exit_code == 2 and result.stderr.strip() == \
         f"error: backend torch cannot run {mfpinet_engine} in int8: torch runs fp32, not int8"
+
+
+def test_zstack_runs_one_plane(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    stack = focal_stack(40, 48, planes=5, sharp=3)
+    src = write_zstack(tmp_path / "stack.ome.tif", stack)
+    before = set(tmp_path.iterdir())
+    result = _run([str(src)], ckpts[3])
+    assert result.exit_code == 2, result.output
+    _assert_one_error_line(result.stderr)
+    assert "a Z-stack of 5 planes" in result.stderr and "--plane" in result.stderr
+    result = _run([str(src), "--plane", "9"], ckpts[3])
+    assert result.exit_code == 2, result.output
+    _assert_one_error_line(result.stderr)
+    assert "plane 9 does not exist (the Z-stack has 5 planes, 0..4)" in result.stderr
+    assert set(tmp_path.iterdir()) == before
+
+    for choice, plane in (("2", 2), ("sharpest", 3)):
+        out = tmp_path / f"plane-{choice}.ome.tif"
+        result = _run([str(src), "--plane", choice, "-o", str(out)], ckpts[3])
+        assert result.exit_code == 0, result.output
+        assert f"running plane {plane}" in result.stderr
+        flat = write_tiff(tmp_path / f"flat{plane}.tif", stack[plane], pixel_size_um=0.5)
+        assert _run([str(flat), "-o", str(tmp_path / f"flat{plane}.ome.tif")], ckpts[3]).exit_code == 0
+        assert np.array_equal(tifffile.imread(out), tifffile.imread(tmp_path / f"flat{plane}.ome.tif"))
+    assert not np.array_equal(tifffile.imread(tmp_path / "flat2.ome.tif"), tifffile.imread(tmp_path / "flat3.ome.tif"))

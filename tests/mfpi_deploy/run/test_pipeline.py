@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.infer import whole_image
 from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.run import RunFailed, RunInterrupted, RunOptions, run_slide
-from mfpi_deploy.infer import whole_image
 from mfpi_deploy.run.state import partial_dir
 from mfpi_deploy.slide import Region
-from mfpi_deploy.tiling import DEFAULT_HALO
-from tests.mfpi_deploy.run.helpers import FailingBackend, textured, tiny_backend, write_tiff
+from mfpi_deploy.tiling import DEFAULT_HALO, TileProfile
+from tests.mfpi_deploy.run.helpers import FailingBackend, focal_stack, textured, tiny_backend, write_tiff, write_zstack
 
 QUIET = dict(progress=False, log=lambda m: None)
 REF_PAD = 2 * DEFAULT_HALO  # reflection padding of whole-image references
@@ -215,3 +214,19 @@ def test_batches_in_flight_keep_their_place(tmp_path: Path, backend) -> None:
     run_slide(src, tmp_path / "ahead.ome.zarr", prefetching, RunOptions(tile=128, batch=1, **QUIET))
     assert prefetching.most_in_flight == 2
     assert np.array_equal(_level0(tmp_path / "plain.ome.zarr"), _level0(tmp_path / "ahead.ome.zarr"))
+
+
+def test_zstack_plane_is_a_resume_setting(tmp_path: Path, backend) -> None:
+    src = write_zstack(tmp_path / "stack.ome.tif", focal_stack(64, 64, planes=5, sharp=3))
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(RunInterrupted):
+        run_slide(src, out, FailingBackend(backend, 1, KeyboardInterrupt()),
+                  RunOptions(plane=1, tile=48, halo=8, batch=1, **QUIET))
+    with pytest.raises(MfpiError, match="different plane"):
+        run_slide(src, out, backend, RunOptions(plane="sharpest", tile=48, halo=8, batch=1, resume=True, **QUIET))
+    run_slide(src, out, backend, RunOptions(plane=1, tile=48, halo=8, batch=1, resume=True, **QUIET))
+    reference = tmp_path / "ref.ome.zarr"
+    run_slide(src, reference, backend, RunOptions(plane=1, tile=48, halo=8, batch=1, **QUIET))
+    assert np.array_equal(_level0(out), _level0(reference))
+    with pytest.raises(MfpiError, match="--plane must be"):
+        RunOptions(plane=-1)

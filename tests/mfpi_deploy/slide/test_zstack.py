@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.slide import SlideInputError, open_slide
+from mfpi_deploy.slide.zstack import SHARPEST, parse_plane
+from tests.mfpi_deploy.run.helpers import focal_stack, textured, write_tiff, write_zstack
+
+
+@pytest.mark.parametrize("name,channels", [("stack.ome.tif", 3), ("stack.tif", 1)])
+def test_one_plane_of_a_zstack(tmp_path: Path, name: str, channels: int) -> None:
+    stack = focal_stack(48, 40, planes=5, sharp=3, channels=channels)
+    path = write_zstack(tmp_path / name, stack)
+    with open_slide(path, plane=2) as slide:
+        assert (slide.info.plane, slide.info.planes, slide.info.height, slide.info.width) == (2, 5, 48, 40)
+        assert slide.info.pixel_size_um == pytest.approx(0.5)
+        got = slide.read(5, 30, 3, 40)
+        assert np.array_equal(got, stack[2, 5:30, 3:40].reshape(got.shape))
+    with open_slide(path, plane=SHARPEST) as slide:
+        assert slide.info.plane == 3
+        assert np.array_equal(slide.read(0, 48, 0, 40), stack[3].reshape(48, 40, channels))
+
+
+def test_zstack_without_a_plane_or_out_of_range_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write_zstack(tmp_path / "stack.ome.tif", focal_stack(32, 32, planes=5))
+    with pytest.raises(SlideInputError) as err:
+        open_slide(path)
+    message = str(err.value)
+    assert message.startswith(str(path)) and "--plane" in message and "5 planes" in message and "\n" not in message
+    with pytest.raises(SlideInputError, match=r"plane 9 does not exist \(the Z-stack has 5 planes, 0\.\.4\)"):
+        open_slide(path, plane=9)
+
+
+def test_plane_on_a_2d_image(tmp_path: Path) -> None:
+    path = write_tiff(tmp_path / "flat.tif", textured(32, 32))
+    for choice in (None, 0, SHARPEST):
+        with open_slide(path, plane=choice) as slide:
+            assert (slide.info.plane, slide.info.planes) == (None, 1)
+    with pytest.raises(SlideInputError, match=r"plane 1 does not exist \(a 2D image, plane 0 only\)"):
+        open_slide(path, plane=1)
+
+
+def test_parse_plane() -> None:
+    assert parse_plane("sharpest") == SHARPEST and parse_plane(" Sharpest ") == SHARPEST
+    assert parse_plane("2") == 2
+    for bad in ("-1", "middle", "2.5"):
+        with pytest.raises(MfpiError, match="--plane must be a plane number"):
+            parse_plane(bad)
