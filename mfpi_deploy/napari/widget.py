@@ -97,7 +97,7 @@ class RefocusWidget(Container):
             return refocus(image, job, cancel=self._cancel_event, progress=self._relay.tiles.emit,
                            log=self._relay.line.emit)
 
-        self.worker = create_worker(work, _start_thread=False)
+        self.worker = create_worker(work, _start_thread=False, _ignore_errors=True)  # _failed reports them
         self.worker.returned.connect(self._add_layer)
         self.worker.errored.connect(self._failed)
         self.worker.finished.connect(self._finished)
