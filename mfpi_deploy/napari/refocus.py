@@ -38,9 +38,11 @@ class RefocusJob:
 
 
 def engine_source(engine: str | Path, backend: str, log: Log) -> Path:
-    """The engine folder or checkpoint `mfpi-run --engine` would take (`default` or empty: the bundled model)."""
+    """The engine folder or checkpoint `mfpi-run --engine` would take. `default`, empty, or a path
+    ending in `default` that does not exist (a file picker makes names absolute): the bundled model."""
     given = str(engine).strip()
-    return resolve_engine(None if given in ("", DEFAULT_NAME) else given, backend, log)
+    bundled = given in ("", DEFAULT_NAME) or (Path(given).name == DEFAULT_NAME and not Path(given).exists())
+    return resolve_engine(None if bundled else given, backend, log)
 
 
 def cancellable(cancel: threading.Event, progress: Progress | None) -> Progress:

@@ -51,4 +51,5 @@ def test_cancel_during_the_run_raises_and_returns_nothing(ckpt: Path) -> None:
 def test_default_engine_on_torch_is_the_bundled_checkpoint() -> None:
     assert engine_source("default", "torch", print) == DEFAULT_MODEL_DIR
     assert engine_source("", "torch", print) == DEFAULT_MODEL_DIR
+    assert engine_source("/no/such/folder/default", "torch", print) == DEFAULT_MODEL_DIR  # a file picker's
     assert engine_source("/some/engine", "ort-cpu", print) == Path("/some/engine")

@@ -74,3 +74,22 @@ def test_manifest_names_importable_contributions() -> None:
     for command in manifest.contributions.commands:
         module, attr = command.python_name.split(":")
         assert callable(getattr(__import__(module, fromlist=[attr]), attr))
+
+
+def test_visible_region_of_a_multiscale_layer_runs_its_level_0_pixels(qtbot, tmp_path: Path) -> None:
+    ckpt = tiny_checkpoint(tmp_path / "ckpt")
+    image = textured(96, 80)
+    viewer = ViewerModel()
+    layer = viewer.add_image([image, image[::2, ::2]], rgb=True, multiscale=True, scale=(0.5, 0.5), name="pyramid")
+    # what a zoomed-in canvas leaves in the layer: level 1 shown, its pixels 5..20 x 10..29 visible
+    layer._data_level, layer.corner_pixels = 1, np.array([[5, 10], [20, 29]])
+    widget = _widget(viewer, ckpt, layer)
+    widget.visible_only.value = True
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert widget.status.value.startswith("done"), widget.status.value
+    stack = viewer.layers[-1]
+    with open_backend("torch", ckpt, log=lambda line: None) as backend:
+        want = predict_image(image[10:42, 20:60], backend)  # level 0: rows 10..42, columns 20..60
+    np.testing.assert_array_equal(stack.data, want)
+    np.testing.assert_allclose(stack.translate[1:], ((10 - 0.25) * 0.5, (20 - 0.25) * 0.5))
