@@ -24,6 +24,12 @@ class OutputFormat(str, Enum):
         raise MfpiError(f"{path}: output name must end in .ome.zarr or .ome.tif (the format follows the name)")
 
 
+def plane_spacing_um(planes_um: tuple[float, ...] | list[float]) -> float:
+    """Mean spacing of focal planes (NGFF, OME and napari store one z step; 1.0 for a single plane)."""
+    zs = planes_um
+    return (zs[-1] - zs[0]) / (len(zs) - 1) if len(zs) > 1 and zs[-1] != zs[0] else 1.0
+
+
 @dataclass(frozen=True)
 class StackLayout:
     """An output stack: planes x channels x height x width uint8 (output pixels), chunked in squares."""
@@ -45,8 +51,7 @@ class StackLayout:
     @property
     def z_spacing_um(self) -> float:
         """Mean spacing of the planes (NGFF and OME store one z step; the offsets are kept too)."""
-        zs = self.planes_um
-        return (zs[-1] - zs[0]) / (len(zs) - 1) if len(zs) > 1 and zs[-1] != zs[0] else 1.0
+        return plane_spacing_um(self.planes_um)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "planes_um": list(self.planes_um)}
