@@ -1,10 +1,12 @@
-"""PNG bar chart: latency per output stack for each backend and model (a matplotlib Figure, no pyplot state)."""
+"""PNG bar chart: latency per output stack for each backend, precision and model, speed-up and MFPINet's accuracy
+gate per group (a matplotlib Figure, no pyplot state)."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
 from mfpi_deploy.bench.report import PAPER, BenchReport
+from mfpi_deploy.bench.workload import BenchModel
 from mfpi_deploy.fileio import write_atomic
 
 COLOURS = {"mfpinet": "#1f77b4", "mfpinet-residual": "#17becf", "deepz": "#d62728"}
@@ -49,10 +51,12 @@ def render_chart(report: BenchReport) -> bytes:
     ymax = max((r.latency_ms.p90 for r in report.results), default=1.0)
     ymin = min((r.latency_ms.p10 for r in report.results), default=1.0)
     ax.set_ylim(ymin / 2, ymax * 12)  # room above the bars for the legend and the speed-ups
-    where = {r.backend: groups.index(r.engine) for r in report.results}
+    where = {(r.backend, r.precision): groups.index(r.engine) for r in report.results}
     for sp in report.speedups:
-        ax.annotate(f"{sp.per_round.median:.1f}x faster", (where[sp.backend], ymax * 2.5), ha="center", fontsize=9,
-                    fontweight="bold")
+        gate = report.gate(sp.backend, sp.precision, BenchModel.MFPINET)
+        accuracy = f"\ngate {gate.min_psnr_db:.1f} dB" if gate is not None else ""
+        ax.annotate(f"{sp.per_round.median:.1f}x faster{accuracy}", (where[(sp.backend, sp.precision)], ymax * 2.5),
+                    ha="center", fontsize=9, fontweight="bold")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.text(0.01, 0.01, report.machine.one_line().split(";")[0], fontsize=6, color="0.4")

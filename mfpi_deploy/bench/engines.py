@@ -1,10 +1,13 @@
 """Which backends mfpi-bench runs (`mfpi_deploy.backends.select`'s probe), and each network's engine on them:
-random weights (timing does not depend on them), exported by `mfpi_deploy.export` for onnxruntime/TensorRT."""
+random weights (timing does not depend on them), exported by `mfpi_deploy.export` with the precision variants
+asked for; a variant that fails its accuracy gate is left out of the folder and its figure kept beside it."""
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -13,9 +16,12 @@ from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.bench.workload import Workload
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
 from mfpi_deploy.checkpoint.card import Provenance
-from mfpi_deploy.engine.manifest import is_engine_folder
+from mfpi_deploy.engine.manifest import GateFigure, Manifest, is_engine_folder
+from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.export.accuracy import GateError
 from mfpi_deploy.export.api import ExportOptions, export_model
+from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.models import create_model
 
 BENCH_ORDER = (*select.AUTO_ORDER, BackendKind.TORCH)  # what `auto` runs, fastest first
@@ -48,37 +54,80 @@ def random_checkpoint(workload: Workload, folder: Path) -> Path:
 
 @dataclass(frozen=True)
 class EngineRequest:
-    """How to build or find the engine of one network for one backend."""
+    """How to build or find the engine of one network for one backend, and which variant of it to open."""
 
     kind: BackendKind
     source: Path  # a checkpoint or an exported engine folder
     tile: int  # input tile side the engine runs at
     batch: int
-    fp16: bool = False
+    fp16: bool = False  # GPU backends: the fp16 engine
     threads: int | None = None
+    precision: Precision | None = None  # the variant to open (None: the backend's default)
+    variants: frozenset[Precision] = frozenset()  # CPU variants to export beside fp32 (fp16, int8, bf16)
+
+
+def _folder_tag(req: EngineRequest) -> str:
+    if req.variants:  # one folder serves every CPU backend
+        return "cpu-" + "-".join(p.value for p in Precision if p is Precision.FP32 or p in req.variants)
+    return f"{req.kind.value}-{'fp16' if req.fp16 else 'fp32'}"
+
+
+def failed_gates_path(folder: Path) -> Path:
+    """Where the variants left out of an exported folder for failing their gates are recorded (beside it)."""
+    return folder.with_name(folder.name + ".failed-gates.json")
 
 
 def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Path:
-    """An engine folder for `req`: the source itself if it is one, else an export into work_dir (reused)."""
+    """An engine folder for `req`: the source itself if it is one, else an export into work_dir (reused).
+    A variant failing its accuracy gate is left out (exported again without it) and recorded beside the folder."""
     if is_engine_folder(req.source):
         return req.source
-    precision = "fp16" if req.fp16 else "fp32"
-    target = work_dir / f"{req.source.name}-{req.kind.value}-{precision}-{req.tile}-b{req.batch}"
+    target = work_dir / f"{req.source.name}-{_folder_tag(req)}-{req.tile}-b{req.batch}"
     if is_engine_folder(target):
         return target
-    log(f"exporting {req.source.name} for {req.kind.value} ({precision}, tile {req.tile}, batch {req.batch})")
-    options = ExportOptions(fp16=req.fp16, trt=req.kind is BackendKind.TRT, tiles=(req.tile,),
-                            batches=(req.batch,), threads=req.threads)
-    return export_model(req.source, target, options, log=log)
+    variants, failed = set(req.variants), {}
+    while True:
+        log(f"exporting {req.source.name} for {req.kind.value} ({_folder_tag(req)}, tile {req.tile}, "
+            f"batch {req.batch})" + (f", without {', '.join(sorted(failed))}" if failed else ""))
+        options = ExportOptions(fp16=req.fp16 or Precision.FP16 in variants, trt=req.kind is BackendKind.TRT,
+                                int8=Precision.INT8 in variants, bf16=Precision.BF16 in variants,
+                                tiles=(req.tile,), batches=(req.batch,), threads=req.threads)
+        try:
+            export_model(req.source, target, options, log=log)
+            break
+        except GateError as exc:
+            if Precision.parse(exc.precision) not in variants:
+                raise
+            log(f"{req.source.name}: {exc}")
+            variants.discard(Precision.parse(exc.precision))
+            failed[exc.precision] = dataclasses.asdict(GateFigure(exc.precision, "", exc.min_psnr_db,
+                                                                  exc.threshold_db, "failed at export"))
+    if req.variants:
+        write_atomic(failed_gates_path(target), json.dumps(failed, indent=2) + "\n")
+    return target
+
+
+def variant_gate(kind: BackendKind, folder: Path | None, precision: Precision) -> GateFigure | None:
+    """The accuracy gate of `precision` on `kind`'s runtime: the figure of a failure at export, else the
+    manifest's; None for fp32 (the reference) and for backends without a gate (TensorRT, torch)."""
+    runtime = select.RUNTIMES.get(kind)
+    if precision is Precision.FP32 or folder is None or runtime is None:
+        return None
+    failures = failed_gates_path(folder)
+    if failures.is_file() and precision.value in (failed := json.loads(failures.read_text())):
+        return GateFigure(**failed[precision.value])
+    return Manifest.read(folder).gate(precision.value, runtime)
 
 
 def engine_device(kind: BackendKind) -> str:
     """'cpu' or 'cuda': the device `kind` computes on (torch: CUDA when present)."""
-    cpu = kind is BackendKind.ORT_CPU or (kind is BackendKind.TORCH and not torch.cuda.is_available())
+    cpu = kind in (BackendKind.ORT_CPU, BackendKind.OPENVINO) or (
+        kind is BackendKind.TORCH and not torch.cuda.is_available())
     return "cpu" if cpu else "cuda"
 
 
 def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Backend:
-    """Open the engine of `req` on its backend (torch runs the checkpoint itself)."""
+    """Open the engine of `req` on its backend, in `req.precision` (torch runs the checkpoint itself)."""
     source = req.source if req.kind is BackendKind.TORCH else engine_folder(req, work_dir, log)
-    return select.open_backend(req.kind, source, threads=req.threads, device=engine_device(req.kind), log=log)
+    return select.open_backend(req.kind, source, threads=req.threads, device=engine_device(req.kind), log=log,
+                               precision=req.precision)

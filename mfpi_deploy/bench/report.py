@@ -3,15 +3,18 @@ Markdown: every rendering reads the same `BenchReport`, so the numbers agree acr
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from mfpi_deploy.bench.machine import MachineInfo
-from mfpi_deploy.bench.workload import Workload
+from mfpi_deploy.bench.workload import BenchModel, Workload
+from mfpi_deploy.engine.manifest import GateFigure
 
-SCHEMA_VERSION = 1
+# 2: rows per backend x precision ("variants", with each network's accuracy gate); speedup and residual_cost
+# became lists with backend and precision
+SCHEMA_VERSION = 2
 # Paper, Table III (RTX 2080 Ti, one 768x768x11x3 stack, PyTorch).
 PAPER = {"hardware": "NVIDIA RTX 2080 Ti", "mfpinet_ms": 27.8, "deepz_stack_ms": 673.8, "deepz_plane_ms": 61.3,
          "mfpinet_gflops": 264.2, "deepz_stack_gflops": 8386.4, "speedup": round(673.8 / 27.8, 1)}
@@ -136,11 +139,31 @@ class Ratio:
     backend: str
     per_round: Summary
     of_medians: float
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, object]:
         r = self.per_round
-        return {"median": r.median, "p10": r.p10, "p90": r.p90, "rounds": r.n,
-                "ratio_of_median_latencies": self.of_medians}
+        return {"backend": self.backend, "precision": self.precision, "median": r.median, "p10": r.p10,
+                "p90": r.p90, "rounds": r.n, "ratio_of_median_latencies": self.of_medians}
+
+
+MEASURED, SKIPPED, GATE_FAILED = "measured", "skipped", "gate failed"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One backend x precision row: measured, skipped (why) or failed at its accuracy gate (which network, the
+    figure), with each network's gate (lowest per-plane PSNR against its fp32 engine) by BenchModel value."""
+
+    backend: str
+    precision: str
+    status: str  # MEASURED | SKIPPED | GATE_FAILED
+    reason: str = ""
+    gates: dict[str, GateFigure] = field(default_factory=dict)  # none for fp32 (the reference)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"backend": self.backend, "precision": self.precision, "status": self.status, "reason": self.reason,
+                "accuracy": {m: asdict(g) | {"passed": g.passed} for m, g in self.gates.items()}}
 
 
 @dataclass(frozen=True)
@@ -184,20 +207,31 @@ class BenchReport:
     residual: list[Ratio] = field(default_factory=list)  # MFPINet residual over MFPINet
     skipped: dict[str, str] = field(default_factory=dict)
     pipeline: list[PipelineResult] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)  # backend x precision rows, measured or not
     notes: list[str] = field(default_factory=list)
+
+    def gate(self, backend: str, precision: str, model: BenchModel) -> GateFigure | None:
+        """The accuracy gate of `model`'s `precision` engine on `backend` (None: fp32, or none recorded)."""
+        row = next((v for v in self.variants if (v.backend, v.precision) == (backend, precision)), None)
+        return None if row is None else row.gates.get(model.value)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "schema_version": SCHEMA_VERSION, "tool": "mfpi-bench", "command": self.command,
             "created_utc": self.created_utc, "quick": self.quick, "settings": self.settings,
             "machine": asdict(self.machine), "matmul_reference": [m.to_dict() for m in self.matmul],
-            "results": [r.to_dict() for r in self.results],
-            "speedup": {s.backend: {**s.to_dict(), "paper": PAPER["speedup"]} for s in self.speedups},
-            "residual_cost": {c.backend: {**c.to_dict(), "extra_percent": 100 * (c.per_round.median - 1)}
-                              for c in self.residual},
+            "results": [{**r.to_dict(), "accuracy": _gate_dict(self.gate(r.backend, r.precision, r.workload.model))}
+                        for r in self.results],
+            "speedup": [{**s.to_dict(), "paper": PAPER["speedup"]} for s in self.speedups],
+            "residual_cost": [{**c.to_dict(), "extra_percent": 100 * (c.per_round.median - 1)} for c in self.residual],
+            "variants": [v.to_dict() for v in self.variants],
             "pipeline": [p.to_dict() for p in self.pipeline], "skipped_backends": dict(self.skipped),
             "paper_table3": dict(PAPER), "notes": list(self.notes),
         }
+
+
+def _gate_dict(gate: GateFigure | None) -> dict[str, object] | None:
+    return None if gate is None else asdict(gate) | {"passed": gate.passed}
 
 
 def to_json(report: BenchReport) -> str:
@@ -216,18 +250,52 @@ def _pct(ratio: float) -> str:
 
 def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by terminal and Markdown)."""
-    header = ["backend", "model", "params", "GFLOP/stack", "latency ms (p10-p90)", "Mvox/s",
-              "GFLOP/s", "of matmul", "peak RSS MiB", "device MiB"]
+    header = ["backend", "precision", "model", "params", "GFLOP/stack", "latency ms (p10-p90)", "Mvox/s",
+              "GFLOP/s", "of matmul", "peak RSS MiB", "device MiB", "gate (min PSNR vs fp32)"]
     rows = []
     for r in report.results:
         lat = r.latency_ms
         rows.append([
-            r.engine, r.label, f"{r.workload.parameters:,}",
+            f"{r.backend} ({r.device})", r.precision, r.label, f"{r.workload.parameters:,}",
             f"{r.workload.flops / 1e9:,.2f}", f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
             _rate(r.megavoxels_per_s), f"{r.gflops_per_s:,.1f}",
             "-" if r.matmul_share is None else f"{100 * r.matmul_share:.0f}%",
             *("-" if b is None else f"{b / 2**20:,.0f}" for b in (r.peak_rss_bytes, r.peak_device_bytes)),
+            _gate_cell(r.precision, report.gate(r.backend, r.precision, r.workload.model)),
         ])
+    return header, rows
+
+
+def _gate_cell(precision: str, gate: GateFigure | None) -> str:
+    """'47.3 dB', '44.1 dB < 45 dB' (failed), 'reference' (fp32) or '-' (no gate recorded)."""
+    if gate is None:
+        return "reference" if precision == "fp32" else "-"
+    how = f" ({gate.method})" if gate.method and gate.method != gate.runtime and gate.passed else ""
+    if gate.passed:
+        return f"{gate.min_psnr_db:.1f} dB{how}"
+    return f"{gate.min_psnr_db:.1f} dB < {gate.threshold_db:g} dB" if gate.threshold_db is not None else \
+        f"{gate.min_psnr_db:.1f} dB (no threshold)"
+
+
+def variant_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the backend x precision table: MFPINet against Deep-Z with both gates (terminal and
+    Markdown); rows not measured say why."""
+    planes = report.settings.get("planes", 11)
+    header = ["backend", "precision", "MFPINet ms (p10-p90)", "MFPINet Mvox/s", f"Deep-Z x{planes} ms",
+              "speed-up (p10-p90)", "MFPINet gate", "Deep-Z gate", "status"]
+    found = {(r.backend, r.precision, r.workload.model): r for r in report.results}
+    ratios = {(s.backend, s.precision): s for s in report.speedups}
+    rows = []
+    for v in report.variants:
+        mfpi, deepz = (found.get((v.backend, v.precision, m)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ))
+        ratio = ratios.get((v.backend, v.precision))
+        timing = ["-"] * 4
+        if mfpi is not None and deepz is not None and ratio is not None:
+            lat, r = mfpi.latency_ms, ratio.per_round
+            timing = [f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})", _rate(mfpi.megavoxels_per_s),
+                      f"{deepz.latency_ms.median:,.1f}", f"{r.median:.1f}x ({r.p10:.1f}-{r.p90:.1f})"]
+        gates = [_gate_cell(v.precision, v.gates.get(m.value)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ)]
+        rows.append([v.backend, v.precision, *timing, *gates, v.status + (f": {v.reason}" if v.reason else "")])
     return header, rows
 
 
@@ -245,26 +313,33 @@ def _matmul_where(m: MatmulReference) -> str:
     return f" ({m.device}, torch.matmul, float32 {m.size}x{m.size}{threads}{rounds})"
 
 
+def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A plain-text table: header, rule, rows, columns padded to their widest cell."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
+    return ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths),
+            *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)]
+
+
 def format_table(report: BenchReport) -> str:
     """The report as plain text for the terminal."""
-    header, rows = table_rows(report)
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
     lines = [QUICK_NOTE] if report.quick else []
     lines += [_settings_line(report), f"machine: {report.machine.one_line()}"]
     lines += [f"matmul reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s "
               f"(median; p10-p90 {m.flops / m.seconds.p90 / 1e9:,.1f}-{m.flops / m.seconds.p10 / 1e9:,.1f})"
               for m in report.matmul]
-    lines += ["", "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows] + [""]
+    lines += ["", *_text_table(*table_rows(report)), ""]
+    if report.variants:
+        lines += [*_text_table(*variant_rows(report)), ""]
     for s in report.speedups:
         r = s.per_round
-        lines.append(f"{s.backend}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
+        lines.append(f"{s.backend} {s.precision}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
                      f"(per-round p10-p90 {r.p10:.1f}-{r.p90:.1f}x over {r.n} rounds; paper {PAPER['speedup']}x on "
                      f"{PAPER['hardware']})")
     for c in report.residual:
         r = c.per_round
-        lines.append(f"{c.backend}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet (per-round "
-                     f"p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; ratio of median latencies {c.of_medians:.3f})")
+        lines.append(f"{c.backend} {c.precision}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet "
+                     f"(per-round p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; "
+                     f"ratio of median latencies {c.of_medians:.3f})")
     for p in report.pipeline:
         lines.append(f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of "
                      f"{p.tile} px, halo {p.halo}): engine {p.engine_megavoxels_per_s_in_pipeline:,.2f} Mvox/s inside "
@@ -299,15 +374,17 @@ def to_markdown(report: BenchReport) -> str:
     out += ["", *_md_table(*table_rows(report)),
             "Latency is per output stack (MFPINet, both forms: one pass; Deep-Z: one pass per plane). "
             "A voxel is one pixel of one plane (all colour channels).", ""]
-    if report.speedups:
-        out += ["## Speed-up of MFPINet over Deep-Z (same output volume)", "", *_md_table(
-            ["backend", "speed-up (median of rounds)", "p10-p90", "ratio of median latencies", "paper (2080 Ti)"],
-            [[s.backend, f"{s.per_round.median:.1f}x", f"{s.per_round.p10:.1f}-{s.per_round.p90:.1f}x",
-              f"{s.of_medians:.1f}x", f"{PAPER['speedup']}x"] for s in report.speedups])]
+    if report.variants:
+        out += ["## Speed-up of MFPINet over Deep-Z by backend and precision (same output volume)", "",
+                *_md_table(*variant_rows(report)),
+                f"Speed-up: median of per-round ratios (Deep-Z over MFPINet, timed in the same rounds); paper "
+                f"{PAPER['speedup']}x on {PAPER['hardware']}. Gate: the engine's lowest per-plane PSNR against its "
+                "fp32 engine at export (real and simulated tiles), on the backend's runtime; fp32 is the reference.",
+                ""]
     if report.residual:
         out += ["## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)", "", *_md_table(
-            ["backend", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
-            [[c.backend, _pct(c.per_round.median), f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
+            ["backend", "precision", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
+            [[c.backend, c.precision, _pct(c.per_round.median), f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
               f"{c.of_medians:.3f}"] for c in report.residual])]
     if report.pipeline:
         out += ["## Pipeline efficiency (MFPINet inside run_slide)", "", *_md_table(

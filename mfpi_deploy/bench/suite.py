@@ -1,34 +1,70 @@
-"""The whole benchmark: every chosen backend, all models interleaved, one report."""
+"""The whole benchmark: every chosen backend in each precision it runs, all models and precisions of a backend
+interleaved, one report."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Callable, Hashable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Hashable
 
 import torch
 
+from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.bench.engines import EngineRequest, engine_device, open_engine, random_checkpoint
+from mfpi_deploy.bench.engines import (
+    EngineRequest,
+    engine_device,
+    engine_folder,
+    open_engine,
+    random_checkpoint,
+    variant_gate,
+)
 from mfpi_deploy.bench.machine import describe_machine
-from mfpi_deploy.bench.report import BenchReport, MatmulReference, ModelResult, Ratio, paired_ratios, summarize
+from mfpi_deploy.bench.report import (
+    GATE_FAILED,
+    MEASURED,
+    SKIPPED,
+    BenchReport,
+    MatmulReference,
+    ModelResult,
+    Ratio,
+    Variant,
+    paired_ratios,
+    summarize,
+)
 from mfpi_deploy.bench.runner import PeakSampler, cuda_used_bytes, matmul_runner, measure_interleaved, stack_runner
 from mfpi_deploy.bench.slide_run import measure_pipeline
+from mfpi_deploy.bench.variants import GPU_KINDS, VARIANT_KINDS, export_variants, not_here, planned
 from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
+from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 
 MATMUL = "matmul"
 NOTES = (
-    "MFPINet (both forms), Deep-Z and the matmul reference were timed in alternating order within each round, so "
-    "load from other processes affects them alike; per-round ratios are more stable than any latency",
+    "MFPINet (both forms), Deep-Z, in every precision of a backend, and the matmul reference were timed in "
+    "alternating order within each round, so load from other processes affects them alike; per-round ratios are "
+    "more stable than any latency",
     "Peak RSS is the whole process's resident memory while that model ran (every engine of the backend loaded, plus "
     "memory the process kept from exporting engines in-process); weights are random, which does not change timing",
     "MFPINet residual is the same network plus an in-graph bicubic upsampling of the input (a fixed depthwise "
     "convolution, counted in its GFLOPs) added to every plane",
 )
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one runner of a backend's interleaved rounds computes: one network's stack in one precision."""
+
+    model: BenchModel
+    precision: Precision
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.label} {self.precision.value}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +83,7 @@ class BenchSettings:
     width: int | None = None
     matmul_size: int = 2048
     pipeline: bool = False
+    precisions: tuple[str, ...] | None = None  # ort-cpu and openvino: the variants to run (None: all they run)
 
     @property
     def out_tile(self) -> int:
@@ -65,6 +102,11 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                   log: Callable[[str], None] = print) -> BenchReport:
     """Measure every model on every backend in `backends` and return the report. `strict`: a backend whose
     engines cannot be opened is an error (named by the user); else it is skipped and the others run (`auto`)."""
+    plans = {kind: planned(kind, settings.precisions, settings.fp16) for kind in backends}
+    if not any(plans.values()):
+        raise MfpiError(f"no backend runs --precisions {','.join(settings.precisions or ())} ("
+                        + "; ".join(f"{k.value} runs {', '.join(p.value for p in select.KIND_PRECISIONS[k])}"
+                                    for k in backends) + ")")
     workloads = make_workloads(settings.tile, settings.batch, channels=settings.channels, planes=settings.planes,
                                width=settings.width)
     report = BenchReport(
@@ -75,26 +117,36 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
     with tempfile.TemporaryDirectory(prefix="mfpi-bench-") as tmp:
         root = Path(work_dir or tmp)
         sources = {m: random_checkpoint(w, root) for m, w in workloads.items()}
+        variants = export_variants(backends, settings.precisions)
         for kind in backends:
-            log(f"{kind.value}: opening engines")
-            fp16 = settings.fp16 and kind in (BackendKind.TRT, BackendKind.ORT_CUDA)
+            if not (precisions := plans[kind]):
+                report.skipped[kind.value] = (f"it runs {', '.join(p.value for p in select.KIND_PRECISIONS[kind])}; "
+                                              f"--precisions asked for {', '.join(settings.precisions or ())}")
+                log(f"skipping {kind.value}: {report.skipped[kind.value]}")
+                continue
+            log(f"{kind.value}: opening engines ({', '.join(p.value for p in precisions)})")
             with ExitStack() as opened:  # closes every engine opened, also when one fails to open
                 try:
-                    engines = {m: opened.enter_context(open_engine(
-                        EngineRequest(kind, sources[m], w.in_tile, w.batch, fp16, settings.threads), root, log))
-                        for m, w in workloads.items()}
+                    engines = _open_variants(report, kind, precisions, {
+                        m: EngineRequest(kind, sources[m], w.in_tile, w.batch, settings.fp16 and kind in GPU_KINDS,
+                                         settings.threads, variants=variants if kind in VARIANT_KINDS else frozenset())
+                        for m, w in workloads.items()}, opened, root, log)
                 except MfpiError as exc:
                     if strict:
                         raise
+                    report.variants = [v for v in report.variants if v.backend != kind.value]
                     report.skipped[kind.value] = f"its engines could not be opened ({exc})"
                     log(f"skipping {kind.value}: {report.skipped[kind.value]}")
                     continue
+                if not engines:
+                    continue
                 _measure(report, kind, engines, workloads, settings, log)
                 if settings.pipeline:
-                    log(f"{kind.value}: pipeline mode (run_slide on a generated slide)")
+                    first = next(run.precision for run in engines)
+                    log(f"{kind.value}: pipeline mode (run_slide on a generated slide, {first.value})")
                     try:
-                        report.pipeline.append(measure_pipeline(engines[BenchModel.MFPINET], settings.tile,
-                                                                settings.batch, root, log))
+                        report.pipeline.append(measure_pipeline(engines[Run(BenchModel.MFPINET, first)],
+                                                                settings.tile, settings.batch, root, log))
                     except MfpiError as exc:
                         report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
     report.notes.extend(notes)
@@ -107,29 +159,62 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
     return report
 
 
-def _measure(report: BenchReport, kind: BackendKind, engines: dict[BenchModel, Backend],
+def _open_variants(report: BenchReport, kind: BackendKind, precisions: tuple[Precision, ...],
+                   requests: dict[BenchModel, EngineRequest], opened: ExitStack, root: Path,
+                   log: Callable[[str], None]) -> dict[Run, Backend]:
+    """Every network's engine in each of `precisions` on `kind`, entered into `opened`; a precision that cannot run
+    here, or whose gate failed for some network, is a row of `report.variants` saying so (with the figures)."""
+    engines: dict[Run, Backend] = {}
+    for precision in precisions:
+        if reason := not_here(kind, precision):
+            report.variants.append(Variant(kind.value, precision.value, SKIPPED, reason))
+            log(f"{kind.value} {precision.value}: skipped ({reason})")
+            continue
+        reqs = {m: dataclasses.replace(r, precision=precision) for m, r in requests.items()}
+        folders = {m: None if kind is BackendKind.TORCH else engine_folder(r, root, log) for m, r in reqs.items()}
+        gates = {m: g for m, folder in folders.items() if (g := variant_gate(kind, folder, precision)) is not None}
+        failed = [f"{m.label} {g.min_psnr_db:.1f} dB < {g.threshold_db} dB" for m, g in gates.items() if not g.passed]
+        why = [f"{m.label}: {r}" for m, folder in folders.items() if kind in VARIANT_KINDS and folder is not None
+               and (r := select.unavailable_reason(kind, folder, precision))]
+        row = Variant(kind.value, precision.value, GATE_FAILED if failed else SKIPPED if why else MEASURED,
+                      "; ".join(failed or why), {m.value: g for m, g in gates.items()})
+        report.variants.append(row)
+        if row.status != MEASURED:
+            log(f"{kind.value} {precision.value}: {row.status} ({row.reason})")
+            continue
+        for m, r in reqs.items():
+            engines[Run(m, precision)] = opened.enter_context(open_engine(r, root, log))
+    return engines
+
+
+def _measure(report: BenchReport, kind: BackendKind, engines: dict[Run, Backend],
              workloads: dict[BenchModel, Workload], settings: BenchSettings, log: Callable[[str], None]) -> None:
-    """Time every model and the matmul reference in interleaved rounds on one backend; add the rows to `report`."""
+    """Time every network in every precision opened, and the matmul reference, in interleaved rounds on one
+    backend; add the rows to `report`."""
     device = engine_device(kind)
-    # open_engine checked each engine's output shape
+    # open_engine checked each engine's output shape; every precision of a network gets the same input
+    inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}
     runners: dict[Hashable, Callable[[], object]] = {
-        m: stack_runner(engines[m], w, w.sample_input(seed=i)) for i, (m, w) in enumerate(workloads.items())}
+        run: stack_runner(backend, workloads[run.model], inputs[run.model]) for run, backend in engines.items()}
     runners[MATMUL] = matmul_runner(settings.matmul_size, device, settings.threads)
     log(f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up "
-        f"({', '.join(m.label for m in workloads)} stacks, {settings.matmul_size}x{settings.matmul_size} matmul)")
+        f"({', '.join(run.label for run in engines)} stacks, {settings.matmul_size}x{settings.matmul_size} matmul)")
     probe = cuda_used_bytes if device == "cuda" and torch.cuda.is_available() else None
     with PeakSampler(device_probe=probe) as sampler:
         times = measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
     report.matmul.append(matmul := MatmulReference(
         device, settings.matmul_size, (settings.threads or torch.get_num_threads()) if device == "cpu" else None,
         summarize(times[MATMUL]), backend=kind.value))
-    for m, w in workloads.items():
+    for run in engines:
         report.results.append(ModelResult(
-            backend=kind.value, device=device, precision=engines[m].spec.precision, workload=w,
-            seconds=summarize(times[m]), peak_rss_bytes=sampler.host_peak.get(m, 0),
-            peak_device_bytes=sampler.device_peak.get(m, 0) if probe else None, matmul_gflops_per_s=matmul.gflops_per_s,
+            backend=kind.value, device=device, precision=run.precision.value, workload=workloads[run.model],
+            seconds=summarize(times[run]), peak_rss_bytes=sampler.host_peak.get(run, 0),
+            peak_device_bytes=sampler.device_peak.get(run, 0) if probe else None,
+            matmul_gflops_per_s=matmul.gflops_per_s,
         ))
-    paper = times[BenchModel.MFPINET]
-    for model, found in ((BenchModel.DEEPZ, report.speedups), (BenchModel.MFPINET_RESIDUAL, report.residual)):
-        found.append(Ratio(kind.value, summarize(paired_ratios(times[model], paper)),
-                           summarize(times[model]).median / summarize(paper).median))
+    for precision in dict.fromkeys(run.precision for run in engines):
+        paper = times[Run(BenchModel.MFPINET, precision)]
+        for model, found in ((BenchModel.DEEPZ, report.speedups), (BenchModel.MFPINET_RESIDUAL, report.residual)):
+            other = times[Run(model, precision)]
+            found.append(Ratio(kind.value, summarize(paired_ratios(other, paper)),
+                               summarize(other).median / summarize(paper).median, precision.value))

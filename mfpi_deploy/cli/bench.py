@@ -31,7 +31,7 @@ def _check_writable(path: Path) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--backend", "backends", multiple=True, metavar="KIND",
-              help="trt, ort-cuda, ort-cpu, torch or auto (default: every available backend). Repeatable.")
+              help="trt, ort-cuda, openvino, ort-cpu, torch or auto (default: every available backend). Repeatable.")
 @click.option("--tile", type=int, default=None,
               help="MFPINet input tile side (output is 2x; Deep-Z runs at 2x). Default 384 (the paper's).")
 @click.option("--batch", type=int, default=None, help="Tiles per pass (default 1).")
@@ -41,6 +41,10 @@ def _check_writable(path: Path) -> None:
 @click.option("--quick", is_flag=True,
               help="Small tile (128 -> 256) and 3 runs, for CPUs; the output says so.")
 @click.option("--fp16", is_flag=True, help="FP16 engines on GPU backends (TensorRT, onnxruntime CUDA).")
+@click.option("--precisions", metavar="LIST", default=None,
+              help="Variants to run on the CPU backends, e.g. fp32,int8,bf16 (default: every one the backend runs: "
+                   "ort-cpu fp32, fp16, int8; openvino fp32, bf16, int8). Each is a row with its accuracy gate; "
+                   "bf16 without bfloat16 arithmetic in the CPU is reported as skipped.")
 @click.option("--pipeline", is_flag=True,
               help="Also run the MFPINet engine inside the mfpi-run pipeline on a generated slide "
                    "and report its efficiency against the bare engine.")
@@ -55,19 +59,22 @@ def _check_writable(path: Path) -> None:
 @click.option("--matmul-size", type=int, default=None, hidden=True, help="Side of the matmul reference.")
 @user_errors
 def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: int | None,
-         warmup: int | None, threads: int | None, quick: bool, fp16: bool, pipeline: bool, json_path: str | None,
-         md_path: str | None, chart_path: str | None, engines_dir: str | None, notes: tuple[str, ...], width: int | None,
-         matmul_size: int | None) -> None:
+         warmup: int | None, threads: int | None, quick: bool, fp16: bool, precisions: str | None, pipeline: bool,
+         json_path: str | None, md_path: str | None, chart_path: str | None, engines_dir: str | None,
+         notes: tuple[str, ...], width: int | None, matmul_size: int | None) -> None:
     """Measure MFPINet (one pass per stack) against Deep-Z (one pass per plane) on every backend.
 
     Both networks, and MFPINet's residual form, run with random weights at the paper's
     architecture (timing does not depend on weights), interleaved round by round, for the
-    same output volume.
+    same output volume. On ort-cpu and openvino each precision variant (fp32, fp16, int8,
+    bf16) is a row, beside its accuracy gate (lowest per-plane PSNR against fp32) from the
+    engine's manifest, for MFPINet and Deep-Z.
     """
     from mfpi_deploy.bench.chart import save_chart
     from mfpi_deploy.bench.engines import select_backends
     from mfpi_deploy.bench.report import format_table, to_json, to_markdown
     from mfpi_deploy.bench.suite import BenchSettings, quick_settings, run_benchmark
+    from mfpi_deploy.bench.variants import parse_precisions
     from mfpi_deploy.bench.workload import check_tile
     from mfpi_deploy.fileio import write_atomic
 
@@ -79,7 +86,8 @@ def main(backends: tuple[str, ...], tile: int | None, batch: int | None, runs: i
     if width is not None and width % 4:
         raise MfpiError(f"--width {width}: must be a multiple of 4 (Deep-Z repeats its 4 input channels)")
     overrides = {"tile": tile, "batch": batch, "runs": runs, "warmup": warmup, "threads": threads,
-                 "fp16": fp16, "pipeline": pipeline, "width": width, "matmul_size": matmul_size}
+                 "fp16": fp16, "pipeline": pipeline, "width": width, "matmul_size": matmul_size,
+                 "precisions": parse_precisions(precisions)}
     if quick:
         settings = quick_settings(**overrides)
     else:

@@ -59,6 +59,21 @@ class GpuTarget:
     tensorrt: str
 
 
+@dataclass(frozen=True)
+class GateFigure:
+    """A variant's accuracy gate: its lowest per-plane PSNR against fp32 (dB) on `runtime`, and the threshold."""
+
+    precision: str
+    runtime: str
+    min_psnr_db: float
+    threshold_db: float | None  # None: not recorded, which fails the gate
+    method: str = ""  # how it was measured where that varies (bf16: openvino | emulated)
+
+    @property
+    def passed(self) -> bool:
+        return self.threshold_db is not None and self.min_psnr_db >= self.threshold_db
+
+
 @dataclass
 class Manifest:
     engine: EngineSpec  # the network contract; precision is each artifact's
@@ -81,26 +96,36 @@ class Manifest:
             profiles = (dataclasses.replace(first, min_tile=None, max_tile=None, max_batch=None),)
         return dataclasses.replace(self.engine, profiles=profiles, precision=precision)
 
+    def gate(self, precision: str, runtime: str) -> GateFigure | None:
+        """The `precision` variant's accuracy gate as measured on `runtime` (onnxruntime | openvino) at
+        export, or None if it was not (fp16 blocks without "runtimes" were measured with onnxruntime)."""
+        block = self.accuracy.get(precision)
+        if not isinstance(block, dict):
+            return None
+        runtimes = block.get("runtimes") or ({"onnxruntime": block} if "min_psnr_db" in block else {})
+        figures = runtimes.get(runtime)
+        if not isinstance(figures, dict) or "min_psnr_db" not in figures:
+            return None
+        threshold = block.get("threshold_db", figures.get("threshold_db"))
+        return GateFigure(precision, runtime, float(figures["min_psnr_db"]),
+                          None if threshold is None else float(threshold), str(figures.get("method", "")))
+
     def gate_reason(self, precision: str, runtime: str) -> str | None:
         """Why the `precision` variant may not run on `runtime` (onnxruntime | openvino), or None.
 
         fp32 is the reference. Other variants need accuracy figures measured on that runtime
-        at export (accuracy[precision]["runtimes"][runtime]) at or above the gate's threshold;
-        fp16 blocks without "runtimes" were measured with onnxruntime.
+        at export (accuracy[precision]["runtimes"][runtime]) at or above the gate's threshold.
         """
         if precision == "fp32":
             return None
-        block = self.accuracy.get(precision)
-        if not isinstance(block, dict):
+        if not isinstance(self.accuracy.get(precision), dict):
             return f"the manifest has no {precision} accuracy figures"
-        runtimes = block.get("runtimes") or ({"onnxruntime": block} if "min_psnr_db" in block else {})
-        figures = runtimes.get(runtime)
-        if not isinstance(figures, dict) or "min_psnr_db" not in figures:
+        gate = self.gate(precision, runtime)
+        if gate is None:
             return (f"its {precision} accuracy gate was not measured on {runtime} "
                     f"(export again with {runtime} installed)")
-        threshold = block.get("threshold_db", figures.get("threshold_db"))
-        if threshold is None or figures["min_psnr_db"] < threshold:
-            return f"its {precision} accuracy gate did not pass on {runtime} ({figures['min_psnr_db']} dB)"
+        if not gate.passed:
+            return f"its {precision} accuracy gate did not pass on {runtime} ({gate.min_psnr_db} dB)"
         return None
 
     def to_json(self) -> str:

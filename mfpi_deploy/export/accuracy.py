@@ -5,7 +5,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mfpi_deploy.errors import MfpiError
+
 PSNR_IDENTICAL = 100.0  # reported instead of infinity when two planes are identical
+
+
+class GateError(MfpiError):
+    """A precision variant below its accuracy gate; carries the figure (lowest per-plane PSNR vs fp32, dB)."""
+
+    precision = ""  # set by each variant's subclass
+
+    def __init__(self, message: str, *, min_psnr_db: float, threshold_db: float) -> None:
+        super().__init__(message)
+        self.min_psnr_db, self.threshold_db = float(min_psnr_db), float(threshold_db)
 
 
 @dataclass(frozen=True)

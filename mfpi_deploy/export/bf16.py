@@ -19,7 +19,6 @@ from onnx import TensorProto, helper
 
 from mfpi_deploy.engine.precision import OPENVINO, Precision
 from mfpi_deploy.engine.spec import EngineSpec
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy
 from mfpi_deploy.export.fp16_graph import ALWAYS_FP32, tensor_types
 from mfpi_deploy.export.runtimes import openvino_runner, ort_runner, planes
@@ -29,8 +28,10 @@ METHOD_OPENVINO = "openvino"
 METHOD_EMULATED = "emulated"
 
 
-class Bf16GateError(MfpiError):
+class Bf16GateError(accuracy.GateError):
     """bf16 inference is not accurate enough against float32."""
+
+    precision = "bf16"
 
 
 @dataclass
@@ -110,7 +111,8 @@ def measure_bf16(fp32_path: Path, spec: EngineSpec, real: np.ndarray, simulated:
     worst = min(min(p) for p in figures.values())
     if worst < min_psnr:
         raise Bf16GateError(f"bf16 accuracy gate failed ({method}): lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                            f"(real {figures.get('real', [])}, simulated {figures.get('simulated', [])})")
+                            f"(real {figures.get('real', [])}, simulated {figures.get('simulated', [])})",
+                            min_psnr_db=worst, threshold_db=min_psnr)
     report = Bf16Report(
         runtimes={OPENVINO: {"psnr_db_real": figures.get("real", []), "psnr_db_simulated": figures.get("simulated", []),
                              "min_psnr_db": worst, "parity": par.to_dict() if par else {}, "method": method}},

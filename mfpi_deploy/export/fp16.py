@@ -19,7 +19,6 @@ import onnx
 import onnx.numpy_helper
 
 from mfpi_deploy.engine.spec import EngineSpec
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy
 from mfpi_deploy.export.fp16_graph import FP16, FP32, convert_to_fp16, expose, float_node_outputs, tensor_types
 
@@ -30,8 +29,10 @@ TRIALS = 4
 TAIL_GAIN_DB = 3.0  # keep the output tail in fp32 if that lifts the lowest plane PSNR this much
 
 
-class Fp16GateError(MfpiError):
+class Fp16GateError(accuracy.GateError):
     """The float16 graph is not accurate enough against float32."""
+
+    precision = "fp16"
 
 
 @dataclass
@@ -196,12 +197,12 @@ def export_fp16(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
         if rounds > MAX_ROUNDS:
             raise Fp16GateError(
                 f"fp16 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                f"(real {psnr_real}, simulated {psnr_sim}) with {len(reasons)} node(s) kept in fp32"
-            )
+                f"(real {psnr_real}, simulated {psnr_sim}) with {len(reasons)} node(s) kept in fp32",
+                min_psnr_db=worst, threshold_db=min_psnr)
         ranked = error_gains(model32, relative_errors(model32, model16, spec, probe, threads), set(reasons))
         if not ranked:
             raise Fp16GateError(f"fp16 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                                "and no node left to keep in fp32")
+                                "and no node left to keep in fp32", min_psnr_db=worst, threshold_db=min_psnr)
         # Try the TRIALS nodes with the largest error gain; keep the one that helps the output most.
         trials = []
         for name, gain in ranked[:TRIALS]:

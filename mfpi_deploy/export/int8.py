@@ -45,8 +45,10 @@ SETTINGS = {"format": "QDQ (onnxruntime.quantization.quantize_static)", "ops": l
             "activations": "uint8, per tensor, min/max calibration"}
 
 
-class Int8GateError(MfpiError):
+class Int8GateError(accuracy.GateError):
     """The int8 graph is not accurate enough against float32."""
+
+    precision = "int8"
 
 
 @dataclass
@@ -245,14 +247,16 @@ def export_int8(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
             if rounds > max_rounds:
                 raise Int8GateError(f"int8 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
                                     f"({_numbers(figures)}) with {len(reasons)} of {len(convs)} convolution(s) "
-                                    f"kept in fp32 after {max_rounds} round(s)")
+                                    f"kept in fp32 after {max_rounds} round(s)",
+                                    min_psnr_db=worst, threshold_db=min_psnr)
             ranked = _ranked_groups(model32, onnx.load(str(path)), spec, probe, threads, set(reasons))
             structural = {convs[0]: "first convolution", convs[-1]: "last convolution"}
             candidates = [(frozenset({n}), why) for n, why in structural.items() if n not in reasons]
             candidates += [(g, why) for g, why in ranked[:TRIALS] if all(g != c for c, _ in candidates)]
             if not candidates:
                 raise Int8GateError(f"int8 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                                    f"({_numbers(figures)}) and no convolution left to keep in fp32")
+                                    f"({_numbers(figures)}) and no convolution left to keep in fp32",
+                                    min_psnr_db=worst, threshold_db=min_psnr)
             trials = []
             for group, why in candidates:
                 lifted = _worst(_measure(quantize(set(reasons) | group), spec, runtimes, probe_sets, probe_want,

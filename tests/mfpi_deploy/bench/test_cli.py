@@ -20,13 +20,18 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "QUICK MODE" in result.stdout and "faster than Deep-Z" in result.stdout
-    assert "torch: MFPINet residual costs " in result.stdout
+    assert "torch fp32: MFPINet residual costs " in result.stdout
     data = json.loads((out / "r.json").read_text())
     assert data["quick"] is True and data["settings"]["tile"] == 32 and data["settings"]["out_tile"] == 64
     assert [r["model"] for r in data["results"]] == ["mfpinet", "mfpinet-residual", "deepz"]
     assert all(r["latency_ms"]["n"] == 2 for r in data["results"])
     seconds = {r["model"]: r["latency_ms"]["median"] / 1e3 for r in data["results"]}
-    speedup, residual = data["speedup"]["torch"], data["residual_cost"]["torch"]
+    (speedup,), (residual,) = data["speedup"], data["residual_cost"]
+    assert (speedup["backend"], speedup["precision"]) == (residual["backend"], residual["precision"]) == (
+        "torch", "fp32")
+    assert data["variants"] == [{"backend": "torch", "precision": "fp32", "status": "measured", "reason": "",
+                                 "accuracy": {}}]
+    assert all(r["accuracy"] is None for r in data["results"])
     assert speedup["rounds"] == residual["rounds"] == 2
     assert speedup["ratio_of_median_latencies"] == pytest.approx(seconds["deepz"] / seconds["mfpinet"])
     assert residual["ratio_of_median_latencies"] == pytest.approx(seconds["mfpinet-residual"] / seconds["mfpinet"])
@@ -82,7 +87,7 @@ def test_gpu_backends_end_to_end(tmp_path, kind):
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "g.json").read_text())
     assert all(r["device"] == "cuda" and r["peak_device_mib"] is not None for r in data["results"])
-    assert kind.value in data["speedup"]
+    assert [s["backend"] for s in data["speedup"]] == [kind.value]
 
 
 def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
@@ -90,20 +95,20 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
     from mfpi_deploy.bench import engines, suite
     from mfpi_deploy.errors import MfpiError
 
-    real_open = engines.open_engine
+    real_folder = engines.engine_folder
 
-    def flaky_open(req, work_dir, log):
+    def flaky_folder(req, work_dir, log):
         if req.kind is BackendKind.ORT_CPU:
             raise MfpiError("export failed: simulated")
-        return real_open(req, work_dir, log)
+        return real_folder(req, work_dir, log)
 
-    monkeypatch.setattr(suite, "open_engine", flaky_open)
+    monkeypatch.setattr(suite, "engine_folder", flaky_folder)
     monkeypatch.setattr(select, "runtime_missing",
                         lambda kind: None if kind in (BackendKind.ORT_CPU, BackendKind.TORCH) else "not here")
     result = CliRunner().invoke(main, [*TINY, "--json", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
-    assert list(data["speedup"]) == ["torch"]
+    assert [s["backend"] for s in data["speedup"]] == ["torch"]
     assert "export failed: simulated" in data["skipped_backends"]["ort-cpu"]
     named = CliRunner().invoke(main, ["--backend", "ort-cpu", *TINY])
     assert named.exit_code == 2 and named.stderr.splitlines()[-1] == "error: export failed: simulated"
@@ -112,7 +117,8 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
 @pytest.mark.skipif(select.runtime_missing(BackendKind.ORT_CPU) is not None, reason="onnxruntime is not installed")
 def test_ort_cpu_through_the_real_export(tmp_path):
     """ort-cpu engines exported by mfpi_deploy.export, kept in --engines-dir and reused."""
-    args = ["--backend", "ort-cpu", *TINY, "--runs", "1", "--warmup", "0", "--engines-dir", str(tmp_path / "eng"),
+    args = ["--backend", "ort-cpu", "--precisions", "fp32", *TINY, "--runs", "1", "--warmup", "0",
+            "--engines-dir", str(tmp_path / "eng"),
             "--json", str(tmp_path / "r.json")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

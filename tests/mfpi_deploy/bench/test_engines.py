@@ -21,7 +21,8 @@ def _only(monkeypatch, *available: BackendKind) -> None:
 def test_auto_runs_available_and_lists_skipped(monkeypatch):
     _only(monkeypatch, BackendKind.ORT_CPU, BackendKind.TORCH)
     assert select_backends(()) == ([BackendKind.ORT_CPU, BackendKind.TORCH],
-                                   {"trt": "no trt here", "ort-cuda": "no ort-cuda here"})
+                                   {"trt": "no trt here", "ort-cuda": "no ort-cuda here",
+                                    "openvino": "no openvino here"})
     _only(monkeypatch, BackendKind.TORCH, BackendKind.TRT)
     assert select_backends(("auto",))[0] == [BackendKind.TRT, BackendKind.TORCH]  # fastest first
 
@@ -41,11 +42,11 @@ def test_real_probe_on_this_machine():
     chosen, skipped = select_backends(())
     assert BackendKind.TORCH in chosen
     assert all(skipped.values())  # each skipped backend says why, e.g. "tensorrt is not installed"
-    assert {k.value for k in chosen} | set(skipped) == {"trt", "ort-cuda", "ort-cpu", "torch"}
+    assert {k.value for k in chosen} | set(skipped) == {"trt", "ort-cuda", "openvino", "ort-cpu", "torch"}
 
 
 def test_engine_device():
-    assert engine_device(BackendKind.ORT_CPU) == "cpu"
+    assert engine_device(BackendKind.ORT_CPU) == engine_device(BackendKind.OPENVINO) == "cpu"
     assert engine_device(BackendKind.TRT) == engine_device(BackendKind.ORT_CUDA) == "cuda"
     assert engine_device(BackendKind.TORCH) in ("cpu", "cuda")
 

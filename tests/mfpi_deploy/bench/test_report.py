@@ -15,6 +15,7 @@ from mfpi_deploy.bench.report import (
     ModelResult,
     PipelineResult,
     Ratio,
+    Variant,
     format_table,
     paired_ratios,
     summarize,
@@ -22,6 +23,7 @@ from mfpi_deploy.bench.report import (
     to_markdown,
 )
 from mfpi_deploy.bench.workload import BenchModel, Workload
+from mfpi_deploy.engine.manifest import GateFigure
 
 
 def test_summary_of_known_samples():
@@ -92,6 +94,11 @@ def _report(quick: bool = False) -> BenchReport:
                                  total_seconds=5.0, engine_megavoxels_per_s_in_pipeline=2.7,
                                  bare_engine_megavoxels_per_s=3.0, end_to_end_megavoxels_per_s=0.5,
                                  halo_overhead=0.75)],
+        variants=[Variant("torch", "fp32", "measured"),
+                  Variant("openvino", "int8", "gate failed", "Deep-Z 41.3 dB < 45.0 dB",
+                          {"mfpinet": GateFigure("int8", "openvino", 47.25, 45.0),
+                           "deepz": GateFigure("int8", "", 41.3, 45.0, "failed at export")}),
+                  Variant("openvino", "bf16", "skipped", "this CPU has no bfloat16 arithmetic")],
         notes=["shared machine"],
     )
 
@@ -107,13 +114,22 @@ def test_rates_follow_from_the_measurements():
 
 def test_json_shape():
     data = json.loads(to_json(_report()))
-    for key in ("schema_version", "command", "settings", "machine", "matmul_reference", "results",
+    for key in ("schema_version", "command", "settings", "machine", "matmul_reference", "results", "variants",
                 "speedup", "residual_cost", "pipeline", "skipped_backends", "paper_table3", "notes", "quick"):
         assert key in data
-    assert data["speedup"]["torch"]["median"] == pytest.approx(20.0)
-    assert data["speedup"]["torch"]["paper"] == pytest.approx(24.2)
-    assert data["residual_cost"]["torch"]["extra_percent"] == pytest.approx(4.0)
-    assert data["residual_cost"]["torch"]["ratio_of_median_latencies"] == pytest.approx(0.0115 / 0.011)
+    (speedup,), (residual,) = data["speedup"], data["residual_cost"]
+    assert (speedup["backend"], speedup["precision"], residual["backend"], residual["precision"]) == (
+        "torch", "fp32", "torch", "fp32")
+    assert speedup["median"] == pytest.approx(20.0) and speedup["paper"] == pytest.approx(24.2)
+    assert residual["extra_percent"] == pytest.approx(4.0)
+    assert residual["ratio_of_median_latencies"] == pytest.approx(0.0115 / 0.011)
+    assert [(v["backend"], v["precision"], v["status"]) for v in data["variants"]] == [
+        ("torch", "fp32", "measured"), ("openvino", "int8", "gate failed"), ("openvino", "bf16", "skipped")]
+    assert data["variants"][1]["accuracy"]["deepz"] == {"precision": "int8", "runtime": "", "min_psnr_db": 41.3,
+                                                        "threshold_db": 45.0, "method": "failed at export",
+                                                        "passed": False}
+    assert data["variants"][1]["accuracy"]["mfpinet"]["passed"] is True
+    assert data["results"][0]["accuracy"] is None  # fp32 is the reference
     assert [r["model"] for r in data["results"]] == ["mfpinet", "mfpinet-residual", "deepz"]
     row = data["results"][2]
     for key in ("backend", "model", "parameters", "gflops_per_stack", "latency_ms", "throughput_megavoxels_per_s",
@@ -134,15 +150,21 @@ def test_markdown_and_table_contents():
     md = to_markdown(_report(quick=True))
     assert md.startswith("# mfpi-bench")
     assert "QUICK MODE" in md
-    assert "| backend | model | params |" in md
-    assert "| torch | 20.0x |" in md and "24.2x" in md
-    assert "## Extra cost of the residual form" in md and "| torch | +4.0% | +3.2% to +4.8% | 1.045 |" in md
+    assert "| backend | precision | model | params |" in md
+    assert "## Speed-up of MFPINet over Deep-Z by backend and precision" in md and "24.2x" in md
+    assert "| torch | fp32 | 11.0 (10.2-11.8) | 4.10 | 220.0 | 20.0x (20.0-20.0) | reference | reference | measured |" \
+        in md
+    assert ("| openvino | int8 | - | - | - | - | 47.2 dB | 41.3 dB < 45 dB | gate failed: Deep-Z 41.3 dB < 45.0 dB |"
+            in md)
+    assert "| openvino | bf16 | - | - | - | - | - | - | skipped: this CPU has no bfloat16 arithmetic |" in md
+    assert "## Extra cost of the residual form" in md and "| torch | fp32 | +4.0% | +3.2% to +4.8% | 1.045 |" in md
     assert "## Pipeline efficiency" in md and "| 90% |" in md and "Test CPU" in md
-    assert md.count("\n| torch (cpu, fp32) |") == 3
+    assert md.count("\n| torch (cpu) | fp32 |") == 3 and md.count(" | reference |\n") == 3
     text = format_table(_report())
     assert "QUICK" not in text
     assert "Deep-Z x11" in text and "MFPINet residual" in text and "20.0x faster" in text
-    assert "torch: MFPINet residual costs +4.0% per stack over MFPINet" in text
+    assert "torch fp32: MFPINet residual costs +4.0% per stack over MFPINet" in text
+    assert "gate failed: Deep-Z 41.3 dB < 45.0 dB" in text and "MFPINet gate" in text
     assert "torch.matmul, float32 512x512, 2 thread(s), interleaved with the torch rounds): 268.4 GFLOP/s" in text
     assert "= 90% efficiency" in text
     assert "skipped trt: tensorrt is not installed" in text
@@ -150,7 +172,7 @@ def test_markdown_and_table_contents():
 
 def test_empty_report_still_renders():
     report = _report()
-    report.results, report.speedups, report.residual, report.pipeline = [], [], [], []
+    report.results, report.speedups, report.residual, report.pipeline, report.variants = [], [], [], [], []
     assert "skipped trt" in format_table(report) and "## Speed-up" not in to_markdown(report)
 
 
