@@ -203,8 +203,10 @@ def markdown(result: dict) -> list[str]:
         for rt, f in block["runtimes"].items():
             lines.append(f"| {precision} | {rt} | {f['min_psnr_db']:.2f} dB | {f['mean_psnr_db']:.2f} dB | "
                          f"{block['threshold_db']} dB | {block['method']} |")
-    lines += ["", f"int8 convolutions kept in fp32: {g['int8']['fp32_nodes'] or 'none'}", "",
-              f"## Sample slide ({result['slide_size']}x{result['slide_size']}, `mfpi-run --make-sample`), "
+    lines += ["", f"int8 convolutions kept in fp32: {g['int8']['fp32_nodes'] or 'none'}", ""]
+    if "slide" not in result:
+        return lines
+    lines += [f"## Sample slide ({result['slide_size']}x{result['slide_size']}, `mfpi-run --make-sample`), "
               f"bundled model through `mfpi-run`", "",
               "| variant | min plane PSNR vs fp32 run | max diff | identical | mean PSNR vs truth | "
               "tiled vs whole: identical / max diff | far padding only: identical / max diff |",
@@ -254,7 +256,7 @@ def main() -> None:
         result["slide"] = slide_check(engines["default-w32"], args.threads, args.slide_size, work)
     result["load_after"] = load()
     Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = markdown(result) if "slide" in result else [json.dumps(result["timing"], indent=1)]
+    lines = markdown(result)
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
