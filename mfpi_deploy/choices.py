@@ -1,4 +1,5 @@
 """Options given by name (architecture, backend, exporter, ...): str enums with a helpful error."""
+
 from __future__ import annotations
 
 import re

@@ -2,6 +2,7 @@
 
 Applied to the input plane only; the target planes stay at full resolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,9 @@ def degrade_tensor(x: torch.Tensor, d: Degradation = Degradation()) -> torch.Ten
     if h % d.scale or w % d.scale:
         raise ValueError(f"image size {h}x{w} is not a multiple of the scale {d.scale}")
     if d.scale > 1:
-        x = F.interpolate(x, size=(h // d.scale, w // d.scale), mode="bicubic", align_corners=False,
-                          antialias=d.antialias)
+        x = F.interpolate(
+            x, size=(h // d.scale, w // d.scale), mode="bicubic", align_corners=False, antialias=d.antialias
+        )
     if d.blur_size > 1 and d.blur_sigma > 0:
         k = torch.from_numpy(gaussian_kernel(d.blur_size, d.blur_sigma)).to(x)
         p = d.blur_size // 2

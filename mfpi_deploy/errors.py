@@ -2,6 +2,7 @@
 
 Commands turn an MfpiError into one line on stderr and a non-zero exit, never a traceback.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Files and folders that appear complete or not at all: write under a temporary name, then rename."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The git commit of the code that runs, when it runs from a checkout (recorded with results)."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,10 +1,11 @@
 """SIGTERM (kill, a batch scheduler's stop) handled like Ctrl-C, so long jobs stop cleanly and resume."""
+
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

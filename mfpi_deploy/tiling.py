@@ -6,11 +6,12 @@ multiples of the network stride every tile lines up with the pooling grid of a w
 pass. Pixels outside the image come from reflection (numpy's "reflect" mode, repeated for
 images smaller than the halo).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -173,8 +174,9 @@ class TileProfile:
 MAX_DYNAMIC_TILE = 1024  # largest tile chosen for engines without a maximum tile
 
 
-def choose_plan(height: int, width: int, halo: int, profiles: Iterable[TileProfile],
-                stride: int = 8, tile: int | None = None) -> tuple[TilePlan, int]:
+def choose_plan(
+    height: int, width: int, halo: int, profiles: Iterable[TileProfile], stride: int = 8, tile: int | None = None
+) -> tuple[TilePlan, int]:
     """The tile size (within the engine's profiles) that computes the fewest pixels, and a batch.
 
     Profiles with a maximum tile (TensorRT) are used as they are, at their optimum batch.
@@ -186,7 +188,7 @@ def choose_plan(height: int, width: int, halo: int, profiles: Iterable[TileProfi
     best: tuple[int, int, TilePlan, int] | None = None
     for prof in profiles:
         lo = max(prof.min_tile or 0, 2 * halo + stride)
-        budget = max(1, prof.opt_batch) * prof.opt_tile ** 2
+        budget = max(1, prof.opt_batch) * prof.opt_tile**2
         if prof.max_tile:
             hi = prof.max_tile
         else:

@@ -1,4 +1,5 @@
 """Shared fixtures: paths to ../shared, small seeded tensors."""
+
 from __future__ import annotations
 
 from pathlib import Path

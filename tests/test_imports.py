@@ -3,6 +3,7 @@
 The layer order itself (lower layers never import higher ones) is import-linter's contract in
 pyproject.toml, checked by `.ci/run` with `lint-imports` before the tests.
 """
+
 from __future__ import annotations
 
 import subprocess

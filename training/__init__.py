@@ -5,4 +5,5 @@ Public entry points: `training.stack.open_stack`, `mfpi_deploy.synth.simulate_st
 `training.trainer.train` / `resume`, `training.evaluate.evaluate`, and the commands in
 `training.cli` (`mfpi-train`, `mfpi-eval`).
 """
+
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Also runnable as `python -m training.cli train ...` and `python -m training.cli eval ...`.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -11,8 +12,8 @@ from pathlib import Path
 import click
 
 from mfpi_deploy.cli.common import user_errors
-from training.config import TrainConfig
 from mfpi_deploy.degrade import Degradation
+from training.config import TrainConfig
 from training.eval_cli import eval_main
 from training.patches import Foreground
 
@@ -24,7 +25,10 @@ def _command_line(ctx: click.Context) -> str:
     head = "python -m training.cli train" if sys.argv and sys.argv[0].endswith("cli.py") else "mfpi-train"
     parts = [head]
     for param in ctx.command.params:
-        if not isinstance(param, click.Option) or ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+        if (
+            not isinstance(param, click.Option)
+            or ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE
+        ):
             continue
         flag = param.opts[0]
         value = ctx.params[param.name]
@@ -40,31 +44,80 @@ def _command_line(ctx: click.Context) -> str:
 
 
 @click.command("mfpi-train", context_settings={"show_default": True})
-@click.option("--data", "data", multiple=True, help="A stack: one TIFF/OME-TIFF with a Z axis, or comma-separated per-plane files. Repeat for several stacks.")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/mfpinet", help="Run folder (config, logs, last/ and best/ checkpoints).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out with its saved config, optimizer state and schedule.")
-@click.option("--region", default=None, help="Training+validation region y0:y1,x0:x1 in pixels or fractions, e.g. 0:1.0,0:0.75.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    help="A stack: one TIFF/OME-TIFF with a Z axis, or comma-separated per-plane files. Repeat for several stacks.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="runs/mfpinet",
+    help="Run folder (config, logs, last/ and best/ checkpoints).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --out with its saved config, optimizer state and schedule."
+)
+@click.option(
+    "--region", default=None, help="Training+validation region y0:y1,x0:x1 in pixels or fractions, e.g. 0:1.0,0:0.75."
+)
 @click.option("--planes", default=11, help="Number of target planes (odd), centred on the in-focus plane.")
 @click.option("--focus", default="sharpest", help="In-focus (input) plane: 'sharpest', 'middle' or a plane index.")
 @click.option("--z-step-um", type=float, default=None, help="Plane spacing when the stack does not record it.")
 @click.option("--grey", is_flag=True, help="Train on grey (luma) even if the stacks are RGB.")
-@click.option("--intensity", type=click.Choice(["auto", "full", "percentile"]), default="auto", help="16-bit to 8-bit rule (see training.stack.IntensityRule); auto: percentile for dim data, else full.")
-@click.option("--model", "model_form", type=click.Choice(["residual", "paper"]), default="residual", help="residual: bicubic upsampling + the network's correction (starts equal to bicubic); paper: the authors' tanh output.")
+@click.option(
+    "--intensity",
+    type=click.Choice(["auto", "full", "percentile"]),
+    default="auto",
+    help="16-bit to 8-bit rule (see training.stack.IntensityRule); auto: percentile for dim data, else full.",
+)
+@click.option(
+    "--model",
+    "model_form",
+    type=click.Choice(["residual", "paper"]),
+    default="residual",
+    help="residual: bicubic upsampling + the network's correction (starts equal to bicubic); "
+    "paper: the authors' tanh output.",
+)
 @click.option("--width", default=64, help="Generator width (paper: 64).")
-@click.option("--disc-width", default=16, help="Discriminator width (paper: 64; 16 makes an adversarial step cost about 1.7x an L1 step instead of 5x on a CPU).")
-@click.option("--patch", type=int, default=None, help="Target patch size (input is patch/2). Default: 128, smaller for small regions.")
+@click.option(
+    "--disc-width",
+    default=16,
+    help="Discriminator width (paper: 64; 16 makes an adversarial step cost about 1.7x an L1 step "
+    "instead of 5x on a CPU).",
+)
+@click.option(
+    "--patch",
+    type=int,
+    default=None,
+    help="Target patch size (input is patch/2). Default: 128, smaller for small regions.",
+)
 @click.option("--batch", default=4)
 @click.option("--epochs", default=20, help="Planned epochs (the run ends earlier when --max-minutes runs out).")
 @click.option("--steps-per-epoch", default=500, help="Steps between validations.")
 @click.option("--lr", default=5e-4, help="Peak learning rate (Adam, both networks).")
-@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", help="cosine: warm-up then cosine decay to the end of the planned run (steps or --max-minutes); step: the paper's halving every --lr-halve-every epochs.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "step"]),
+    default="cosine",
+    help="cosine: warm-up then cosine decay to the end of the planned run (steps or --max-minutes); "
+    "step: the paper's halving every --lr-halve-every epochs.",
+)
 @click.option("--lr-warmup", default=0.02, help="Share of the run with a linear lr warm-up (cosine).")
 @click.option("--lr-final", default=0.01, help="Learning rate at the end of the run, relative to --lr (cosine).")
 @click.option("--lr-halve-every", default=2, help="Halve the learning rate every N epochs (step schedule; paper: 2).")
 @click.option("--adv-weight", default=0.01, help="Weight of the adversarial BCE term (0 = L1 only).")
-@click.option("--adv-start", default=0.5, help="Share of the run trained with L1 alone before the adversarial term joins.")
+@click.option(
+    "--adv-start", default=0.5, help="Share of the run trained with L1 alone before the adversarial term joins."
+)
 @click.option("--warmup-epochs", default=0, help="Also keep the adversarial term off for this many epochs.")
-@click.option("--block", type=int, default=None, help="Block size of the train/validation split. Default: 256, smaller for small regions.")
+@click.option(
+    "--block",
+    type=int,
+    default=None,
+    help="Block size of the train/validation split. Default: 256, smaller for small regions.",
+)
 @click.option("--val-fraction", default=0.15)
 @click.option("--val-patches", default=32)
 @click.option("--no-augment", is_flag=True, help="Do not flip/rotate patches.")
@@ -74,14 +127,60 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--fg-min-fraction", default=0.25, help="Foreground: min fraction of foreground cells in a patch.")
 @click.option("--seed", default=0)
 @click.option("--threads", default=1, help="torch threads (0 = torch's default).")
-@click.option("--max-minutes", type=float, default=None, help="Wall-clock budget: the schedule is planned over it, and the run stops cleanly (saving) when it runs out.")
+@click.option(
+    "--max-minutes",
+    type=float,
+    default=None,
+    help="Wall-clock budget: the schedule is planned over it, and the run stops cleanly (saving) when it runs out.",
+)
 @click.option("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N.")
-@click.option("--init", "init", default=None, help="Start from this checkpoint's generator weights (fine-tuning; Adam starts afresh, so use a small --lr such as 1e-5).")
+@click.option(
+    "--init",
+    "init",
+    default=None,
+    help="Start from this checkpoint's generator weights (fine-tuning; Adam starts afresh, "
+    "so use a small --lr such as 1e-5).",
+)
 @user_errors
-def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intensity, model_form, width, disc_width,
-               patch, batch, epochs, steps_per_epoch, lr, schedule, lr_warmup, lr_final, lr_halve_every, adv_weight,
-               adv_start, warmup_epochs, block, val_fraction, val_patches, no_augment, blur_sigma, blur_size,
-               fg_min_std, fg_min_fraction, seed, threads, max_minutes, device, init) -> None:
+def train_main(
+    data,
+    out,
+    resume,
+    region,
+    planes,
+    focus,
+    z_step_um,
+    grey,
+    intensity,
+    model_form,
+    width,
+    disc_width,
+    patch,
+    batch,
+    epochs,
+    steps_per_epoch,
+    lr,
+    schedule,
+    lr_warmup,
+    lr_final,
+    lr_halve_every,
+    adv_weight,
+    adv_start,
+    warmup_epochs,
+    block,
+    val_fraction,
+    val_patches,
+    no_augment,
+    blur_sigma,
+    blur_size,
+    fg_min_std,
+    fg_min_fraction,
+    seed,
+    threads,
+    max_minutes,
+    device,
+    init,
+) -> None:
     """Train MFPINet on multi-focal stacks (L1, then L1 + adversarial, on a schedule fitted to the run)."""
     from training.trainer import resume as resume_run
     from training.trainer import train
@@ -92,19 +191,49 @@ def train_main(data, out, resume, region, planes, focus, z_step_um, grey, intens
         result = resume_run(out, epochs=epochs if given else None, max_minutes=max_minutes)
     else:
         cfg = TrainConfig(
-            data=list(data), out=out, region=region, planes=planes, focus=focus, z_step_um=z_step_um, grey=grey,
-            intensity=intensity, model=model_form, width=width, disc_width=disc_width, patch=patch, batch=batch,
-            epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, schedule=schedule, lr_warmup=lr_warmup,
-            lr_final=lr_final, lr_halve_every=lr_halve_every, adv_weight=adv_weight, adv_start=adv_start,
-            warmup_epochs=warmup_epochs, block=block, val_fraction=val_fraction, val_patches=val_patches,
-            augment=not no_augment, degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
-            foreground=Foreground(fg_min_std, fg_min_fraction), seed=seed, threads=threads or None,
-            max_minutes=max_minutes, init=init, device=device, command=_command_line(click.get_current_context()))
+            data=list(data),
+            out=out,
+            region=region,
+            planes=planes,
+            focus=focus,
+            z_step_um=z_step_um,
+            grey=grey,
+            intensity=intensity,
+            model=model_form,
+            width=width,
+            disc_width=disc_width,
+            patch=patch,
+            batch=batch,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            lr=lr,
+            schedule=schedule,
+            lr_warmup=lr_warmup,
+            lr_final=lr_final,
+            lr_halve_every=lr_halve_every,
+            adv_weight=adv_weight,
+            adv_start=adv_start,
+            warmup_epochs=warmup_epochs,
+            block=block,
+            val_fraction=val_fraction,
+            val_patches=val_patches,
+            augment=not no_augment,
+            degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
+            foreground=Foreground(fg_min_std, fg_min_fraction),
+            seed=seed,
+            threads=threads or None,
+            max_minutes=max_minutes,
+            init=init,
+            device=device,
+            command=_command_line(click.get_current_context()),
+        )
         result = train(cfg)
     p = result.progress
-    click.echo(f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s); best/ from epoch "
-               f"{p.best_epoch if p.best_epoch is not None else '-'}; checkpoints in {Path(out) / 'best'} and "
-               f"{Path(out) / 'last'}")
+    click.echo(
+        f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s); best/ from epoch "
+        f"{p.best_epoch if p.best_epoch is not None else '-'}; checkpoints in {Path(out) / 'best'} and "
+        f"{Path(out) / 'last'}"
+    )
 
 
 @click.group()

@@ -1,4 +1,5 @@
 """The training configuration: one typed dataclass, saved with every run as config.json."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.degrade import Degradation
+from mfpi_deploy.errors import MfpiError
 from training.patches import Foreground
 from training.schedule import LrSchedule, Schedule
 
@@ -88,8 +89,9 @@ class TrainConfig:
             raise MfpiError("lr_warmup must be in [0, 1), lr_final in (0, 1] and adv_start in [0, 1]")
 
     def lr_schedule(self) -> Schedule:
-        return Schedule(LrSchedule.parse(self.schedule), self.lr, self.lr_warmup, self.lr_final,
-                        self.lr_halve_every, self.adv_start)
+        return Schedule(
+            LrSchedule.parse(self.schedule), self.lr, self.lr_warmup, self.lr_final, self.lr_halve_every, self.adv_start
+        )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

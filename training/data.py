@@ -1,4 +1,5 @@
 """Training data: stacks + plane selection + patch positions -> (degraded input, target stack) batches."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,12 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.degrade import Degradation, degrade_tensor
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.tiling import Box
 from training.patches import CELL, Foreground, Region, candidate_patches, draw, fit_sizes, split_blocks
 from training.planes import PlaneSelection, select_planes
 from training.stack import FocalStack, IntensityRule, open_stack
-from mfpi_deploy.tiling import Box
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -76,7 +77,7 @@ class Source:
         """uint8 (len(planes), h, w, C') of selected-plane positions `planes` (indices into target)."""
         if self.cache is not None:
             r = self.rect
-            return self.cache[list(planes), rect.y0 - r.y0:rect.y1 - r.y0, rect.x0 - r.x0:rect.x1 - r.x0]
+            return self.cache[list(planes), rect.y0 - r.y0 : rect.y1 - r.y0, rect.x0 - r.x0 : rect.x1 - r.x0]
         data = self.stack.read([self.selection.target[p] for p in planes], rect)
         return to_grey(data) if self.grey else data
 
@@ -87,8 +88,17 @@ class Source:
         return self.read([self.selection.centre_index], rect)[0]
 
 
-def open_sources(specs: list[list[str]], *, planes: int, focus: str, z_step_um: float | None,
-                 region: str | None, grey: bool, rule: IntensityRule | str, cache_mb: float) -> list[Source]:
+def open_sources(
+    specs: list[list[str]],
+    *,
+    planes: int,
+    focus: str,
+    z_step_um: float | None,
+    region: str | None,
+    grey: bool,
+    rule: IntensityRule | str,
+    cache_mb: float,
+) -> list[Source]:
     """Open each stack and select its planes; all must agree on plane count and channels."""
     sources = []
     for paths in specs:
@@ -109,7 +119,9 @@ def source_channels(sources: list[Source]) -> int:
     return 1 if s.grey else s.stack.channels
 
 
-def region_candidates(sources: list[Source], regions: list[Region], patch: int, fg: Foreground) -> list[tuple[int, Box]]:
+def region_candidates(
+    sources: list[Source], regions: list[Region], patch: int, fg: Foreground
+) -> list[tuple[int, Box]]:
     """All foreground patch positions inside the given blocks, tagged with their source index."""
     out: list[tuple[int, Box]] = []
     for reg in regions:
@@ -118,7 +130,9 @@ def region_candidates(sources: list[Source], regions: list[Region], patch: int, 
     return out
 
 
-def split_sources(sources: list[Source], block: int, val_fraction: float, seed: int) -> tuple[list[Region], list[Region]]:
+def split_sources(
+    sources: list[Source], block: int, val_fraction: float, seed: int
+) -> tuple[list[Region], list[Region]]:
     """Train and validation blocks of every source (see `patches.split_blocks`)."""
     train, val = [], []
     for i, s in enumerate(sources):
@@ -144,7 +158,7 @@ def make_batch(targets: list[np.ndarray], centre: int, degradation: Degradation)
     y = torch.from_numpy(np.ascontiguousarray(np.stack(targets))).float().div_(255.0)  # N Z H W C
     n, z, h, w, c = y.shape
     y = y.permute(0, 1, 4, 2, 3).reshape(n, z * c, h, w)  # plane-major channels
-    x = degrade_tensor(y[:, centre * c:(centre + 1) * c], degradation)
+    x = degrade_tensor(y[:, centre * c : (centre + 1) * c], degradation)
     return torch.round(x * 255) / 255, y  # the input is 8-bit, as it will be in use
 
 
@@ -184,30 +198,54 @@ class TrainingData:
     def info(self, scale: int) -> DataInfo:
         first = self.sources[0]
         pix = first.stack.pixel_size_um
-        return DataInfo(list(first.selection.offsets_um), first.selection.offsets_in_steps,
-                        round(pix * scale, 6) if pix else None, "; ".join(s.stack.name for s in self.sources))
+        return DataInfo(
+            list(first.selection.offsets_um),
+            first.selection.offsets_in_steps,
+            round(pix * scale, 6) if pix else None,
+            "; ".join(s.stack.name for s in self.sources),
+        )
 
-    def batch(self, patches: list[tuple[int, Box]], codes, degradation: Degradation) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, patches: list[tuple[int, Box]], codes, degradation: Degradation
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         targets = [augment(self.sources[s].target(r), int(c)) for (s, r), c in zip(patches, codes)]
         return make_batch(targets, self.centre, degradation)
 
 
-def prepare_data(specs: list[list[str]], *, planes: int, focus: str, z_step_um: float | None, region: str | None,
-                 grey: bool, rule: str, cache_mb: float, patch: int | None, block: int | None, val_fraction: float,
-                 val_patches: int, foreground: Foreground, scale: int, seed: int) -> TrainingData:
+def prepare_data(
+    specs: list[list[str]],
+    *,
+    planes: int,
+    focus: str,
+    z_step_um: float | None,
+    region: str | None,
+    grey: bool,
+    rule: str,
+    cache_mb: float,
+    patch: int | None,
+    block: int | None,
+    val_fraction: float,
+    val_patches: int,
+    foreground: Foreground,
+    scale: int,
+    seed: int,
+) -> TrainingData:
     """Open the stacks, fit patch and block sizes to their regions, and find the patch positions."""
     if not specs:
         raise MfpiError("no training data given (--data)")
-    sources = open_sources(specs, planes=planes, focus=focus, z_step_um=z_step_um, region=region, grey=grey,
-                           rule=rule, cache_mb=cache_mb)
+    sources = open_sources(
+        specs, planes=planes, focus=focus, z_step_um=z_step_um, region=region, grey=grey, rule=rule, cache_mb=cache_mb
+    )
     patch, block = fit_sizes([(s.rect.height, s.rect.width) for s in sources], patch, block, val_fraction)
     check_patch(patch, scale)
     train_blocks, val_blocks = split_sources(sources, block, val_fraction, seed)
     train = region_candidates(sources, train_blocks, patch, foreground)
     if not train:
-        raise MfpiError(f"no training patch of {patch} px passes the foreground test (8x8 cells with a std of at "
-                        f"least {foreground.min_std} levels on {foreground.min_fraction:.0%} of a patch): lower "
-                        f"--fg-min-std / --fg-min-fraction, or check that the region holds cells")
+        raise MfpiError(
+            f"no training patch of {patch} px passes the foreground test (8x8 cells with a std of at "
+            f"least {foreground.min_std} levels on {foreground.min_fraction:.0%} of a patch): lower "
+            f"--fg-min-std / --fg-min-fraction, or check that the region holds cells"
+        )
     val_candidates = region_candidates(sources, val_blocks, patch, foreground) if val_blocks else []
     val = draw(val_candidates, val_patches, np.random.default_rng([seed, 99])) if val_candidates else []
     return TrainingData(sources, source_channels(sources), patch, block, train, val, len(train_blocks), len(val_blocks))

@@ -7,24 +7,25 @@ Methods, all scored by the same code on the same held-out region:
 - in-focus copy: the true full-resolution in-focus plane copied to every plane (an upper
   bound for any method that does not refocus; its in-focus row is exact, PSNR inf).
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.checkpoint.default import resolve_checkpoint
+from mfpi_deploy.degrade import Degradation, degrade_uint8, upsample_bicubic
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.infer import predict_image
 from mfpi_deploy.tiling import DEFAULT_HALO, Box
 from training.data import parse_rect, to_grey
-from mfpi_deploy.degrade import Degradation, degrade_uint8, upsample_bicubic
 from training.metrics import PlaneMetrics, stack_metrics
 from training.planes import select_planes
 from training.stack import IntensityRule, open_stack
@@ -38,7 +39,9 @@ class MethodResult:
 
     @property
     def mean(self) -> PlaneMetrics:
-        return PlaneMetrics(*(float(np.mean([getattr(m, f) for m in self.planes])) for f in ("psnr", "ssim", "mse", "mae")))
+        return PlaneMetrics(
+            *(float(np.mean([getattr(m, f) for m in self.planes])) for f in ("psnr", "ssim", "mse", "mae"))
+        )
 
     def mean_excluding(self, index: int) -> PlaneMetrics:
         rest = [m for i, m in enumerate(self.planes) if i != index]
@@ -64,7 +67,10 @@ class EvalReport:
         out["methods"] = {}
         for name, res in self.methods.items():
             out["methods"][name] = {
-                "planes": [{"offset": o, **{k: clean(v) for k, v in asdict(m).items()}} for o, m in zip(self.offsets, res.planes)],
+                "planes": [
+                    {"offset": o, **{k: clean(v) for k, v in asdict(m).items()}}
+                    for o, m in zip(self.offsets, res.planes)
+                ],
                 "mean": {k: clean(v) for k, v in asdict(res.mean).items()},
                 "mean_out_of_focus": {k: clean(v) for k, v in asdict(res.mean_excluding(self.centre_index)).items()},
             }
@@ -77,8 +83,10 @@ class EvalReport:
         gain = self.methods["model"].mean.psnr - self.methods["bicubic"].mean.psnr
         if not below:
             return f"model above bicubic on every plane ({gain:+.2f} dB mean PSNR)"
-        return (f"model BELOW bicubic on {len(below)} of {len(model)} planes (depth {', '.join(below)} "
-                f"{self.offsets_unit}); {gain:+.2f} dB mean PSNR")
+        return (
+            f"model BELOW bicubic on {len(below)} of {len(model)} planes (depth {', '.join(below)} "
+            f"{self.offsets_unit}); {gain:+.2f} dB mean PSNR"
+        )
 
     def table(self) -> str:
         """Markdown table: one row per focal depth, PSNR/SSIM/MSE/MAE of each method, then the means."""
@@ -109,11 +117,23 @@ def _fmt(v: float, digits: int) -> str:
     return "inf" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def evaluate(source: str | Path, data: list[str], *, region: str | None = None, planes: int | None = None,
-             focus: str = "sharpest", z_step_um: float | None = None, intensity: IntensityRule | str = "full",
-             degradation: Degradation = Degradation(), backend: str = "auto", fp16: bool | None = None,
-             halo: int = DEFAULT_HALO, tile: int | None = None, threads: int | None = 1,
-             log: Callable[[str], None] = print) -> tuple[EvalReport, dict[str, np.ndarray]]:
+def evaluate(
+    source: str | Path,
+    data: list[str],
+    *,
+    region: str | None = None,
+    planes: int | None = None,
+    focus: str = "sharpest",
+    z_step_um: float | None = None,
+    intensity: IntensityRule | str = "full",
+    degradation: Degradation = Degradation(),
+    backend: str = "auto",
+    fp16: bool | None = None,
+    halo: int = DEFAULT_HALO,
+    tile: int | None = None,
+    threads: int | None = 1,
+    log: Callable[[str], None] = print,
+) -> tuple[EvalReport, dict[str, np.ndarray]]:
     """Score a model and the baselines on one held-out stack region; returns the report and the stacks.
 
     `source` is a checkpoint (or `default`) or an exported engine folder; the model's stack is
@@ -126,7 +146,9 @@ def evaluate(source: str | Path, data: list[str], *, region: str | None = None, 
             raise MfpiError(f"{source}: evaluation takes an MFPINet model, not {spec.architecture}")
         planes = planes or spec.planes
         if planes != spec.planes:
-            raise MfpiError(f"{source}: the network gives {spec.planes} planes, but {planes} target planes were asked for")
+            raise MfpiError(
+                f"{source}: the network gives {spec.planes} planes, but {planes} target planes were asked for"
+            )
         stack = open_stack(data, rule=intensity)
         if spec.channels == 3 and stack.channels == 1:
             raise MfpiError(f"{stack.name}: grey stack, but {source} is an RGB model")
@@ -144,16 +166,25 @@ def evaluate(source: str | Path, data: list[str], *, region: str | None = None, 
             log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from the model's {card_offsets}")
         c = sel.centre_index
         inp = degrade_uint8(target[c], degradation)
-        log(f"evaluating {path} on {stack.name} region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} "
+        log(
+            f"evaluating {path} on {stack.name} region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} "
             f"(input {inp.shape[0]}x{inp.shape[1]} px, {planes} planes, input plane {sel.input}) "
-            f"with {engine.describe()}")
+            f"with {engine.describe()}"
+        )
         stacks = {
             "model": predict_image(inp, engine, halo=halo, tile=tile),
             "bicubic": np.repeat(upsample_bicubic(inp, degradation.scale)[None], planes, axis=0),
             "in-focus copy": np.repeat(target[c][None], planes, axis=0),
         }
-    report = EvalReport(str(source), stack.name, [rect.y0, rect.y1, rect.x0, rect.x1], list(sel.offsets_um),
-                        "plane steps" if sel.offsets_in_steps else "um", sel.input, c)
+    report = EvalReport(
+        str(source),
+        stack.name,
+        [rect.y0, rect.y1, rect.x0, rect.x1],
+        list(sel.offsets_um),
+        "plane steps" if sel.offsets_in_steps else "um",
+        sel.input,
+        c,
+    )
     for name in METHODS:
         report.methods[name] = MethodResult(stack_metrics(stacks[name], target))
     stacks["target"] = target
@@ -171,7 +202,9 @@ def plot_psnr(report: EvalReport, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, res in report.methods.items():
         pts = [(o, m.psnr) for o, m in zip(report.offsets, res.planes) if math.isfinite(m.psnr)]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{name} (mean {_fmt(res.mean.psnr, 2)} dB)")
+        ax.plot(
+            [p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{name} (mean {_fmt(res.mean.psnr, 2)} dB)"
+        )
     ax.set_xlabel(f"focal depth ({report.offsets_unit})")
     ax.set_ylabel("PSNR (dB, 8-bit)")
     ax.grid(True, alpha=0.3)

@@ -1,4 +1,5 @@
 """Per-plane image metrics on 8-bit stacks: PSNR (peak 255), SSIM, MSE, MAE (scikit-image)."""
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,9 @@ def plane_metrics(pred: np.ndarray, target: np.ndarray) -> PlaneMetrics:
     mse = float(mean_squared_error(target, pred))
     psnr = math.inf if mse == 0 else float(peak_signal_noise_ratio(target, pred, data_range=255))
     channel_axis = -1 if pred.ndim == 3 and pred.shape[-1] > 1 else None
-    p, t = (pred, target) if channel_axis is not None else (pred.reshape(pred.shape[:2]), target.reshape(target.shape[:2]))
+    p, t = (
+        (pred, target) if channel_axis is not None else (pred.reshape(pred.shape[:2]), target.reshape(target.shape[:2]))
+    )
     ssim = float(structural_similarity(t, p, data_range=255, channel_axis=channel_axis))
     mae = float(np.mean(np.abs(pred.astype(np.float64) - target.astype(np.float64))))
     return PlaneMetrics(psnr, ssim, mse, mae)

@@ -5,6 +5,7 @@ patch lies inside one block, so no pixel is in both sets. Foreground is found on
 input (in-focus) plane as 8x8 cells whose standard deviation exceeds a threshold: flat
 background (bright empty glass, or the even grey of phase contrast) has none.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ MIN_SIDE = 32  # smallest patch and block side chosen automatically
 PATCH_STEP = 16  # patches are multiples of the network stride (8) x the degradation scale (2)
 
 
-def fit_sizes(regions: list[tuple[int, int]], patch: int | None, block: int | None,
-              val_fraction: float) -> tuple[int, int]:
+def fit_sizes(
+    regions: list[tuple[int, int]], patch: int | None, block: int | None, val_fraction: float
+) -> tuple[int, int]:
     """(patch, block) for training regions of (height, width): given values are checked, missing
     ones chosen so the regions hold at least MIN_BLOCKS blocks (fewer if they are small) and a
     patch fits in a block. Errors name the cause and the option that fixes it."""
+
     def count(b: int) -> int:
         return sum((h // b) * (w // b) for h, w in regions)
 
@@ -45,21 +48,28 @@ def fit_sizes(regions: list[tuple[int, int]], patch: int | None, block: int | No
     if block is None:
         sizes = range(DEFAULT_BLOCK, MIN_SIDE - 1, -PATCH_STEP)
         block = next((b for b in sizes if count(b) >= MIN_BLOCKS), None) or next(
-            (b for b in reversed(sizes) if count(b) >= need and b >= (patch or MIN_SIDE)), None)
+            (b for b in reversed(sizes) if count(b) >= need and b >= (patch or MIN_SIDE)), None
+        )
         if block is None:
-            raise MfpiError(f"the training region is too small ({smallest} px on its short side): it must hold "
-                            f"{need} blocks of at least {max(patch or 0, MIN_SIDE)} px (training and validation); "
-                            f"give a larger --region" + (" or a smaller --patch" if patch else ""))
+            raise MfpiError(
+                f"the training region is too small ({smallest} px on its short side): it must hold "
+                f"{need} blocks of at least {max(patch or 0, MIN_SIDE)} px (training and validation); "
+                f"give a larger --region" + (" or a smaller --patch" if patch else "")
+            )
     elif count(block) < need:
-        raise MfpiError(f"the training region ({smallest} px on its short side) holds {count(block)} block(s) of "
-                        f"{block} px but needs {need} (training and validation): use a smaller --block"
-                        + (" or --val-fraction 0" if need == 2 else ""))
+        raise MfpiError(
+            f"the training region ({smallest} px on its short side) holds {count(block)} block(s) of "
+            f"{block} px but needs {need} (training and validation): use a smaller --block"
+            + (" or --val-fraction 0" if need == 2 else "")
+        )
     if patch is None:
         patch = min(DEFAULT_PATCH, max(MIN_SIDE, int(0.75 * block) // PATCH_STEP * PATCH_STEP))
         patch = min(patch, block // PATCH_STEP * PATCH_STEP) or PATCH_STEP
     elif patch > block:
-        raise MfpiError(f"patch {patch} px is larger than the block of {block} px that patches are drawn from: "
-                        f"use --patch {block // PATCH_STEP * PATCH_STEP} or less, or a larger --block")
+        raise MfpiError(
+            f"patch {patch} px is larger than the block of {block} px that patches are drawn from: "
+            f"use --patch {block // PATCH_STEP * PATCH_STEP} or less, or a larger --block"
+        )
     return patch, block
 
 
@@ -71,7 +81,9 @@ class Region:
     rect: Box
 
 
-def split_blocks(rect: Box, block: int, val_fraction: float, seed: int, source: int = 0) -> tuple[list[Region], list[Region]]:
+def split_blocks(
+    rect: Box, block: int, val_fraction: float, seed: int, source: int = 0
+) -> tuple[list[Region], list[Region]]:
     """Tile `rect` with block x block squares (the remainder at the far edges is unused) and
     give a fraction of them, chosen by seed, to validation."""
     if block < CELL or block % CELL:
@@ -81,8 +93,13 @@ def split_blocks(rect: Box, block: int, val_fraction: float, seed: int, source: 
     rows, cols = rect.height // block, rect.width // block
     if rows * cols == 0:
         raise MfpiError(f"region {rect.height}x{rect.width} is smaller than one block of {block}x{block}")
-    blocks = [Region(source, Box(rect.y0 + r * block, rect.x0 + c * block, rect.y0 + (r + 1) * block, rect.x0 + (c + 1) * block))
-              for r in range(rows) for c in range(cols)]
+    blocks = [
+        Region(
+            source, Box(rect.y0 + r * block, rect.x0 + c * block, rect.y0 + (r + 1) * block, rect.x0 + (c + 1) * block)
+        )
+        for r in range(rows)
+        for c in range(cols)
+    ]
     n_val = int(round(val_fraction * len(blocks)))
     if val_fraction > 0:
         n_val = min(max(n_val, 1), len(blocks) - 1)
@@ -135,8 +152,9 @@ class ForegroundIndex:
 MAX_PER_BLOCK = 1024  # bounds memory on whole slides; smaller blocks keep every position
 
 
-def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foreground,
-                      max_per_block: int = MAX_PER_BLOCK) -> list[Box]:
+def candidate_patches(
+    region: Region, plane: np.ndarray, patch: int, fg: Foreground, max_per_block: int = MAX_PER_BLOCK
+) -> list[Box]:
     """Foreground patch positions (on the 8-pixel grid) of a block, given its input plane;
     evenly thinned to at most `max_per_block` so a whole slide's list stays small."""
     if patch % CELL:
@@ -147,8 +165,10 @@ def candidate_patches(region: Region, plane: np.ndarray, patch: int, fg: Foregro
         keep = np.linspace(0, len(ys) - 1, max_per_block).round().astype(int)
         ys, xs = ys[keep], xs[keep]
     r = region.rect
-    return [Box(r.y0 + int(y) * CELL, r.x0 + int(x) * CELL, r.y0 + int(y) * CELL + patch, r.x0 + int(x) * CELL + patch)
-            for y, x in zip(ys, xs)]
+    return [
+        Box(r.y0 + int(y) * CELL, r.x0 + int(x) * CELL, r.y0 + int(y) * CELL + patch, r.x0 + int(x) * CELL + patch)
+        for y, x in zip(ys, xs)
+    ]
 
 
 def draw(candidates: list[tuple[int, Box]], count: int, rng: np.random.Generator) -> list[tuple[int, Box]]:

@@ -1,4 +1,5 @@
 """Which planes of a stack form the target, which one is the input, and their z offsets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,13 @@ def find_focus(stack: FocalStack) -> int:
     return int(np.argmax([sharpness(p) for p in block]))
 
 
-def select_planes(stack: FocalStack, *, planes: int = 11, focus: FocusRule | str | int = FocusRule.SHARPEST,
-                  z_step_um: float | None = None) -> PlaneSelection:
+def select_planes(
+    stack: FocalStack,
+    *,
+    planes: int = 11,
+    focus: FocusRule | str | int = FocusRule.SHARPEST,
+    z_step_um: float | None = None,
+) -> PlaneSelection:
     """`planes` consecutive planes centred on the in-focus plane (moved inwards at the stack ends)."""
     n = stack.planes
     if planes < 1 or planes > n:
@@ -68,8 +74,9 @@ def select_planes(stack: FocalStack, *, planes: int = 11, focus: FocusRule | str
         try:
             rule = FocusRule(focus)
         except ValueError:
-            raise MfpiError(f"unknown focus rule {focus!r}; expected a plane index or one of: "
-                            "sharpest, middle") from None
+            raise MfpiError(
+                f"unknown focus rule {focus!r}; expected a plane index or one of: sharpest, middle"
+            ) from None
         centre = (n - 1) // 2 if rule is FocusRule.MIDDLE else find_focus(stack)
     half = planes // 2
     start = min(max(centre - half, 0), n - planes)

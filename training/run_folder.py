@@ -10,6 +10,7 @@ Every folder is written under a temporary name and swapped in (`fileio.replace_d
 crash leaves the previous complete copy; tensors are safetensors and scalars JSON, nothing
 is pickled.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,8 +31,19 @@ from training.config import TrainConfig
 from training.data import DataInfo
 from training.state import load_state, save_state
 
-LOG_FIELDS = ["epoch", "global_step", "elapsed_s", "cpu_s", "lr", "gan", "loss_l1", "loss_adv", "loss_d", "val_psnr",
-              "val_margin_db"]
+LOG_FIELDS = [
+    "epoch",
+    "global_step",
+    "elapsed_s",
+    "cpu_s",
+    "lr",
+    "gan",
+    "loss_l1",
+    "loss_adv",
+    "loss_d",
+    "val_psnr",
+    "val_margin_db",
+]
 
 
 class RunFolder:
@@ -50,21 +62,38 @@ class RunFolder:
         self.out.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config_path, cfg.to_json())
 
-    def card(self, cfg: TrainConfig, model_config: dict[str, Any], data: DataInfo, *, epochs: int,
-             metrics: dict[str, float], commit: str | None) -> ModelCard:
+    def card(
+        self,
+        cfg: TrainConfig,
+        model_config: dict[str, Any],
+        data: DataInfo,
+        *,
+        epochs: int,
+        metrics: dict[str, float],
+        commit: str | None,
+    ) -> ModelCard:
         text = data.description + (f" region {cfg.region}" if cfg.region else "")
         if data.offsets_in_steps:
             text += "; z offsets are plane steps (the stack records no z spacing)"
         return ModelCard(
-            architecture="mfpinet", config=model_config, planes_um=list(data.planes_um),
+            architecture="mfpinet",
+            config=model_config,
+            planes_um=list(data.planes_um),
             input_pixel_size_um=data.input_pixel_size_um,
-            provenance=Provenance(source="trained with mfpi-train (training.trainer)"
-                                  + (f", initialised from {cfg.init}" if cfg.init else ""), data=text,
-                                  epochs=epochs, git_commit=commit, command=cfg.command, metrics=metrics),
+            provenance=Provenance(
+                source="trained with mfpi-train (training.trainer)"
+                + (f", initialised from {cfg.init}" if cfg.init else ""),
+                data=text,
+                epochs=epochs,
+                git_commit=commit,
+                command=cfg.command,
+                metrics=metrics,
+            ),
         )
 
-    def save_last(self, gen: torch.nn.Module, card: ModelCard, tensors: dict[str, torch.Tensor],
-                  scalars: dict[str, Any]) -> None:
+    def save_last(
+        self, gen: torch.nn.Module, card: ModelCard, tensors: dict[str, torch.Tensor], scalars: dict[str, Any]
+    ) -> None:
         """Generator checkpoint + training state into last/ (swapped in whole)."""
         tmp = self.out / "last.new"
         shutil.rmtree(tmp, ignore_errors=True)

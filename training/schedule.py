@@ -7,6 +7,7 @@ schedule is a short linear warm-up and a cosine decay to `final` x the base rate
 the plan, so the rate reaches its floor when the budget does, however long the budget is. The
 paper's schedule (halve every N epochs) stays available as `step`.
 """
+
 from __future__ import annotations
 
 import math

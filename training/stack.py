@@ -4,10 +4,11 @@ TIFF stacks are opened lazily through tifffile's zarr store, so only the regions
 for are decoded; a whole-slide stack is never loaded whole. Values are converted to
 8 bit by a stated rule (`IntensityRule`), since the network and metrics work on 8 bit.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -40,7 +41,6 @@ class IntensityRule(Choice):
 DIM_SHARE = 0.25  # auto: a stack whose 99.9th percentile is below this share of the range is dim
 
 
-
 # Leading axes tifffile gives a series of planes: Z from OME/ImageJ metadata, I or Q for plain pages.
 _PLANE_AXES = ("Z", "I", "Q")
 
@@ -53,9 +53,17 @@ class FocalStack:
     `pixel_size_um` the lateral pixel size when present.
     """
 
-    def __init__(self, sources: list, name: str, shape: tuple[int, int, int, int], dtype: np.dtype,
-                 planes_um: list[float] | None, pixel_size_um: float | None,
-                 rule: IntensityRule = IntensityRule.FULL, planar: bool = False) -> None:
+    def __init__(
+        self,
+        sources: list,
+        name: str,
+        shape: tuple[int, int, int, int],
+        dtype: np.dtype,
+        planes_um: list[float] | None,
+        pixel_size_um: float | None,
+        rule: IntensityRule = IntensityRule.FULL,
+        planar: bool = False,
+    ) -> None:
         self._sources = sources  # one zarr/np array of (Z,H,W[,C]) or a list of per-plane arrays
         self.name = name
         self.shape = shape
@@ -94,16 +102,20 @@ class FocalStack:
         try:
             for i, z in enumerate(planes):
                 if self._planar:
-                    block = np.moveaxis(np.asarray(self._sources[0][int(z), :, rect.y0:rect.y1, rect.x0:rect.x1]), 0, -1)
+                    block = np.moveaxis(
+                        np.asarray(self._sources[0][int(z), :, rect.y0 : rect.y1, rect.x0 : rect.x1]), 0, -1
+                    )
                 elif len(self._sources) == 1:
-                    block = self._sources[0][int(z), rect.y0:rect.y1, rect.x0:rect.x1]
+                    block = self._sources[0][int(z), rect.y0 : rect.y1, rect.x0 : rect.x1]
                 else:
-                    block = self._sources[int(z)][rect.y0:rect.y1, rect.x0:rect.x1]
+                    block = self._sources[int(z)][rect.y0 : rect.y1, rect.x0 : rect.x1]
                 out[i] = np.asarray(block).reshape(rect.height, rect.width, self.channels)
         except StackError:
             raise
         except Exception as exc:  # tifffile/zarr/imagecodecs raise many types on damaged data
-            raise StackError(f"{self.name}: cannot decode pixel data, file truncated or corrupt ({_first_line(exc)})") from None
+            raise StackError(
+                f"{self.name}: cannot decode pixel data, file truncated or corrupt ({_first_line(exc)})"
+            ) from None
         return out
 
     def read(self, planes: Sequence[int], rect: Box) -> np.ndarray:
@@ -135,8 +147,7 @@ class FocalStack:
             size = min(256, self.height, self.width)
             ys = np.linspace(0, self.height - size, num=min(4, samples)).astype(int)
             xs = np.linspace(0, self.width - size, num=min(4, samples)).astype(int)
-            values = [self.read_raw(range(self.planes), Box(y, x, y + size, x + size)).ravel()
-                      for y in ys for x in xs]
+            values = [self.read_raw(range(self.planes), Box(y, x, y + size, x + size)).ravel() for y in ys for x in xs]
             flat = np.concatenate(values).astype(np.float64)
             lo, hi = np.percentile(flat, [0.1, 99.9])
             self._window = (float(lo), float(hi))
@@ -148,7 +159,9 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def open_stack(paths: str | Path | Sequence[str | Path], *, rule: IntensityRule | str = IntensityRule.AUTO) -> FocalStack:
+def open_stack(
+    paths: str | Path | Sequence[str | Path], *, rule: IntensityRule | str = IntensityRule.AUTO
+) -> FocalStack:
     """Open a stack: one multi-plane TIFF (ZYX or ZYXS) or a list of per-plane image files."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -182,7 +195,9 @@ def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
             if len(tif.pages) > 1:
                 sizes = sorted({tuple(p.shape) for p in tif.pages if hasattr(p, "shape")})
                 raise StackError(f"{path}: planes have different sizes {sizes}, expected one size for all planes")
-            raise StackError(f"{path}: one 2D image of shape {shape} ({axes}), expected a stack with a Z axis (ZYX or ZYXS)")
+            raise StackError(
+                f"{path}: one 2D image of shape {shape} ({axes}), expected a stack with a Z axis (ZYX or ZYXS)"
+            )
         ome = read_ome(tif.ome_metadata) if tif.is_ome else OmeInfo()
         planes_um, pixel = ome.planes_um, ome.pixel_size_um
     if dtype not in (np.uint8, np.uint16):
@@ -224,9 +239,11 @@ def _open_plane_files(paths: list[Path], rule: IntensityRule) -> FocalStack:
             if p.suffix.lower() in (".tif", ".tiff", ".btf", ".tf8"):
                 arr = tifffile.imread(p, aszarr=True)
                 import zarr
+
                 data = zarr.open(arr, mode="r")
             else:
                 from skimage import io as skio
+
                 data = np.asarray(skio.imread(p))
         except Exception as exc:
             raise StackError(f"{p}: not a readable image ({_first_line(exc)})") from None
@@ -242,13 +259,17 @@ def _open_plane_files(paths: list[Path], rule: IntensityRule) -> FocalStack:
         if first is None:
             first = key
         elif key != first:
-            raise StackError(f"{p}: plane of shape {shape} {data.dtype} does not match {paths[0]} ({first[0]} {first[1]})")
+            raise StackError(
+                f"{p}: plane of shape {shape} {data.dtype} does not match {paths[0]} ({first[0]} {first[1]})"
+            )
         planes.append(data)
     assert first is not None
     shape = first[0]
     h, w = shape[:2]
     c = shape[2] if len(shape) == 3 else 1
-    stack = FocalStack(planes, f"{paths[0]} (+{len(paths) - 1} planes)", (len(paths), h, w, c), first[1], None, None, rule)
+    stack = FocalStack(
+        planes, f"{paths[0]} (+{len(paths) - 1} planes)", (len(paths), h, w, c), first[1], None, None, rule
+    )
     for z, p in enumerate(paths):
         try:
             stack.read_raw([z], Box(h - 1, w - 1, h, w))

@@ -3,6 +3,7 @@
 Optimizer state dicts are flattened to `prefix.<param id>.<name>` tensors plus their JSON
 param groups, so Adam's moments and step counts survive a resume exactly.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,11 +33,13 @@ def flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str
     return tensors, {"param_groups": sd["param_groups"], "extra": extra}
 
 
-def unflatten_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
+def unflatten_optimizer(
+    opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], scalars: dict[str, Any]
+) -> None:
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if key.startswith(prefix + "."):
-            pid, name = key[len(prefix) + 1:].split(".", 1)
+            pid, name = key[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(pid), {})[name] = v
     for key, v in scalars.get("extra", {}).items():
         pid, name = key.split(".", 1)

@@ -6,14 +6,15 @@ at the end. The run folder (config, logs, last/ and best/) is `training.run_fold
 learning rate and adversarial start are `training.schedule`, validation with the baselines is
 `training.validation`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -78,8 +79,14 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Data, networks, optimisers and progress of one run; `run()` trains until the plan is done."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        resume: bool = False,
+        log: Callable[[str], None] = print,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.cfg = cfg
         self.log = log
         self.clock = clock
@@ -87,20 +94,37 @@ class Trainer:
         self.out = self.folder.out
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.data = prepare_data(cfg.data_specs(), planes=cfg.planes, focus=cfg.focus, z_step_um=cfg.z_step_um,
-                                 region=cfg.region, grey=cfg.grey, rule=cfg.intensity, cache_mb=cfg.cache_mb,
-                                 patch=cfg.patch, block=cfg.block, val_fraction=cfg.val_fraction,
-                                 val_patches=cfg.val_patches, foreground=cfg.foreground,
-                                 scale=cfg.degradation.scale, seed=cfg.seed)
+        self.data = prepare_data(
+            cfg.data_specs(),
+            planes=cfg.planes,
+            focus=cfg.focus,
+            z_step_um=cfg.z_step_um,
+            region=cfg.region,
+            grey=cfg.grey,
+            rule=cfg.intensity,
+            cache_mb=cfg.cache_mb,
+            patch=cfg.patch,
+            block=cfg.block,
+            val_fraction=cfg.val_fraction,
+            val_patches=cfg.val_patches,
+            foreground=cfg.foreground,
+            scale=cfg.degradation.scale,
+            seed=cfg.seed,
+        )
         self.channels = self.data.channels
         self.schedule = cfg.lr_schedule()
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
-        self.model_config = {"in_channels": self.channels, "planes": cfg.planes, "width": cfg.width,
-                             "residual": cfg.model == "residual"}
+        self.model_config = {
+            "in_channels": self.channels,
+            "planes": cfg.planes,
+            "width": cfg.width,
+            "residual": cfg.model == "residual",
+        }
         self.gen = create_model("mfpinet", **self.model_config).to(self.device)
-        self.disc = create_model("mfpinet_discriminator", in_channels=cfg.planes * self.channels,
-                                 width=cfg.disc_width).to(self.device)
+        self.disc = create_model(
+            "mfpinet_discriminator", in_channels=cfg.planes * self.channels, width=cfg.disc_width
+        ).to(self.device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         if cfg.init and not resume:
@@ -114,12 +138,14 @@ class Trainer:
         d = self.data
         sel = d.sources[0].selection
         rules = sorted({s.stack.effective_rule.value for s in d.sources if s.stack.dtype != np.uint8})
-        self.log(f"data: {len(d.sources)} stack(s), {self.channels} channel(s), target planes {list(sel.target)} "
-                 f"(input plane {sel.input}), offsets {list(sel.offsets_um)}"
-                 f"{' (plane steps)' if sel.offsets_in_steps else ' um'}"
-                 + (f", 16-bit -> 8-bit: {', '.join(rules)}" if rules else "")
-                 + f"; patch {d.patch}, blocks of {d.block}: {d.train_blocks} train / {d.val_blocks} validation, "
-                 f"{len(d.train)} foreground patch positions for training")
+        self.log(
+            f"data: {len(d.sources)} stack(s), {self.channels} channel(s), target planes {list(sel.target)} "
+            f"(input plane {sel.input}), offsets {list(sel.offsets_um)}"
+            f"{' (plane steps)' if sel.offsets_in_steps else ' um'}"
+            + (f", 16-bit -> 8-bit: {', '.join(rules)}" if rules else "")
+            + f"; patch {d.patch}, blocks of {d.block}: {d.train_blocks} train / {d.val_blocks} validation, "
+            f"{len(d.train)} foreground patch positions for training"
+        )
 
     def _init_from(self, source: str) -> None:
         """Start from a checkpoint's generator weights; its network must match this run's."""
@@ -128,15 +154,23 @@ class Trainer:
 
         ckpt = load_checkpoint(resolve_checkpoint(source))
         if ckpt.card.architecture != "mfpinet" or ckpt.card.config != self.model_config:
-            raise MfpiError(f"{source}: {ckpt.card.architecture} {ckpt.card.config} does not match this run's "
-                            f"mfpinet {self.model_config}")
+            raise MfpiError(
+                f"{source}: {ckpt.card.architecture} {ckpt.card.config} does not match this run's "
+                f"mfpinet {self.model_config}"
+            )
         self.gen.load_state_dict(ckpt.model.state_dict())
         self.log(f"generator initialised from {source}")
 
     # ---- checkpoints -------------------------------------------------------------------
     def card(self, metrics: dict[str, float]) -> ModelCard:
-        return self.folder.card(self.cfg, self.model_config, self.data.info(self.cfg.degradation.scale),
-                                epochs=self.progress.epoch, metrics=metrics, commit=self.commit)
+        return self.folder.card(
+            self.cfg,
+            self.model_config,
+            self.data.info(self.cfg.degradation.scale),
+            epochs=self.progress.epoch,
+            metrics=metrics,
+            commit=self.commit,
+        )
 
     def save(self, metrics: dict[str, float]) -> None:
         """Generator checkpoint + full training state into last/."""
@@ -166,8 +200,10 @@ class Trainer:
         self.progress = Progress(**p)
         if plan_s is not None:  # a new budget on resume: the plan ends when it runs out
             self.progress.plan_s = self.progress.elapsed_s + plan_s
-        self.log(f"resumed {self.out} at epoch {self.progress.epoch}, step {self.progress.step_in_epoch}, "
-                 f"{100 * self.fraction():.0f}% of the planned run done")
+        self.log(
+            f"resumed {self.out} at epoch {self.progress.epoch}, step {self.progress.step_in_epoch}, "
+            f"{100 * self.fraction():.0f}% of the planned run done"
+        )
 
     # ---- data ----------------------------------------------------------------------------
     def epoch_plan(self, epoch: int) -> tuple[list, np.ndarray]:
@@ -191,8 +227,11 @@ class Trainer:
 
     def gan_active(self) -> bool:
         cfg = self.cfg
-        return (cfg.adv_weight > 0 and self.progress.epoch >= cfg.warmup_epochs
-                and self.schedule.adversarial(self.fraction()))
+        return (
+            cfg.adv_weight > 0
+            and self.progress.epoch >= cfg.warmup_epochs
+            and self.schedule.adversarial(self.fraction())
+        )
 
     def set_lr(self) -> float:
         lr = self.schedule.lr(self.fraction(), self.progress.epoch)
@@ -222,8 +261,9 @@ class Trainer:
             fake = fake.detach().clamp(0.0, 1.0)  # D judges what the generator outputs in use
             real = self.disc.logits(y)
             fake_d = self.disc.logits(fake)
-            loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                      + F.binary_cross_entropy_with_logits(fake_d, torch.zeros_like(fake_d)))
+            loss_d = F.binary_cross_entropy_with_logits(
+                real, torch.ones_like(real)
+            ) + F.binary_cross_entropy_with_logits(fake_d, torch.zeros_like(fake_d))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -237,9 +277,17 @@ class Trainer:
         if not val:
             return None
         size = max(self.cfg.batch, 8)
-        chunks = (self.batch(val[i:i + size], np.zeros(len(val[i:i + size]), int)) for i in range(0, len(val), size))
-        return validate(self.gen, chunks, planes=self.cfg.planes, channels=self.channels, centre=self.data.centre,
-                        scale=self.cfg.degradation.scale)
+        chunks = (
+            self.batch(val[i : i + size], np.zeros(len(val[i : i + size]), int)) for i in range(0, len(val), size)
+        )
+        return validate(
+            self.gen,
+            chunks,
+            planes=self.cfg.planes,
+            channels=self.channels,
+            centre=self.data.centre,
+            scale=self.cfg.degradation.scale,
+        )
 
     # ---- loop ----------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -257,8 +305,14 @@ class Trainer:
         try:
             while p.epoch < cfg.epochs and self.fraction() < 1.0:
                 patches, codes = self.epoch_plan(p.epoch)
-                bar = tqdm(range(p.step_in_epoch, cfg.steps_per_epoch), desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
-                           initial=p.step_in_epoch, total=cfg.steps_per_epoch, leave=True, mininterval=5.0)
+                bar = tqdm(
+                    range(p.step_in_epoch, cfg.steps_per_epoch),
+                    desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
+                    initial=p.step_in_epoch,
+                    total=cfg.steps_per_epoch,
+                    leave=True,
+                    mininterval=5.0,
+                )
                 for s in bar:
                     lr = self.set_lr()
                     gan = self.gan_active()
@@ -269,8 +323,10 @@ class Trainer:
                     p.sums["n"] = p.sums.get("n", 0.0) + 1
                     p.step_in_epoch, p.global_step = s + 1, p.global_step + 1
                     p.elapsed_s, p.cpu_s = self.clock() - start, time.process_time() - cpu_start
-                    bar.set_postfix({"lr": f"{lr:.2g}", **{k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items()
-                                                           if k != "n"}}, refresh=False)
+                    bar.set_postfix(
+                        {"lr": f"{lr:.2g}", **{k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items() if k != "n"}},
+                        refresh=False,
+                    )
                     if self.fraction() >= 1.0:  # the one budget check: steps or time, whichever ends first
                         break
                 bar.close()
@@ -286,8 +342,10 @@ class Trainer:
             self.log(f"interrupted: state saved to {self.out / 'last'} (resume with --resume)")
             raise
         if stopped == "time budget":
-            self.log(f"time budget of {cfg.max_minutes} min used: stopped at epoch {p.epoch}, step {p.step_in_epoch}; "
-                     f"state saved to {self.out / 'last'}")
+            self.log(
+                f"time budget of {cfg.max_minutes} min used: stopped at epoch {p.epoch}, step {p.step_in_epoch}; "
+                f"state saved to {self.out / 'last'}"
+            )
         best = self._best_validation()
         if best is not None:
             self.log(summary_line(best, p))
@@ -303,10 +361,16 @@ class Trainer:
         val = self.validate()
         p.last_val_psnr = None if val is None else val.mean
         n = max(p.sums.get("n", 0.0), 1.0)
-        record = {"epoch": round(p.epoch + p.step_in_epoch / self.cfg.steps_per_epoch, 4),
-                  "global_step": p.global_step, "elapsed_s": round(p.elapsed_s, 1), "cpu_s": round(p.cpu_s, 1),
-                  "lr": lr, "gan": gan, **{f"loss_{k}": round(v / n, 6) for k, v in p.sums.items() if k != "n"},
-                  **(val.to_dict() if val is not None else {"val_psnr": None})}
+        record = {
+            "epoch": round(p.epoch + p.step_in_epoch / self.cfg.steps_per_epoch, 4),
+            "global_step": p.global_step,
+            "elapsed_s": round(p.elapsed_s, 1),
+            "cpu_s": round(p.cpu_s, 1),
+            "lr": lr,
+            "gan": gan,
+            **{f"loss_{k}": round(v / n, 6) for k, v in p.sums.items() if k != "n"},
+            **(val.to_dict() if val is not None else {"val_psnr": None}),
+        }
         p.sums = {}
         metrics = self._metrics()
         if val is not None:
@@ -319,9 +383,13 @@ class Trainer:
         self.save(metrics)
         self.folder.append_log(record)
         below = val.below_bicubic() if val is not None else []
-        self.log(f"epoch {record['epoch']:g}: " + ", ".join(f"{k} {v}" for k, v in record.items()
-                                                          if k.startswith("loss_") or k in ("val_psnr", "val_margin_db"))
-                 + (f"; below bicubic on plane(s) {below}" if below else ""))
+        self.log(
+            f"epoch {record['epoch']:g}: "
+            + ", ".join(
+                f"{k} {v}" for k, v in record.items() if k.startswith("loss_") or k in ("val_psnr", "val_margin_db")
+            )
+            + (f"; below bicubic on plane(s) {below}" if below else "")
+        )
 
     def _best_validation(self) -> Validation | None:
         planes = self.progress.best_planes
@@ -331,10 +399,15 @@ class Trainer:
 def summary_line(val: Validation, p: Progress) -> str:
     """The closing line about best/: its margin over bicubic, and plainly any plane below it."""
     below = val.below_bicubic()
-    verdict = ("above bicubic on every plane" if not below else
-               f"BELOW bicubic on plane(s) {below} (of {len(val.model)}): more data or a longer budget may help")
-    return (f"best/ (epoch {p.best_epoch:g}): validation PSNR {val.mean:.2f} dB, {val.margin:+.2f} dB over bicubic "
-            f"summed over planes; {verdict}")
+    verdict = (
+        "above bicubic on every plane"
+        if not below
+        else f"BELOW bicubic on plane(s) {below} (of {len(val.model)}): more data or a longer budget may help"
+    )
+    return (
+        f"best/ (epoch {p.best_epoch:g}): validation PSNR {val.mean:.2f} dB, {val.margin:+.2f} dB over bicubic "
+        f"summed over planes; {verdict}"
+    )
 
 
 def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, clock: Clock = time.monotonic) -> RunResult:
@@ -342,8 +415,14 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, clock: Clock 
     return Trainer(cfg, log=log, clock=clock).run()
 
 
-def resume(out: str | Path, *, epochs: int | None = None, max_minutes: float | None = None,
-           log: Callable[[str], None] = print, clock: Clock = time.monotonic) -> RunResult:
+def resume(
+    out: str | Path,
+    *,
+    epochs: int | None = None,
+    max_minutes: float | None = None,
+    log: Callable[[str], None] = print,
+    clock: Clock = time.monotonic,
+) -> RunResult:
     """Continue the run in `out` with its saved config (optionally more epochs, or a new budget
     that the rest of the schedule is planned over)."""
     cfg = TrainConfig.read(Path(out) / "config.json")

@@ -5,10 +5,11 @@ the true in-focus plane copied to every plane), so the log says during training 
 evaluation will say after it: whether the model beats bicubic on every plane. `best/` is chosen
 on the margin over bicubic summed over planes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -39,11 +40,14 @@ class Validation:
         return [i for i, (m, b) in enumerate(zip(self.model, self.bicubic)) if m < b]
 
     def to_dict(self) -> dict[str, object]:
-        return {"val_psnr": round(self.mean, 4), "val_margin_db": round(self.margin, 4),
-                "val_psnr_planes": [round(v, 3) for v in self.model],
-                "val_bicubic_planes": [round(v, 3) for v in self.bicubic],
-                "val_focus_copy_planes": [round(v, 3) if np.isfinite(v) else None for v in self.focus_copy],
-                "val_below_bicubic": self.below_bicubic()}
+        return {
+            "val_psnr": round(self.mean, 4),
+            "val_margin_db": round(self.margin, 4),
+            "val_psnr_planes": [round(v, 3) for v in self.model],
+            "val_bicubic_planes": [round(v, 3) for v in self.bicubic],
+            "val_focus_copy_planes": [round(v, 3) if np.isfinite(v) else None for v in self.focus_copy],
+            "val_below_bicubic": self.below_bicubic(),
+        }
 
 
 def _levels(x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +55,15 @@ def _levels(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(gen: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, planes: int,
-             channels: int, centre: int, scale: int = 2) -> Validation:
+def validate(
+    gen: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    planes: int,
+    channels: int,
+    centre: int,
+    scale: int = 2,
+) -> Validation:
     """Per-plane PSNR of `gen` and the baselines over (input, target) batches (N, C, h, w), (N, Z*C, H, W)."""
     was_training = gen.training
     gen.eval()
@@ -62,9 +73,12 @@ def validate(gen: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.T
         for x, y in batches:
             truth = _levels(y)
             bicubic = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
-            focus = y[:, centre * channels:(centre + 1) * channels]
-            guesses = {"model": gen(x), "bicubic": bicubic.repeat(1, planes, 1, 1),
-                       "copy": focus.repeat(1, planes, 1, 1)}
+            focus = y[:, centre * channels : (centre + 1) * channels]
+            guesses = {
+                "model": gen(x),
+                "bicubic": bicubic.repeat(1, planes, 1, 1),
+                "copy": focus.repeat(1, planes, 1, 1),
+            }
             for key, guess in guesses.items():
                 err = (_levels(guess) - truth) ** 2
                 err = err.reshape(len(x), planes, channels, *y.shape[2:])

@@ -6,6 +6,7 @@ and a display; headless on Linux: `xvfb-run -a python benchmarks/napari/screensh
 
     python benchmarks/napari/screenshot.py [--size 512] [--backend torch] [--plane 3]
 """
+
 from __future__ import annotations
 
 import argparse

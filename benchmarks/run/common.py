@@ -1,4 +1,5 @@
 """Shared bits of the run benchmarks: a test image and a model to run."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ predicted planes and the simulator's ground truth for the same planes side by si
 
     python benchmarks/run/demo.py [--size 512] [--backend auto]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT  # noqa: E402
-
-import tifffile  # noqa: E402
+import tifffile
+from common import ROOT
 
 SHOW = (0, 3, 5, 7, 10)  # plane indices: -13.5, -5.4, 0, +5.4, +13.5 um
 
@@ -62,8 +62,10 @@ def main() -> None:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"mfpi-run on a simulated {args.size}x{args.size} slide: stack {stack.shape} "
-                 f"({'PhysicalSizeZ' in ome and 'OME-TIFF with physical sizes'})")
+    fig.suptitle(
+        f"mfpi-run on a simulated {args.size}x{args.size} slide: stack {stack.shape} "
+        f"({'PhysicalSizeZ' in ome and 'OME-TIFF with physical sizes'})"
+    )
     fig.tight_layout()
     fig.savefig(args.out, dpi=80)
     print(f"wrote {args.out}")

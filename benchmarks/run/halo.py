@@ -7,6 +7,7 @@ receptive field). Criterion: >= 99.9 % of uint8 values identical and none off by
 
     python benchmarks/run/halo.py [--checkpoint default|PATH] [--size 1024] [--halos 8,16,...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,21 +18,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_report, sample_image  # noqa: E402
+import numpy as np
+import tifffile
+import torch
+from common import ROOT, sample_image, write_report
 
-import numpy as np  # noqa: E402
-import tifffile  # noqa: E402
-import torch  # noqa: E402
-
-from mfpi_deploy.backends.torch_backend import TorchBackend  # noqa: E402
-from mfpi_deploy.checkpoint import load_checkpoint  # noqa: E402
-from mfpi_deploy.checkpoint.card import ModelCard  # noqa: E402
-from mfpi_deploy.checkpoint.default import resolve_checkpoint  # noqa: E402
-from mfpi_deploy.checkpoint.io import Checkpoint  # noqa: E402
-from mfpi_deploy.models import create_model  # noqa: E402
-from mfpi_deploy.output import zarr_stack  # noqa: E402
-from mfpi_deploy.run import RunOptions, run_slide  # noqa: E402
-from mfpi_deploy.infer import whole_image  # noqa: E402
+from mfpi_deploy.backends.torch_backend import TorchBackend
+from mfpi_deploy.checkpoint import load_checkpoint
+from mfpi_deploy.checkpoint.card import ModelCard
+from mfpi_deploy.checkpoint.default import resolve_checkpoint
+from mfpi_deploy.checkpoint.io import Checkpoint
+from mfpi_deploy.infer import whole_image
+from mfpi_deploy.models import create_model
+from mfpi_deploy.output import zarr_stack
+from mfpi_deploy.run import RunOptions, run_slide
 
 REFERENCE_PAD = 224  # > 215, half the receptive field
 
@@ -57,9 +57,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--halos", default="0,8,16,24,32,48,64")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--spread", type=float, default=1.0,
-                    help="random model only: scale the last conv so its pre-tanh output has this std "
-                         "(a fresh network's output is nearly constant, which would make any halo pass)")
+    ap.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="random model only: scale the last conv so its pre-tanh output has this std "
+        "(a fresh network's output is nearly constant, which would make any halo pass)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/run/results/halo"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,26 +92,47 @@ def main() -> None:
             s = run_slide(src, out, backend, RunOptions(halo=halo, progress=False, log=lambda m: None))
             got = np.moveaxis(zarr_stack.open_level(out, 0)[:], 0, -1)
             diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))
-            row = {"halo": halo, "tile": s.tile, "tiles": s.tiles, "waste": round(s.halo_overhead, 4),
-                   "identical": float((diff == 0).mean()), "max_diff": int(diff.max()),
-                   "off_by_more_than_1": float((diff > 1).mean()), "seconds": round(s.seconds, 1)}
+            row = {
+                "halo": halo,
+                "tile": s.tile,
+                "tiles": s.tiles,
+                "waste": round(s.halo_overhead, 4),
+                "identical": float((diff == 0).mean()),
+                "max_diff": int(diff.max()),
+                "off_by_more_than_1": float((diff > 1).mean()),
+                "seconds": round(s.seconds, 1),
+            }
             row["passes"] = row["identical"] >= 0.999 and row["max_diff"] <= 2
             rows.append(row)
             print(json.dumps(row), flush=True)
-    result = {"model": model_name, "image": f"{args.size}x{args.size} {image_name}", "reference_pad": REFERENCE_PAD,
-              "reference_seconds": round(ref_s, 1), "output_std": float(ref.std()), "rows": rows,
-              "smallest_passing_halo": next((r["halo"] for r in rows if r["passes"]), None),
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    lines = [f"# Halo measurement: {model_name}", "",
-             f"Image: {result['image']}. Reference: one whole-image pass, reflect-padded by {REFERENCE_PAD} px. "
-             f"Output std {result['output_std']:.1f} (uint8). Measured {result['date']} with `benchmarks/run/halo.py`.", "",
-             "| halo | tile | tiles | halo overhead | identical uint8 | max diff | passes |",
-             "|---|---|---|---|---|---|---|"]
+    result = {
+        "model": model_name,
+        "image": f"{args.size}x{args.size} {image_name}",
+        "reference_pad": REFERENCE_PAD,
+        "reference_seconds": round(ref_s, 1),
+        "output_std": float(ref.std()),
+        "rows": rows,
+        "smallest_passing_halo": next((r["halo"] for r in rows if r["passes"]), None),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    lines = [
+        f"# Halo measurement: {model_name}",
+        "",
+        f"Image: {result['image']}. Reference: one whole-image pass, reflect-padded by {REFERENCE_PAD} px. "
+        f"Output std {result['output_std']:.1f} (uint8). Measured {result['date']} with `benchmarks/run/halo.py`.",
+        "",
+        "| halo | tile | tiles | halo overhead | identical uint8 | max diff | passes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['halo']} | {r['tile']} | {r['tiles']} | {100 * r['waste']:.1f}% | "
-                     f"{100 * r['identical']:.3f}% | {r['max_diff']} | {'yes' if r['passes'] else 'no'} |")
-    lines += ["", f"Smallest halo meeting the criterion (>= 99.9% identical, max diff <= 2): "
-                  f"{result['smallest_passing_halo']}"]
+        lines.append(
+            f"| {r['halo']} | {r['tile']} | {r['tiles']} | {100 * r['waste']:.1f}% | "
+            f"{100 * r['identical']:.3f}% | {r['max_diff']} | {'yes' if r['passes'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"Smallest halo meeting the criterion (>= 99.9% identical, max diff <= 2): {result['smallest_passing_halo']}",
+    ]
     write_report(args.out, result, lines)
 
 

@@ -6,6 +6,7 @@ Zarr -> TIFF conversion is measured too).
 
     python benchmarks/run/memory.py [--sizes 1024,4096] [--format .ome.tif]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_report  # noqa: E402
+from common import ROOT, write_report
 
 
 def child(src: str, out: str, ckpt: str) -> None:
@@ -33,9 +34,19 @@ def child(src: str, out: str, ckpt: str) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     s = run_slide(src, out, backend, RunOptions(progress=False, log=lambda m: None))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_mb": peak / 1024, "rss_before_run_mb": base / 1024, "tiles": s.tiles,
-                      "tile": s.tile, "seconds": round(s.seconds, 1), "mp_per_s": round(s.megapixels_per_second, 3),
-                      "output_mb": round(Path(out).stat().st_size / 2**20, 1)}))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": peak / 1024,
+                "rss_before_run_mb": base / 1024,
+                "tiles": s.tiles,
+                "tile": s.tile,
+                "seconds": round(s.seconds, 1),
+                "mp_per_s": round(s.megapixels_per_second, 3),
+                "output_mb": round(Path(out).stat().st_size / 2**20, 1),
+            }
+        )
+    )
 
 
 def write_slide(path: Path, size: int) -> None:
@@ -49,13 +60,21 @@ def write_slide(path: Path, size: int) -> None:
     def tiles():
         for y in range(0, size, tile):
             for x in range(0, size, tile):
-                yy, xx = np.mgrid[y:y + tile, x:x + tile].astype(np.float32)
+                yy, xx = np.mgrid[y : y + tile, x : x + tile].astype(np.float32)
                 base = np.stack([np.sin(yy / (9 + 4 * c)) * np.cos(xx / (13 + 3 * c)) for c in range(3)], -1)
                 yield (np.clip(0.5 + 0.35 * base + 0.15 * rng.random((tile, tile, 3)), 0, 1) * 255).astype(np.uint8)
 
-    tifffile.imwrite(path, tiles(), shape=(size, size, 3), dtype=np.uint8, tile=(tile, tile),
-                     photometric="rgb", compression="zlib", resolution=(1e4 / 0.5, 1e4 / 0.5),
-                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        path,
+        tiles(),
+        shape=(size, size, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        photometric="rgb",
+        compression="zlib",
+        resolution=(1e4 / 0.5, 1e4 / 0.5),
+        resolutionunit="CENTIMETER",
+    )
 
 
 def main() -> None:
@@ -82,27 +101,46 @@ def main() -> None:
             src = Path(tmp) / f"in{size}.tif"
             write_slide(src, size)
             out = Path(tmp) / f"out{size}{args.format}"
-            res = subprocess.run([sys.executable, __file__, "--child", str(src), str(out), str(ckpt)],
-                                 capture_output=True, text=True, cwd=ROOT)
+            res = subprocess.run(
+                [sys.executable, __file__, "--child", str(src), str(out), str(ckpt)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             if res.returncode:
                 sys.exit(res.stderr)
             row = {"size": size, **json.loads(res.stdout.strip().splitlines()[-1])}
             rows.append(row)
             print(json.dumps(row), flush=True)
     growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
-    result = {"model": "MFPINet width 8 (random), torch backend, 2 threads", "format": args.format,
-              "rows": rows, "peak_growth_mb": round(growth, 1), "goal_mb": 300, "passes": growth <= 300,
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    lines = ["# Memory flatness of run_slide", "",
-             f"{result['model']}, output {args.format}, default tile/halo. Peak RSS of a fresh process "
-             f"(ru_maxrss). Measured {result['date']} with `benchmarks/run/memory.py`.", "",
-             "| input | tiles | peak RSS (MB) | RSS before run (MB) | time (s) | MP/s | output (MB) |",
-             "|---|---|---|---|---|---|---|"]
+    result = {
+        "model": "MFPINet width 8 (random), torch backend, 2 threads",
+        "format": args.format,
+        "rows": rows,
+        "peak_growth_mb": round(growth, 1),
+        "goal_mb": 300,
+        "passes": growth <= 300,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    lines = [
+        "# Memory flatness of run_slide",
+        "",
+        f"{result['model']}, output {args.format}, default tile/halo. Peak RSS of a fresh process "
+        f"(ru_maxrss). Measured {result['date']} with `benchmarks/run/memory.py`.",
+        "",
+        "| input | tiles | peak RSS (MB) | RSS before run (MB) | time (s) | MP/s | output (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['size']}x{r['size']} | {r['tiles']} | {r['peak_rss_mb']:.0f} | {r['rss_before_run_mb']:.0f} "
-                     f"| {r['seconds']} | {r['mp_per_s']} | {r['output_mb']} |")
-    lines += ["", f"Peak growth from {rows[0]['size']} to {rows[-1]['size']}: {growth:.0f} MB "
-                  f"(goal <= 300 MB: {'met' if result['passes'] else 'NOT met'})."]
+        lines.append(
+            f"| {r['size']}x{r['size']} | {r['tiles']} | {r['peak_rss_mb']:.0f} | {r['rss_before_run_mb']:.0f} "
+            f"| {r['seconds']} | {r['mp_per_s']} | {r['output_mb']} |"
+        )
+    lines += [
+        "",
+        f"Peak growth from {rows[0]['size']} to {rows[-1]['size']}: {growth:.0f} MB "
+        f"(goal <= 300 MB: {'met' if result['passes'] else 'NOT met'}).",
+    ]
     write_report(args.out, result, lines)
 
 

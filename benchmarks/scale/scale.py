@@ -11,6 +11,7 @@ Every configuration runs in a fresh process (and a fresh Dask cluster), so peak 
 the configuration alone. The load average (other jobs on a shared machine) is sampled during
 each run and recorded with its figures. Needs the `dask` extra.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,11 @@ class LoadSampler:
         self.samples.append(os.getloadavg()[0])
 
     def summary(self) -> dict:
-        return {"load_min": round(min(self.samples), 2), "load_mean": round(float(np.mean(self.samples)), 2),
-                "load_max": round(max(self.samples), 2)}
+        return {
+            "load_min": round(min(self.samples), 2),
+            "load_mean": round(float(np.mean(self.samples)), 2),
+            "load_max": round(max(self.samples), 2),
+        }
 
 
 def make_slides(folder: Path, small: int, big: int) -> tuple[list[Path], Path, Path]:
@@ -74,8 +78,15 @@ def make_slides(folder: Path, small: int, big: int) -> tuple[list[Path], Path, P
     views = [base, np.rot90(base), base[::-1], np.rot90(base, 3)[:, ::-1]]
 
     def save(path: Path, image: np.ndarray) -> Path:
-        tifffile.imwrite(path, np.ascontiguousarray(image), photometric="rgb", tile=(256, 256), compression="zlib",
-                         resolution=(1e4 / 0.486, 1e4 / 0.486), resolutionunit="CENTIMETER")
+        tifffile.imwrite(
+            path,
+            np.ascontiguousarray(image),
+            photometric="rgb",
+            tile=(256, 256),
+            compression="zlib",
+            resolution=(1e4 / 0.486, 1e4 / 0.486),
+            resolutionunit="CENTIMETER",
+        )
         return path
 
     cohort = [save(folder / f"cohort{i}.tif", v) for i, v in enumerate(views)]
@@ -141,17 +152,23 @@ def child(config: dict) -> dict:
                 else:
                     from mfpi_deploy.cohort import run_slide_distributed
 
-                    summary = run_slide_distributed(slides[0], out / "big.mfp.ome.tif", ref, options, cluster,
-                                                    client=client)
+                    summary = run_slide_distributed(
+                        slides[0], out / "big.mfp.ome.tif", ref, options, cluster, client=client
+                    )
                     tiles = summary.tiles
                 result["seconds"] = time.perf_counter() - start
                 rss = client.run(_peak_rss_mb)
                 result["worker_peak_rss_mb"] = [round(v) for v in rss.values()]
         result["client_peak_rss_mb"] = round(_peak_rss_mb())
     megapixels = sum(_megapixels(p) for p in slides)
-    result.update(tiles=tiles, megapixels=round(megapixels, 2), seconds=round(result["seconds"], 1),
-                  megapixels_per_s=round(megapixels / result["seconds"], 4),
-                  tiles_per_s=round(tiles / result["seconds"], 4), **load.summary())
+    result.update(
+        tiles=tiles,
+        megapixels=round(megapixels, 2),
+        seconds=round(result["seconds"], 1),
+        megapixels_per_s=round(megapixels / result["seconds"], 4),
+        tiles_per_s=round(tiles / result["seconds"], 4),
+        **load.summary(),
+    )
     return result
 
 
@@ -187,9 +204,15 @@ def stage_costs(engine: str, backend: str, slide: Path, threads: int, repeats: i
         for _ in range(repeats):
             out = be.run(data)
         engine_s = (time.perf_counter() - start) / repeats / batch
-        layout = StackLayout(planes=spec.planes, channels=spec.channels, height=spec.scale * plan.height,
-                             width=spec.scale * plan.width, chunk=spec.scale * plan.core, pixel_size_um=None,
-                             planes_um=tuple(float(z) for z in spec.planes_um))
+        layout = StackLayout(
+            planes=spec.planes,
+            channels=spec.channels,
+            height=spec.scale * plan.height,
+            width=spec.scale * plan.width,
+            chunk=spec.scale * plan.core,
+            pixel_size_um=None,
+            planes_um=tuple(float(z) for z in spec.planes_um),
+        )
         with tempfile.TemporaryDirectory() as tmp:
             zarr_stack.create_stack(Path(tmp) / "s.ome.zarr", layout)
             arr = zarr_stack.open_level(Path(tmp) / "s.ome.zarr", 0, "r+")
@@ -199,10 +222,17 @@ def stage_costs(engine: str, backend: str, slide: Path, threads: int, repeats: i
                 zarr_stack.write_core(arr, t.core.scaled(spec.scale), out[0][:, ys, xs, :])
             write = (time.perf_counter() - start) / len(tiles)
             written = sum(f.stat().st_size for f in (Path(tmp) / "s.ome.zarr").rglob("*") if f.is_file())
-    return {"tile": plan.tile, "core": plan.core, "batch": batch, "threads": threads, "read_s": round(read, 4),
-            "engine_s": round(engine_s, 3), "write_s": round(write, 4),
-            "written_mb_per_tile": round(written / len(tiles) / 2**20, 2),
-            "core_megapixels": plan.core ** 2 / 1e6}
+    return {
+        "tile": plan.tile,
+        "core": plan.core,
+        "batch": batch,
+        "threads": threads,
+        "read_s": round(read, 4),
+        "engine_s": round(engine_s, 3),
+        "write_s": round(write, 4),
+        "written_mb_per_tile": round(written / len(tiles) / 2**20, 2),
+        "core_megapixels": plan.core**2 / 1e6,
+    }
 
 
 def gpu_estimate(costs: dict, cores: int, workers: tuple[int, ...] = (1, 2, 4, 8)) -> list[dict]:
@@ -222,10 +252,16 @@ def gpu_estimate(costs: dict, cores: int, workers: tuple[int, ...] = (1, 2, 4, 8
             f"host CPU ({cores} cores, read + write)": cores / cpu_per_tile,
         }
         stage, tiles_s = min(bounds.items(), key=lambda kv: kv[1])
-        rows.append({"workers": n, "gpu_engine_s": round(gpu_s, 4),
-                     "bounds_tiles_per_s": {k: round(v, 1) for k, v in bounds.items()},
-                     "expected_tiles_per_s": round(tiles_s, 1), "bound": stage,
-                     "expected_megapixels_per_s": round(tiles_s * costs["core_megapixels"], 1)})
+        rows.append(
+            {
+                "workers": n,
+                "gpu_engine_s": round(gpu_s, 4),
+                "bounds_tiles_per_s": {k: round(v, 1) for k, v in bounds.items()},
+                "expected_tiles_per_s": round(tiles_s, 1),
+                "bound": stage,
+                "expected_megapixels_per_s": round(tiles_s * costs["core_megapixels"], 1),
+            }
+        )
     return rows
 
 
@@ -261,9 +297,16 @@ def main() -> None:
     engine = args.engine or str(cached_default_engine())
     small, big = (512, 1024) if args.quick else (1024, 4096)
     cores = cpu_cores()
-    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": cores,
-                    "cpu": _cpu_name(), "engine": engine, "backend": args.backend, "quick": args.quick,
-                    "load_at_start": [round(v, 2) for v in os.getloadavg()], "runs": []}
+    result: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": cores,
+        "cpu": _cpu_name(),
+        "engine": engine,
+        "backend": args.backend,
+        "quick": args.quick,
+        "load_at_start": [round(v, 2) for v in os.getloadavg()],
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         cohort, big_slide, small_slide = make_slides(tmp_path, small, big)
@@ -279,21 +322,42 @@ def main() -> None:
                 bare[name] = {t: bare_engine(engine, args.backend, plan.tile, batch, t, args.repeats) for t in (1, 2)}
         result["stage_costs"] = {**costs, **load.summary()}
         result["bare_engine_tiles_per_s"] = {k: {str(t): round(v, 4) for t, v in d.items()} for k, d in bare.items()}
-        configs = [("cohort", cohort, 1, 2), ("cohort", cohort, 2, 1), ("slide", [big_slide], 1, 2),
-                   ("slide", [big_slide], 2, 1), ("slide-small", [small_slide], 2, 1)]
+        configs = [
+            ("cohort", cohort, 1, 2),
+            ("cohort", cohort, 2, 1),
+            ("slide", [big_slide], 1, 2),
+            ("slide", [big_slide], 2, 1),
+            ("slide-small", [small_slide], 2, 1),
+        ]
         for kind, slides, workers, threads in configs:
             out = tmp_path / f"out-{kind}-{workers}x{threads}"
             out.mkdir()
-            config = {"kind": "cohort" if kind == "cohort" else "slide", "slides": [str(s) for s in slides],
-                      "workers": workers, "threads": threads, "engine": engine, "backend": args.backend,
-                      "out": str(out)}
+            config = {
+                "kind": "cohort" if kind == "cohort" else "slide",
+                "slides": [str(s) for s in slides],
+                "workers": workers,
+                "threads": threads,
+                "engine": engine,
+                "backend": args.backend,
+                "out": str(out),
+            }
             print(f"running {kind} {workers}x{threads} ...", file=sys.stderr, flush=True)
-            res = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True,
-                                 text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            res = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(config)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             if res.returncode:
                 sys.exit(res.stderr)
-            row = {"workload": kind, "size": small if kind != "slide" else big, "workers": workers,
-                   "threads": threads, **json.loads(res.stdout.strip().splitlines()[-1])}
+            row = {
+                "workload": kind,
+                "size": small if kind != "slide" else big,
+                "workers": workers,
+                "threads": threads,
+                **json.loads(res.stdout.strip().splitlines()[-1]),
+            }
             ref_key = "cohort" if kind == "cohort" else "slide"
             ideal = workers * bare[ref_key][threads] if kind != "slide-small" else None
             if ideal:
@@ -322,18 +386,22 @@ def write(out: str, r: dict, small: int, big: int) -> None:
     Path(out + ".json").write_text(json.dumps(r, indent=2) + "\n")
     c = r["stage_costs"]
     lines = [
-        "# Scaling of mfpi-run on Dask", "",
+        "# Scaling of mfpi-run on Dask",
+        "",
         f"{r['cpu']}, {r['cores']} cores, engine `{Path(r['engine']).name}` on {r['backend']} "
         f"(the bundled default model, fp32 ONNX). Measured {r['date']} with `python benchmarks/scale/scale.py"
         f"{' --quick' if r['quick'] else ''}`. **Shared machine**: other developers' jobs ran at the same time; "
         f"the 1-minute load average (on {r['cores']} cores) is given with every figure (at start "
         f"{r['load_at_start'][0]}, at end {r['load_at_end'][0]}). A load above {r['cores']} means the runs got "
-        f"only part of the CPU, so absolute figures are low and ratios carry that noise.", "",
-        "## Throughput: 1 worker x 2 threads against 2 workers x 1 thread", "",
+        f"only part of the CPU, so absolute figures are low and ratios carry that noise.",
+        "",
+        "## Throughput: 1 worker x 2 threads against 2 workers x 1 thread",
+        "",
         f"Cohort: 4 slides of {small}x{small}; slide: one {big}x{big}. 1 worker = today's in-process pipeline; "
         f"2 workers = a Dask LocalCluster (start-up not counted, listed). Efficiency = tiles/s against the "
         f"bare engine of the same layout (1 x bare(2 threads), or 2 x bare(1 thread)), measured alone "
-        f"just before: {json.dumps(r['bare_engine_tiles_per_s'])} tiles/s.", "",
+        f"just before: {json.dumps(r['bare_engine_tiles_per_s'])} tiles/s.",
+        "",
         "| workload | workers x threads | tiles | wall (s) | MP/s (input) | tiles/s | efficiency vs bare engine "
         "| peak RSS per worker (MB) | client peak RSS (MB) | cluster start (s) | load avg min/mean/max |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -344,36 +412,49 @@ def write(out: str, r: dict, small: int, big: int) -> None:
             f"| {row['workload']} ({row['size']}^2) | {row['workers']} x {row['threads']} | {row['tiles']} "
             f"| {row['seconds']} | {row['megapixels_per_s']} | {row['tiles_per_s']} | {eff} "
             f"| {', '.join(str(v) for v in row['worker_peak_rss_mb'])} | {row['client_peak_rss_mb']} "
-            f"| {row.get('cluster_start_seconds', '-')} | {row['load_min']}/{row['load_mean']}/{row['load_max']} |")
+            f"| {row.get('cluster_start_seconds', '-')} | {row['load_min']}/{row['load_mean']}/{row['load_max']} |"
+        )
     by = {(row["workload"], row["workers"]): row for row in r["runs"]}
     if ("slide", 2) in by and ("slide-small", 2) in by:
         a, b = by[("slide-small", 2)], by[("slide", 2)]
-        lines += ["", f"Peak memory per worker, 2 workers: {small}^2 slide {max(a['worker_peak_rss_mb'])} MB, "
-                      f"{big}^2 slide {max(b['worker_peak_rss_mb'])} MB "
-                      f"(growth {max(b['worker_peak_rss_mb']) - max(a['worker_peak_rss_mb'])} MB for "
-                      f"{(big / small) ** 2:.0f}x the pixels). The client, which plans, builds the pyramid and writes "
-                      f"the OME-TIFF: {a['client_peak_rss_mb']} MB and {b['client_peak_rss_mb']} MB."]
+        lines += [
+            "",
+            f"Peak memory per worker, 2 workers: {small}^2 slide {max(a['worker_peak_rss_mb'])} MB, "
+            f"{big}^2 slide {max(b['worker_peak_rss_mb'])} MB "
+            f"(growth {max(b['worker_peak_rss_mb']) - max(a['worker_peak_rss_mb'])} MB for "
+            f"{(big / small) ** 2:.0f}x the pixels). The client, which plans, builds the pyramid and writes "
+            f"the OME-TIFF: {a['client_peak_rss_mb']} MB and {b['client_peak_rss_mb']} MB.",
+        ]
     lines += [
-        "", "## Per-tile costs and N GPU workers (on paper)", "",
+        "",
+        "## Per-tile costs and N GPU workers (on paper)",
+        "",
         f"Measured here, one thread each, {c['tile']} px tiles ({c['core']} px cores, batch {c['batch']}), "
         f"load avg {c['load_mean']}: read {c['read_s']} s (decode the zlib TIFF, cut the window with its halo), "
         f"engine {c['engine_s']} s (ort-cpu), write {c['write_s']} s (11 planes x 3 channels of the core into the "
-        f"Zarr, zstd; {c['written_mb_per_tile']} MB a tile on disk).", "",
+        f"Zarr, zstd; {c['written_mb_per_tile']} MB a tile on disk).",
+        "",
         f"A GPU worker overlaps the stages (reader thread, engine, 2 writer threads), so it runs at its slowest "
         f"stage; all workers share the host's cores for reading and writing. The GPU engine time is not measured "
         f"here: it is the paper's {PAPER_GPU_MS_384} ms for a 384 px tile of the width-64 network on an RTX 2080 "
         f"Ti, scaled by pixels to {c['tile']} px and divided by {WIDTH_FACTOR:.0f} for the width-32 model "
-        f"(an assumption; measure with `mfpi-bench` on the GPU).", "",
+        f"(an assumption; measure with `mfpi-bench` on the GPU).",
+        "",
         "| GPU workers | engine bound | read bound | write bound | host CPU bound | expected tiles/s | bound by "
         "| expected MP/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for g in r["gpu_estimate"]:
         b = list(g["bounds_tiles_per_s"].values())
-        lines.append(f"| {g['workers']} | {b[0]} | {b[1]} | {b[2]} | {b[3]} | {g['expected_tiles_per_s']} "
-                     f"| {g['bound']} | {g['expected_megapixels_per_s']} |")
-    lines += ["", "Beyond these, a single slide's finish (pyramid and OME-TIFF conversion) runs in the client "
-                  "alone, and a cluster's shared storage must take the written MB/s."]
+        lines.append(
+            f"| {g['workers']} | {b[0]} | {b[1]} | {b[2]} | {b[3]} | {g['expected_tiles_per_s']} "
+            f"| {g['bound']} | {g['expected_megapixels_per_s']} |"
+        )
+    lines += [
+        "",
+        "Beyond these, a single slide's finish (pyramid and OME-TIFF conversion) runs in the client "
+        "alone, and a cluster's shared storage must take the written MB/s.",
+    ]
     Path(out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

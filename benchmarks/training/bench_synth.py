@@ -1,4 +1,8 @@
-"""Time the simulator: one 1024x1024x11 RGB stack (run from the repository root: PYTHONPATH=. python benchmarks/training/bench_synth.py)."""
+"""Time the simulator: one 1024x1024x11 RGB stack.
+
+PYTHONPATH=. python benchmarks/training/bench_synth.py   # from the repository root
+"""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +21,16 @@ def main() -> None:
         with scipy.fft.set_workers(1):
             simulate_stack(SimConfig(height=1024, width=1024, seed=seed))
         times.append(time.perf_counter() - t)
-    print(json.dumps({"stack": "11 x 1024 x 1024 x 3 uint8", "seconds": [round(x, 2) for x in times],
-                      "best_s": round(min(times), 2), "machine": platform.processor() or platform.machine()}))
+    print(
+        json.dumps(
+            {
+                "stack": "11 x 1024 x 1024 x 3 uint8",
+                "seconds": [round(x, 2) for x in times],
+                "best_s": round(min(times), 2),
+                "machine": platform.processor() or platform.machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

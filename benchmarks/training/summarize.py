@@ -1,7 +1,8 @@
 """Markdown tables of recorded evaluations: model vs bicubic PSNR per plane, one row pair per run.
 
-    python benchmarks/training/summarize.py benchmarks/training/real/smear benchmarks/training/real/isl ...
+python benchmarks/training/summarize.py benchmarks/training/real/smear benchmarks/training/real/isl ...
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ def table(folder: Path) -> str:
         cells = [f"{p['psnr']:.2f}" for p in res["planes"]]
         rows.append(f"| {name} PSNR | " + " | ".join(cells) + f" | {res['mean']['psnr']:.2f} |")
     gains = [m["psnr"] - b["psnr"] for m, b in zip(model["planes"], bicubic["planes"])]
-    rows.append("| model - bicubic | " + " | ".join(f"{g:+.2f}" for g in gains)
-                + f" | {model['mean']['psnr'] - bicubic['mean']['psnr']:+.2f} |")
+    rows.append(
+        "| model - bicubic | "
+        + " | ".join(f"{g:+.2f}" for g in gains)
+        + f" | {model['mean']['psnr'] - bicubic['mean']['psnr']:+.2f} |"
+    )
     return "\n".join(rows) + "\n"
 
 

@@ -1,9 +1,10 @@
 """The one interface every inference backend offers: describe what it accepts (an EngineSpec), run uint8."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -71,13 +72,17 @@ class Backend(ABC):
         except MfpiError:
             raise
         except Exception as exc:  # runtimes raise their own types for shape errors
-            raise MfpiError(f"the engine's graph does not take what its manifest says ({spec.channels} channel(s), "
-                            f"tiles on a {spec.stride}-pixel grid): {str(exc).splitlines()[0][:160]}") from None
+            raise MfpiError(
+                f"the engine's graph does not take what its manifest says ({spec.channels} channel(s), "
+                f"tiles on a {spec.stride}-pixel grid): {str(exc).splitlines()[0][:160]}"
+            ) from None
         if got != want:
-            raise MfpiError(f"the engine's graph gives {got} for a {side}x{side} tile, but its manifest says "
-                            f"{want} ({spec.planes} planes at {spec.scale}x, {spec.channels} channel(s))")
+            raise MfpiError(
+                f"the engine's graph gives {got} for a {side}x{side} tile, but its manifest says "
+                f"{want} ({spec.planes} planes at {spec.scale}x, {spec.channels} channel(s))"
+            )
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op default, not abstract: host backends hold nothing)
         """Free device resources (nothing to do for host backends)."""
 
     def describe(self) -> str:

@@ -6,12 +6,14 @@ CPUs that have it, which onnxruntime's CPU provider does not. One compiled model
 cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer requests let
 `run_many` overlap the pipeline's reading and writing with inference.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +33,9 @@ def import_openvino() -> Any:
     try:
         import openvino
     except ImportError:
-        raise MfpiError("OpenVINO is not installed (pip install 'mfpi-deploy[openvino]'); "
-                        "use --backend ort-cpu") from None
+        raise MfpiError(
+            "OpenVINO is not installed (pip install 'mfpi-deploy[openvino]'); use --backend ort-cpu"
+        ) from None
     return openvino
 
 
@@ -50,8 +53,10 @@ def no_bf16_reason(capabilities: list[str] | None = None) -> str | None:
     caps = cpu_capabilities() if capabilities is None else capabilities
     if "BF16" in caps:
         return None
-    return (f"this CPU has no bfloat16 arithmetic (OpenVINO's CPU capabilities: {', '.join(caps) or 'unknown'}), "
-            f"so OpenVINO would run the bf16 variant in fp32")
+    return (
+        f"this CPU has no bfloat16 arithmetic (OpenVINO's CPU capabilities: {', '.join(caps) or 'unknown'}), "
+        f"so OpenVINO would run the bf16 variant in fp32"
+    )
 
 
 def compile_config(threads: int | None, precision: Precision, hints: dict[str, str] | None = None) -> dict[str, Any]:
@@ -69,9 +74,15 @@ def compile_config(threads: int | None, precision: Precision, hints: dict[str, s
     return config
 
 
-def compile_onnx(path: str | Path, input_shapes: dict[str, tuple[int, ...]], *, threads: int | None = None,
-                 precision: Precision = Precision.FP32, hints: dict[str, str] | None = None,
-                 cache_dir: Path | None = None) -> Any:
+def compile_onnx(
+    path: str | Path,
+    input_shapes: dict[str, tuple[int, ...]],
+    *,
+    threads: int | None = None,
+    precision: Precision = Precision.FP32,
+    hints: dict[str, str] | None = None,
+    cache_dir: Path | None = None,
+) -> Any:
     """An ONNX file compiled for the CPU at static `input_shapes` (what the export gates run too)."""
     ov = import_openvino()
     core = ov.Core()
@@ -109,13 +120,21 @@ class OpenVinoBackend(Backend):
 
     kind = BackendKind.OPENVINO
 
-    def __init__(self, folder: str | Path, *, precision: Precision | str = Precision.FP32,
-                 threads: int | None = None, requests: int = 2, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        precision: Precision | str = Precision.FP32,
+        threads: int | None = None,
+        requests: int = 2,
+        cache_dir: Path | None = None,
+    ) -> None:
         import_openvino()
         self.precision = Precision.parse(precision)
         if self.precision not in PRECISIONS:
-            raise MfpiError(f"OpenVINO runs {', '.join(p.value for p in PRECISIONS)} variants, not "
-                            f"{self.precision.value}")
+            raise MfpiError(
+                f"OpenVINO runs {', '.join(p.value for p in PRECISIONS)} variants, not {self.precision.value}"
+            )
         if self.precision is Precision.BF16:
             reason = no_bf16_reason()
             if reason:
@@ -123,8 +142,10 @@ class OpenVinoBackend(Backend):
         self.folder = EngineFolder(folder)
         key = artifact_key(self.precision)
         if not self.folder.has(key):
-            raise MfpiError(f"{self.folder.path}: no {self.precision.value} variant (export it with "
-                            f"mfpi-export --{self.precision.value})")
+            raise MfpiError(
+                f"{self.folder.path}: no {self.precision.value} variant (export it with "
+                f"mfpi-export --{self.precision.value})"
+            )
         self.path = self.folder.artifact(key)
         self.hints = dict(self.folder.manifest.artifacts[key].hints)
         self.spec = self.folder.spec(key, limited=False)
@@ -140,8 +161,14 @@ class OpenVinoBackend(Backend):
             shapes = {"tiles": (n, h, w, self.spec.channels)}
             if self.spec.needs_dpm:
                 shapes["dpm"] = (n,)
-            model = compile_onnx(self.path, shapes, threads=self.threads, precision=self.precision,
-                                 hints=self.hints, cache_dir=self.cache_dir)
+            model = compile_onnx(
+                self.path,
+                shapes,
+                threads=self.threads,
+                precision=self.precision,
+                hints=self.hints,
+                cache_dir=self.cache_dir,
+            )
             self._compiled[shape] = _Compiled(model, [model.create_infer_request() for _ in range(self.requests)])
         return self._compiled[shape]
 

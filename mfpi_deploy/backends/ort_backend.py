@@ -1,4 +1,5 @@
 """onnxruntime backend: the engine folder's ONNX graph on the CPU, or on CUDA / TensorRT EPs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,18 +7,19 @@ from pathlib import Path
 import numpy as np
 
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.engine.cache import cache_root
 from mfpi_deploy.engine.manifest import EngineFolder
 from mfpi_deploy.engine.precision import Precision, artifact_key
+from mfpi_deploy.errors import MfpiError
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
 
 
-def ort_providers(kind: BackendKind, available: list[str], *, device_id: int = 0, trt_ep: bool = False,
-                  trt_cache: Path | None = None) -> list:
+def ort_providers(
+    kind: BackendKind, available: list[str], *, device_id: int = 0, trt_ep: bool = False, trt_cache: Path | None = None
+) -> list:
     """The providers list for InferenceSession, or MfpiError naming what is missing.
 
     ort-cuda may put onnxruntime's TensorRT EP first (`trt_ep`), with its engine and timing
@@ -37,8 +39,12 @@ def ort_providers(kind: BackendKind, available: list[str], *, device_id: int = 0
             raise MfpiError("onnxruntime has no TensorrtExecutionProvider (install onnxruntime-gpu and TensorRT)")
         opts: dict[str, object] = {"device_id": device_id}
         if trt_cache is not None:
-            opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(trt_cache),
-                        trt_timing_cache_enable=True, trt_timing_cache_path=str(trt_cache))
+            opts.update(
+                trt_engine_cache_enable=True,
+                trt_engine_cache_path=str(trt_cache),
+                trt_timing_cache_enable=True,
+                trt_timing_cache_path=str(trt_cache),
+            )
         providers.insert(0, (TRT_EP, opts))
     return providers
 
@@ -72,9 +78,17 @@ class OrtBackend(Backend):
     On ort-cuda, `trt_ep=True` lets onnxruntime's TensorRT execution provider take the graph.
     """
 
-    def __init__(self, folder: str | Path, *, kind: BackendKind = BackendKind.ORT_CPU,
-                 threads: int | None = None, fp16: bool = False, device_id: int = 0, trt_ep: bool = False,
-                 precision: Precision | str | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        kind: BackendKind = BackendKind.ORT_CPU,
+        threads: int | None = None,
+        fp16: bool = False,
+        device_id: int = 0,
+        trt_ep: bool = False,
+        precision: Precision | str | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.folder = EngineFolder(folder)
@@ -84,8 +98,9 @@ class OrtBackend(Backend):
             raise MfpiError("onnxruntime has no bf16 variant to run; bf16 runs on --backend openvino")
         key = artifact_key(precision)
         if not self.folder.has(key):
-            raise MfpiError(f"{self.folder.path}: no {precision.value} variant (export it with "
-                            f"mfpi-export --{precision.value})")
+            raise MfpiError(
+                f"{self.folder.path}: no {precision.value} variant (export it with mfpi-export --{precision.value})"
+            )
         path = self.folder.artifact(key)
         self.spec = self.folder.spec(key, limited=False)
         trt_cache = None

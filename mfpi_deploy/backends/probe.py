@@ -6,15 +6,16 @@ so it is measured once: one warm-up, then ROUNDS rounds running each candidate i
 (ABAB..., so a busy machine slows all alike), median per candidate. The result is kept in
 cache_root()/probe/<machine>.json under the engine's manifest hash and thread count.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -104,8 +105,9 @@ class ProbeCache:
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def time_candidates(backends: dict[Candidate, Backend], *, rounds: int = ROUNDS,
-                    side: int = PROBE_TILE) -> dict[Candidate, float]:
+def time_candidates(
+    backends: dict[Candidate, Backend], *, rounds: int = ROUNDS, side: int = PROBE_TILE
+) -> dict[Candidate, float]:
     """Median seconds per probe tile of each opened backend, rounds interleaved, after a warm-up."""
     first = next(iter(backends.values())).spec
     side = max(first.stride, side // first.stride * first.stride)

@@ -6,15 +6,23 @@ of the variant on that runtime, and runs one smallest tile to check that the gra
 the manifest says. On a GPU `auto` takes TensorRT, then onnxruntime CUDA; on a CPU it measures
 the folder's CPU engines that passed their gates (probe.py) and takes the fastest.
 """
+
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.backends.probe import (PROBE_TILE, Candidate, ProbeCache, describe_timings, engine_key, fastest,
-                                        time_candidates)
+from mfpi_deploy.backends.probe import (
+    PROBE_TILE,
+    Candidate,
+    ProbeCache,
+    describe_timings,
+    engine_key,
+    fastest,
+    time_candidates,
+)
 from mfpi_deploy.checkpoint.io import load_checkpoint
 from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, Manifest, is_engine_folder
 from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision, artifact_key
@@ -79,8 +87,9 @@ def default_precision(kind: BackendKind, manifest: Manifest) -> Precision:
     return Precision.FP32
 
 
-def unavailable_reason(kind: BackendKind, source: str | Path | None = None,
-                       precision: Precision | str | None = None) -> str | None:
+def unavailable_reason(
+    kind: BackendKind, source: str | Path | None = None, precision: Precision | str | None = None
+) -> str | None:
     """Why `kind` cannot run `source` (in `precision`, default: the kind's) here (None: it can). Cheap checks only.
 
     Without a source, only the runtime is checked (what mfpi-bench needs before exporting).
@@ -108,8 +117,11 @@ def unavailable_reason(kind: BackendKind, source: str | Path | None = None,
         return engine_mismatch(folder)
     wanted = wanted or default_precision(kind, manifest)
     if artifact_key(wanted) not in manifest.artifacts:
-        return "no ONNX graph in folder" if wanted is Precision.FP32 else \
-            f"no {wanted.value} variant in folder (export with --{wanted.value})"
+        return (
+            "no ONNX graph in folder"
+            if wanted is Precision.FP32
+            else f"no {wanted.value} variant in folder (export with --{wanted.value})"
+        )
     gate = manifest.gate_reason(wanted.value, RUNTIMES[kind])
     if gate:
         return gate
@@ -133,9 +145,15 @@ def _skipped_lines(skipped: list[tuple[Candidate, str]], considered: list[Candid
     return lines
 
 
-def choose_backend(source: str | Path, precision: Precision | str | None = None, *, threads: int | None = None,
-                   measure: bool = True, cache: ProbeCache | None = None,
-                   timer: Callable[..., dict[Candidate, float]] | None = None) -> tuple[Candidate, list[str], str]:
+def choose_backend(
+    source: str | Path,
+    precision: Precision | str | None = None,
+    *,
+    threads: int | None = None,
+    measure: bool = True,
+    cache: ProbeCache | None = None,
+    timer: Callable[..., dict[Candidate, float]] | None = None,
+) -> tuple[Candidate, list[str], str]:
     """What `auto` runs: (the candidate, the reasons others were skipped, how it was chosen).
 
     GPU backends first, in GPU_ORDER. On a CPU, the folder's engines that can run here and
@@ -146,8 +164,10 @@ def choose_backend(source: str | Path, precision: Precision | str | None = None,
     wanted = None if precision is None else Precision.parse(precision)
     skipped: list[tuple[Candidate, str]] = []
     manifest = EngineFolder(source).manifest if is_engine_folder(source) else None
-    gpu = [Candidate(kind, wanted or (default_precision(kind, manifest) if manifest else Precision.FP32))
-           for kind in GPU_ORDER]
+    gpu = [
+        Candidate(kind, wanted or (default_precision(kind, manifest) if manifest else Precision.FP32))
+        for kind in GPU_ORDER
+    ]
     cpu = [c for c in CPU_CANDIDATES if wanted is None or c.precision is wanted]
     considered = gpu + cpu
     for cand in gpu:
@@ -163,8 +183,12 @@ def choose_backend(source: str | Path, precision: Precision | str | None = None,
         else:
             skipped.append((cand, reason))
     if not usable:
-        raise MfpiError(f"no backend can run {source}" + (f" in {wanted.value}" if wanted else "") + ": "
-                        + "; ".join(_skipped_lines(skipped, considered)))
+        raise MfpiError(
+            f"no backend can run {source}"
+            + (f" in {wanted.value}" if wanted else "")
+            + ": "
+            + "; ".join(_skipped_lines(skipped, considered))
+        )
     if len(usable) == 1 or not measure:
         how = "the only CPU engine here that passed its gate" if len(usable) == 1 else "first in the documented order"
         return usable[0], _skipped_lines(skipped, considered), how
@@ -180,16 +204,19 @@ def choose_backend(source: str | Path, precision: Precision | str | None = None,
         if not failed:
             cache.put(key, timings)
     best = fastest(timings, CPU_CANDIDATES)
-    how = (f"fastest of {len(timings)} CPU engines on a {PROBE_TILE}px probe tile"
-           f"{' (measured earlier on this machine)' if cached else ''}: {describe_timings(timings)}")
+    how = (
+        f"fastest of {len(timings)} CPU engines on a {PROBE_TILE}px probe tile"
+        f"{' (measured earlier on this machine)' if cached else ''}: {describe_timings(timings)}"
+    )
     return best, _skipped_lines(skipped, considered), how
 
 
 Skipped = list[tuple[Candidate, str]]
 
 
-def _measure(source: str | Path, usable: list[Candidate], threads: int | None,
-             timer: Callable[..., dict[Candidate, float]]) -> tuple[dict[Candidate, float], Skipped]:
+def _measure(
+    source: str | Path, usable: list[Candidate], threads: int | None, timer: Callable[..., dict[Candidate, float]]
+) -> tuple[dict[Candidate, float], Skipped]:
     """Open every candidate, time them together, close them; a candidate that fails to open is skipped."""
     opened: dict[Candidate, Backend] = {}
     failed: list[tuple[Candidate, str]] = []
@@ -216,9 +243,17 @@ def _precision_arg(precision: Precision | str | None, fp16: bool | None) -> Prec
     return legacy
 
 
-def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | None = None,
-                 log: Log = print, fp16: bool | None = None, device: str | None = None,
-                 precision: Precision | str | None = None, measure: bool = True) -> Backend:
+def open_backend(
+    kind: BackendKind | str,
+    source: str | Path,
+    *,
+    threads: int | None = None,
+    log: Log = print,
+    fp16: bool | None = None,
+    device: str | None = None,
+    precision: Precision | str | None = None,
+    measure: bool = True,
+) -> Backend:
     """Load `source` (an exported engine folder, or a checkpoint for `torch`) on backend `kind`.
 
     `auto` takes TensorRT or onnxruntime CUDA when they can run the folder; on a CPU it
@@ -234,8 +269,10 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     if kind is BackendKind.AUTO:
         if not is_engine_folder(source):
             if wanted not in (None, Precision.FP32):
-                raise MfpiError(f"{source} is a checkpoint: it runs on torch in fp32; export it with "
-                                f"mfpi-export --{wanted.value} for {wanted.value}")
+                raise MfpiError(
+                    f"{source} is a checkpoint: it runs on torch in fp32; export it with "
+                    f"mfpi-export --{wanted.value} for {wanted.value}"
+                )
             log(f"backend: torch ({source} is a checkpoint, not an engine folder)")
             kind, wanted = BackendKind.TORCH, Precision.FP32
         else:
@@ -246,8 +283,9 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     else:
         reason = unavailable_reason(kind, source, wanted)
         if reason is not None:
-            raise MfpiError(f"backend {kind.value} cannot run {source}"
-                            + (f" in {wanted.value}" if wanted else "") + f": {reason}")
+            raise MfpiError(
+                f"backend {kind.value} cannot run {source}" + (f" in {wanted.value}" if wanted else "") + f": {reason}"
+            )
     backend = _open(kind, Path(source), threads=threads, precision=wanted, device=device)
     try:
         backend.check_graph()
@@ -257,8 +295,9 @@ def open_backend(kind: BackendKind | str, source: str | Path, *, threads: int | 
     return backend
 
 
-def _open(kind: BackendKind, source: Path, *, threads: int | None, precision: Precision | None,
-          device: str | None) -> Backend:
+def _open(
+    kind: BackendKind, source: Path, *, threads: int | None, precision: Precision | None, device: str | None
+) -> Backend:
     if kind is BackendKind.TORCH:
         from mfpi_deploy.backends.torch_backend import TorchBackend
 
@@ -268,8 +307,9 @@ def _open(kind: BackendKind, source: Path, *, threads: int | None, precision: Pr
         if folder.has("weights"):  # exports before manifest v2 did not hash the weights
             folder.artifact("weights")
         # same spec (tile/batch hints) as the folder's other backends
-        return TorchBackend(load_checkpoint(source), threads=threads, device=device or "cpu",
-                            spec=folder.spec("onnx", limited=False))
+        return TorchBackend(
+            load_checkpoint(source), threads=threads, device=device or "cpu", spec=folder.spec("onnx", limited=False)
+        )
     if kind is BackendKind.TRT:
         from mfpi_deploy.backends.trt_backend import TrtBackend
 

@@ -1,8 +1,9 @@
 """PyTorch eager backend: the reference that every exported engine is checked against."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -36,8 +37,9 @@ class TorchBackend(Backend):
 
     kind = BackendKind.TORCH
 
-    def __init__(self, checkpoint: Checkpoint, *, device: str = "cpu", threads: int | None = None,
-                 spec: EngineSpec | None = None) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, *, device: str = "cpu", threads: int | None = None, spec: EngineSpec | None = None
+    ) -> None:
         self.spec = spec or EngineSpec.from_card(checkpoint.card)
         self.device = torch.device(device)
         self.threads = threads

@@ -5,20 +5,22 @@ each with its own execution context, stream and buffers, let the copies of one b
 the compute of the other: `submit` starts a batch and returns at once, `collect` waits for
 it; `run_many` keeps both slots busy over an iterator of batches.
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.engine.cuda import current_target, import_pycuda, import_tensorrt
 from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, EngineMismatchError, check_engine_target
 from mfpi_deploy.engine.profiles import buffer_bytes, io_shapes, pick_profile
+from mfpi_deploy.errors import MfpiError
 
 
 @dataclass

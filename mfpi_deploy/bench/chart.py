@@ -1,5 +1,6 @@
 """PNG bar chart: latency per output stack for each backend, precision and model, speed-up and MFPINet's accuracy
 gate per group (a matplotlib Figure, no pyplot state)."""
+
 from __future__ import annotations
 
 import io
@@ -34,20 +35,30 @@ def render_chart(report: BenchReport) -> bytes:
         lo = [r.latency_ms.median - r.latency_ms.p10 for r in rows]
         hi = [r.latency_ms.p90 - r.latency_ms.median for r in rows]
         passes = "one pass" if rows[0].workload.passes == 1 else "one pass per plane"
-        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(model.value),
-                      label=f"{rows[0].label} ({passes})")
+        bars = ax.bar(
+            xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(model.value), label=f"{rows[0].label} ({passes})"
+        )
         for bar, y, up in zip(bars, ys, hi):
-            ax.annotate(_ms(y), (bar.get_x() + bar.get_width() / 2, y + up), xytext=(0, 3),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                _ms(y),
+                (bar.get_x() + bar.get_width() / 2, y + up),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     ax.set_yscale("log")
     ax.set_xlim(-0.75, len(groups) - 0.25)
     ax.set_xticks(range(len(groups)), [g.replace(" (", "\n(", 1) for g in groups])
     ax.set_ylabel("latency per output stack, ms (log scale)")
     s = report.settings
-    ax.set_title(f"MFPINet vs Deep-Z: {s['planes']} planes x {s['out_tile']}x{s['out_tile']}, batch {s['batch']}"
-                 + (" (QUICK mode)" if report.quick else "")
-                 + f"\npaper, Table III: {PAPER['speedup']}x faster on {PAPER['hardware']} (768x768, 11 planes)",
-                 fontsize=10)
+    ax.set_title(
+        f"MFPINet vs Deep-Z: {s['planes']} planes x {s['out_tile']}x{s['out_tile']}, batch {s['batch']}"
+        + (" (QUICK mode)" if report.quick else "")
+        + f"\npaper, Table III: {PAPER['speedup']}x faster on {PAPER['hardware']} (768x768, 11 planes)",
+        fontsize=10,
+    )
     ymax = max((r.latency_ms.p90 for r in report.results), default=1.0)
     ymin = min((r.latency_ms.p10 for r in report.results), default=1.0)
     ax.set_ylim(ymin / 2, ymax * 12)  # room above the bars for the legend and the speed-ups
@@ -55,8 +66,13 @@ def render_chart(report: BenchReport) -> bytes:
     for sp in report.speedups:
         gate = report.gate(sp.backend, sp.precision, BenchModel.MFPINET)
         accuracy = f"\ngate {gate.min_psnr_db:.1f} dB" if gate is not None else ""
-        ax.annotate(f"{sp.per_round.median:.1f}x faster{accuracy}", (where[(sp.backend, sp.precision)], ymax * 2.5),
-                    ha="center", fontsize=9, fontweight="bold")
+        ax.annotate(
+            f"{sp.per_round.median:.1f}x faster{accuracy}",
+            (where[(sp.backend, sp.precision)], ymax * 2.5),
+            ha="center",
+            fontsize=9,
+            fontweight="bold",
+        )
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.text(0.01, 0.01, report.machine.one_line().split(";")[0], fontsize=6, color="0.4")

@@ -1,6 +1,7 @@
 """Which backends mfpi-bench runs (`mfpi_deploy.backends.select`'s probe), and each network's engine on them:
 random weights (timing does not depend on them), exported by `mfpi_deploy.export` with the precision variants
 asked for; a variant that fails its accuracy gate is left out of the folder and its figure kept beside it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,8 +46,11 @@ def select_backends(requested: tuple[str, ...]) -> tuple[list[BackendKind], dict
 def random_checkpoint(workload: Workload, folder: Path) -> Path:
     """Save a random-weight checkpoint of the network the workload measures."""
     arch = workload.model.architecture
-    card = ModelCard(architecture=arch, config=dict(workload.config),
-                     provenance=Provenance(source="random weights (mfpi-bench; timing only)"))
+    card = ModelCard(
+        architecture=arch,
+        config=dict(workload.config),
+        provenance=Provenance(source="random weights (mfpi-bench; timing only)"),
+    )
     path = folder / f"{workload.model.value}-random"
     save_checkpoint(create_model(arch, **workload.config).eval(), card, path, overwrite=True)
     return path
@@ -87,11 +91,19 @@ def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]
         return target
     variants, failed = set(req.variants), {}
     while True:
-        log(f"exporting {req.source.name} for {req.kind.value} ({_folder_tag(req)}, tile {req.tile}, "
-            f"batch {req.batch})" + (f", without {', '.join(sorted(failed))}" if failed else ""))
-        options = ExportOptions(fp16=req.fp16 or Precision.FP16 in variants, trt=req.kind is BackendKind.TRT,
-                                int8=Precision.INT8 in variants, bf16=Precision.BF16 in variants,
-                                tiles=(req.tile,), batches=(req.batch,), threads=req.threads)
+        log(
+            f"exporting {req.source.name} for {req.kind.value} ({_folder_tag(req)}, tile {req.tile}, "
+            f"batch {req.batch})" + (f", without {', '.join(sorted(failed))}" if failed else "")
+        )
+        options = ExportOptions(
+            fp16=req.fp16 or Precision.FP16 in variants,
+            trt=req.kind is BackendKind.TRT,
+            int8=Precision.INT8 in variants,
+            bf16=Precision.BF16 in variants,
+            tiles=(req.tile,),
+            batches=(req.batch,),
+            threads=req.threads,
+        )
         try:
             export_model(req.source, target, options, log=log)
             break
@@ -100,8 +112,9 @@ def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]
                 raise
             log(f"{req.source.name}: {exc}")
             variants.discard(Precision.parse(exc.precision))
-            failed[exc.precision] = dataclasses.asdict(GateFigure(exc.precision, "", exc.min_psnr_db,
-                                                                  exc.threshold_db, "failed at export"))
+            failed[exc.precision] = dataclasses.asdict(
+                GateFigure(exc.precision, "", exc.min_psnr_db, exc.threshold_db, "failed at export")
+            )
     if req.variants:
         write_atomic(failed_gates_path(target), json.dumps(failed, indent=2) + "\n")
     return target
@@ -122,12 +135,14 @@ def variant_gate(kind: BackendKind, folder: Path | None, precision: Precision) -
 def engine_device(kind: BackendKind) -> str:
     """'cpu' or 'cuda': the device `kind` computes on (torch: CUDA when present)."""
     cpu = kind in (BackendKind.ORT_CPU, BackendKind.OPENVINO) or (
-        kind is BackendKind.TORCH and not torch.cuda.is_available())
+        kind is BackendKind.TORCH and not torch.cuda.is_available()
+    )
     return "cpu" if cpu else "cuda"
 
 
 def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Backend:
     """Open the engine of `req` on its backend, in `req.precision` (torch runs the checkpoint itself)."""
     source = req.source if req.kind is BackendKind.TORCH else engine_folder(req, work_dir, log)
-    return select.open_backend(req.kind, source, threads=req.threads, device=engine_device(req.kind), log=log,
-                               precision=req.precision)
+    return select.open_backend(
+        req.kind, source, threads=req.threads, device=engine_device(req.kind), log=log, precision=req.precision
+    )

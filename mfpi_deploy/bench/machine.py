@@ -1,4 +1,5 @@
 """A description of the machine a benchmark ran on, recorded next to its numbers."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,19 @@ import torch
 
 from mfpi_deploy.gitinfo import git_commit
 
-SIMD_FEATURES = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
-                 "asimd", "sve")
+SIMD_FEATURES = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+)
 PACKAGES = ("mfpi-deploy", "torch", "numpy", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda")
 
 
@@ -40,8 +52,10 @@ class MachineInfo:
         gpu = f", GPU: {'; '.join(self.gpus)}" if self.gpus else ", no GPU"
         ident = f" ({self.cpu_id}{', virtual machine' if self.virtualized else ''})" if self.cpu_id else ""
         simd = f", {'/'.join(self.cpu_features)}" if self.cpu_features else ""
-        return (f"{self.cpu}{ident}{simd}, {self.logical_cores} logical cores, {self.memory_gib:.0f} GiB{gpu}; "
-                f"{self.os}; Python {self.python}")
+        return (
+            f"{self.cpu}{ident}{simd}, {self.logical_cores} logical cores, {self.memory_gib:.0f} GiB{gpu}; "
+            f"{self.os}; Python {self.python}"
+        )
 
 
 def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str], str, bool | None]:
@@ -58,10 +72,17 @@ def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str], 
             fields.setdefault(key.strip(), value.strip())
     name = next((fields[k] for k in ("model name", "Hardware", "Processor") if fields.get(k)), "")
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
-    ident = " ".join(f"{label}{fields[key]}" for key, label in (("vendor_id", ""), ("cpu family", "family "),
-                                                                ("model", "model ")) if fields.get(key))
-    return (name or platform.processor() or platform.machine() or "unknown CPU",
-            [f for f in SIMD_FEATURES if f in flags], ident, ("hypervisor" in flags) if flags else None)
+    ident = " ".join(
+        f"{label}{fields[key]}"
+        for key, label in (("vendor_id", ""), ("cpu family", "family "), ("model", "model "))
+        if fields.get(key)
+    )
+    return (
+        name or platform.processor() or platform.machine() or "unknown CPU",
+        [f for f in SIMD_FEATURES if f in flags],
+        ident,
+        ("hypervisor" in flags) if flags else None,
+    )
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
@@ -79,9 +100,17 @@ def describe_machine() -> MachineInfo:
     name, features, ident, virtual = cpu_details()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return MachineInfo(
-        cpu=name, logical_cores=os.cpu_count() or 1, physical_cores=psutil.cpu_count(logical=False),
-        memory_gib=psutil.virtual_memory().total / 2**30, os=platform.platform(), python=sys.version.split()[0],
-        packages=package_versions(), gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        cpu=name,
+        logical_cores=os.cpu_count() or 1,
+        physical_cores=psutil.cpu_count(logical=False),
+        memory_gib=psutil.virtual_memory().total / 2**30,
+        os=platform.platform(),
+        python=sys.version.split()[0],
+        packages=package_versions(),
+        gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         load_average=tuple(round(x, 2) for x in load) if load else None,  # type: ignore[arg-type]
-        source_commit=git_commit(short=True), cpu_features=features, cpu_id=ident, virtualized=virtual,
+        source_commit=git_commit(short=True),
+        cpu_features=features,
+        cpu_id=ident,
+        virtualized=virtual,
     )

@@ -1,5 +1,6 @@
 """The benchmark's results as data (with the statistics of timed rounds), and as a terminal table, JSON and
 Markdown: every rendering reads the same `BenchReport`, so the numbers agree across formats."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,19 @@ from mfpi_deploy.engine.manifest import GateFigure
 # became lists with backend and precision
 SCHEMA_VERSION = 2
 # Paper, Table III (RTX 2080 Ti, one 768x768x11x3 stack, PyTorch).
-PAPER = {"hardware": "NVIDIA RTX 2080 Ti", "mfpinet_ms": 27.8, "deepz_stack_ms": 673.8, "deepz_plane_ms": 61.3,
-         "mfpinet_gflops": 264.2, "deepz_stack_gflops": 8386.4, "speedup": round(673.8 / 27.8, 1)}
-QUICK_NOTE = ("QUICK MODE: smaller tile and fewer runs than the paper's 384 -> 768; "
-              "absolute times are not comparable with Table III, the speed-up is indicative")
+PAPER = {
+    "hardware": "NVIDIA RTX 2080 Ti",
+    "mfpinet_ms": 27.8,
+    "deepz_stack_ms": 673.8,
+    "deepz_plane_ms": 61.3,
+    "mfpinet_gflops": 264.2,
+    "deepz_stack_gflops": 8386.4,
+    "speedup": round(673.8 / 27.8, 1),
+}
+QUICK_NOTE = (
+    "QUICK MODE: smaller tile and fewer runs than the paper's 384 -> 768; "
+    "absolute times are not comparable with Table III, the speed-up is indicative"
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,15 @@ def summarize(samples: Sequence[float]) -> Summary:
     if values.ndim != 1 or values.size == 0:
         raise ValueError("summarize needs a non-empty 1-D sequence of samples")
     p10, p50, p90 = np.percentile(values, [10.0, 50.0, 90.0])
-    return Summary(int(values.size), float(p50), float(p10), float(p90),
-                   float(values.mean()), float(values.min()), float(values.max()))
+    return Summary(
+        int(values.size),
+        float(p50),
+        float(p10),
+        float(p90),
+        float(values.mean()),
+        float(values.min()),
+        float(values.max()),
+    )
 
 
 def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
@@ -67,7 +84,7 @@ class MatmulReference:
 
     @property
     def flops(self) -> int:
-        return 2 * self.size ** 3
+        return 2 * self.size**3
 
     @property
     def gflops_per_s(self) -> float:
@@ -75,8 +92,16 @@ class MatmulReference:
         return self.flops / self.seconds.median / 1e9
 
     def to_dict(self) -> dict[str, object]:
-        return {"backend": self.backend, "device": self.device, "method": "torch.matmul", "size": self.size, "dtype":
-                "float32", "threads": self.threads, "seconds": asdict(self.seconds), "gflops_per_s": self.gflops_per_s}
+        return {
+            "backend": self.backend,
+            "device": self.device,
+            "method": "torch.matmul",
+            "size": self.size,
+            "dtype": "float32",
+            "threads": self.threads,
+            "seconds": asdict(self.seconds),
+            "gflops_per_s": self.gflops_per_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -121,12 +146,21 @@ class ModelResult:
     def to_dict(self) -> dict[str, object]:
         w = self.workload
         return {
-            "backend": self.backend, "device": self.device, "precision": self.precision, "model": w.model.value,
-            "passes_per_stack": w.passes, "input_shape": list(w.input_shape), "output_shape": list(w.output_shape),
-            "parameters": w.parameters, "gflops_per_stack": w.flops / 1e9,
-            "output_megavoxels_per_stack": w.output_voxels / 1e6, "latency_ms": asdict(self.latency_ms),
-            "throughput_megavoxels_per_s": self.megavoxels_per_s, "achieved_gflops_per_s": self.gflops_per_s,
-            "matmul_share": self.matmul_share, "peak_host_rss_mib": self.peak_rss_bytes / 2**20,
+            "backend": self.backend,
+            "device": self.device,
+            "precision": self.precision,
+            "model": w.model.value,
+            "passes_per_stack": w.passes,
+            "input_shape": list(w.input_shape),
+            "output_shape": list(w.output_shape),
+            "parameters": w.parameters,
+            "gflops_per_stack": w.flops / 1e9,
+            "output_megavoxels_per_stack": w.output_voxels / 1e6,
+            "latency_ms": asdict(self.latency_ms),
+            "throughput_megavoxels_per_s": self.megavoxels_per_s,
+            "achieved_gflops_per_s": self.gflops_per_s,
+            "matmul_share": self.matmul_share,
+            "peak_host_rss_mib": self.peak_rss_bytes / 2**20,
             "peak_device_mib": None if self.peak_device_bytes is None else self.peak_device_bytes / 2**20,
         }
 
@@ -143,8 +177,15 @@ class Ratio:
 
     def to_dict(self) -> dict[str, object]:
         r = self.per_round
-        return {"backend": self.backend, "precision": self.precision, "median": r.median, "p10": r.p10,
-                "p90": r.p90, "rounds": r.n, "ratio_of_median_latencies": self.of_medians}
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "median": r.median,
+            "p10": r.p10,
+            "p90": r.p90,
+            "rounds": r.n,
+            "ratio_of_median_latencies": self.of_medians,
+        }
 
 
 MEASURED, SKIPPED, GATE_FAILED = "measured", "skipped", "gate failed"
@@ -162,8 +203,13 @@ class Variant:
     gates: dict[str, GateFigure] = field(default_factory=dict)  # none for fp32 (the reference)
 
     def to_dict(self) -> dict[str, object]:
-        return {"backend": self.backend, "precision": self.precision, "status": self.status, "reason": self.reason,
-                "accuracy": {m: asdict(g) | {"passed": g.passed} for m, g in self.gates.items()}}
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "status": self.status,
+            "reason": self.reason,
+            "accuracy": {m: asdict(g) | {"passed": g.passed} for m, g in self.gates.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -217,16 +263,25 @@ class BenchReport:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "schema_version": SCHEMA_VERSION, "tool": "mfpi-bench", "command": self.command,
-            "created_utc": self.created_utc, "quick": self.quick, "settings": self.settings,
-            "machine": asdict(self.machine), "matmul_reference": [m.to_dict() for m in self.matmul],
-            "results": [{**r.to_dict(), "accuracy": _gate_dict(self.gate(r.backend, r.precision, r.workload.model))}
-                        for r in self.results],
+            "schema_version": SCHEMA_VERSION,
+            "tool": "mfpi-bench",
+            "command": self.command,
+            "created_utc": self.created_utc,
+            "quick": self.quick,
+            "settings": self.settings,
+            "machine": asdict(self.machine),
+            "matmul_reference": [m.to_dict() for m in self.matmul],
+            "results": [
+                {**r.to_dict(), "accuracy": _gate_dict(self.gate(r.backend, r.precision, r.workload.model))}
+                for r in self.results
+            ],
             "speedup": [{**s.to_dict(), "paper": PAPER["speedup"]} for s in self.speedups],
             "residual_cost": [{**c.to_dict(), "extra_percent": 100 * (c.per_round.median - 1)} for c in self.residual],
             "variants": [v.to_dict() for v in self.variants],
-            "pipeline": [p.to_dict() for p in self.pipeline], "skipped_backends": dict(self.skipped),
-            "paper_table3": dict(PAPER), "notes": list(self.notes),
+            "pipeline": [p.to_dict() for p in self.pipeline],
+            "skipped_backends": dict(self.skipped),
+            "paper_table3": dict(PAPER),
+            "notes": list(self.notes),
         }
 
 
@@ -250,19 +305,38 @@ def _pct(ratio: float) -> str:
 
 def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by terminal and Markdown)."""
-    header = ["backend", "precision", "model", "params", "GFLOP/stack", "latency ms (p10-p90)", "Mvox/s",
-              "GFLOP/s", "of matmul", "peak RSS MiB", "device MiB", "gate (min PSNR vs fp32)"]
+    header = [
+        "backend",
+        "precision",
+        "model",
+        "params",
+        "GFLOP/stack",
+        "latency ms (p10-p90)",
+        "Mvox/s",
+        "GFLOP/s",
+        "of matmul",
+        "peak RSS MiB",
+        "device MiB",
+        "gate (min PSNR vs fp32)",
+    ]
     rows = []
     for r in report.results:
         lat = r.latency_ms
-        rows.append([
-            f"{r.backend} ({r.device})", r.precision, r.label, f"{r.workload.parameters:,}",
-            f"{r.workload.flops / 1e9:,.2f}", f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
-            _rate(r.megavoxels_per_s), f"{r.gflops_per_s:,.1f}",
-            "-" if r.matmul_share is None else f"{100 * r.matmul_share:.0f}%",
-            *("-" if b is None else f"{b / 2**20:,.0f}" for b in (r.peak_rss_bytes, r.peak_device_bytes)),
-            _gate_cell(r.precision, report.gate(r.backend, r.precision, r.workload.model)),
-        ])
+        rows.append(
+            [
+                f"{r.backend} ({r.device})",
+                r.precision,
+                r.label,
+                f"{r.workload.parameters:,}",
+                f"{r.workload.flops / 1e9:,.2f}",
+                f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
+                _rate(r.megavoxels_per_s),
+                f"{r.gflops_per_s:,.1f}",
+                "-" if r.matmul_share is None else f"{100 * r.matmul_share:.0f}%",
+                *("-" if b is None else f"{b / 2**20:,.0f}" for b in (r.peak_rss_bytes, r.peak_device_bytes)),
+                _gate_cell(r.precision, report.gate(r.backend, r.precision, r.workload.model)),
+            ]
+        )
     return header, rows
 
 
@@ -273,16 +347,28 @@ def _gate_cell(precision: str, gate: GateFigure | None) -> str:
     how = f" ({gate.method})" if gate.method and gate.method != gate.runtime and gate.passed else ""
     if gate.passed:
         return f"{gate.min_psnr_db:.1f} dB{how}"
-    return f"{gate.min_psnr_db:.1f} dB < {gate.threshold_db:g} dB" if gate.threshold_db is not None else \
-        f"{gate.min_psnr_db:.1f} dB (no threshold)"
+    return (
+        f"{gate.min_psnr_db:.1f} dB < {gate.threshold_db:g} dB"
+        if gate.threshold_db is not None
+        else f"{gate.min_psnr_db:.1f} dB (no threshold)"
+    )
 
 
 def variant_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the backend x precision table: MFPINet against Deep-Z with both gates (terminal and
     Markdown); rows not measured say why."""
     planes = report.settings.get("planes", 11)
-    header = ["backend", "precision", "MFPINet ms (p10-p90)", "MFPINet Mvox/s", f"Deep-Z x{planes} ms",
-              "speed-up (p10-p90)", "MFPINet gate", "Deep-Z gate", "status"]
+    header = [
+        "backend",
+        "precision",
+        "MFPINet ms (p10-p90)",
+        "MFPINet Mvox/s",
+        f"Deep-Z x{planes} ms",
+        "speed-up (p10-p90)",
+        "MFPINet gate",
+        "Deep-Z gate",
+        "status",
+    ]
     found = {(r.backend, r.precision, r.workload.model): r for r in report.results}
     ratios = {(s.backend, s.precision): s for s in report.speedups}
     rows = []
@@ -292,8 +378,12 @@ def variant_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
         timing = ["-"] * 4
         if mfpi is not None and deepz is not None and ratio is not None:
             lat, r = mfpi.latency_ms, ratio.per_round
-            timing = [f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})", _rate(mfpi.megavoxels_per_s),
-                      f"{deepz.latency_ms.median:,.1f}", f"{r.median:.1f}x ({r.p10:.1f}-{r.p90:.1f})"]
+            timing = [
+                f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
+                _rate(mfpi.megavoxels_per_s),
+                f"{deepz.latency_ms.median:,.1f}",
+                f"{r.median:.1f}x ({r.p10:.1f}-{r.p90:.1f})",
+            ]
         gates = [_gate_cell(v.precision, v.gates.get(m.value)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ)]
         rows.append([v.backend, v.precision, *timing, *gates, v.status + (f": {v.reason}" if v.reason else "")])
     return header, rows
@@ -301,9 +391,11 @@ def variant_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
 
 def _settings_line(report: BenchReport) -> str:
     s = report.settings
-    line = (f"MFPINet (paper and residual forms) input {s['tile']}x{s['tile']} -> {s['out_tile']}x{s['out_tile']} "
-            f"x {s['planes']} planes; Deep-Z {s['planes']} passes at {s['out_tile']}x{s['out_tile']}; "
-            f"batch {s['batch']}, {s['runs']} timed rounds after {s['warmup']} warm-up, interleaved")
+    line = (
+        f"MFPINet (paper and residual forms) input {s['tile']}x{s['tile']} -> {s['out_tile']}x{s['out_tile']} "
+        f"x {s['planes']} planes; Deep-Z {s['planes']} passes at {s['out_tile']}x{s['out_tile']}; "
+        f"batch {s['batch']}, {s['runs']} timed rounds after {s['warmup']} warm-up, interleaved"
+    )
     return line + (f"; {s['threads']} thread(s)" if s.get("threads") else "")
 
 
@@ -316,37 +408,48 @@ def _matmul_where(m: MatmulReference) -> str:
 def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A plain-text table: header, rule, rows, columns padded to their widest cell."""
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
-    return ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths),
-            *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)]
+    return [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+        "  ".join("-" * w for w in widths),
+        *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows),
+    ]
 
 
 def format_table(report: BenchReport) -> str:
     """The report as plain text for the terminal."""
     lines = [QUICK_NOTE] if report.quick else []
     lines += [_settings_line(report), f"machine: {report.machine.one_line()}"]
-    lines += [f"matmul reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s "
-              f"(median; p10-p90 {m.flops / m.seconds.p90 / 1e9:,.1f}-{m.flops / m.seconds.p10 / 1e9:,.1f})"
-              for m in report.matmul]
+    lines += [
+        f"matmul reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s "
+        f"(median; p10-p90 {m.flops / m.seconds.p90 / 1e9:,.1f}-{m.flops / m.seconds.p10 / 1e9:,.1f})"
+        for m in report.matmul
+    ]
     lines += ["", *_text_table(*table_rows(report)), ""]
     if report.variants:
         lines += [*_text_table(*variant_rows(report)), ""]
     for s in report.speedups:
         r = s.per_round
-        lines.append(f"{s.backend} {s.precision}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
-                     f"(per-round p10-p90 {r.p10:.1f}-{r.p90:.1f}x over {r.n} rounds; paper {PAPER['speedup']}x on "
-                     f"{PAPER['hardware']})")
+        lines.append(
+            f"{s.backend} {s.precision}: MFPINet is {r.median:.1f}x faster than Deep-Z for the same output "
+            f"(per-round p10-p90 {r.p10:.1f}-{r.p90:.1f}x over {r.n} rounds; paper {PAPER['speedup']}x on "
+            f"{PAPER['hardware']})"
+        )
     for c in report.residual:
         r = c.per_round
-        lines.append(f"{c.backend} {c.precision}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet "
-                     f"(per-round p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; "
-                     f"ratio of median latencies {c.of_medians:.3f})")
+        lines.append(
+            f"{c.backend} {c.precision}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet "
+            f"(per-round p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; "
+            f"ratio of median latencies {c.of_medians:.3f})"
+        )
     for p in report.pipeline:
-        lines.append(f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of "
-                     f"{p.tile} px, halo {p.halo}): engine {p.engine_megavoxels_per_s_in_pipeline:,.2f} Mvox/s inside "
-                     f"run_slide vs {p.bare_engine_megavoxels_per_s:,.2f} bare = {100 * p.efficiency:.0f}% efficiency "
-                     "(target 90%); "
-                     f"{p.end_to_end_megavoxels_per_s:,.2f} Mvox/s of stack end to end "
-                     f"({100 * p.halo_overhead:.0f}% of computed output is halo)")
+        lines.append(
+            f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of "
+            f"{p.tile} px, halo {p.halo}): engine {p.engine_megavoxels_per_s_in_pipeline:,.2f} Mvox/s inside "
+            f"run_slide vs {p.bare_engine_megavoxels_per_s:,.2f} bare = {100 * p.efficiency:.0f}% efficiency "
+            "(target 90%); "
+            f"{p.end_to_end_megavoxels_per_s:,.2f} Mvox/s of stack end to end "
+            f"({100 * p.halo_overhead:.0f}% of computed output is halo)"
+        )
     lines += [f"skipped {kind}: {reason}" for kind, reason in report.skipped.items()]
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
@@ -363,41 +466,91 @@ def to_markdown(report: BenchReport) -> str:
     if report.quick:
         out += [f"**{QUICK_NOTE}.**", ""]
     machine = report.machine
-    out += [f"- Command: `{report.command}`", f"- Measured: {report.created_utc}", f"- Machine: {machine.one_line()}",
-            f"- Packages: {', '.join(f'{k} {v}' for k, v in machine.packages.items())}"
-            + (f" (source commit {machine.source_commit})" if machine.source_commit else ""),
-            f"- Workload: {_settings_line(report)}"]
+    out += [
+        f"- Command: `{report.command}`",
+        f"- Measured: {report.created_utc}",
+        f"- Machine: {machine.one_line()}",
+        f"- Packages: {', '.join(f'{k} {v}' for k, v in machine.packages.items())}"
+        + (f" (source commit {machine.source_commit})" if machine.source_commit else ""),
+        f"- Workload: {_settings_line(report)}",
+    ]
     if machine.load_average:
         out.append(f"- Load average at start: {', '.join(str(x) for x in machine.load_average)}")
-    out += [f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)"
-            for m in report.matmul]
-    out += ["", *_md_table(*table_rows(report)),
-            "Latency is per output stack (MFPINet, both forms: one pass; Deep-Z: one pass per plane). "
-            "A voxel is one pixel of one plane (all colour channels).", ""]
+    out += [
+        f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)"
+        for m in report.matmul
+    ]
+    out += [
+        "",
+        *_md_table(*table_rows(report)),
+        "Latency is per output stack (MFPINet, both forms: one pass; Deep-Z: one pass per plane). "
+        "A voxel is one pixel of one plane (all colour channels).",
+        "",
+    ]
     if report.variants:
-        out += ["## Speed-up of MFPINet over Deep-Z by backend and precision (same output volume)", "",
-                *_md_table(*variant_rows(report)),
-                f"Speed-up: median of per-round ratios (Deep-Z over MFPINet, timed in the same rounds); paper "
-                f"{PAPER['speedup']}x on {PAPER['hardware']}. Gate: the engine's lowest per-plane PSNR against its "
-                "fp32 engine at export (real and simulated tiles), on the backend's runtime; fp32 is the reference.",
-                ""]
+        out += [
+            "## Speed-up of MFPINet over Deep-Z by backend and precision (same output volume)",
+            "",
+            *_md_table(*variant_rows(report)),
+            f"Speed-up: median of per-round ratios (Deep-Z over MFPINet, timed in the same rounds); paper "
+            f"{PAPER['speedup']}x on {PAPER['hardware']}. Gate: the engine's lowest per-plane PSNR against its "
+            "fp32 engine at export (real and simulated tiles), on the backend's runtime; fp32 is the reference.",
+            "",
+        ]
     if report.residual:
-        out += ["## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)", "", *_md_table(
-            ["backend", "precision", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
-            [[c.backend, c.precision, _pct(c.per_round.median), f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
-              f"{c.of_medians:.3f}"] for c in report.residual])]
+        out += [
+            "## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)",
+            "",
+            *_md_table(
+                ["backend", "precision", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
+                [
+                    [
+                        c.backend,
+                        c.precision,
+                        _pct(c.per_round.median),
+                        f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
+                        f"{c.of_medians:.3f}",
+                    ]
+                    for c in report.residual
+                ],
+            ),
+        ]
     if report.pipeline:
-        out += ["## Pipeline efficiency (MFPINet inside run_slide)", "", *_md_table(
-            ["backend", "slide", "tiles", "halo", "engine Mvox/s in pipeline", "bare engine Mvox/s", "efficiency",
-             "end-to-end Mvox/s of stack", "halo overhead"],
-            [[p.backend, f"{p.slide_side}x{p.slide_side}", f"{p.tiles} x {p.tile} px", str(p.halo),
-              f"{p.engine_megavoxels_per_s_in_pipeline:,.2f}", f"{p.bare_engine_megavoxels_per_s:,.2f}",
-              f"{100 * p.efficiency:.0f}%", f"{p.end_to_end_megavoxels_per_s:,.2f}", f"{100 * p.halo_overhead:.0f}%"]
-             for p in report.pipeline]),
-                "Efficiency counts every computed tile's output (halos included) per second of the tile loop, against "
-                "the same engine timed alone on batches of the same shape just before and after; target at least 90%. "
-                "End to end counts only the slide's stack over the whole call (halos, pyramid and writing included).",
-                ""]
+        out += [
+            "## Pipeline efficiency (MFPINet inside run_slide)",
+            "",
+            *_md_table(
+                [
+                    "backend",
+                    "slide",
+                    "tiles",
+                    "halo",
+                    "engine Mvox/s in pipeline",
+                    "bare engine Mvox/s",
+                    "efficiency",
+                    "end-to-end Mvox/s of stack",
+                    "halo overhead",
+                ],
+                [
+                    [
+                        p.backend,
+                        f"{p.slide_side}x{p.slide_side}",
+                        f"{p.tiles} x {p.tile} px",
+                        str(p.halo),
+                        f"{p.engine_megavoxels_per_s_in_pipeline:,.2f}",
+                        f"{p.bare_engine_megavoxels_per_s:,.2f}",
+                        f"{100 * p.efficiency:.0f}%",
+                        f"{p.end_to_end_megavoxels_per_s:,.2f}",
+                        f"{100 * p.halo_overhead:.0f}%",
+                    ]
+                    for p in report.pipeline
+                ],
+            ),
+            "Efficiency counts every computed tile's output (halos included) per second of the tile loop, against "
+            "the same engine timed alone on batches of the same shape just before and after; target at least 90%. "
+            "End to end counts only the slide's stack over the whole call (halos, pyramid and writing included).",
+            "",
+        ]
     if report.skipped:
         out += ["Skipped backends: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()), ""]
     if report.notes:

@@ -1,11 +1,12 @@
 """Interleaved timing of every model's stack and the matrix-product reference on one backend, with
 per-runner memory peaks: rounds alternate order so load from other processes hits all runners alike."""
+
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 import psutil
@@ -97,9 +98,13 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def measure_interleaved(runners: dict[Hashable, Callable[[], object]], runs: int, warmup: int,
-                        sampler: PeakSampler, progress: Callable[[str], None] | None = None
-                        ) -> dict[Hashable, list[float]]:
+def measure_interleaved(
+    runners: dict[Hashable, Callable[[], object]],
+    runs: int,
+    warmup: int,
+    sampler: PeakSampler,
+    progress: Callable[[str], None] | None = None,
+) -> dict[Hashable, list[float]]:
     """Seconds per call of each runner in `runs` timed rounds after `warmup` untimed ones (same round = same
     index), the order reversed every other round; `sampler` attributes memory peaks to each runner's key."""
     if runs < 1 or warmup < 0:
@@ -116,6 +121,8 @@ def measure_interleaved(runners: dict[Hashable, Callable[[], object]], runs: int
         if progress is not None and r < warmup:
             progress(f"  warm-up {r + 1}/{warmup}")
         elif progress is not None:
-            progress(f"  run {r - warmup + 1}/{runs}: "
-                     + ", ".join(f"{getattr(k, 'label', k)} {seconds[k][-1] * 1e3:.1f} ms" for k in order))
+            progress(
+                f"  run {r - warmup + 1}/{runs}: "
+                + ", ".join(f"{getattr(k, 'label', k)} {seconds[k][-1] * 1e3:.1f} ms" for k in order)
+            )
     return seconds

@@ -1,9 +1,10 @@
 """Pipeline mode: the MFPINet engine inside `run_slide` on a generated slide, against the same engine alone,
 to show what the whole-slide pipeline (reading and writing overlapped with inference) costs."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import tifffile
@@ -35,8 +36,9 @@ def write_test_slide(path: Path, side: int, channels: int, seed: int = 0) -> Pat
     return path
 
 
-def measure_pipeline(backend: Backend, tile: int, batch: int, work_dir: Path,
-                     log: Callable[[str], None] = print, bare_runs: int = 3) -> PipelineResult:
+def measure_pipeline(
+    backend: Backend, tile: int, batch: int, work_dir: Path, log: Callable[[str], None] = print, bare_runs: int = 3
+) -> PipelineResult:
     """Run `backend` (an MFPINet engine) over a generated slide of 4 x 4 tile cores with run_slide.
 
     Engine throughput counts every computed tile's output (halos included) per second of the tile
@@ -47,8 +49,7 @@ def measure_pipeline(backend: Backend, tile: int, batch: int, work_dir: Path,
     halo = pipeline_halo(tile, DEFAULT_HALO, spec.stride)
     side = TILES_PER_SIDE * (tile - 2 * halo)
     slide = write_test_slide(work_dir / f"bench-slide-{side}.tif", side, spec.channels)
-    options = RunOptions(tile=tile, batch=batch, halo=halo, overwrite=True, progress=False, log=log,
-                         pixel_size_um=0.5)
+    options = RunOptions(tile=tile, batch=batch, halo=halo, overwrite=True, progress=False, log=log, pixel_size_um=0.5)
     tiles = np.random.default_rng(0).integers(0, 256, (batch, tile, tile, spec.channels), dtype=np.uint8)
     bare = [timed(lambda: backend.run(tiles)) for _ in range(bare_runs)]
     summary = run_slide(slide, work_dir / f"bench-slide-{side}.ome.zarr", backend, options)
@@ -56,9 +57,16 @@ def measure_pipeline(backend: Backend, tile: int, batch: int, work_dir: Path,
     computed = summary.tiles_computed * spec.planes * (spec.scale * tile) ** 2  # output voxels, halos included
     useful = spec.planes * (spec.scale * side) ** 2
     return PipelineResult(
-        backend=backend.kind.value, slide_side=side, tile=summary.tile, halo=summary.halo, batch=summary.batch,
-        tiles=summary.tiles_computed, loop_seconds=summary.inference_seconds, total_seconds=summary.seconds,
+        backend=backend.kind.value,
+        slide_side=side,
+        tile=summary.tile,
+        halo=summary.halo,
+        batch=summary.batch,
+        tiles=summary.tiles_computed,
+        loop_seconds=summary.inference_seconds,
+        total_seconds=summary.seconds,
         engine_megavoxels_per_s_in_pipeline=computed / summary.inference_seconds / 1e6,
         bare_engine_megavoxels_per_s=computed / summary.tiles_computed * batch / float(np.median(bare)) / 1e6,
-        end_to_end_megavoxels_per_s=useful / summary.seconds / 1e6, halo_overhead=1.0 - useful / computed,
+        end_to_end_megavoxels_per_s=useful / summary.seconds / 1e6,
+        halo_overhead=1.0 - useful / computed,
     )

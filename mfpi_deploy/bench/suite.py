@@ -1,5 +1,6 @@
 """The whole benchmark: every chosen backend in each precision it runs, all models and precisions of a backend
 interleaved, one report."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -96,23 +97,36 @@ def quick_settings(**overrides: object) -> BenchSettings:
     return BenchSettings(**{**base, **{k: v for k, v in overrides.items() if v is not None}})  # type: ignore[arg-type]
 
 
-def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, command: str,
-                  skipped: dict[str, str] | None = None, work_dir: Path | None = None,
-                  notes: tuple[str, ...] = (), strict: bool = True,
-                  log: Callable[[str], None] = print) -> BenchReport:
+def run_benchmark(
+    settings: BenchSettings,
+    backends: list[BackendKind],
+    *,
+    command: str,
+    skipped: dict[str, str] | None = None,
+    work_dir: Path | None = None,
+    notes: tuple[str, ...] = (),
+    strict: bool = True,
+    log: Callable[[str], None] = print,
+) -> BenchReport:
     """Measure every model on every backend in `backends` and return the report. `strict`: a backend whose
     engines cannot be opened is an error (named by the user); else it is skipped and the others run (`auto`)."""
     plans = {kind: planned(kind, settings.precisions, settings.fp16) for kind in backends}
     if not any(plans.values()):
-        raise MfpiError(f"no backend runs --precisions {','.join(settings.precisions or ())} ("
-                        + "; ".join(f"{k.value} runs {', '.join(p.value for p in select.KIND_PRECISIONS[k])}"
-                                    for k in backends) + ")")
-    workloads = make_workloads(settings.tile, settings.batch, channels=settings.channels, planes=settings.planes,
-                               width=settings.width)
+        raise MfpiError(
+            f"no backend runs --precisions {','.join(settings.precisions or ())} ("
+            + "; ".join(f"{k.value} runs {', '.join(p.value for p in select.KIND_PRECISIONS[k])}" for k in backends)
+            + ")"
+        )
+    workloads = make_workloads(
+        settings.tile, settings.batch, channels=settings.channels, planes=settings.planes, width=settings.width
+    )
     report = BenchReport(
-        command=command, created_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        settings={**asdict(settings), "out_tile": settings.out_tile}, machine=describe_machine(),
-        quick=settings.quick, skipped=dict(skipped or {}),
+        command=command,
+        created_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        settings={**asdict(settings), "out_tile": settings.out_tile},
+        machine=describe_machine(),
+        quick=settings.quick,
+        skipped=dict(skipped or {}),
     )
     with tempfile.TemporaryDirectory(prefix="mfpi-bench-") as tmp:
         root = Path(work_dir or tmp)
@@ -120,17 +134,35 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
         variants = export_variants(backends, settings.precisions)
         for kind in backends:
             if not (precisions := plans[kind]):
-                report.skipped[kind.value] = (f"it runs {', '.join(p.value for p in select.KIND_PRECISIONS[kind])}; "
-                                              f"--precisions asked for {', '.join(settings.precisions or ())}")
+                report.skipped[kind.value] = (
+                    f"it runs {', '.join(p.value for p in select.KIND_PRECISIONS[kind])}; "
+                    f"--precisions asked for {', '.join(settings.precisions or ())}"
+                )
                 log(f"skipping {kind.value}: {report.skipped[kind.value]}")
                 continue
             log(f"{kind.value}: opening engines ({', '.join(p.value for p in precisions)})")
             with ExitStack() as opened:  # closes every engine opened, also when one fails to open
                 try:
-                    engines = _open_variants(report, kind, precisions, {
-                        m: EngineRequest(kind, sources[m], w.in_tile, w.batch, settings.fp16 and kind in GPU_KINDS,
-                                         settings.threads, variants=variants if kind in VARIANT_KINDS else frozenset())
-                        for m, w in workloads.items()}, opened, root, log)
+                    engines = _open_variants(
+                        report,
+                        kind,
+                        precisions,
+                        {
+                            m: EngineRequest(
+                                kind,
+                                sources[m],
+                                w.in_tile,
+                                w.batch,
+                                settings.fp16 and kind in GPU_KINDS,
+                                settings.threads,
+                                variants=variants if kind in VARIANT_KINDS else frozenset(),
+                            )
+                            for m, w in workloads.items()
+                        },
+                        opened,
+                        root,
+                        log,
+                    )
                 except MfpiError as exc:
                     if strict:
                         raise
@@ -145,23 +177,35 @@ def run_benchmark(settings: BenchSettings, backends: list[BackendKind], *, comma
                     first = next(run.precision for run in engines)
                     log(f"{kind.value}: pipeline mode (run_slide on a generated slide, {first.value})")
                     try:
-                        report.pipeline.append(measure_pipeline(engines[Run(BenchModel.MFPINET, first)],
-                                                                settings.tile, settings.batch, root, log))
+                        report.pipeline.append(
+                            measure_pipeline(
+                                engines[Run(BenchModel.MFPINET, first)], settings.tile, settings.batch, root, log
+                            )
+                        )
                     except MfpiError as exc:
                         report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
     report.notes.extend(notes)
     if hasattr(os, "getloadavg"):
-        report.notes.append("load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-                            + f" ({report.machine.logical_cores} logical cores)")
+        report.notes.append(
+            "load average at end: "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            + f" ({report.machine.logical_cores} logical cores)"
+        )
     report.notes.extend(NOTES)
     if settings.width is not None:
         report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
     return report
 
 
-def _open_variants(report: BenchReport, kind: BackendKind, precisions: tuple[Precision, ...],
-                   requests: dict[BenchModel, EngineRequest], opened: ExitStack, root: Path,
-                   log: Callable[[str], None]) -> dict[Run, Backend]:
+def _open_variants(
+    report: BenchReport,
+    kind: BackendKind,
+    precisions: tuple[Precision, ...],
+    requests: dict[BenchModel, EngineRequest],
+    opened: ExitStack,
+    root: Path,
+    log: Callable[[str], None],
+) -> dict[Run, Backend]:
     """Every network's engine in each of `precisions` on `kind`, entered into `opened`; a precision that cannot run
     here, or whose gate failed for some network, is a row of `report.variants` saying so (with the figures)."""
     engines: dict[Run, Backend] = {}
@@ -174,10 +218,20 @@ def _open_variants(report: BenchReport, kind: BackendKind, precisions: tuple[Pre
         folders = {m: None if kind is BackendKind.TORCH else engine_folder(r, root, log) for m, r in reqs.items()}
         gates = {m: g for m, folder in folders.items() if (g := variant_gate(kind, folder, precision)) is not None}
         failed = [f"{m.label} {g.min_psnr_db:.1f} dB < {g.threshold_db} dB" for m, g in gates.items() if not g.passed]
-        why = [f"{m.label}: {r}" for m, folder in folders.items() if kind in VARIANT_KINDS and folder is not None
-               and (r := select.unavailable_reason(kind, folder, precision))]
-        row = Variant(kind.value, precision.value, GATE_FAILED if failed else SKIPPED if why else MEASURED,
-                      "; ".join(failed or why), {m.value: g for m, g in gates.items()})
+        why = [
+            f"{m.label}: {r}"
+            for m, folder in folders.items()
+            if kind in VARIANT_KINDS
+            and folder is not None
+            and (r := select.unavailable_reason(kind, folder, precision))
+        ]
+        row = Variant(
+            kind.value,
+            precision.value,
+            GATE_FAILED if failed else SKIPPED if why else MEASURED,
+            "; ".join(failed or why),
+            {m.value: g for m, g in gates.items()},
+        )
         report.variants.append(row)
         if row.status != MEASURED:
             log(f"{kind.value} {precision.value}: {row.status} ({row.reason})")
@@ -187,34 +241,61 @@ def _open_variants(report: BenchReport, kind: BackendKind, precisions: tuple[Pre
     return engines
 
 
-def _measure(report: BenchReport, kind: BackendKind, engines: dict[Run, Backend],
-             workloads: dict[BenchModel, Workload], settings: BenchSettings, log: Callable[[str], None]) -> None:
+def _measure(
+    report: BenchReport,
+    kind: BackendKind,
+    engines: dict[Run, Backend],
+    workloads: dict[BenchModel, Workload],
+    settings: BenchSettings,
+    log: Callable[[str], None],
+) -> None:
     """Time every network in every precision opened, and the matmul reference, in interleaved rounds on one
     backend; add the rows to `report`."""
     device = engine_device(kind)
     # open_engine checked each engine's output shape; every precision of a network gets the same input
     inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}
     runners: dict[Hashable, Callable[[], object]] = {
-        run: stack_runner(backend, workloads[run.model], inputs[run.model]) for run, backend in engines.items()}
+        run: stack_runner(backend, workloads[run.model], inputs[run.model]) for run, backend in engines.items()
+    }
     runners[MATMUL] = matmul_runner(settings.matmul_size, device, settings.threads)
-    log(f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up "
-        f"({', '.join(run.label for run in engines)} stacks, {settings.matmul_size}x{settings.matmul_size} matmul)")
+    log(
+        f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up "
+        f"({', '.join(run.label for run in engines)} stacks, {settings.matmul_size}x{settings.matmul_size} matmul)"
+    )
     probe = cuda_used_bytes if device == "cuda" and torch.cuda.is_available() else None
     with PeakSampler(device_probe=probe) as sampler:
         times = measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
-    report.matmul.append(matmul := MatmulReference(
-        device, settings.matmul_size, (settings.threads or torch.get_num_threads()) if device == "cpu" else None,
-        summarize(times[MATMUL]), backend=kind.value))
+    report.matmul.append(
+        matmul := MatmulReference(
+            device,
+            settings.matmul_size,
+            (settings.threads or torch.get_num_threads()) if device == "cpu" else None,
+            summarize(times[MATMUL]),
+            backend=kind.value,
+        )
+    )
     for run in engines:
-        report.results.append(ModelResult(
-            backend=kind.value, device=device, precision=run.precision.value, workload=workloads[run.model],
-            seconds=summarize(times[run]), peak_rss_bytes=sampler.host_peak.get(run, 0),
-            peak_device_bytes=sampler.device_peak.get(run, 0) if probe else None,
-            matmul_gflops_per_s=matmul.gflops_per_s,
-        ))
+        report.results.append(
+            ModelResult(
+                backend=kind.value,
+                device=device,
+                precision=run.precision.value,
+                workload=workloads[run.model],
+                seconds=summarize(times[run]),
+                peak_rss_bytes=sampler.host_peak.get(run, 0),
+                peak_device_bytes=sampler.device_peak.get(run, 0) if probe else None,
+                matmul_gflops_per_s=matmul.gflops_per_s,
+            )
+        )
     for precision in dict.fromkeys(run.precision for run in engines):
         paper = times[Run(BenchModel.MFPINET, precision)]
         for model, found in ((BenchModel.DEEPZ, report.speedups), (BenchModel.MFPINET_RESIDUAL, report.residual)):
             other = times[Run(model, precision)]
-            found.append(Ratio(kind.value, summarize(paired_ratios(other, paper)),
-                               summarize(other).median / summarize(paper).median, precision.value))
+            found.append(
+                Ratio(
+                    kind.value,
+                    summarize(paired_ratios(other, paper)),
+                    summarize(other).median / summarize(paper).median,
+                    precision.value,
+                )
+            )

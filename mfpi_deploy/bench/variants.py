@@ -1,4 +1,5 @@
 """Which precision variants mfpi-bench runs on each backend (`--precisions`), and which cannot run on this CPU."""
+
 from __future__ import annotations
 
 from mfpi_deploy.backends.base import BackendKind
@@ -41,5 +42,10 @@ def not_here(kind: BackendKind, precision: Precision) -> str | None:
 def export_variants(kinds: list[BackendKind], asked: tuple[str, ...] | None) -> frozenset[Precision]:
     """The variants besides fp32 to export for the CPU backends in `kinds` (one folder per network serves
     them all): every one some backend will run here."""
-    return frozenset(p for kind in kinds if kind in VARIANT_KINDS for p in planned(kind, asked)
-                     if p is not Precision.FP32 and not_here(kind, p) is None)
+    return frozenset(
+        p
+        for kind in kinds
+        if kind in VARIANT_KINDS
+        for p in planned(kind, asked)
+        if p is not Precision.FP32 and not_here(kind, p) is None
+    )

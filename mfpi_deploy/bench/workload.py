@@ -1,5 +1,6 @@
 """What one benchmark "stack" (the same output volume for every model) is for each model, and what it costs:
 MFPINet makes it in one pass from a half-resolution tile, Deep-Z in one pass per plane at full resolution."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -75,12 +76,15 @@ def check_tile(tile: int) -> None:
     """Raise MfpiError unless `tile` (MFPINet input side) suits both networks."""
     # Deep-Z runs at 2*tile and needs a multiple of 16; MFPINet needs a multiple of 8: same thing.
     if tile <= 0 or tile % MFPINetConfig.STRIDE:
-        raise MfpiError(f"--tile {tile}: must be a positive multiple of {MFPINetConfig.STRIDE} "
-                        f"(MFPINet input; Deep-Z runs at {2 * tile} and needs a multiple of {DeepZConfig.STRIDE})")
+        raise MfpiError(
+            f"--tile {tile}: must be a positive multiple of {MFPINetConfig.STRIDE} "
+            f"(MFPINet input; Deep-Z runs at {2 * tile} and needs a multiple of {DeepZConfig.STRIDE})"
+        )
 
 
-def make_workloads(tile: int, batch: int, *, channels: int = 3, planes: int = 11,
-                   width: int | None = None) -> dict[BenchModel, Workload]:
+def make_workloads(
+    tile: int, batch: int, *, channels: int = 3, planes: int = 11, width: int | None = None
+) -> dict[BenchModel, Workload]:
     """Every model's workload for an MFPINet input tile of `tile` pixels (output 2*tile) and `batch` tiles;
     `width` narrows every network (tests), None keeps the paper's."""
     check_tile(tile)
@@ -99,6 +103,7 @@ def make_workloads(tile: int, batch: int, *, channels: int = 3, planes: int = 11
         if width is not None:
             config["width"] = width
         profile = profile_model(model.architecture, (batch, in_channels, side, side), **config)
-        found[model] = Workload(model, batch, side, out, channels, planes, passes, profile.parameters,
-                                profile.flops, config)
+        found[model] = Workload(
+            model, batch, side, out, channels, planes, passes, profile.parameters, profile.flops, config
+        )
     return found

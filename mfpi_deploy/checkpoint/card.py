@@ -1,4 +1,5 @@
 """The model card: what a checkpoint's weights are, and how their inputs and outputs are scaled."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The bundled default model: the checkpoint `mfpi-run` and `mfpi-export default` use."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 A checkpoint is either a folder holding `model.safetensors` and `card.json`, or a pair
 `NAME.safetensors` + `NAME.json` side by side.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -123,8 +124,10 @@ def check_weights_fit_card(weights: str | Path, card: ModelCard) -> None:
     if shaped:
         problems.append(f"mis-shaped keys: {_listing(shaped, 3)}")
     if problems:
-        raise CheckpointError(f"{weights}: does not fit the {card.architecture} its card describes "
-                              f"({_config_text(card.config)}); " + "; ".join(problems))
+        raise CheckpointError(
+            f"{weights}: does not fit the {card.architecture} its card describes "
+            f"({_config_text(card.config)}); " + "; ".join(problems)
+        )
 
 
 def _config_text(config: dict) -> str:

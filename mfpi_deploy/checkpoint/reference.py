@@ -3,6 +3,7 @@
 The file is read with `torch.load(weights_only=True)`: tensors and plain containers only,
 so a file carrying pickled code is refused instead of executed.
 """
+
 from __future__ import annotations
 
 import pickle

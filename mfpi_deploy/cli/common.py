@@ -6,6 +6,7 @@ missing or unreadable file, a full disk) prints one `error:` line and exits with
 exits with 130; anything unexpected prints one `error: unexpected ...` line and exits with 1.
 Tracebacks appear only with MFPI_DEBUG=1 in the environment.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,8 @@ import functools
 import os
 import sys
 import traceback
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -72,8 +74,10 @@ def user_errors(func: F) -> F:
         except Exception as exc:  # a bug: say so in one line, traceback on request
             _print_traceback()
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            fail(f"unexpected {type(exc).__name__}{f': {first}' if first else ''} "
-                 f"(set {DEBUG_ENV}=1 for the traceback)", 1)
+            fail(
+                f"unexpected {type(exc).__name__}{f': {first}' if first else ''} (set {DEBUG_ENV}=1 for the traceback)",
+                1,
+            )
         return None
 
     return wrapper  # type: ignore[return-value]

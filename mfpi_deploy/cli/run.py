@@ -1,5 +1,6 @@
 """mfpi-run: stream a whole slide through an engine into an 11-plane stack on disk; several slides
 (a cohort) or one big slide across Dask workers with --workers / --scheduler."""
+
 from __future__ import annotations
 
 import contextlib
@@ -48,80 +49,172 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
     try:
         from mfpi_deploy.export.api import cached_default_engine
     except ImportError:
-        raise MfpiError("no --engine given and this build cannot export the default model; "
-                        "pass --engine DIR or --backend torch") from None
+        raise MfpiError(
+            "no --engine given and this build cannot export the default model; pass --engine DIR or --backend torch"
+        ) from None
     return Path(cached_default_engine(log=log))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("slides", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the "
-                   "input. For a cohort: the folder of the outputs (default: next to each slide).")
-@click.option("--engine",
-              help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model.")
-@click.option("--backend", default="auto", show_default=True,
-              type=click.Choice([k.value for k in BackendKind]))
-@click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None,
-              help="Engine variant to run (fp32, fp16, bf16, int8; exported with mfpi-export --int8/--bf16/--fp16). "
-                   "Default: auto takes the fastest that passed its accuracy gate; a named backend runs fp32 "
-                   "(ort-cuda: fp16 when exported).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output .ome.tif or .ome.zarr (format follows the name). Default: <slide>.mfp.ome.tif next to the "
+    "input. For a cohort: the folder of the outputs (default: next to each slide).",
+)
+@click.option(
+    "--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model."
+)
+@click.option("--backend", default="auto", show_default=True, type=click.Choice([k.value for k in BackendKind]))
+@click.option(
+    "--precision",
+    type=click.Choice([p.value for p in Precision]),
+    default=None,
+    help="Engine variant to run (fp32, fp16, bf16, int8; exported with mfpi-export --int8/--bf16/--fp16). "
+    "Default: auto takes the fastest that passed its accuracy gate; a named backend runs fp32 "
+    "(ort-cuda: fp16 when exported).",
+)
 @click.option("--level", default=0, show_default=True, help="Pyramid level of the slide to read.")
-@click.option("--series", default=0, show_default=True,
-              help="Which image of a TIFF holding several (OME-TIFF series); the run names the one it takes.")
-@click.option("--plane", help="Z-stack input (a TIFF/OME-TIFF with a Z axis): the plane to run, a number from 0 or "
-                               "'sharpest' (highest variance of the Laplacian on a central block).")
+@click.option(
+    "--series",
+    default=0,
+    show_default=True,
+    help="Which image of a TIFF holding several (OME-TIFF series); the run names the one it takes.",
+)
+@click.option(
+    "--plane",
+    help="Z-stack input (a TIFF/OME-TIFF with a Z axis): the plane to run, a number from 0 or "
+    "'sharpest' (highest variance of the Laplacian on a central block).",
+)
 @click.option("--region", help="Part of the slide to run: x,y,w,h in pixels of that level.")
 @click.option("--pixel-size", type=float, help="Input pixel size in µm (overrides the file's metadata).")
 @click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when the slide and the engine differ.")
-@click.option("--input-max", type=click.IntRange(1, 65535),
-              help="16-bit input value that maps to 255 (default: the file's MaxSampleValue, else 65535).")
-@click.option("--halo", default=DEFAULT_HALO, show_default=True,
-              help="Overlap on every tile side, input pixels (multiple of 8).")
+@click.option(
+    "--input-max",
+    type=click.IntRange(1, 65535),
+    help="16-bit input value that maps to 255 (default: the file's MaxSampleValue, else 65535).",
+)
+@click.option(
+    "--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8)."
+)
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for onnxruntime, OpenVINO and torch "
-                   "(per worker; default with --workers: cores / workers).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for onnxruntime, OpenVINO and torch (per worker; default with --workers: cores / workers).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
-@click.option("--compression", default="zlib", show_default=True, type=click.Choice(["zlib", "lzw", "zstd", "none"]),
-              help="OME-TIFF compression (zlib and lzw open everywhere).")
-@click.option("--sync-every", default=5.0, show_default=True,
-              help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).")
-@click.option("--allow-empty-tiles", is_flag=True,
-              help="Read tiles the TIFF stores no data for (byte count 0) as black instead of refusing the file.")
-@click.option("--preview", is_flag=False, flag_value="", default=None, metavar="[PNG]",
-              help="Once the output is in place, write a PNG montage of the input and 5 planes (first, centre, last "
-                   "and two between) of a region, labelled with z in µm. Default name: <output stem>.preview.png "
-                   "next to the output.")
-@click.option("--preview-region", help="Region of the preview: x,y,w,h in input pixels (default: the central 256x256; "
-                                       "implies --preview).")
+@click.option(
+    "--compression",
+    default="zlib",
+    show_default=True,
+    type=click.Choice(["zlib", "lzw", "zstd", "none"]),
+    help="OME-TIFF compression (zlib and lzw open everywhere).",
+)
+@click.option(
+    "--sync-every",
+    default=5.0,
+    show_default=True,
+    help="Seconds between syncs of finished tiles to disk (what --resume can skip after a crash).",
+)
+@click.option(
+    "--allow-empty-tiles",
+    is_flag=True,
+    help="Read tiles the TIFF stores no data for (byte count 0) as black instead of refusing the file.",
+)
+@click.option(
+    "--preview",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[PNG]",
+    help="Once the output is in place, write a PNG montage of the input and 5 planes (first, centre, last "
+    "and two between) of a region, labelled with z in µm. Default name: <output stem>.preview.png "
+    "next to the output.",
+)
+@click.option(
+    "--preview-region",
+    help="Region of the preview: x,y,w,h in input pixels (default: the central 256x256; implies --preview).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--format", "out_format", type=click.Choice(["ome-tif", "ome-zarr"]), default="ome-tif",
-              show_default=True, help="Cohort: format of outputs a manifest does not name.")
-@click.option("--report", type=click.Path(path_type=Path),
-              help="Cohort: report to write as REPORT.csv and REPORT.json (default: mfpi-cohort in the output "
-                   "folder, else in the current folder).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Dask worker processes, one engine each; more than 1 starts a local Dask cluster.")
-@click.option("--scheduler",
-              help="Dask: 'local' (a LocalCluster of --workers processes, the default for --workers > 1), "
-                   "'local-cuda' (dask-cuda, one worker per GPU) or a running scheduler (tcp://HOST:8786, or a "
-                   "scheduler file .json).")
-@click.option("--retries", default=2, show_default=True, type=click.IntRange(min=0),
-              help="Dask: times a slide may crash its worker before it is recorded as failed.")
-@click.option("--make-sample", type=click.Path(path_type=Path),
-              help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.")
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(["ome-tif", "ome-zarr"]),
+    default="ome-tif",
+    show_default=True,
+    help="Cohort: format of outputs a manifest does not name.",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    help="Cohort: report to write as REPORT.csv and REPORT.json (default: mfpi-cohort in the output "
+    "folder, else in the current folder).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Dask worker processes, one engine each; more than 1 starts a local Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    help="Dask: 'local' (a LocalCluster of --workers processes, the default for --workers > 1), "
+    "'local-cuda' (dask-cuda, one worker per GPU) or a running scheduler (tcp://HOST:8786, or a "
+    "scheduler file .json).",
+)
+@click.option(
+    "--retries",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Dask: times a slide may crash its worker before it is recorded as failed.",
+)
+@click.option(
+    "--make-sample",
+    type=click.Path(path_type=Path),
+    help="Write a simulated sample slide (RGB pyramidal OME-TIFF) to this path and exit.",
+)
 @click.option("--sample-size", default=1024, show_default=True, help="Side of the --make-sample slide, pixels.")
 @user_errors
-def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, backend: str, precision: str | None,
-         level: int, series: int, plane: str | None,
-         region: str | None, pixel_size: float | None, convert_channels: bool, input_max: int | None, halo: int,
-         tile: int | None, batch: int | None, threads: int | None, overwrite: bool, resume: bool, compression: str,
-         sync_every: float, allow_empty_tiles: bool, preview: str | None, preview_region: str | None, quiet: bool,
-         out_format: str, report: Path | None, workers: int, scheduler: str | None, retries: int,
-         make_sample: Path | None, sample_size: int) -> None:
+def main(
+    slides: tuple[Path, ...],
+    output: Path | None,
+    engine: str | None,
+    backend: str,
+    precision: str | None,
+    level: int,
+    series: int,
+    plane: str | None,
+    region: str | None,
+    pixel_size: float | None,
+    convert_channels: bool,
+    input_max: int | None,
+    halo: int,
+    tile: int | None,
+    batch: int | None,
+    threads: int | None,
+    overwrite: bool,
+    resume: bool,
+    compression: str,
+    sync_every: float,
+    allow_empty_tiles: bool,
+    preview: str | None,
+    preview_region: str | None,
+    quiet: bool,
+    out_format: str,
+    report: Path | None,
+    workers: int,
+    scheduler: str | None,
+    retries: int,
+    make_sample: Path | None,
+    sample_size: int,
+) -> None:
     """Run SLIDES (TIFF, BigTIFF, OME-TIFF, SVS; MRXS/NDPI/... with openslide) through an engine,
     writing the stack of focal planes at twice the resolution.
 
@@ -129,6 +222,7 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
     input, output, region, level, pixel_size, input_max, convert_channels) run as a cohort,
     with a report, skipping outputs already finished with the same settings.
     """
+
     def log(message: str) -> None:
         click.echo(message, err=True)
 
@@ -142,8 +236,10 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
     if preview is not None or preview_region is not None:
         from mfpi_deploy.run.options import PreviewOptions
 
-        look = PreviewOptions(path=Path(preview) if preview else None,
-                              region=Region.parse(preview_region, "--preview-region") if preview_region else None)
+        look = PreviewOptions(
+            path=Path(preview) if preview else None,
+            region=Region.parse(preview_region, "--preview-region") if preview_region else None,
+        )
     if not slides:
         raise MfpiError("missing SLIDE (or --make-sample PATH)")
     from mfpi_deploy.cohort import ClusterOptions, EngineRef, is_cohort
@@ -154,15 +250,29 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
     cluster = ClusterOptions(scheduler=scheduler, workers=workers, threads=threads, retries=retries)
     cohort = is_cohort(slides)
     if preview and cohort:
-        raise MfpiError("--preview PNG names one file: with several slides give --preview alone "
-                        "(each preview goes next to its output)")
+        raise MfpiError(
+            "--preview PNG names one file: with several slides give --preview alone "
+            "(each preview goes next to its output)"
+        )
     options = RunOptions(  # checks the values before anything is read or written
-        level=level, series=series, plane=parse_plane(plane) if plane is not None else None,
-        region=Region.parse(region) if region else None, pixel_size_um=pixel_size,
-        convert_channels=convert_channels, input_max=input_max,
-        halo=halo, tile=tile, batch=batch, overwrite=overwrite, resume=resume,
+        level=level,
+        series=series,
+        plane=parse_plane(plane) if plane is not None else None,
+        region=Region.parse(region) if region else None,
+        pixel_size_um=pixel_size,
+        convert_channels=convert_channels,
+        input_max=input_max,
+        halo=halo,
+        tile=tile,
+        batch=batch,
+        overwrite=overwrite,
+        resume=resume,
         compression=None if compression == "none" else compression,
-        allow_empty_tiles=allow_empty_tiles, preview=look, progress=not quiet, log=log, sync_seconds=sync_every,
+        allow_empty_tiles=allow_empty_tiles,
+        preview=look,
+        progress=not quiet,
+        log=log,
+        sync_seconds=sync_every,
     )
     if not cohort:
         slide = slides[0]
@@ -172,8 +282,9 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
         with single_slide_checked(slide, output, options):
             source = resolve_engine(engine, backend, log)
             options = dataclasses.replace(options, engine_id=engine_identity(source))
-            ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id,
-                    precision)
+            ref = EngineRef(
+                backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id, precision
+            )
             with sigterm_as_interrupt():  # kill -> clean stop, resumable
                 if cluster.distributed:
                     from mfpi_deploy.cohort import run_slide_distributed
@@ -197,8 +308,9 @@ def main(slides: tuple[Path, ...], output: Path | None, engine: str | None, back
             raise MfpiError(f"cannot create output folder {output} ({exc.strerror or exc})") from None
     source = resolve_engine(engine, backend, log)
     options = dataclasses.replace(options, engine_id=engine_identity(source))
-    ref = EngineRef(backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id,
-                    precision)
+    ref = EngineRef(
+        backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id, precision
+    )
     with sigterm_as_interrupt():  # kill -> clean stop, resumable
         _run_cohort(slides, output, out_format, report, ref, options, cluster, log)
 
@@ -215,8 +327,13 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     OutputFormat.from_path(output)
     check_output_target(output, options)
     with output_lock(output):
-        with open_slide(slide, options.level, series=options.series, plane=options.plane,
-                        allow_empty_tiles=options.allow_empty_tiles):
+        with open_slide(
+            slide,
+            options.level,
+            series=options.series,
+            plane=options.plane,
+            allow_empty_tiles=options.allow_empty_tiles,
+        ):
             pass
         yield
 
@@ -232,8 +349,16 @@ def _engine_threads(cluster: Any, threads: int | None, log: Any) -> int | None:
     return engine_threads
 
 
-def _run_cohort(slides: tuple[Path, ...], folder: Path | None, out_format: str, report: Path | None, ref: Any,
-                options: Any, cluster: Any, log: Any) -> None:
+def _run_cohort(
+    slides: tuple[Path, ...],
+    folder: Path | None,
+    out_format: str,
+    report: Path | None,
+    ref: Any,
+    options: Any,
+    cluster: Any,
+    log: Any,
+) -> None:
     from mfpi_deploy.cohort import CohortFailed, CohortReport, SlideStatus, collect_jobs, run_cohort
     from mfpi_deploy.output.layout import OutputFormat
 
@@ -243,8 +368,17 @@ def _run_cohort(slides: tuple[Path, ...], folder: Path | None, out_format: str, 
     if stem.suffix.lower() in (".csv", ".json"):
         stem = stem.with_suffix("")
     where = cluster.scheduler or ("local" if cluster.distributed else "in-process")
-    book = CohortReport(stem, jobs, about={"engine": ref.source, "backend": ref.backend, "scheduler": where,
-                                           "workers": cluster.workers, "threads": ref.threads})
+    book = CohortReport(
+        stem,
+        jobs,
+        about={
+            "engine": ref.source,
+            "backend": ref.backend,
+            "scheduler": where,
+            "workers": cluster.workers,
+            "threads": ref.threads,
+        },
+    )
     log(f"cohort: {len(jobs)} slide(s); report {book.csv_path}")
     run_cohort(jobs, ref, options, cluster, book)
     click.echo(f"cohort: {book.summary()}; report {book.csv_path} and {book.json_path.name}")

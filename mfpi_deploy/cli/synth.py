@@ -1,4 +1,5 @@
 """`python -m mfpi_deploy.cli.synth OUT.ome.tif --size 1024 --seed 0`: write one simulated multi-focal stack."""
+
 from __future__ import annotations
 
 import click

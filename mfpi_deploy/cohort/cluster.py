@@ -3,6 +3,7 @@ LocalCUDACluster, or on a running Dask scheduler (dask-jobqueue, dask-kubernetes
 
 Dask is imported only inside `open_client`, so the core install runs without it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,8 +80,9 @@ class ClusterOptions:
         threads = self.threads or max(1, cores // self.workers)
         warning = None
         if self.workers * threads > cores:
-            warning = (f"warning: {self.workers} workers x {threads} threads > {cores} cores; "
-                       f"they will compete for the CPU")
+            warning = (
+                f"warning: {self.workers} workers x {threads} threads > {cores} cores; they will compete for the CPU"
+            )
         return threads, warning
 
 
@@ -118,8 +120,9 @@ def open_client(options: ClusterOptions, log: Callable[[str], None] = print) -> 
     with dask.config.set({"distributed.scheduler.allowed-failures": options.retries}):
         if options.local:
             devices = visible_gpus()
-            cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=options.dashboard)
+            cluster = LocalCluster(
+                n_workers=options.workers, threads_per_worker=1, processes=True, dashboard_address=options.dashboard
+            )
         elif options.scheduler == LOCAL_CUDA:
             try:
                 from dask_cuda import LocalCUDACluster
@@ -134,13 +137,16 @@ def open_client(options: ClusterOptions, log: Callable[[str], None] = print) -> 
             raise
     try:
         if cluster is None:
-            log("retries: as the scheduler's distributed.scheduler.allowed-failures says (--retries is for "
-                "clusters this command starts)")
+            log(
+                "retries: as the scheduler's distributed.scheduler.allowed-failures says (--retries is for "
+                "clusters this command starts)"
+            )
             try:
                 client.wait_for_workers(1, timeout=options.wait_seconds)
             except Exception:
-                raise MfpiError(f"no worker joined the scheduler at {options.scheduler} within "
-                                f"{options.wait_seconds:.0f} s") from None
+                raise MfpiError(
+                    f"no worker joined the scheduler at {options.scheduler} within {options.wait_seconds:.0f} s"
+                ) from None
         client.register_plugin(EnginePlugin(devices))
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
         log(f"dask: {workers} worker(s) at {client.scheduler.address}; dashboard: {dashboard_link(client, cluster)}")

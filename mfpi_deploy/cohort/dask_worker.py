@@ -2,6 +2,7 @@
 shutdown, and the task entry points, which send log lines and tile counts to the client as Dask
 events (topic-log, topic-tiles, topic-start). Imported only when Dask runs (it imports distributed).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,7 +81,8 @@ def job_task(index: int, job: SlideJob, ref: EngineRef, options: RunOptions, top
     return run_job(job, link.engine(ref), link.options(options), worker=link.label)
 
 
-def region_task(run: PlannedRun, batches: Sequence[int], ref: EngineRef, options: RunOptions, token: str,
-                name: str, topic: str) -> RegionResult:
+def region_task(
+    run: PlannedRun, batches: Sequence[int], ref: EngineRef, options: RunOptions, token: str, name: str, topic: str
+) -> RegionResult:
     link = _Link(topic, name)
     return run_region(run, batches, link.engine(ref), link.options(options), token, name, worker=link.label)

@@ -1,5 +1,6 @@
 """The engine on a worker: sessions and engines do not pickle, so tasks carry an EngineRef (backend
 kind, engine path, threads) and each process opens the engine once and keeps it."""
+
 from __future__ import annotations
 
 import os

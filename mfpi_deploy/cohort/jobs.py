@@ -4,6 +4,7 @@ A manifest has an `input` column and optionally `output`, `region` (x,y,w,h, quo
 CSV), `level`, `pixel_size` (µm), `input_max` and `convert_channels`; empty cells take the
 command's options. Relative paths are relative to the manifest's folder.
 """
+
 from __future__ import annotations
 
 import csv
@@ -89,8 +90,9 @@ def is_cohort(args: Sequence[str | Path]) -> bool:
     return bool(_GLOB_CHARS & set(arg)) or Path(arg).is_dir() or arg.lower().endswith(MANIFEST_SUFFIXES)
 
 
-def collect_jobs(args: Sequence[str | Path], *, folder: Path | None = None,
-                 fmt: OutputFormat = OutputFormat.OME_TIFF) -> list[SlideJob]:
+def collect_jobs(
+    args: Sequence[str | Path], *, folder: Path | None = None, fmt: OutputFormat = OutputFormat.OME_TIFF
+) -> list[SlideJob]:
     """The cohort's slides in the order given (globs and folders sorted by name); outputs go to
     `folder` (default: next to each slide) unless a manifest names them."""
     jobs: list[SlideJob] = []
@@ -105,8 +107,9 @@ def collect_jobs(args: Sequence[str | Path], *, folder: Path | None = None,
                 raise MfpiError(f"no slide matches {arg}")
             jobs.extend(SlideJob(p, default_output(p, fmt, folder)) for p in found)
         elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and _is_input(p)
-                           and p.name.lower().endswith(SLIDE_SUFFIXES))
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and _is_input(p) and p.name.lower().endswith(SLIDE_SUFFIXES)
+            )
             if not found:
                 raise MfpiError(f"{path}: no slides in this folder (looked for {', '.join(SLIDE_SUFFIXES)})")
             jobs.extend(SlideJob(p, default_output(p, fmt, folder)) for p in found)
@@ -130,8 +133,9 @@ def _is_input(path: Path) -> bool:
     return not name.startswith(".") and f"{OUTPUT_MARK}.ome." not in name
 
 
-def read_manifest(path: Path, *, folder: Path | None = None,
-                  fmt: OutputFormat = OutputFormat.OME_TIFF) -> list[SlideJob]:
+def read_manifest(
+    path: Path, *, folder: Path | None = None, fmt: OutputFormat = OutputFormat.OME_TIFF
+) -> list[SlideJob]:
     """Jobs from a CSV (comma) or TSV (tab) manifest with a header row."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     base = path.parent
@@ -180,7 +184,9 @@ def _overrides(cells: dict[str, str]) -> SlideOverrides:
     if flag and flag not in _TRUE | _FALSE:
         raise MfpiError(f"convert_channels must be true or false, got {flag!r}")
     return SlideOverrides(
-        level=number("level", int), region=Region.parse(cells["region"]) if cells.get("region") else None,
-        pixel_size_um=number("pixel_size", float), input_max=number("input_max", int),
+        level=number("level", int),
+        region=Region.parse(cells["region"]) if cells.get("region") else None,
+        pixel_size_um=number("pixel_size", float),
+        input_max=number("input_max", int),
         convert_channels=(flag in _TRUE) if flag else None,
     )

@@ -1,5 +1,6 @@
 """The cohort report: one row per slide (status, tiles, time, speed, backend, worker, error),
 rewritten atomically as CSV and JSON whenever a slide changes state, so it is never torn."""
+
 from __future__ import annotations
 
 import csv
@@ -48,8 +49,12 @@ class SlideRow:
             object.__setattr__(self, "error", " ".join(self.error.split()))
 
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "status": self.status.value, "seconds": round(self.seconds, 3),
-                "megapixels_per_s": round(self.megapixels_per_s, 4)}
+        return {
+            **dataclasses.asdict(self),
+            "status": self.status.value,
+            "seconds": round(self.seconds, 3),
+            "megapixels_per_s": round(self.megapixels_per_s, 4),
+        }
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(SlideRow))
@@ -104,8 +109,9 @@ class CohortReport:
     def summary(self, finished: bool = False) -> str:
         """'3 done, 1 skipped, 1 failed' (with `finished`, only slides that ended)."""
         ended = (SlideStatus.DONE, SlideStatus.SKIPPED, SlideStatus.FAILED)
-        return ", ".join(f"{n} {status}" for status, n in self.counts().items()
-                         if not finished or SlideStatus(status) in ended)
+        return ", ".join(
+            f"{n} {status}" for status, n in self.counts().items() if not finished or SlideStatus(status) in ended
+        )
 
     def write(self) -> None:
         with self._lock:
@@ -118,8 +124,14 @@ class CohortReport:
         for row in self.rows:
             writer.writerow(row.as_dict())
         write_atomic(self.csv_path, buffer.getvalue())
-        body = {"cohort": {**self.about, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
-                           "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "slides": len(self.rows),
-                           "counts": self.counts()},
-                "slides": [row.as_dict() for row in self.rows]}
+        body = {
+            "cohort": {
+                **self.about,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "slides": len(self.rows),
+                "counts": self.counts(),
+            },
+            "slides": [row.as_dict() for row in self.rows],
+        }
         write_atomic(self.json_path, json.dumps(body, indent=2) + "\n")

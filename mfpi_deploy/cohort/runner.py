@@ -4,6 +4,7 @@ slide after another in this process), with a report and progress bars.
 The client plans and finishes; workers read, infer and write. A slide's output is the same,
 byte for byte, whichever way it ran: the same plan, the same fixed batches, the same finish.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,10 +56,24 @@ class _Bars:
 
     def __init__(self, slides: int | None, enabled: bool, tiles: int = 0, initial_tiles: int = 0) -> None:
         self.lock = threading.Lock()
-        self.slides = tqdm(total=slides, desc="slides", unit="slide", position=0, dynamic_ncols=True,
-                           disable=not enabled or slides is None)
-        self.tiles = tqdm(total=tiles, initial=initial_tiles, desc="tiles", unit="tile", dynamic_ncols=True,
-                          position=1 if slides is not None else 0, disable=not enabled, smoothing=0.1)
+        self.slides = tqdm(
+            total=slides,
+            desc="slides",
+            unit="slide",
+            position=0,
+            dynamic_ncols=True,
+            disable=not enabled or slides is None,
+        )
+        self.tiles = tqdm(
+            total=tiles,
+            initial=initial_tiles,
+            desc="tiles",
+            unit="tile",
+            dynamic_ncols=True,
+            position=1 if slides is not None else 0,
+            disable=not enabled,
+            smoothing=0.1,
+        )
         self.started: dict[object, list[int]] = {}  # slide -> [tiles done, tiles it computes]
 
     def on_tiles(self, key: object, done: int, total: int) -> None:
@@ -109,8 +124,14 @@ def _client(cluster: ClusterOptions, log: Callable[[str], None], client: Any | N
     yield client
 
 
-def run_cohort(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOptions, cluster: ClusterOptions,
-               report: CohortReport, client: Any | None = None) -> CohortReport:
+def run_cohort(
+    jobs: Sequence[SlideJob],
+    ref: EngineRef,
+    options: RunOptions,
+    cluster: ClusterOptions,
+    report: CohortReport,
+    client: Any | None = None,
+) -> CohortReport:
     """Run every slide of the cohort; a failure is recorded with its reason and the cohort goes on.
 
     Finished outputs whose record matches this run's settings are skipped. Ctrl-C raises
@@ -130,8 +151,9 @@ def run_cohort(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOptions, cl
 
 
 def _interrupted(report: CohortReport) -> RunInterrupted:
-    return RunInterrupted(f"interrupted; finished slides are kept ({report.csv_path}): rerun the same command "
-                          f"with --resume to continue")
+    return RunInterrupted(
+        f"interrupted; finished slides are kept ({report.csv_path}): rerun the same command with --resume to continue"
+    )
 
 
 def _finished(report: CohortReport, bars: _Bars, log: Callable[[str], None], index: int, row: SlideRow) -> None:
@@ -141,8 +163,14 @@ def _finished(report: CohortReport, bars: _Bars, log: Callable[[str], None], ind
         log(f"failed: {row.error if row.slide in row.error else f'{row.slide}: {row.error}'}")
 
 
-def _cohort_in_process(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOptions, report: CohortReport,
-                       bars: _Bars, log: Callable[[str], None]) -> None:
+def _cohort_in_process(
+    jobs: Sequence[SlideJob],
+    ref: EngineRef,
+    options: RunOptions,
+    report: CohortReport,
+    bars: _Bars,
+    log: Callable[[str], None],
+) -> None:
     worker = process_name()
     try:
         for i, job in enumerate(jobs):
@@ -160,8 +188,10 @@ def _cohort_in_process(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOpt
 
 def _killed_reason(cluster: ClusterOptions) -> str:
     times = f"{cluster.retries + 1} times" if cluster.own_cluster else "on every allowed try"
-    return (f"crashed its worker {times} (killed, out of memory, or a crash in a reader or the engine: "
-            f"a bad file?); not retried further")
+    return (
+        f"crashed its worker {times} (killed, out of memory, or a crash in a reader or the engine: "
+        f"a bad file?); not retried further"
+    )
 
 
 def _row(future: Any, job: SlideJob, cluster: ClusterOptions) -> SlideRow:
@@ -174,8 +204,12 @@ def _row(future: Any, job: SlideJob, cluster: ClusterOptions) -> SlideRow:
     except MfpiError as exc:
         return SlideRow(str(job.input), str(job.output), SlideStatus.FAILED, error=str(exc))
     except Exception as exc:
-        return SlideRow(str(job.input), str(job.output), SlideStatus.FAILED,
-                        error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        return SlideRow(
+            str(job.input),
+            str(job.output),
+            SlideStatus.FAILED,
+            error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+        )
 
 
 def _shipped(options: RunOptions) -> RunOptions:
@@ -183,8 +217,16 @@ def _shipped(options: RunOptions) -> RunOptions:
     return dataclasses.replace(options, log=print, on_tiles=None, progress=False)
 
 
-def _cohort_on_dask(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOptions, cluster: ClusterOptions,
-                    report: CohortReport, bars: _Bars, log: Callable[[str], None], given: Any | None) -> None:
+def _cohort_on_dask(
+    jobs: Sequence[SlideJob],
+    ref: EngineRef,
+    options: RunOptions,
+    cluster: ClusterOptions,
+    report: CohortReport,
+    bars: _Bars,
+    log: Callable[[str], None],
+    given: Any | None,
+) -> None:
     from distributed import as_completed
 
     from mfpi_deploy.cohort.dask_worker import job_task
@@ -195,8 +237,10 @@ def _cohort_on_dask(jobs: Sequence[SlideJob], ref: EngineRef, options: RunOption
         client.subscribe_topic(f"{topic}-tiles", lambda event: bars.on_tiles(*event[1]))
         client.subscribe_topic(f"{topic}-start", lambda event: report.start(*event[1]))
         shipped = _shipped(options)
-        futures = {client.submit(job_task, i, job, ref, shipped, topic, key=f"{topic}-slide-{i}", pure=False): i
-                   for i, job in enumerate(jobs)}
+        futures = {
+            client.submit(job_task, i, job, ref, shipped, topic, key=f"{topic}-slide-{i}", pure=False): i
+            for i, job in enumerate(jobs)
+        }
         pending = set(futures.values())
         try:
             for future in as_completed(futures):
@@ -223,8 +267,14 @@ def _wait_stopped(client: Any, futures: list, cluster: ClusterOptions) -> None:
         client.cancel(futures)
 
 
-def run_slide_distributed(input_path: str | Path, output_path: str | Path, ref: EngineRef, options: RunOptions,
-                          cluster: ClusterOptions, client: Any | None = None) -> RunSummary:
+def run_slide_distributed(
+    input_path: str | Path,
+    output_path: str | Path,
+    ref: EngineRef,
+    options: RunOptions,
+    cluster: ClusterOptions,
+    client: Any | None = None,
+) -> RunSummary:
     """One slide on Dask workers: the client plans and creates the partial stack, tasks run regions of
     whole batches (aligned to output chunks), the client checks the journals and finishes.
 
@@ -240,8 +290,15 @@ def run_slide_distributed(input_path: str | Path, output_path: str | Path, ref: 
         return _slide_on_dask(client, Path(input_path), output, facts, ref, options, cluster)
 
 
-def _slide_on_dask(client: Any, input_path: Path, output: Path, facts: Any, ref: EngineRef, options: RunOptions,
-                   cluster: ClusterOptions) -> RunSummary:
+def _slide_on_dask(
+    client: Any,
+    input_path: Path,
+    output: Path,
+    facts: Any,
+    ref: EngineRef,
+    options: RunOptions,
+    cluster: ClusterOptions,
+) -> RunSummary:
     from distributed import KilledWorker, as_completed
 
     from mfpi_deploy.cohort.dask_worker import region_task
@@ -255,8 +312,11 @@ def _slide_on_dask(client: Any, input_path: Path, output: Path, facts: Any, ref:
     token = state.claim()
     groups = run.groups
     workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-    regions = [r for r in ([b for b in region if b not in done]
-                           for region in split_regions(run, workers * REGIONS_PER_WORKER)) if r]
+    regions = [
+        r
+        for r in ([b for b in region if b not in done] for region in split_regions(run, workers * REGIONS_PER_WORKER))
+        if r
+    ]
     done_tiles = sum(len(groups[b]) for b in done if b < len(groups))
     options.log(f"{run.description}; {len(regions)} region(s) on {workers} Dask worker(s)")
     bars = _Bars(None, options.progress, tiles=run.plan.n_tiles, initial_tiles=done_tiles)
@@ -265,8 +325,12 @@ def _slide_on_dask(client: Any, input_path: Path, output: Path, facts: Any, ref:
     client.subscribe_topic(f"{topic}-tiles", lambda event: bars.add_tiles(event[1][1]))
     shipped = _shipped(options)
     loop_start = time.perf_counter()
-    futures = [client.submit(region_task, run, region, ref, shipped, token, f"r{j:04d}", topic,
-                             key=f"{topic}-r{j:04d}", pure=False) for j, region in enumerate(regions)]
+    futures = [
+        client.submit(
+            region_task, run, region, ref, shipped, token, f"r{j:04d}", topic, key=f"{topic}-r{j:04d}", pure=False
+        )
+        for j, region in enumerate(regions)
+    ]
     try:
         with tile_errors(state, resumed):
             try:
@@ -275,8 +339,10 @@ def _slide_on_dask(client: Any, input_path: Path, output: Path, facts: Any, ref:
             except KilledWorker:
                 state.stop_writers()
                 _wait_stopped(client, futures, cluster)
-                raise RunFailed(f"{input_path}: a region {_killed_reason(cluster)}; finished tiles are kept in "
-                                f"{state.root}, rerun with --resume") from None
+                raise RunFailed(
+                    f"{input_path}: a region {_killed_reason(cluster)}; finished tiles are kept in "
+                    f"{state.root}, rerun with --resume"
+                ) from None
             except BaseException:
                 state.stop_writers()
                 _wait_stopped(client, futures, cluster)
@@ -287,13 +353,21 @@ def _slide_on_dask(client: Any, input_path: Path, output: Path, facts: Any, ref:
     written = state.done_batches()
     missing = [b for b in range(len(groups)) if b not in written]
     if missing:
-        raise RunFailed(f"{input_path}: {len(missing)} batch(es) have no journal entry after all tasks ended; "
-                        f"rerun with --resume")
+        raise RunFailed(
+            f"{input_path}: {len(missing)} batch(es) have no journal entry after all tasks ended; rerun with --resume"
+        )
     finish_run(run, options, clean=True)
     return RunSummary(
-        output=output, backend=f"{facts.describe()} on {workers} Dask worker(s)", tiles=run.plan.n_tiles,
-        tiles_computed=run.plan.n_tiles - done_tiles, tile=run.plan.tile, batch=run.batch, halo=run.plan.halo,
-        seconds=time.perf_counter() - started, inference_seconds=loop_seconds,
-        input_megapixels=run.plan.height * run.plan.width / 1e6, halo_overhead=run.plan.halo_overhead,
+        output=output,
+        backend=f"{facts.describe()} on {workers} Dask worker(s)",
+        tiles=run.plan.n_tiles,
+        tiles_computed=run.plan.n_tiles - done_tiles,
+        tile=run.plan.tile,
+        batch=run.batch,
+        halo=run.plan.halo,
+        seconds=time.perf_counter() - started,
+        inference_seconds=loop_seconds,
+        input_megapixels=run.plan.height * run.plan.width / 1e6,
+        halo_overhead=run.plan.halo_overhead,
         resumed=resumed,
     )

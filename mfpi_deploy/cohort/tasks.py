@@ -4,6 +4,7 @@
 Both take plain, picklable arguments and open the engine through the per-process cache, so
 they run the same in the client's process and on a Dask worker.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,15 @@ def run_job(job: SlideJob, ref: EngineRef, options: RunOptions, worker: str) -> 
     described = ""
 
     def failed(reason: str) -> SlideRow:
-        return SlideRow(str(job.input), str(job.output), SlideStatus.FAILED, seconds=time.perf_counter() - started,
-                        backend=described, worker=worker, error=reason)
+        return SlideRow(
+            str(job.input),
+            str(job.output),
+            SlideStatus.FAILED,
+            seconds=time.perf_counter() - started,
+            backend=described,
+            worker=worker,
+            error=reason,
+        )
 
     try:
         with ENGINE_LOCK:
@@ -42,9 +50,16 @@ def run_job(job: SlideJob, ref: EngineRef, options: RunOptions, worker: str) -> 
         return failed(str(exc))
     except Exception as exc:  # an engine or library error: this slide fails, the cohort goes on
         return failed(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-    return SlideRow(str(job.input), str(job.output), SlideStatus.SKIPPED if summary.skipped else SlideStatus.DONE,
-                    tiles=summary.tiles_computed, seconds=summary.seconds,
-                    megapixels_per_s=summary.megapixels_per_second, backend=summary.backend, worker=worker)
+    return SlideRow(
+        str(job.input),
+        str(job.output),
+        SlideStatus.SKIPPED if summary.skipped else SlideStatus.DONE,
+        tiles=summary.tiles_computed,
+        seconds=summary.seconds,
+        megapixels_per_s=summary.megapixels_per_second,
+        backend=summary.backend,
+        worker=worker,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,8 +71,9 @@ class RegionResult:
     worker: str
 
 
-def run_region(run: PlannedRun, batches: Sequence[int], ref: EngineRef, options: RunOptions, token: str,
-               name: str, worker: str) -> RegionResult:
+def run_region(
+    run: PlannedRun, batches: Sequence[int], ref: EngineRef, options: RunOptions, token: str, name: str, worker: str
+) -> RegionResult:
     """Run batches of a planned slide into its partial stack. Each batch writes whole chunks (a
     tile's core is exactly its chunks), so tasks need no lock; each task attempt journals into its
     own file. Stops (RunSuperseded) once `token` no longer owns the run."""
@@ -89,5 +105,9 @@ def split_regions(run: PlannedRun, parts: int) -> list[list[int]]:
         size = -(-size // per_row) * per_row
         return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
     segment = -(-per_row // -(-per_row // size))  # equal segments of a row, none longer than size
-    return [list(range(row + i, min(row + i + segment, row + per_row, n)))
-            for row in range(0, n, per_row) for i in range(0, per_row, segment) if row + i < n]
+    return [
+        list(range(row + i, min(row + i + segment, row + per_row, n)))
+        for row in range(0, n, per_row)
+        for i in range(0, per_row, segment)
+        if row + i < n
+    ]

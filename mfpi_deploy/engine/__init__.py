@@ -4,6 +4,7 @@
 `profiles` the shape arithmetic of TensorRT profiles, `cache` where exports are kept,
 `cuda` the lazy TensorRT/pycuda imports and the GPU an engine is tied to.
 """
+
 from __future__ import annotations
 
 from mfpi_deploy.engine.manifest import Artifact, EngineFolder, GpuTarget, Manifest

@@ -1,4 +1,5 @@
 """Where exported engines are cached ($MFPI_CACHE_DIR), and the key that names a cached export."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,6 +22,7 @@ def cache_root() -> Path:
 
 def cache_key(weights_sha256: str, versions: dict[str, str], opset: int) -> str:
     """Key of a cached export: the weights and every tool version that shapes the artifact."""
-    blob = json.dumps({"weights": weights_sha256, "tools": versions, "opset": opset, "manifest": MANIFEST_VERSION},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"weights": weights_sha256, "tools": versions, "opset": opset, "manifest": MANIFEST_VERSION}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,4 +1,5 @@
 """TensorRT and pycuda, imported lazily with a one-line error, and the GPU an engine is tied to."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,10 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError:
-        raise MfpiError("TensorRT is not installed (pip install 'mfpi-deploy[trt]' on a machine with an "
-                        "NVIDIA GPU); export without --trt to get ONNX only") from None
+        raise MfpiError(
+            "TensorRT is not installed (pip install 'mfpi-deploy[trt]' on a machine with an "
+            "NVIDIA GPU); export without --trt to get ONNX only"
+        ) from None
     return trt
 
 

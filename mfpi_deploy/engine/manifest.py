@@ -5,6 +5,7 @@ hands out and keeps artifact paths inside the folder, so an engine changed after
 a manifest pointing elsewhere, is refused before anything runs. TensorRT engines are valid
 only on the GPU model and TensorRT version that built them; the manifest records both.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -107,8 +108,13 @@ class Manifest:
         if not isinstance(figures, dict) or "min_psnr_db" not in figures:
             return None
         threshold = block.get("threshold_db", figures.get("threshold_db"))
-        return GateFigure(precision, runtime, float(figures["min_psnr_db"]),
-                          None if threshold is None else float(threshold), str(figures.get("method", "")))
+        return GateFigure(
+            precision,
+            runtime,
+            float(figures["min_psnr_db"]),
+            None if threshold is None else float(threshold),
+            str(figures.get("method", "")),
+        )
 
     def gate_reason(self, precision: str, runtime: str) -> str | None:
         """Why the `precision` variant may not run on `runtime` (onnxruntime | openvino), or None.
@@ -122,8 +128,9 @@ class Manifest:
             return f"the manifest has no {precision} accuracy figures"
         gate = self.gate(precision, runtime)
         if gate is None:
-            return (f"its {precision} accuracy gate was not measured on {runtime} "
-                    f"(export again with {runtime} installed)")
+            return (
+                f"its {precision} accuracy gate was not measured on {runtime} (export again with {runtime} installed)"
+            )
         if not gate.passed:
             return f"its {precision} accuracy gate did not pass on {runtime} ({gate.min_psnr_db} dB)"
         return None
@@ -187,8 +194,10 @@ class EngineFolder:
 
     def _confined(self, art: Artifact) -> Path:
         if not isinstance(art.file, str) or Path(art.file).name != art.file or art.file in ("", ".", ".."):
-            raise EngineIntegrityError(f"{self.path / MANIFEST_NAME}: artifact path {art.file!r} leaves the "
-                                       f"engine folder; only plain file names inside it are allowed")
+            raise EngineIntegrityError(
+                f"{self.path / MANIFEST_NAME}: artifact path {art.file!r} leaves the "
+                f"engine folder; only plain file names inside it are allowed"
+            )
         return self.path / art.file
 
     def verify_all(self) -> None:
@@ -205,8 +214,10 @@ class EngineFolder:
         if not path.is_file():
             raise EngineIntegrityError(f"{path}: missing (the manifest lists it); export the engine again")
         if verify and file_sha256(path) != art.sha256:
-            raise EngineIntegrityError(f"{path}: its SHA-256 differs from the manifest (changed or damaged "
-                                       f"after export); export the engine again")
+            raise EngineIntegrityError(
+                f"{path}: its SHA-256 differs from the manifest (changed or damaged "
+                f"after export); export the engine again"
+            )
         return path
 
     def spec(self, key: str, *, limited: bool) -> EngineSpec:
@@ -222,8 +233,13 @@ def check_engine_target(built: GpuTarget | None, here: GpuTarget, *, folder: str
     if built.tensorrt != here.tensorrt:
         problems.append(f"TensorRT {built.tensorrt}, this machine has {here.tensorrt}")
     if built.compute_capability != here.compute_capability or built.name != here.name:
-        problems.append(f"GPU {built.name} (sm {built.compute_capability}), this machine has "
-                        f"{here.name} (sm {here.compute_capability})")
+        problems.append(
+            f"GPU {built.name} (sm {built.compute_capability}), this machine has "
+            f"{here.name} (sm {here.compute_capability})"
+        )
     if problems:
-        raise EngineMismatchError(f"{where}engine was built for " + "; ".join(problems)
-                                  + f" - rebuild it with: mfpi-export --rebuild {folder or 'FOLDER'}")
+        raise EngineMismatchError(
+            f"{where}engine was built for "
+            + "; ".join(problems)
+            + f" - rebuild it with: mfpi-export --rebuild {folder or 'FOLDER'}"
+        )

@@ -3,6 +3,7 @@
 One name per variant everywhere (`mfpi-export --int8`, `mfpi-run --precision int8`, the
 manifest's artifact keys and accuracy blocks), so a backend finds a variant without guessing.
 """
+
 from __future__ import annotations
 
 from mfpi_deploy.choices import Choice

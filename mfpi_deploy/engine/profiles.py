@@ -4,6 +4,7 @@ TensorRT needs, per optimisation profile, min/opt/max shapes of every input; the
 picks the profile whose range holds a batch and sizes its buffers for the largest shapes.
 All of that is arithmetic, kept here so CPU tests cover it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfpi_deploy.engine.spec import EngineSpec
-from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import InputShapeError, MfpiError
+from mfpi_deploy.tiling import TileProfile
 
 Shape = tuple[int, ...]
 
@@ -24,12 +25,14 @@ def validate_tiles(tiles: tuple[int, ...] | list[int], stride: int) -> None:
     for t in tiles:
         if t <= 0 or t % stride:
             lower, upper = max(stride, t // stride * stride), -(-max(t, 1) // stride) * stride
-            raise InputShapeError(f"tile size {t} is not a positive multiple of the network's stride {stride}"
-                                  f" (use {lower} or {upper})")
+            raise InputShapeError(
+                f"tile size {t} is not a positive multiple of the network's stride {stride} (use {lower} or {upper})"
+            )
 
 
-def make_profiles(tiles: tuple[int, ...] | list[int], batches: tuple[int, ...] | list[int],
-                  stride: int) -> tuple[TileProfile, ...]:
+def make_profiles(
+    tiles: tuple[int, ...] | list[int], batches: tuple[int, ...] | list[int], stride: int
+) -> tuple[TileProfile, ...]:
     """One profile per tile size; together they cover every side from `stride` to the largest tile.
 
     Profile i takes sides (tile[i-1], tile[i]] (the first from `stride`), optimised for tile[i]
@@ -50,8 +53,10 @@ def pick_profile(profiles: tuple[TileProfile, ...], height: int, width: int, bat
     for i, p in enumerate(profiles):
         if p.accepts(height, width, batch):
             return i
-    raise InputShapeError(f"tile {height}x{width} batch {batch} fits none of the engine's profiles "
-                          + ", ".join(f"{p.min_tile}-{p.max_tile}px x{p.max_batch}" for p in profiles))
+    raise InputShapeError(
+        f"tile {height}x{width} batch {batch} fits none of the engine's profiles "
+        + ", ".join(f"{p.min_tile}-{p.max_tile}px x{p.max_batch}" for p in profiles)
+    )
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,18 @@ class ProfileShapes:
     max: Shape
 
 
-def profile_shapes(spec: EngineSpec, profile: TileProfile, input_names: tuple[str, ...] = ("tiles", "dpm")) -> list[ProfileShapes]:
+def profile_shapes(
+    spec: EngineSpec, profile: TileProfile, input_names: tuple[str, ...] = ("tiles", "dpm")
+) -> list[ProfileShapes]:
     """The shapes `IOptimizationProfile.set_shape` takes for each network input."""
     c = spec.channels
     lo, hi = profile.min_tile or spec.stride, profile.max_tile or profile.opt_tile
     top = profile.max_batch or profile.opt_batch
-    shapes = [ProfileShapes(input_names[0], (1, lo, lo, c), (profile.opt_batch, profile.opt_tile, profile.opt_tile, c),
-                            (top, hi, hi, c))]
+    shapes = [
+        ProfileShapes(
+            input_names[0], (1, lo, lo, c), (profile.opt_batch, profile.opt_tile, profile.opt_tile, c), (top, hi, hi, c)
+        )
+    ]
     if spec.needs_dpm:
         shapes.append(ProfileShapes(input_names[1], (1,), (profile.opt_batch,), (top,)))
     return shapes
@@ -86,8 +96,10 @@ def buffer_bytes(spec: EngineSpec, profiles: tuple[TileProfile, ...]) -> dict[st
     """Bytes to allocate per tensor so any batch any profile accepts fits (uint8 I/O, float32 DPM)."""
     top_b = max(p.max_batch or p.opt_batch for p in profiles)
     top_t = max(p.max_tile or p.opt_tile for p in profiles)
-    sizes = {"tiles": int(np.prod((top_b, top_t, top_t, spec.channels))),
-             "planes": int(np.prod(output_shape(spec, top_b, top_t, top_t)))}
+    sizes = {
+        "tiles": int(np.prod((top_b, top_t, top_t, spec.channels))),
+        "planes": int(np.prod(output_shape(spec, top_b, top_t, top_t))),
+    }
     if spec.needs_dpm:
         sizes["dpm"] = 4 * top_b
     return sizes
@@ -101,8 +113,10 @@ def engine_target_key(gpu_name: str, compute_capability: str, tensorrt_version: 
 
 def io_shapes(spec: EngineSpec, batch: int, height: int, width: int) -> dict[str, Shape]:
     """Shapes of the graph's tensors for one batch: what set_input_shape and the copies use."""
-    shapes: dict[str, Shape] = {"tiles": (batch, height, width, spec.channels),
-                                "planes": output_shape(spec, batch, height, width)}
+    shapes: dict[str, Shape] = {
+        "tiles": (batch, height, width, spec.channels),
+        "planes": output_shape(spec, batch, height, width),
+    }
     if spec.needs_dpm:
         shapes["dpm"] = (batch,)
     return shapes

@@ -1,4 +1,5 @@
 """What an engine computes: uint8 tiles (N, H, W, C) -> uint8 planes (N, Z, sH, sW, C), and which sizes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,9 @@ class EngineSpec:
         return self.architecture == Architecture.DEEPZ.value
 
     @classmethod
-    def from_card(cls, card: ModelCard, *, profiles: tuple[TileProfile, ...] | None = None,
-                  precision: str = "fp32") -> EngineSpec:
+    def from_card(
+        cls, card: ModelCard, *, profiles: tuple[TileProfile, ...] | None = None, precision: str = "fp32"
+    ) -> EngineSpec:
         """The spec of a network described by its card (any tile on the stride grid)."""
         arch = Architecture.parse(card.architecture)
         if arch is Architecture.MFPINET:
@@ -48,8 +50,16 @@ class EngineSpec:
             planes, scale, stride = 1, DeepZConfig.SCALE, DeepZConfig.STRIDE
         else:
             raise MfpiError(f"{arch.value} is not an image-to-stack network and cannot be deployed")
-        return cls(architecture=arch.value, channels=card.channels, planes=planes, scale=scale, stride=stride,
-                   planes_um=tuple(card.planes_um), profiles=profiles or (TileProfile(),), precision=precision)
+        return cls(
+            architecture=arch.value,
+            channels=card.channels,
+            planes=planes,
+            scale=scale,
+            stride=stride,
+            planes_um=tuple(card.planes_um),
+            profiles=profiles or (TileProfile(),),
+            precision=precision,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's engine block (precision belongs to each artifact, so it is left out)."""
@@ -62,8 +72,7 @@ class EngineSpec:
     def from_dict(cls, data: dict[str, Any], *, precision: str = "fp32") -> EngineSpec:
         fields = {k: v for k, v in data.items() if k != "precision"}
         profiles = tuple(TileProfile(**p) for p in fields.pop("profiles", [])) or (TileProfile(),)
-        return cls(**{**fields, "planes_um": tuple(fields["planes_um"]), "profiles": profiles,
-                      "precision": precision})
+        return cls(**{**fields, "planes_um": tuple(fields["planes_um"]), "profiles": profiles, "precision": precision})
 
     def output_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int, int]:
         return (batch, self.planes, self.scale * height, self.scale * width, self.channels)

@@ -2,4 +2,5 @@
 
 The public entry points live in `mfpi_deploy.export.api`.
 """
+
 from __future__ import annotations

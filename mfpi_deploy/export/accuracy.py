@@ -1,4 +1,5 @@
 """Accuracy figures between two uint8 outputs: parity (exact up to rounding) and per-plane PSNR."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -6,15 +6,16 @@ and model.engine + timing.cache, and a copy of the source checkpoint.
 Folders are built in a temporary sibling and renamed into place, so a failed export
 leaves nothing that looks complete.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,8 +24,15 @@ from mfpi_deploy.backends.torch_backend import torch_threads
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint.io import CARD_NAME, WEIGHTS_NAME, file_sha256
 from mfpi_deploy.engine.cache import cache_key, cache_root
-from mfpi_deploy.engine.manifest import (ENGINE_NAME, MANIFEST_NAME, ONNX_FP16_NAME, ONNX_INT8_NAME, ONNX_NAME,
-                                         Artifact, Manifest)
+from mfpi_deploy.engine.manifest import (
+    ENGINE_NAME,
+    MANIFEST_NAME,
+    ONNX_FP16_NAME,
+    ONNX_INT8_NAME,
+    ONNX_NAME,
+    Artifact,
+    Manifest,
+)
 from mfpi_deploy.engine.precision import OPENVINO, Precision, artifact_key
 from mfpi_deploy.engine.profiles import make_profiles, validate_tiles
 from mfpi_deploy.engine.spec import EngineSpec
@@ -81,8 +89,9 @@ class ExportOptions:
             raise MfpiError(f"workspace must be positive, got {self.workspace_gb} GB")
 
 
-def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(), *,
-                 log: Log = print) -> Path:
+def export_model(
+    source: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(), *, log: Log = print
+) -> Path:
     """Export `source` (checkpoint folder/file, authors' .pth, or "default") into `out_dir`."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not options.force:
@@ -111,19 +120,28 @@ def export_model(source: str | Path, out_dir: str | Path, options: ExportOptions
 
 def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, log: Log) -> None:
     src.copy_to(folder)
-    log(f"exporting {spec.architecture} ({src.kind} {src.path}) to ONNX opset {options.opset} "
-        f"with the {options.exporter.value} exporter")
+    log(
+        f"exporting {spec.architecture} ({src.kind} {src.path}) to ONNX opset {options.opset} "
+        f"with the {options.exporter.value} exporter"
+    )
     export_onnx(src.checkpoint.model, spec, folder / ONNX_NAME, opset=options.opset, exporter=options.exporter)
-    artifacts = {"onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset),
-                 "weights": Artifact(WEIGHTS_NAME, file_sha256(folder / WEIGHTS_NAME), "fp32"),
-                 "card": Artifact(CARD_NAME, file_sha256(folder / CARD_NAME), "")}
+    artifacts = {
+        "onnx": Artifact(ONNX_NAME, file_sha256(folder / ONNX_NAME), "fp32", options.opset),
+        "weights": Artifact(WEIGHTS_NAME, file_sha256(folder / WEIGHTS_NAME), "fp32"),
+        "card": Artifact(CARD_NAME, file_sha256(folder / CARD_NAME), ""),
+    }
     side = _gate_side(options, spec)
     images = list(options.calibration) or calibration.default_calibration_images()
     tiles_real, tiles_sim = calibration.calibration_set(spec.channels, side, options.gate_count, images)
-    acc: dict[str, object] = {"calibration": {"real_images": [p.name if p.parent == calibration.CALIBRATION_DIR
-                                                              else str(p) for p in images],
-                                              "real_tiles": len(tiles_real), "simulated_tiles": len(tiles_sim),
-                                              "simulator": "mfpi_deploy.synth", "tile_side": side}}
+    acc: dict[str, object] = {
+        "calibration": {
+            "real_images": [p.name if p.parent == calibration.CALIBRATION_DIR else str(p) for p in images],
+            "real_tiles": len(tiles_real),
+            "simulated_tiles": len(tiles_sim),
+            "simulator": "mfpi_deploy.synth",
+            "tile_side": side,
+        }
+    }
     par = check_onnx_parity(src, spec, folder / ONNX_NAME, options, tiles_real)
     acc["onnx_parity"] = par
     log(f"onnx parity vs PyTorch: max |diff| {par['max_abs_diff']}, {par['share_differing']:.2e} of values differ")
@@ -131,28 +149,56 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
     if options.fp16:
         from mfpi_deploy.export.fp16 import export_fp16
 
-        report = export_fp16(folder / ONNX_NAME, folder / ONNX_FP16_NAME, spec, tiles_real, tiles_sim,
-                             min_psnr=options.fp16_min_psnr, threads=options.threads, log=log)
-        artifacts["onnx_fp16"] = Artifact(ONNX_FP16_NAME, file_sha256(folder / ONNX_FP16_NAME), "fp16",
-                                          options.opset, report.fp32_nodes)
+        report = export_fp16(
+            folder / ONNX_NAME,
+            folder / ONNX_FP16_NAME,
+            spec,
+            tiles_real,
+            tiles_sim,
+            min_psnr=options.fp16_min_psnr,
+            threads=options.threads,
+            log=log,
+        )
+        artifacts["onnx_fp16"] = Artifact(
+            ONNX_FP16_NAME, file_sha256(folder / ONNX_FP16_NAME), "fp16", options.opset, report.fp32_nodes
+        )
         acc["fp16"] = report.to_dict()
     if options.int8:
         from mfpi_deploy.export.int8 import export_int8
 
-        calib = calibration.quantization_tiles(spec.channels, side, options.gate_count, images,
-                                               gate_count=options.gate_count)
-        int8 = export_int8(folder / ONNX_NAME, folder / ONNX_INT8_NAME, spec, tiles_real, tiles_sim, calib,
-                           min_psnr=options.int8_min_psnr, threads=options.threads, log=log)
-        artifacts[artifact_key(Precision.INT8)] = Artifact(ONNX_INT8_NAME, file_sha256(folder / ONNX_INT8_NAME), "int8",
-                                                           options.opset, int8.fp32_nodes)
+        calib = calibration.quantization_tiles(
+            spec.channels, side, options.gate_count, images, gate_count=options.gate_count
+        )
+        int8 = export_int8(
+            folder / ONNX_NAME,
+            folder / ONNX_INT8_NAME,
+            spec,
+            tiles_real,
+            tiles_sim,
+            calib,
+            min_psnr=options.int8_min_psnr,
+            threads=options.threads,
+            log=log,
+        )
+        artifacts[artifact_key(Precision.INT8)] = Artifact(
+            ONNX_INT8_NAME, file_sha256(folder / ONNX_INT8_NAME), "int8", options.opset, int8.fp32_nodes
+        )
         acc["int8"] = int8.to_dict()
     if options.bf16:
         from mfpi_deploy.export.bf16 import measure_bf16
 
-        bf16 = measure_bf16(folder / ONNX_NAME, spec, tiles_real, tiles_sim, min_psnr=options.bf16_min_psnr,
-                            threads=options.threads, log=log)
-        artifacts[artifact_key(Precision.BF16)] = Artifact(ONNX_NAME, artifacts["onnx"].sha256, "bf16", options.opset,
-                                                           hints=dict(bf16.hints))
+        bf16 = measure_bf16(
+            folder / ONNX_NAME,
+            spec,
+            tiles_real,
+            tiles_sim,
+            min_psnr=options.bf16_min_psnr,
+            threads=options.threads,
+            log=log,
+        )
+        artifacts[artifact_key(Precision.BF16)] = Artifact(
+            ONNX_NAME, artifacts["onnx"].sha256, "bf16", options.opset, hints=dict(bf16.hints)
+        )
         acc["bf16"] = bf16.to_dict()
     profiles = make_profiles(options.tiles, options.batches, spec.stride)
     if options.trt:
@@ -160,12 +206,17 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
 
         onnx_for_trt = folder / (ONNX_FP16_NAME if options.fp16 else ONNX_NAME)
         gpu = build_engine(onnx_for_trt, folder, spec, profiles, workspace_gb=options.workspace_gb, log=log)
-        artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
-                                       "fp16" if options.fp16 else "fp32", options.opset)
+        artifacts["engine"] = Artifact(
+            ENGINE_NAME, file_sha256(folder / ENGINE_NAME), "fp16" if options.fp16 else "fp32", options.opset
+        )
     manifest = Manifest(
-        engine=dataclasses.replace(spec, profiles=profiles), source=src.describe(), artifacts=artifacts,
+        engine=dataclasses.replace(spec, profiles=profiles),
+        source=src.describe(),
+        artifacts=artifacts,
         tools=tool_versions(tensorrt=options.trt, openvino=_measured_on_openvino(acc)),
-        accuracy=acc, gpu=gpu, exporter=options.exporter.value,
+        accuracy=acc,
+        gpu=gpu,
+        exporter=options.exporter.value,
         workspace_gb=options.workspace_gb if options.trt else None,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -176,8 +227,9 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         manifest.write(folder)
 
 
-def check_engine(folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray,
-                 options: ExportOptions) -> dict[str, object]:
+def check_engine(
+    folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray, options: ExportOptions
+) -> dict[str, object]:
     """PSNR per plane of the TensorRT engine's output against onnxruntime fp32; fails under the gate."""
     from mfpi_deploy.backends.ort_backend import OrtBackend
     from mfpi_deploy.backends.trt_backend import TrtBackend
@@ -188,22 +240,29 @@ def check_engine(folder: Path, spec: EngineSpec, real: np.ndarray, simulated: np
         top = max(p.max_batch or 1 for p in engine.spec.profiles)
         want, got = [], []
         for i in range(0, len(tiles), top):
-            d = None if dpm is None else dpm[i:i + top]
-            want.append(ref_backend.run(tiles[i:i + top], d))
-            got.append(engine.run(tiles[i:i + top], d))
+            d = None if dpm is None else dpm[i : i + top]
+            want.append(ref_backend.run(tiles[i : i + top], d))
+            got.append(engine.run(tiles[i : i + top], d))
     psnrs = accuracy.psnr_per_plane(np.concatenate(got), np.concatenate(want))
     par = accuracy.parity(np.concatenate(got), np.concatenate(want))
     floor = options.fp16_min_psnr  # also for fp32 engines: TensorRT may use TF32 convolutions
     if min(psnrs) < floor:
-        raise MfpiError(f"TensorRT engine differs from onnxruntime: lowest plane PSNR {min(psnrs):.1f} dB "
-                        f"< {floor} dB (planes {psnrs})")
+        raise MfpiError(
+            f"TensorRT engine differs from onnxruntime: lowest plane PSNR {min(psnrs):.1f} dB "
+            f"< {floor} dB (planes {psnrs})"
+        )
     return {"psnr_db": psnrs, "min_psnr_db": min(psnrs), "threshold_db": floor, "parity": par.to_dict()}
 
 
 def _measured_on_openvino(acc: dict[str, object]) -> bool:
     """Whether a gate ran OpenVINO (then its version shapes the figures and is recorded)."""
-    return any(isinstance(block, dict) and isinstance(block.get("runtimes"), dict) and OPENVINO in block["runtimes"]
-               and block["runtimes"][OPENVINO].get("method", "openvino") == "openvino" for block in acc.values())
+    return any(
+        isinstance(block, dict)
+        and isinstance(block.get("runtimes"), dict)
+        and OPENVINO in block["runtimes"]
+        and block["runtimes"][OPENVINO].get("method", "openvino") == "openvino"
+        for block in acc.values()
+    )
 
 
 def _gate_side(options: ExportOptions, spec: EngineSpec) -> int:
@@ -211,7 +270,9 @@ def _gate_side(options: ExportOptions, spec: EngineSpec) -> int:
     return max(spec.stride, side // spec.stride * spec.stride)
 
 
-def parity_inputs(spec: EngineSpec, side: int, real: np.ndarray, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def parity_inputs(
+    spec: EngineSpec, side: int, real: np.ndarray, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Batches for the parity check: random tiles of several sizes (one not square) and real tiles."""
     rng = np.random.default_rng(seed)
     s = spec.stride
@@ -223,8 +284,9 @@ def parity_inputs(spec: EngineSpec, side: int, real: np.ndarray, seed: int = 0) 
     return [(b, rng.uniform(-2.5, 2.5, len(b)).astype(np.float32) if spec.needs_dpm else None) for b in batches]
 
 
-def check_onnx_parity(src: Source, spec: EngineSpec, onnx_path: Path, options: ExportOptions,
-                      real: np.ndarray) -> dict[str, object]:
+def check_onnx_parity(
+    src: Source, spec: EngineSpec, onnx_path: Path, options: ExportOptions, real: np.ndarray
+) -> dict[str, object]:
     """Run the ONNX graph with onnxruntime against PyTorch; fail unless they differ by rounding only."""
     import onnxruntime as ort
 
@@ -245,12 +307,15 @@ def check_onnx_parity(src: Source, spec: EngineSpec, onnx_path: Path, options: E
         sizes.append(list(tiles.shape[1:3]))
     assert total is not None
     if total.max_abs_diff > MAX_PARITY_DIFF:
-        raise MfpiError(f"ONNX export does not match PyTorch: max |diff| {total.max_abs_diff} uint8 levels "
-                        f"(> {MAX_PARITY_DIFF}), {total.share_differing:.2e} of values differ")
+        raise MfpiError(
+            f"ONNX export does not match PyTorch: max |diff| {total.max_abs_diff} uint8 levels "
+            f"(> {MAX_PARITY_DIFF}), {total.share_differing:.2e} of values differ"
+        )
     return {**total.to_dict(), "tile_sizes": sizes, "real_tiles": int(len(real))}
 
 
 # ---------------------------------------------------------------- cache of the default model
+
 
 def cached_default_engine(log: Log = print) -> Path:
     """The bundled default model exported as fp32 ONNX in the user cache (exported on first use)."""

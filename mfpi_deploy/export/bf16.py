@@ -7,11 +7,12 @@ compute in fp32, so the gate is emulated instead: every float input of every nod
 last convolution (activations and weights) rounded to bfloat16 in onnxruntime, i.e. bf16
 storage with fp32 accumulation as oneDNN's bf16 convolutions do. The manifest says which.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -66,10 +67,10 @@ def emulate_bf16(model: onnx.ModelProto) -> onnx.ModelProto:
                 if name not in rounded:
                     k = len(rounded)
                     half, back = f"{name}__bf16_{k}", f"{name}__bf16rt_{k}"
-                    out.append(helper.make_node("Cast", [name], [half], name=f"bf16_round_{k}",
-                                                to=TensorProto.BFLOAT16))
-                    out.append(helper.make_node("Cast", [half], [back], name=f"bf16_back_{k}",
-                                                to=TensorProto.FLOAT))
+                    out.append(
+                        helper.make_node("Cast", [name], [half], name=f"bf16_round_{k}", to=TensorProto.BFLOAT16)
+                    )
+                    out.append(helper.make_node("Cast", [half], [back], name=f"bf16_back_{k}", to=TensorProto.FLOAT))
                     rounded[name] = back
                 copy.input[i] = rounded[name]
         out.append(copy)
@@ -80,9 +81,16 @@ def emulate_bf16(model: onnx.ModelProto) -> onnx.ModelProto:
     return result
 
 
-def measure_bf16(fp32_path: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray, *,
-                 min_psnr: float = 45.0, threads: int | None = None,
-                 log: Callable[[str], None] = print) -> Bf16Report:
+def measure_bf16(
+    fp32_path: Path,
+    spec: EngineSpec,
+    real: np.ndarray,
+    simulated: np.ndarray,
+    *,
+    min_psnr: float = 45.0,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Bf16Report:
     """Gate the bf16 variant of `fp32_path` (OpenVINO on a bf16 CPU, else emulated); Bf16GateError if it fails."""
     from mfpi_deploy.backends.base import BackendKind
     from mfpi_deploy.backends.openvino_backend import no_bf16_reason
@@ -95,8 +103,10 @@ def measure_bf16(fp32_path: Path, spec: EngineSpec, real: np.ndarray, simulated:
         run = openvino_runner(fp32_path, threads, Precision.BF16, HINTS)
     else:
         method = METHOD_EMULATED
-        note = (f"emulated in onnxruntime (node inputs up to the last convolution rounded to bf16): {why_not}; "
-                f"export on a CPU with bf16 to measure OpenVINO itself")
+        note = (
+            f"emulated in onnxruntime (node inputs up to the last convolution rounded to bf16): {why_not}; "
+            f"export on a CPU with bf16 to measure OpenVINO itself"
+        )
         run = ort_runner(emulate_bf16(onnx.load(str(fp32_path))), threads)
         log(f"bf16: {why_not}; the gate is emulated")
     figures: dict[str, list[float]] = {}
@@ -110,13 +120,26 @@ def measure_bf16(fp32_path: Path, spec: EngineSpec, real: np.ndarray, simulated:
         par = p if par is None else par.merge(p)
     worst = min(min(p) for p in figures.values())
     if worst < min_psnr:
-        raise Bf16GateError(f"bf16 accuracy gate failed ({method}): lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                            f"(real {figures.get('real', [])}, simulated {figures.get('simulated', [])})",
-                            min_psnr_db=worst, threshold_db=min_psnr)
+        raise Bf16GateError(
+            f"bf16 accuracy gate failed ({method}): lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
+            f"(real {figures.get('real', [])}, simulated {figures.get('simulated', [])})",
+            min_psnr_db=worst,
+            threshold_db=min_psnr,
+        )
     report = Bf16Report(
-        runtimes={OPENVINO: {"psnr_db_real": figures.get("real", []), "psnr_db_simulated": figures.get("simulated", []),
-                             "min_psnr_db": worst, "parity": par.to_dict() if par else {}, "method": method}},
-        min_psnr_db=worst, threshold_db=min_psnr, method=method, note=note,
+        runtimes={
+            OPENVINO: {
+                "psnr_db_real": figures.get("real", []),
+                "psnr_db_simulated": figures.get("simulated", []),
+                "min_psnr_db": worst,
+                "parity": par.to_dict() if par else {},
+                "method": method,
+            }
+        },
+        min_psnr_db=worst,
+        threshold_db=min_psnr,
+        method=method,
+        note=note,
         tiles={"real": int(len(real)), "simulated": int(len(simulated)), "side": int(simulated.shape[1])},
     )
     log(f"bf16 gate ({method}): lowest plane PSNR {worst:.1f} dB (>= {min_psnr})")

@@ -9,6 +9,7 @@ it runs; `--calibration` adds the user's own. Simulated tiles come from the simu
 tiles than the gate measures (`quantization_tiles`: the next grid spots, other seeds), so
 the gate sees what calibration did not.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,8 +66,9 @@ def per_image(count: int, images: int) -> int:
     return max(1, -(-count // max(images, 1)))
 
 
-def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_res: bool = True,
-               skip: int = 0) -> np.ndarray:
+def real_tiles(
+    paths: list[Path], channels: int, side: int, count: int, *, low_res: bool = True, skip: int = 0
+) -> np.ndarray:
     """Up to `count` uint8 tiles (n, side, side, channels) cut on a regular grid from `paths`,
     leaving out each image's first `skip` grid spots."""
     tiles: list[np.ndarray] = []
@@ -88,9 +90,9 @@ def real_tiles(paths: list[Path], channels: int, side: int, count: int, *, low_r
         # Deterministic positions spread over the image (centre first: foreground is likelier).
         grid = np.linspace(0, 1, 3)
         spots = [(0.5, 0.5)] + [(a, b) for a in grid for b in grid if (a, b) != (0.5, 0.5)]
-        for fy, fx in spots[skip:skip + n_each]:
+        for fy, fx in spots[skip : skip + n_each]:
             y, x = int(fy * (h - side)), int(fx * (w - side))
-            tiles.append(plane[y:y + side, x:x + side])
+            tiles.append(plane[y : y + side, x : x + side])
     return np.stack(tiles[:count]) if tiles else np.zeros((0, side, side, channels), np.uint8)
 
 
@@ -107,19 +109,23 @@ def simulated_tiles(channels: int, side: int, count: int, seed: int = 0) -> np.n
     return np.stack(out)
 
 
-def calibration_set(channels: int, side: int, count: int, images: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def calibration_set(
+    channels: int, side: int, count: int, images: list[Path] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(real tiles, simulated tiles), `count` of each (real: from `images`, default the shipped ones)."""
     paths = list(images) if images else default_calibration_images()
     real = real_tiles(paths, channels, side, count) if paths else np.zeros((0, side, side, channels), np.uint8)
     return real, simulated_tiles(channels, side, count)
 
 
-def quantization_tiles(channels: int, side: int, count: int, images: list[Path] | None = None,
-                       gate_count: int | None = None) -> np.ndarray:
+def quantization_tiles(
+    channels: int, side: int, count: int, images: list[Path] | None = None, gate_count: int | None = None
+) -> np.ndarray:
     """Tiles for INT8 calibration, none of them a gate tile: `count` real tiles from the grid spots
     after the gate's (`gate_count` tiles) and `count` simulated tiles from seeds QUANTIZATION_SEED+."""
     paths = list(images) if images else default_calibration_images()
     skip = per_image(gate_count or count, len(paths))
-    real = (real_tiles(paths, channels, side, count, skip=skip) if paths
-            else np.zeros((0, side, side, channels), np.uint8))
+    real = (
+        real_tiles(paths, channels, side, count, skip=skip) if paths else np.zeros((0, side, side, channels), np.uint8)
+    )
     return np.concatenate([real, simulated_tiles(channels, side, count, seed=QUANTIZATION_SEED)])

@@ -8,11 +8,12 @@
    graphs, find the node whose float16 error grows most over its inputs' error, keep it in
    float32 and try again (at most MAX_ROUNDS times). Still failing: export fails with the numbers.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -67,8 +68,9 @@ def _feeds(spec: EngineSpec, tiles: np.ndarray) -> dict[str, np.ndarray]:
     return feeds
 
 
-def measure_ranges(model: onnx.ModelProto, spec: EngineSpec, batches: list[np.ndarray],
-                   threads: int | None = None) -> dict[str, float]:
+def measure_ranges(
+    model: onnx.ModelProto, spec: EngineSpec, batches: list[np.ndarray], threads: int | None = None
+) -> dict[str, float]:
     """Largest |value| of every float initializer and intermediate tensor over the batches (one tile at a time)."""
     names = float_node_outputs(model)
     sess = _session(expose(model, names), threads)
@@ -81,7 +83,7 @@ def measure_ranges(model: onnx.ModelProto, spec: EngineSpec, batches: list[np.nd
     for batch in batches:
         feeds = _feeds(spec, batch)
         for i in range(len(batch)):
-            values = sess.run(None, {k: v[i:i + 1] for k, v in feeds.items()})
+            values = sess.run(None, {k: v[i : i + 1] for k, v in feeds.items()})
             for name, v in zip(out_names, values):
                 if name in ranges and v.size:
                     ranges[name] = max(ranges[name], float(np.nanmax(np.abs(v.astype(np.float32)))))
@@ -99,8 +101,9 @@ def overflow_nodes(model: onnx.ModelProto, ranges: dict[str, float], limit: floa
     return out
 
 
-def relative_errors(model32: onnx.ModelProto, model16: onnx.ModelProto, spec: EngineSpec, tiles: np.ndarray,
-                    threads: int | None = None) -> dict[str, float]:
+def relative_errors(
+    model32: onnx.ModelProto, model16: onnx.ModelProto, spec: EngineSpec, tiles: np.ndarray, threads: int | None = None
+) -> dict[str, float]:
     """RMS(fp16 - fp32) / RMS(fp32) of every float intermediate present in both graphs."""
     names = float_node_outputs(model32)
     types16 = tensor_types(model16)
@@ -121,8 +124,22 @@ def relative_errors(model32: onnx.ModelProto, model16: onnx.ModelProto, spec: En
 
 
 # Ops that only re-quantise or move values: keeping them in fp32 cannot undo upstream error.
-_NOT_CANDIDATES = {"Round", "Clip", "Cast", "Shape", "Reshape", "Transpose", "Concat", "Squeeze", "Unsqueeze",
-                   "Expand", "Tile", "Resize", "DepthToSpace", "MaxPool"}
+_NOT_CANDIDATES = {
+    "Round",
+    "Clip",
+    "Cast",
+    "Shape",
+    "Reshape",
+    "Transpose",
+    "Concat",
+    "Squeeze",
+    "Unsqueeze",
+    "Expand",
+    "Tile",
+    "Resize",
+    "DepthToSpace",
+    "MaxPool",
+}
 
 
 def error_gains(model: onnx.ModelProto, errors: dict[str, float], exclude: set[str]) -> list[tuple[str, float]]:
@@ -152,7 +169,7 @@ def output_tail(model: onnx.ModelProto) -> list[str]:
     types = tensor_types(model)
     nodes = list(model.graph.node)
     convs = [i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")]
-    tail = nodes[convs[-1] + 1:] if convs else []
+    tail = nodes[convs[-1] + 1 :] if convs else []
     return [n.name for n in tail if any(types.get(o) == FP32 for o in n.output)]
 
 
@@ -166,9 +183,17 @@ def _gate(s32, s16, spec: EngineSpec, tiles: np.ndarray) -> tuple[list[float], a
     return accuracy.psnr_per_plane(b, a), accuracy.parity(b, a)
 
 
-def export_fp16(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray, *,
-                min_psnr: float = 45.0, threads: int | None = None,
-                log: Callable[[str], None] = print) -> Fp16Report:
+def export_fp16(
+    fp32_path: Path,
+    out_path: Path,
+    spec: EngineSpec,
+    real: np.ndarray,
+    simulated: np.ndarray,
+    *,
+    min_psnr: float = 45.0,
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Fp16Report:
     """Write the gated float16 graph of `fp32_path` to `out_path`; raise Fp16GateError if it fails."""
     model32 = onnx.load(str(fp32_path))
     batches = [b for b in (real, simulated) if len(b)]
@@ -182,8 +207,10 @@ def export_fp16(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
         after = min(_gate(s32, _session(convert_to_fp16(model32, set(reasons) | set(tail)), threads), spec, probe)[0])
         if after - before >= TAIL_GAIN_DB:
             for name in tail:
-                reasons[name] = (f"output tail (after the last conv): in fp32 the probe's lowest plane PSNR is "
-                                 f"{after:.1f} dB instead of {before:.1f} dB")
+                reasons[name] = (
+                    f"output tail (after the last conv): in fp32 the probe's lowest plane PSNR is "
+                    f"{after:.1f} dB instead of {before:.1f} dB"
+                )
     rounds = 0
     while True:
         model16 = convert_to_fp16(model32, set(reasons))
@@ -198,30 +225,45 @@ def export_fp16(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
             raise Fp16GateError(
                 f"fp16 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
                 f"(real {psnr_real}, simulated {psnr_sim}) with {len(reasons)} node(s) kept in fp32",
-                min_psnr_db=worst, threshold_db=min_psnr)
+                min_psnr_db=worst,
+                threshold_db=min_psnr,
+            )
         ranked = error_gains(model32, relative_errors(model32, model16, spec, probe, threads), set(reasons))
         if not ranked:
-            raise Fp16GateError(f"fp16 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                                "and no node left to keep in fp32", min_psnr_db=worst, threshold_db=min_psnr)
+            raise Fp16GateError(
+                f"fp16 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
+                "and no node left to keep in fp32",
+                min_psnr_db=worst,
+                threshold_db=min_psnr,
+            )
         # Try the TRIALS nodes with the largest error gain; keep the one that helps the output most.
         trials = []
         for name, gain in ranked[:TRIALS]:
             trial = _session(convert_to_fp16(model32, set(reasons) | {name}), threads)
             trials.append((min(_gate(s32, trial, spec, probe)[0]), name, gain))
         best_psnr, name, gain = max(trials)
-        reasons[name] = (f"fp16 error gain {gain:.3g} (relative RMS); keeping it in fp32 lifts the probe's "
-                         f"lowest plane PSNR to {best_psnr:.1f} dB (gate at {worst:.1f} dB before)")
+        reasons[name] = (
+            f"fp16 error gain {gain:.3g} (relative RMS); keeping it in fp32 lifts the probe's "
+            f"lowest plane PSNR to {best_psnr:.1f} dB (gate at {worst:.1f} dB before)"
+        )
         log(f"fp16: plane PSNR {worst:.1f} dB < {min_psnr} dB, keeping {name} in fp32")
     onnx.checker.check_model(model16, full_check=True)
     onnx.save_model(model16, str(out_path), save_as_external_data=False)
     par = par_real.merge(par_sim) if par_real and par_sim else (par_real or par_sim)
     report = Fp16Report(
-        psnr_db_real=psnr_real, psnr_db_simulated=psnr_sim, min_psnr_db=worst, threshold_db=min_psnr,
-        fp32_nodes=sorted(reasons), reasons=reasons,
+        psnr_db_real=psnr_real,
+        psnr_db_simulated=psnr_sim,
+        min_psnr_db=worst,
+        threshold_db=min_psnr,
+        fp32_nodes=sorted(reasons),
+        reasons=reasons,
         max_abs_activation=round(_network_max(model32, ranges), 4),
-        parity=par.to_dict() if par else {}, rounds=rounds,
+        parity=par.to_dict() if par else {},
+        rounds=rounds,
         tiles={"real": int(len(real)), "simulated": int(len(simulated)), "side": int(simulated.shape[1])},
     )
-    log(f"fp16 gate: lowest plane PSNR {worst:.1f} dB (>= {min_psnr}), {len(reasons)} node(s) kept in fp32, "
-        f"largest activation {report.max_abs_activation:.4g}")
+    log(
+        f"fp16 gate: lowest plane PSNR {worst:.1f} dB (>= {min_psnr}), {len(reasons)} node(s) kept in fp32, "
+        f"largest activation {report.max_abs_activation:.4g}"
+    )
     return report

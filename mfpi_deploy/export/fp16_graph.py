@@ -7,6 +7,7 @@ of the node that produces it; a consumer that needs the other precision gets a C
 tensor and precision); initializers are converted by copy; Resize's roi/scales stay float32
 (their type is independent of the data's); float graph inputs and outputs stay float32.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -142,8 +143,12 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: set[str] | frozenset[str]
         outputs.append(out)
 
     graph = helper.make_graph(new_nodes, src.name, list(src.input), outputs, initializer=list(new_inits.values()))
-    result = helper.make_model(graph, opset_imports=list(model.opset_import), producer_name=model.producer_name,
-                               producer_version=model.producer_version)
+    result = helper.make_model(
+        graph,
+        opset_imports=list(model.opset_import),
+        producer_name=model.producer_name,
+        producer_version=model.producer_version,
+    )
     result.ir_version = model.ir_version
     for p in model.metadata_props:
         result.metadata_props.append(p)

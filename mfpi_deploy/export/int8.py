@@ -15,6 +15,7 @@ channel, onnxruntime); keep the one that lifts the probe's worst plane most (or,
 lifts it, the largest error source), at most MAX_ROUNDS times; still failing, the export is
 refused with the numbers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,9 @@ import inspect
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -40,9 +41,12 @@ MAX_ROUNDS = 8
 TRIALS = 4
 MIN_LIFT_DB = 0.5  # a trial lifting the probe's worst plane less than this is no lift
 QUANTIZED_OPS = ("Conv",)
-SETTINGS = {"format": "QDQ (onnxruntime.quantization.quantize_static)", "ops": list(QUANTIZED_OPS),
-            "weights": "int8, per output channel, 7-bit range (reduce_range: no int16 saturation without VNNI)",
-            "activations": "uint8, per tensor, min/max calibration"}
+SETTINGS = {
+    "format": "QDQ (onnxruntime.quantization.quantize_static)",
+    "ops": list(QUANTIZED_OPS),
+    "weights": "int8, per output channel, 7-bit range (reduce_range: no int16 saturation without VNNI)",
+    "activations": "uint8, per tensor, min/max calibration",
+}
 
 
 class Int8GateError(accuracy.GateError):
@@ -94,7 +98,7 @@ class _Quantizer:
     def reader(self):
         from onnxruntime.quantization import CalibrationDataReader
 
-        items = iter([feeds(self.spec, self.calibration[i:i + 1]) for i in range(len(self.calibration))])
+        items = iter([feeds(self.spec, self.calibration[i : i + 1]) for i in range(len(self.calibration))])
 
         class Reader(CalibrationDataReader):
             def get_next(self) -> dict[str, np.ndarray] | None:
@@ -109,18 +113,33 @@ class _Quantizer:
         out = self.workdir / f"trial{self.count}.onnx"
         extra = {"calibration_cache_path": str(self.cache)} if self.reuse else {}
         with _quiet():
-            quantize_static(str(self.fp32_path), str(out), self.reader(), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True, reduce_range=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=sorted(keep_fp32), **extra)
+            quantize_static(
+                str(self.fp32_path),
+                str(out),
+                self.reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+                per_channel=True,
+                reduce_range=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=sorted(keep_fp32),
+                **extra,
+            )
         return out
 
 
 Figures = dict[str, dict[str, list[float]]]  # runtime -> tile set -> per-plane PSNR
 
 
-def _measure(path: Path, spec: EngineSpec, runtimes: list[str], sets: dict[str, np.ndarray],
-             want: dict[str, np.ndarray], threads: int | None) -> tuple[Figures, dict[str, accuracy.Parity]]:
+def _measure(
+    path: Path,
+    spec: EngineSpec,
+    runtimes: list[str],
+    sets: dict[str, np.ndarray],
+    want: dict[str, np.ndarray],
+    threads: int | None,
+) -> tuple[Figures, dict[str, accuracy.Parity]]:
     """Per-plane PSNR against fp32 (per runtime and tile set) and uint8 parity (per runtime) of the graph at `path`."""
     figures: Figures = {}
     parities: dict[str, accuracy.Parity] = {}
@@ -147,8 +166,14 @@ def _channel_error(test: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(err / np.maximum(rms, 1e-3 * whole)))
 
 
-def _ranked_groups(model32: onnx.ModelProto, model8: onnx.ModelProto, spec: EngineSpec, tiles: np.ndarray,
-                   threads: int | None, kept: set[str]) -> list[tuple[frozenset[str], str]]:
+def _ranked_groups(
+    model32: onnx.ModelProto,
+    model8: onnx.ModelProto,
+    spec: EngineSpec,
+    tiles: np.ndarray,
+    threads: int | None,
+    kept: set[str],
+) -> list[tuple[frozenset[str], str]]:
     """Activation quantizations ranked by the error each adds, as the convolutions to keep in fp32 to undo it.
 
     For each QuantizeLinear -> DequantizeLinear on an activation T: error added = worst-channel
@@ -161,16 +186,21 @@ def _ranked_groups(model32: onnx.ModelProto, model8: onnx.ModelProto, spec: Engi
     for node in model8.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    points = [(q.input[0], d.output[0]) for q in model8.graph.node
-              if q.op_type == "QuantizeLinear" and q.input[0] not in inits
-              for d in readers.get(q.output[0], []) if d.op_type == "DequantizeLinear"]
+    points = [
+        (q.input[0], d.output[0])
+        for q in model8.graph.node
+        if q.op_type == "QuantizeLinear" and q.input[0] not in inits
+        for d in readers.get(q.output[0], [])
+        if d.op_type == "DequantizeLinear"
+    ]
     convs32 = {n.name: n for n in model32.graph.node if n.op_type in QUANTIZED_OPS}
     producer = {o: n.name for n in convs32.values() for o in n.output}
     inputs = feeds(spec, tiles)
     tensors = sorted({t for t, _ in points})
     want = dict(zip(tensors, _outputs(model32, tensors, inputs, threads)))
-    got = dict(zip([*tensors, *(d for _, d in points)],
-                   _outputs(model8, [*tensors, *(d for _, d in points)], inputs, threads)))
+    got = dict(
+        zip([*tensors, *(d for _, d in points)], _outputs(model8, [*tensors, *(d for _, d in points)], inputs, threads))
+    )
     ranked = []
     for tensor, dq in points:
         group = {n.name for n in convs32.values() if tensor in n.input}
@@ -179,8 +209,9 @@ def _ranked_groups(model32: onnx.ModelProto, model8: onnx.ModelProto, spec: Engi
         if not group or group <= kept:
             continue
         added = _channel_error(got[dq], want[tensor]) - _channel_error(got[tensor], want[tensor])
-        ranked.append((added, frozenset(group - kept), f"quantizing {tensor} adds {added:.3g} relative error "
-                                                        f"(worst channel)"))
+        ranked.append(
+            (added, frozenset(group - kept), f"quantizing {tensor} adds {added:.3g} relative error (worst channel)")
+        )
     ranked.sort(key=lambda r: -r[0])
     seen: set[frozenset[str]] = set()
     out = []
@@ -191,8 +222,9 @@ def _ranked_groups(model32: onnx.ModelProto, model8: onnx.ModelProto, spec: Engi
     return out
 
 
-def _outputs(model: onnx.ModelProto, names: list[str], inputs: dict[str, np.ndarray],
-             threads: int | None) -> list[np.ndarray]:
+def _outputs(
+    model: onnx.ModelProto, names: list[str], inputs: dict[str, np.ndarray], threads: int | None
+) -> list[np.ndarray]:
     """Values of the tensors `names` of `model` (exposed as extra outputs) on `inputs`."""
     import onnxruntime as ort
 
@@ -214,10 +246,20 @@ def _numbers(figures: Figures) -> str:
     return "; ".join(f"{rt}: " + ", ".join(f"{name} {p}" for name, p in sets.items()) for rt, sets in figures.items())
 
 
-def export_int8(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndarray, simulated: np.ndarray,
-                calibration: np.ndarray, *, min_psnr: float = 45.0, threads: int | None = None,
-                runtimes: list[str] | None = None, max_rounds: int | None = None,
-                log: Callable[[str], None] = print) -> Int8Report:
+def export_int8(
+    fp32_path: Path,
+    out_path: Path,
+    spec: EngineSpec,
+    real: np.ndarray,
+    simulated: np.ndarray,
+    calibration: np.ndarray,
+    *,
+    min_psnr: float = 45.0,
+    threads: int | None = None,
+    runtimes: list[str] | None = None,
+    max_rounds: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Int8Report:
     """Write the gated int8 graph of `fp32_path` to `out_path`; raise Int8GateError if it fails.
 
     `real` and `simulated` are the gate's tiles, `calibration` the tiles activation ranges come from.
@@ -245,22 +287,29 @@ def export_int8(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
                 break
             rounds += 1
             if rounds > max_rounds:
-                raise Int8GateError(f"int8 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                                    f"({_numbers(figures)}) with {len(reasons)} of {len(convs)} convolution(s) "
-                                    f"kept in fp32 after {max_rounds} round(s)",
-                                    min_psnr_db=worst, threshold_db=min_psnr)
+                raise Int8GateError(
+                    f"int8 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
+                    f"({_numbers(figures)}) with {len(reasons)} of {len(convs)} convolution(s) "
+                    f"kept in fp32 after {max_rounds} round(s)",
+                    min_psnr_db=worst,
+                    threshold_db=min_psnr,
+                )
             ranked = _ranked_groups(model32, onnx.load(str(path)), spec, probe, threads, set(reasons))
             structural = {convs[0]: "first convolution", convs[-1]: "last convolution"}
             candidates = [(frozenset({n}), why) for n, why in structural.items() if n not in reasons]
             candidates += [(g, why) for g, why in ranked[:TRIALS] if all(g != c for c, _ in candidates)]
             if not candidates:
-                raise Int8GateError(f"int8 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
-                                    f"({_numbers(figures)}) and no convolution left to keep in fp32",
-                                    min_psnr_db=worst, threshold_db=min_psnr)
+                raise Int8GateError(
+                    f"int8 accuracy gate failed: lowest plane PSNR {worst:.1f} dB < {min_psnr} dB "
+                    f"({_numbers(figures)}) and no convolution left to keep in fp32",
+                    min_psnr_db=worst,
+                    threshold_db=min_psnr,
+                )
             trials = []
             for group, why in candidates:
-                lifted = _worst(_measure(quantize(set(reasons) | group), spec, runtimes, probe_sets, probe_want,
-                                         threads)[0])
+                lifted = _worst(
+                    _measure(quantize(set(reasons) | group), spec, runtimes, probe_sets, probe_want, threads)[0]
+                )
                 trials.append((lifted, sorted(group), why))
             best, names, why = max(trials)
             if best < worst + MIN_LIFT_DB and ranked:
@@ -270,21 +319,41 @@ def export_int8(fp32_path: Path, out_path: Path, spec: EngineSpec, real: np.ndar
                 names = sorted(group)
                 best = next((t[0] for t in trials if t[1] == names), best)
             for name in names:
-                reasons[name] = (f"{why}; keeping it in fp32 gives the probe's lowest plane {best:.1f} dB "
-                                 f"(gate at {worst:.1f} dB before)")
+                reasons[name] = (
+                    f"{why}; keeping it in fp32 gives the probe's lowest plane {best:.1f} dB "
+                    f"(gate at {worst:.1f} dB before)"
+                )
             name = ", ".join(names)
             log(f"int8: plane PSNR {worst:.1f} dB < {min_psnr} dB, keeping {name} ({why}) in fp32")
         shutil.copyfile(path, out_path)  # the graph the gate measured
     onnx.checker.check_model(onnx.load(str(out_path)), full_check=True)
-    report_runtimes = {rt: {"psnr_db_real": figs.get("real", []), "psnr_db_simulated": figs.get("simulated", []),
-                            "min_psnr_db": min(min(p) for p in figs.values()), "parity": parities[rt].to_dict()}
-                       for rt, figs in figures.items()}
+    report_runtimes = {
+        rt: {
+            "psnr_db_real": figs.get("real", []),
+            "psnr_db_simulated": figs.get("simulated", []),
+            "min_psnr_db": min(min(p) for p in figs.values()),
+            "parity": parities[rt].to_dict(),
+        }
+        for rt, figs in figures.items()
+    }
     report = Int8Report(
-        runtimes=report_runtimes, min_psnr_db=worst, threshold_db=min_psnr, fp32_nodes=sorted(reasons),
-        reasons=reasons, quantized_convs=len(convs) - len(reasons), convs=len(convs), rounds=rounds,
-        tiles={"real": int(len(real)), "simulated": int(len(simulated)), "calibration": int(len(calibration)),
-               "side": int(simulated.shape[1])},
+        runtimes=report_runtimes,
+        min_psnr_db=worst,
+        threshold_db=min_psnr,
+        fp32_nodes=sorted(reasons),
+        reasons=reasons,
+        quantized_convs=len(convs) - len(reasons),
+        convs=len(convs),
+        rounds=rounds,
+        tiles={
+            "real": int(len(real)),
+            "simulated": int(len(simulated)),
+            "calibration": int(len(calibration)),
+            "side": int(simulated.shape[1]),
+        },
     )
-    log(f"int8 gate: lowest plane PSNR {worst:.1f} dB (>= {min_psnr}) on {', '.join(runtimes)}; "
-        f"{report.quantized_convs} of {len(convs)} convolutions in int8")
+    log(
+        f"int8 gate: lowest plane PSNR {worst:.1f} dB (>= {min_psnr}) on {', '.join(runtimes)}; "
+        f"{report.quantized_convs} of {len(convs)} convolutions in int8"
+    )
     return report

@@ -6,6 +6,7 @@ expressed as `stride * Dim`, so the ONNX input shape itself records the stride c
 ("8*h8"); batch is a free dimension. The TorchScript exporter is kept as an option because
 it is ~40x faster to run (useful in tests), and yields the same graph on these networks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,8 @@ import onnx
 import torch
 from torch import nn
 
-from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.choices import Choice
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 
@@ -54,8 +55,9 @@ def example_inputs(spec: EngineSpec, batch: int = 2, side: int | None = None) ->
     return (tiles,)
 
 
-def export_onnx(net: nn.Module, spec: EngineSpec, path: Path, *, opset: int = DEFAULT_OPSET,
-                exporter: Exporter = Exporter.DYNAMO) -> onnx.ModelProto:
+def export_onnx(
+    net: nn.Module, spec: EngineSpec, path: Path, *, opset: int = DEFAULT_OPSET, exporter: Exporter = Exporter.DYNAMO
+) -> onnx.ModelProto:
     """Write `path` (weights inside, dynamic N/H/W) and return the checked model."""
     check_opset(opset)
     module = deployment_module(net, spec)
@@ -71,18 +73,34 @@ def export_onnx(net: nn.Module, spec: EngineSpec, path: Path, *, opset: int = DE
             if spec.needs_dpm:
                 dyn[DPM_NAME] = {0: batch}
             program = torch.onnx.export(
-                module, args, dynamo=True, dynamic_shapes=dyn, opset_version=opset,
-                input_names=inputs, output_names=[OUTPUT_NAME], verbose=False,
+                module,
+                args,
+                dynamo=True,
+                dynamic_shapes=dyn,
+                opset_version=opset,
+                input_names=inputs,
+                output_names=[OUTPUT_NAME],
+                verbose=False,
             )
             model = program.model_proto
         else:
-            axes = {INPUT_NAME: {0: "batch", 1: "height", 2: "width"},
-                    OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}}
+            axes = {
+                INPUT_NAME: {0: "batch", 1: "height", 2: "width"},
+                OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
+            }
             if spec.needs_dpm:
                 axes[DPM_NAME] = {0: "batch"}
             buf = io.BytesIO()
-            torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset, input_names=inputs,
-                              output_names=[OUTPUT_NAME], dynamic_axes=axes)
+            torch.onnx.export(
+                module,
+                args,
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=inputs,
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=axes,
+            )
             model = onnx.load_from_string(buf.getvalue())
     # Stale value_info (types of intermediates) would hinder later graph rewrites; shape
     # inference recreates it on load.

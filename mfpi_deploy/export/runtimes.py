@@ -5,11 +5,12 @@ A variant is gated on every runtime that will run it, because they execute it di
 convolution); the manifest records the figures per runtime and backends refuse a runtime
 the gate did not measure.
 """
+
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -44,8 +45,9 @@ def ort_runner(model: str | Path | onnx.ModelProto, threads: int | None) -> Runn
     return lambda inputs: sess.run(None, inputs)[0]
 
 
-def openvino_runner(path: str | Path, threads: int | None, precision: Precision = Precision.FP32,
-                    hints: dict[str, str] | None = None) -> Runner:
+def openvino_runner(
+    path: str | Path, threads: int | None, precision: Precision = Precision.FP32, hints: dict[str, str] | None = None
+) -> Runner:
     """OpenVINO CPU, compiled once per input shape (as the backend does)."""
     from mfpi_deploy.backends.openvino_backend import compile_onnx
 
@@ -54,8 +56,9 @@ def openvino_runner(path: str | Path, threads: int | None, precision: Precision 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         key = tuple((k, v.shape) for k, v in inputs.items())
         if key not in compiled:
-            compiled[key] = compile_onnx(path, {k: v.shape for k, v in inputs.items()}, threads=threads,
-                                         precision=precision, hints=hints)
+            compiled[key] = compile_onnx(
+                path, {k: v.shape for k, v in inputs.items()}, threads=threads, precision=precision, hints=hints
+            )
         request = compiled[key].create_infer_request()  # type: ignore[attr-defined]
         request.infer(inputs)
         return request.get_output_tensor(0).data.copy()

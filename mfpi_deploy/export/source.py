@@ -1,4 +1,5 @@
 """Resolve what `mfpi-export` is given: a checkpoint of ours, an authors' .pth, or `default`."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from mfpi_deploy.checkpoint import default as default_model
-from mfpi_deploy.checkpoint.io import (CARD_NAME, WEIGHTS_NAME, Checkpoint, checkpoint_paths, file_sha256,
-                                       load_checkpoint, save_checkpoint)
+from mfpi_deploy.checkpoint.io import (
+    CARD_NAME,
+    WEIGHTS_NAME,
+    Checkpoint,
+    checkpoint_paths,
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mfpi_deploy.checkpoint.reference import import_reference
 from mfpi_deploy.errors import CheckpointError
 
@@ -27,8 +35,12 @@ class Source:
     def describe(self) -> dict[str, Any]:
         import dataclasses
 
-        return {"path": str(self.path), "kind": self.kind, "sha256": self.sha256,
-                "card": dataclasses.asdict(self.checkpoint.card)}
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "card": dataclasses.asdict(self.checkpoint.card),
+        }
 
     def copy_to(self, folder: Path) -> None:
         """Put the checkpoint into `folder` as model.safetensors + card.json (byte copies if ours)."""

@@ -5,15 +5,23 @@ ONNX graph's, so FP16 engines come from model.fp16.onnx. One optimisation profil
 size; the timing cache is kept beside the engine and reused by rebuilds. TensorRT and
 pycuda are imported lazily (engine.cuda); everything that is arithmetic lives in engine.profiles.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mfpi_deploy.checkpoint.io import file_sha256
 from mfpi_deploy.engine.cuda import current_target, import_pycuda, import_tensorrt
-from mfpi_deploy.engine.manifest import (ENGINE_NAME, ONNX_FP16_NAME, ONNX_NAME, TIMING_CACHE_NAME, Artifact,
-                                         GpuTarget, Manifest)
+from mfpi_deploy.engine.manifest import (
+    ENGINE_NAME,
+    ONNX_FP16_NAME,
+    ONNX_NAME,
+    TIMING_CACHE_NAME,
+    Artifact,
+    GpuTarget,
+    Manifest,
+)
 from mfpi_deploy.engine.profiles import profile_shapes
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
@@ -30,8 +38,16 @@ def workspace_bytes(workspace_gb: float) -> int:
     return int(workspace_gb * (1 << 30))
 
 
-def build_engine(onnx_path: Path, folder: Path, spec: EngineSpec, profiles: tuple[TileProfile, ...], *,
-                 workspace_gb: float = 4.0, device: int = 0, log: Log = print) -> GpuTarget:
+def build_engine(
+    onnx_path: Path,
+    folder: Path,
+    spec: EngineSpec,
+    profiles: tuple[TileProfile, ...],
+    *,
+    workspace_gb: float = 4.0,
+    device: int = 0,
+    log: Log = print,
+) -> GpuTarget:
     """Write folder/model.engine (and timing.cache) built from `onnx_path`; returns the build target."""
     trt = import_tensorrt()
     target = current_target(device)
@@ -60,8 +76,10 @@ def build_engine(onnx_path: Path, folder: Path, spec: EngineSpec, profiles: tupl
         if not config.set_timing_cache(cache, ignore_mismatch=False):
             log("timing cache does not match this GPU/TensorRT; starting a fresh one")
             config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
-        log(f"building TensorRT {target.tensorrt} engine for {target.name} (sm {target.compute_capability}), "
-            f"{len(profiles)} profile(s), workspace {workspace_gb} GB")
+        log(
+            f"building TensorRT {target.tensorrt} engine for {target.name} (sm {target.compute_capability}), "
+            f"{len(profiles)} profile(s), workspace {workspace_gb} GB"
+        )
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise MfpiError("TensorRT failed to build the engine (see the TensorRT messages above)")
@@ -72,22 +90,28 @@ def build_engine(onnx_path: Path, folder: Path, spec: EngineSpec, profiles: tupl
     return target
 
 
-def rebuild_engine_in_place(folder: Path, *, workspace_gb: float | None = None, device: int = 0,
-                            log: Log = print) -> Path:
+def rebuild_engine_in_place(
+    folder: Path, *, workspace_gb: float | None = None, device: int = 0, log: Log = print
+) -> Path:
     """Rebuild `folder`'s engine for this machine and update its manifest (engine written atomically)."""
     manifest = Manifest.read(folder)
     fp16 = "onnx_fp16" in manifest.artifacts and (
-        manifest.artifacts.get("engine") is None or manifest.artifacts["engine"].precision == "fp16")
+        manifest.artifacts.get("engine") is None or manifest.artifacts["engine"].precision == "fp16"
+    )
     onnx_name = ONNX_FP16_NAME if fp16 else ONNX_NAME
     if not (folder / onnx_name).is_file():
         raise MfpiError(f"{folder}: {onnx_name} is missing, cannot rebuild the engine")
     spec = manifest.spec("fp16" if fp16 else "fp32", limited=True)
     ws = workspace_gb or manifest.workspace_gb or 4.0
-    target = build_engine(folder / onnx_name, folder, spec, manifest.engine.profiles, workspace_gb=ws,
-                          device=device, log=log)
-    manifest.artifacts["engine"] = Artifact(ENGINE_NAME, file_sha256(folder / ENGINE_NAME),
-                                            "fp16" if fp16 else "fp32", manifest.artifacts[
-                                                "onnx_fp16" if fp16 else "onnx"].opset)
+    target = build_engine(
+        folder / onnx_name, folder, spec, manifest.engine.profiles, workspace_gb=ws, device=device, log=log
+    )
+    manifest.artifacts["engine"] = Artifact(
+        ENGINE_NAME,
+        file_sha256(folder / ENGINE_NAME),
+        "fp16" if fp16 else "fp32",
+        manifest.artifacts["onnx_fp16" if fp16 else "onnx"].opset,
+    )
     manifest.gpu = target
     manifest.workspace_gb = ws
     manifest.tools = {**manifest.tools, **tool_versions(tensorrt=True)}

@@ -1,4 +1,5 @@
 """Versions of the tools that shape an exported artifact (recorded in the manifest, part of cache keys)."""
+
 from __future__ import annotations
 
 
@@ -11,9 +12,14 @@ def tool_versions(*, tensorrt: bool = False, openvino: bool = False) -> dict[str
 
     import mfpi_deploy
 
-    versions = {"mfpi_deploy": mfpi_deploy.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__,
-                "numpy": np.__version__}
+    versions = {
+        "mfpi_deploy": mfpi_deploy.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+    }
     if tensorrt:
         from mfpi_deploy.engine.cuda import tensorrt_version
 

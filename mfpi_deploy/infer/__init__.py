@@ -5,6 +5,7 @@ the network's grid), the network a `Backend`, the merger a callback that writes 
 core. `stream_tiles` runs them with reading, inference and writing overlapped;
 `predict_image` applies it to an image in memory; `whole_image` is the untiled reference.
 """
+
 from __future__ import annotations
 
 from mfpi_deploy.infer.image import predict_image

@@ -1,4 +1,5 @@
 """Tiled inference of an image in memory, through exactly the reading, tiling and merging of `mfpi-run`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,9 +16,16 @@ from mfpi_deploy.tiling import DEFAULT_HALO, Tile, batches, choose_plan
 Progress = Callable[[int, int], None]
 
 
-def predict_image(image: np.ndarray, backend: Backend, *, halo: int = DEFAULT_HALO, tile: int | None = None,
-                  batch: int | None = None, progress: Progress | None = None,
-                  convert_channels: bool = False) -> np.ndarray:
+def predict_image(
+    image: np.ndarray,
+    backend: Backend,
+    *,
+    halo: int = DEFAULT_HALO,
+    tile: int | None = None,
+    batch: int | None = None,
+    progress: Progress | None = None,
+    convert_channels: bool = False,
+) -> np.ndarray:
     """uint8 (H, W, C) -> uint8 (planes, sH, sW, C), tiled as `mfpi-run` tiles a slide of that image.
 
     Tile and batch default to the engine profile's choice (`tiling.choose_plan`), the halo to
@@ -27,8 +35,9 @@ def predict_image(image: np.ndarray, backend: Backend, *, halo: int = DEFAULT_HA
     """
     spec = backend.spec
     slide = ArraySlide(image)
-    rule = pixel_rule(slide.info.dtype, slide.info.samples, spec.channels, where="image",
-                      convert_channels=convert_channels)
+    rule = pixel_rule(
+        slide.info.dtype, slide.info.samples, spec.channels, where="image", convert_channels=convert_channels
+    )
     source = TileSource(slide, rule)
     plan, chosen = choose_plan(source.height, source.width, halo, spec.profiles, spec.stride, tile)
     groups = batches(plan.n_tiles, batch or chosen)
@@ -37,7 +46,7 @@ def predict_image(image: np.ndarray, backend: Backend, *, halo: int = DEFAULT_HA
 
     def write(t: Tile, planes: np.ndarray) -> None:
         box = t.core.scaled(scale)
-        out[:, box.y0:box.y1, box.x0:box.x1] = planes
+        out[:, box.y0 : box.y1, box.x0 : box.x1] = planes
 
     done = 0
 

@@ -2,12 +2,14 @@
 threads crop each tile's core and hand it to the merger. Bounded queues join the stages, so
 memory is bounded by the queue sizes, not by the image.
 """
+
 from __future__ import annotations
 
 import collections
 import queue
 import threading
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,10 +43,18 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
                 return _DONE
 
 
-def stream_tiles(source: WindowReader, plan: TilePlan, groups: Sequence[range], todo: Sequence[int],
-                 backend: Backend, write: Callable[[Tile, np.ndarray], None], *,
-                 on_batch: Callable[[int, int], None] | None = None, queue_batches: int = 2,
-                 writers: int = 1) -> None:
+def stream_tiles(
+    source: WindowReader,
+    plan: TilePlan,
+    groups: Sequence[range],
+    todo: Sequence[int],
+    backend: Backend,
+    write: Callable[[Tile, np.ndarray], None],
+    *,
+    on_batch: Callable[[int, int], None] | None = None,
+    queue_batches: int = 2,
+    writers: int = 1,
+) -> None:
     """Run batches `todo` (indices into `groups`, the plan's fixed tile groups) through `backend`.
 
     `write(tile, planes)` receives the core of each tile's output, uint8 (Z, sh, sw, C) for the

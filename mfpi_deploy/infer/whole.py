@@ -2,6 +2,7 @@
 
 The reference tiled runs are measured against (seam tests, halo benchmark).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,4 +20,4 @@ def whole_image(image: np.ndarray, backend: Backend, pad: int) -> np.ndarray:
     cols = reflect_indices(-pad, round_up(w + pad, stride) + pad, w)
     padded = image[np.ix_(rows, cols)]
     out = backend.run(padded[None])[0]
-    return out[:, scale * pad: scale * (pad + h), scale * pad: scale * (pad + w)]
+    return out[:, scale * pad : scale * (pad + h), scale * pad : scale * (pad + w)]

@@ -1,14 +1,25 @@
 """Networks of MFPINet and of the Deep-Z baseline, with one factory and a profiler."""
+
 from __future__ import annotations
 
 from mfpi_deploy.models.deepz import DeepZConfig, DeepZGenerator, dpm_channel, dpm_value
 from mfpi_deploy.models.discriminator import DiscriminatorConfig, MFPINetDiscriminator
 from mfpi_deploy.models.factory import Architecture, create_model, make_config
-from mfpi_deploy.models.mfpinet import MFPINetConfig, MFPINetGenerator
 from mfpi_deploy.models.flops import ModelProfile, profile_model
+from mfpi_deploy.models.mfpinet import MFPINetConfig, MFPINetGenerator
 
 __all__ = [
-    "Architecture", "create_model", "make_config", "profile_model", "ModelProfile",
-    "MFPINetConfig", "MFPINetGenerator", "DiscriminatorConfig", "MFPINetDiscriminator",
-    "DeepZConfig", "DeepZGenerator", "dpm_channel", "dpm_value",
+    "Architecture",
+    "create_model",
+    "make_config",
+    "profile_model",
+    "ModelProfile",
+    "MFPINetConfig",
+    "MFPINetGenerator",
+    "DiscriminatorConfig",
+    "MFPINetDiscriminator",
+    "DeepZConfig",
+    "DeepZGenerator",
+    "dpm_channel",
+    "dpm_value",
 ]

@@ -1,4 +1,5 @@
 """`python -m mfpi_deploy.models`: parameters and FLOPs of MFPINet and Deep-Z (Table III sizes)."""
+
 from __future__ import annotations
 
 from mfpi_deploy.models.flops import profile_model

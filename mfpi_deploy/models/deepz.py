@@ -3,6 +3,7 @@
 One forward pass refocuses an image to one plane, chosen by a constant "digital
 propagation matrix" (DPM) channel; a stack of P planes costs P passes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,11 @@ class DeepZGenerator(nn.Module):
             setattr(self, f"conv{level}2", _conv_relu(cout * 3 // 4, cout))
         for step in range(1, 5):
             c = widths[4 - step]  # channels after halving: 8w, 4w, 2w, w
-            setattr(self, f"up{step}", nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                                   nn.Conv2d(2 * c, c, 3, padding=1)))
+            setattr(
+                self,
+                f"up{step}",
+                nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * c, c, 3, padding=1)),
+            )
             setattr(self, f"conv{step + 5}1", _conv_relu(2 * c, c * 3 // 2))
             setattr(self, f"conv{step + 5}2", _conv_relu(c * 3 // 2, c))
         self.out = _conv_relu(w, config.image_channels)

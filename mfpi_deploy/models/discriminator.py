@@ -1,4 +1,5 @@
 """MFPINet discriminator: an unconditional VGG-like critic of a whole focal stack."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,21 +24,32 @@ class MFPINetDiscriminator(nn.Module):
         self.config = config = config or DiscriminatorConfig()
         w = config.width
         self.block1 = nn.Sequential(
-            nn.Conv2d(config.in_channels, w, 7, padding=3), nn.ReLU(inplace=True),
-            nn.Conv2d(w, w, 3, padding=1), nn.MaxPool2d(2),
+            nn.Conv2d(config.in_channels, w, 7, padding=3),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.MaxPool2d(2),
         )
         self.block2 = nn.Sequential(
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
         self.block3 = nn.Sequential(
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(4 * w, 4 * w, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(4 * w, 4 * w, 1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
         self.block4 = nn.Sequential(
-            nn.Conv2d(4 * w, 8 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(8 * w, 8 * w, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(4 * w, 8 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8 * w, 8 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(8 * w, 8 * w, 1),
         )
         self.fc = nn.Sequential(nn.Linear(8 * w, 2 * w), nn.ReLU(inplace=True), nn.Linear(2 * w, 1))

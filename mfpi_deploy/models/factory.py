@@ -1,4 +1,5 @@
 """One factory for every network: create_model(name, **config)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Parameters and FLOPs of a network, counted on the meta device (no real compute)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Built from shared/reference/ARCHITECTURE.md; module names follow the authors' released
 checkpoint so their state dict loads strictly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Shape rules of the networks: stride checks and padded sizes, shared by models and tiling."""
+
 from __future__ import annotations
 
 import torch

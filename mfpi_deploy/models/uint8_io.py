@@ -3,6 +3,7 @@
 Every engine takes a batch of uint8 tiles (N, H, W, C) and returns uint8 planes, so the
 host does no float conversion and moves a quarter of the bytes.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """napari layers <-> arrays without Qt: a 2D image layer's pixels in, a focal stack layer out, with
 its physical scale (z in µm from the model card, y/x half the input's), so the z slider walks focus."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ def layer_pixels(data: Any, *, rgb: bool, multiscale: bool, region: Box | None =
     if not whole.contains(box) or box.height <= 0 or box.width <= 0:
         raise LayerError(f"region {box} is not inside the layer's {whole.height}x{whole.width} pixels")
     level0 = data[0] if multiscale else data
-    return np.asarray(level0[box.y0:box.y1, box.x0:box.x1])
+    return np.asarray(level0[box.y0 : box.y1, box.x0 : box.x1])
 
 
 def visible_box(corners: Sequence[Sequence[float]], downsample: Sequence[float], whole: Box) -> Box:
@@ -55,16 +56,18 @@ def visible_box(corners: Sequence[Sequence[float]], downsample: Sequence[float],
     pixels; (2, ndim), last two axes y, x) times that level's downsample factors, clamped to the layer."""
     (ymin, xmin), (ymax, xmax) = (tuple(c[-2:]) for c in corners[:2])
     fy, fx = (float(f) for f in downsample[-2:])
-    box = Box(int(np.floor(ymin * fy)), int(np.floor(xmin * fx)), int(np.ceil((ymax + 1) * fy)),
-              int(np.ceil((xmax + 1) * fx)))
+    box = Box(
+        int(np.floor(ymin * fy)), int(np.floor(xmin * fx)), int(np.ceil((ymax + 1) * fy)), int(np.ceil((xmax + 1) * fx))
+    )
     box = Box(max(box.y0, whole.y0), max(box.x0, whole.x0), min(box.y1, whole.y1), min(box.x1, whole.x1))
     if box.height <= 0 or box.width <= 0:
         raise LayerError("no part of the layer is visible on the canvas")
     return box
 
 
-def stack_placement(source: Placement, planes_um: Sequence[float], scale: int, region: Box | None = None
-                    ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def stack_placement(
+    source: Placement, planes_um: Sequence[float], scale: int, region: Box | None = None
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """(scale, translate) of the (z, y, x) stack computed from `region` of a layer at `source`.
 
     z: the mean plane spacing in µm, starting at the first plane's offset. y/x: the input's scale
@@ -80,25 +83,47 @@ def stack_placement(source: Placement, planes_um: Sequence[float], scale: int, r
     return out_scale, out_translate
 
 
-def stack_kwargs(planes_um: Sequence[float], *, name: str, scale: tuple[float, float, float],
-                 translate: tuple[float, float, float], rgb: bool, pixel_unit: str | None = None) -> dict[str, Any]:
+def stack_kwargs(
+    planes_um: Sequence[float],
+    *,
+    name: str,
+    scale: tuple[float, float, float],
+    translate: tuple[float, float, float],
+    rgb: bool,
+    pixel_unit: str | None = None,
+) -> dict[str, Any]:
     """napari Image kwargs of a (Z, Y, X[, 3]) focal stack: placement, z labels, the planes' offsets."""
     kwargs: dict[str, Any] = dict(
-        name=name, scale=scale, translate=translate, rgb=rgb, axis_labels=("z", "y", "x"),
-        metadata={"planes_um": [float(z) for z in planes_um]}, contrast_limits=(0, 255),
+        name=name,
+        scale=scale,
+        translate=translate,
+        rgb=rgb,
+        axis_labels=("z", "y", "x"),
+        metadata={"planes_um": [float(z) for z in planes_um]},
+        contrast_limits=(0, 255),
     )
     if pixel_unit:
         kwargs["units"] = ("micrometer", pixel_unit, pixel_unit)
     return kwargs
 
 
-def stack_layer(stack: np.ndarray, planes_um: Sequence[float], *, name: str, scale: tuple[float, float, float],
-                translate: tuple[float, float, float], pixel_unit: str | None = None) -> LayerData:
+def stack_layer(
+    stack: np.ndarray,
+    planes_um: Sequence[float],
+    *,
+    name: str,
+    scale: tuple[float, float, float],
+    translate: tuple[float, float, float],
+    pixel_unit: str | None = None,
+) -> LayerData:
     """(data, kwargs, "image") for napari: uint8 (Z, sH, sW, C) -> (Z, Y, X) grey or (Z, Y, X, 3) RGB."""
     rgb = stack.shape[-1] == 3
     data = stack if rgb else stack[..., 0]
-    return data, stack_kwargs(planes_um, name=name, scale=scale, translate=translate, rgb=rgb,
-                              pixel_unit=pixel_unit), "image"
+    return (
+        data,
+        stack_kwargs(planes_um, name=name, scale=scale, translate=translate, rgb=rgb, pixel_unit=pixel_unit),
+        "image",
+    )
 
 
 def z_range_label(planes_um: Sequence[float]) -> str:

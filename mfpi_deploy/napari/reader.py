@@ -1,5 +1,6 @@
 """napari reader for `mfpi-run` outputs: an `.ome.tif` or `.ome.zarr` focal stack as one lazy multiscale
 Image layer (Z, Y, X[, 3]) placed by its physical sizes, so the z slider walks through focus in µm."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -75,9 +76,14 @@ def read_tiff_stack(path: str) -> LayerData:
     planes_um = info.planes_um or [float(z) for z in range(levels[0].shape[0])]
     px = info.pixel_size_um or 1.0
     rgb = axes.endswith("S") and levels[0].shape[-1] == 3
-    kwargs = stack_kwargs(planes_um, name=_name(path, planes_um), scale=(plane_spacing_um(planes_um), px, px),
-                          translate=(float(planes_um[0]), 0.0, 0.0), rgb=rgb,
-                          pixel_unit="micrometer" if info.pixel_size_um else None)
+    kwargs = stack_kwargs(
+        planes_um,
+        name=_name(path, planes_um),
+        scale=(plane_spacing_um(planes_um), px, px),
+        translate=(float(planes_um[0]), 0.0, 0.0),
+        rgb=rgb,
+        pixel_unit="micrometer" if info.pixel_size_um else None,
+    )
     return _levels_data(levels), kwargs, "image"
 
 
@@ -108,12 +114,12 @@ def read_zarr_stack(path: str) -> LayerData:
     rgb = arrays[0].shape[0] == 3
     levels = [da.moveaxis(a, 0, -1) if rgb else a[0] for a in arrays]
     unit = next((a.get("unit") for a in multiscale["axes"] if a["name"] == "x"), None)
-    kwargs = stack_kwargs(planes_um, name=_name(path, planes_um), scale=(dz, py, px), translate=(z0, ty, tx),
-                          rgb=rgb, pixel_unit=unit)
+    kwargs = stack_kwargs(
+        planes_um, name=_name(path, planes_um), scale=(dz, py, px), translate=(z0, ty, tx), rgb=rgb, pixel_unit=unit
+    )
     return _levels_data(levels), kwargs, "image"
 
 
 def _levels_data(levels: list[Any]) -> Any:
     """napari takes a list for a pyramid and the array itself for a single level."""
     return levels if len(levels) > 1 else levels[0]
-

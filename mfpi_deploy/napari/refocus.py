@@ -1,5 +1,6 @@
 """One refocus job without Qt: open the engine, run `predict_image` on an image with progress and
 cancel, and say where the stack sits; the widget runs this in a napari thread worker."""
+
 from __future__ import annotations
 
 import threading
@@ -57,8 +58,14 @@ def cancellable(cancel: threading.Event, progress: Progress | None) -> Progress:
     return report
 
 
-def refocus(image: np.ndarray, job: RefocusJob, *, cancel: threading.Event | None = None,
-            progress: Progress | None = None, log: Log = print) -> LayerData:
+def refocus(
+    image: np.ndarray,
+    job: RefocusJob,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+    log: Log = print,
+) -> LayerData:
     """Run `job` on a (H, W[, C]) uint8/uint16 image -> the focal stack as napari layer data.
 
     Raises RefocusCancelled (nothing returned, no layer) when `cancel` is set during the run.
@@ -69,10 +76,10 @@ def refocus(image: np.ndarray, job: RefocusJob, *, cancel: threading.Event | Non
         raise RefocusCancelled("refocus cancelled")
     with open_backend(job.backend, source, log=log) as backend:
         log(f"running {backend.describe()} on {image.shape[1]}x{image.shape[0]} pixels")
-        stack = predict_image(image, backend, progress=cancellable(cancel, progress),
-                              convert_channels=job.convert_channels)
+        stack = predict_image(
+            image, backend, progress=cancellable(cancel, progress), convert_channels=job.convert_channels
+        )
         spec = backend.spec
     scale, translate = stack_placement(job.placement, spec.planes_um, spec.scale, job.region)
     name = f"{job.name} refocused, {z_range_label(spec.planes_um)}"
-    return stack_layer(stack, spec.planes_um, name=name, scale=scale, translate=translate,
-                       pixel_unit=job.pixel_unit)
+    return stack_layer(stack, spec.planes_um, name=name, scale=scale, translate=translate, pixel_unit=job.pixel_unit)

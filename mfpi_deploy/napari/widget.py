@@ -1,5 +1,6 @@
 """The "MFPINet refocus" dock widget: pick layer, engine and backend, run `refocus` in a napari thread
 worker with progress and cancel, add the focal stack as a new layer. The logic lives in refocus.py."""
+
 from __future__ import annotations
 
 import threading
@@ -49,9 +50,12 @@ class RefocusWidget(Container):
         self.worker: FunctionWorker | None = None
         self._cancel_event = threading.Event()
         self.layer = ComboBox(label="image", choices=self._image_layers, nullable=True)
-        self.engine = FileEdit(label="engine", mode="d", value=DEFAULT_NAME,
-                               tooltip="an engine folder from mfpi-export, a checkpoint folder (torch), or "
-                                       "'default': the bundled model")
+        self.engine = FileEdit(
+            label="engine",
+            mode="d",
+            value=DEFAULT_NAME,
+            tooltip="an engine folder from mfpi-export, a checkpoint folder (torch), or 'default': the bundled model",
+        )
         self.backend = ComboBox(label="backend", choices=[k.value for k in BackendKind], value=BackendKind.AUTO.value)
         self.visible_only = CheckBox(text="visible region only", value=False)
         self.convert_channels = CheckBox(text="convert grey <-> RGB", value=False)
@@ -59,8 +63,19 @@ class RefocusWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="tiles", value=0, min=0, max=1)
         self.status = Label(value="")
-        self.extend([self.layer, self.engine, self.backend, self.visible_only, self.convert_channels,
-                     self.run_button, self.cancel_button, self.progress, self.status])
+        self.extend(
+            [
+                self.layer,
+                self.engine,
+                self.backend,
+                self.visible_only,
+                self.convert_channels,
+                self.run_button,
+                self.cancel_button,
+                self.progress,
+                self.status,
+            ]
+        )
         self._relay = _Relay()
         self._relay.tiles.connect(self._show_progress)
         self._relay.line.connect(self._show_line)
@@ -87,15 +102,21 @@ class RefocusWidget(Container):
         except MfpiError as exc:
             self.status.value = f"error: {exc}"
             return None
-        job = layer_job(layer, engine=str(self.engine.value), backend=self.backend.value, region=region,
-                        convert_channels=self.convert_channels.value)
+        job = layer_job(
+            layer,
+            engine=str(self.engine.value),
+            backend=self.backend.value,
+            region=region,
+            convert_channels=self.convert_channels.value,
+        )
         self._cancel_event = threading.Event()
         data, rgb, multiscale = layer.data, layer.rgb, layer.multiscale
 
         def work() -> LayerData:
             image = layer_pixels(data, rgb=rgb, multiscale=multiscale, region=region)
-            return refocus(image, job, cancel=self._cancel_event, progress=self._relay.tiles.emit,
-                           log=self._relay.line.emit)
+            return refocus(
+                image, job, cancel=self._cancel_event, progress=self._relay.tiles.emit, log=self._relay.line.emit
+            )
 
         self.worker = create_worker(work, _start_thread=False, _ignore_errors=True)  # _failed reports them
         self.worker.returned.connect(self._add_layer)

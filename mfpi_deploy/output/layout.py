@@ -1,4 +1,5 @@
 """The shape and physical sizes of an output stack (shared by the Zarr and TIFF writers)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -5,6 +5,7 @@ pyramid in each plane's SubIFDs, tiles of 256 or 512 pixels, and OME-XML that va
 against the OME schema: SizeZ, physical sizes with units and each plane's PositionZ.
 Tiles are streamed from the Zarr a band at a time, so memory stays bounded.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,9 @@ def _row_tiles(level: zarr.Array, z: int, y: int, tile: int) -> Iterator[np.ndar
         end = start + buf.shape[-1]
         if end < need:
             new_end = min(width, -(-need // step) * step)
-            buf = np.concatenate([buf[..., x - start:], level[:, z, rows, end:new_end]], axis=-1)
+            buf = np.concatenate([buf[..., x - start :], level[:, z, rows, end:new_end]], axis=-1)
             start = x
-        yield buf[..., x - start:need - start]
+        yield buf[..., x - start : need - start]
 
 
 def _tiles(level: zarr.Array, tile: int) -> Iterator[np.ndarray]:
@@ -52,8 +53,15 @@ def _tiles(level: zarr.Array, tile: int) -> Iterator[np.ndarray]:
                 yield block if channels > 1 else block[..., 0]
 
 
-def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | None = None,
-                   compression: str = "zlib", levels: int | None = None, uuid: str | None = None) -> None:
+def write_ome_tiff(
+    stack_path: str | Path,
+    out_path: str | Path,
+    *,
+    tile: int | None = None,
+    compression: str = "zlib",
+    levels: int | None = None,
+    uuid: str | None = None,
+) -> None:
     """Write `out_path` from the OME-Zarr at `stack_path` (all its pyramid levels).
 
     The file's bytes depend only on the stack and the arguments: give `uuid` (the OME UUID)
@@ -64,8 +72,11 @@ def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | 
     n_levels = levels or zarr_stack.level_count(stack_path)
     rgb = layout.channels == 3
     options = dict(
-        tile=(tile, tile), compression=compression, dtype=np.uint8,
-        photometric="rgb" if rgb else "minisblack", planarconfig="contig" if rgb else None,
+        tile=(tile, tile),
+        compression=compression,
+        dtype=np.uint8,
+        photometric="rgb" if rgb else "minisblack",
+        planarconfig="contig" if rgb else None,
     )
     px = layout.pixel_size_um
     with tifffile.TiffWriter(out_path, bigtiff=True, ome=True) as tif:
@@ -75,10 +86,17 @@ def write_ome_tiff(stack_path: str | Path, out_path: str | Path, *, tile: int | 
             shape = (planes, h, w, 3) if rgb else (planes, h, w)
             extra: dict = {}
             if px:
-                extra = dict(resolution=(1e4 / (px * 2 ** k), 1e4 / (px * 2 ** k)), resolutionunit="CENTIMETER")
+                extra = dict(resolution=(1e4 / (px * 2**k), 1e4 / (px * 2**k)), resolutionunit="CENTIMETER")
             if k == 0:
-                tif.write(_tiles(arr, tile), shape=shape, subifds=n_levels - 1,
-                          metadata=ome_metadata(layout, uuid), software="mfpi-deploy", **options, **extra)
+                tif.write(
+                    _tiles(arr, tile),
+                    shape=shape,
+                    subifds=n_levels - 1,
+                    metadata=ome_metadata(layout, uuid),
+                    software="mfpi-deploy",
+                    **options,
+                    **extra,
+                )
             else:
                 tif.write(_tiles(arr, tile), shape=shape, subfiletype=1, metadata=None, **options, **extra)
 
@@ -92,11 +110,15 @@ def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
         "UUID": f"urn:uuid:{uuid}",
         "axes": "ZYXS" if layout.channels == 3 else "ZYX",
         "Name": layout.name or "mfpi stack",
-        "PhysicalSizeZ": abs(layout.z_spacing_um), "PhysicalSizeZUnit": "µm",  # the schema wants it positive
-        "Plane": {"PositionZ": [float(z) for z in layout.planes_um],
-                  "PositionZUnit": ["µm"] * layout.planes},
+        "PhysicalSizeZ": abs(layout.z_spacing_um),
+        "PhysicalSizeZUnit": "µm",  # the schema wants it positive
+        "Plane": {"PositionZ": [float(z) for z in layout.planes_um], "PositionZUnit": ["µm"] * layout.planes},
     }
     if layout.pixel_size_um:
-        meta.update(PhysicalSizeX=layout.pixel_size_um, PhysicalSizeXUnit="µm",
-                    PhysicalSizeY=layout.pixel_size_um, PhysicalSizeYUnit="µm")
+        meta.update(
+            PhysicalSizeX=layout.pixel_size_um,
+            PhysicalSizeXUnit="µm",
+            PhysicalSizeY=layout.pixel_size_um,
+            PhysicalSizeYUnit="µm",
+        )
     return meta

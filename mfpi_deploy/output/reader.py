@@ -1,4 +1,5 @@
 """Lazy windows of a finished output stack (OME-Zarr or OME-TIFF): only the chunks or tiles a window needs are read."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,8 @@ class StackReader:
     def read(self, z: int, box: Box) -> np.ndarray:
         """Plane z, window `box` (output pixels), as uint8 (h, w, channels)."""
         if self._tif is None:
-            return np.moveaxis(self._array[:, z, box.y0:box.y1, box.x0:box.x1], 0, -1)
-        block = self._array[z, box.y0:box.y1, box.x0:box.x1]
+            return np.moveaxis(self._array[:, z, box.y0 : box.y1, box.x0 : box.x1], 0, -1)
+        block = self._array[z, box.y0 : box.y1, box.x0 : box.x1]
         return block if block.ndim == 3 else block[..., None]
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 Level 0 is chunked (1, 1, chunk, chunk) with chunk = one tile's output core, so each tile
 writes its chunks exactly once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,14 @@ def create_stack(path: str | Path, layout: StackLayout) -> zarr.Array:
 
 def _create_level(group: zarr.Group, name: str, shape: tuple[int, ...], chunk: int) -> zarr.Array:
     return group.create_array(
-        name, shape=shape, chunks=(1, 1, chunk, chunk), dtype="uint8", fill_value=0,
-        compressors=_compressor(), chunk_key_encoding={"name": "v2", "separator": "/"}, overwrite=True,
+        name,
+        shape=shape,
+        chunks=(1, 1, chunk, chunk),
+        dtype="uint8",
+        fill_value=0,
+        compressors=_compressor(),
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+        overwrite=True,
     )
 
 
@@ -49,7 +56,7 @@ def open_level(path: str | Path, level: int = 0, mode: str = "r") -> zarr.Array:
 
 def write_core(arr: zarr.Array, core_out: Box, planes: np.ndarray) -> None:
     """Write one tile's core: planes uint8 (Z, h, w, C) into [:, :, y0:y1, x0:x1]."""
-    arr[:, :, core_out.y0:core_out.y1, core_out.x0:core_out.x1] = np.moveaxis(planes, -1, 0)
+    arr[:, :, core_out.y0 : core_out.y1, core_out.x0 : core_out.x1] = np.moveaxis(planes, -1, 0)
 
 
 # zarr's LocalStore writes a chunk as <key>.<uuid hex>.partial, then renames it to <key>
@@ -102,9 +109,9 @@ def build_pyramid(path: str | Path, layout: StackLayout, min_side: int = MIN_LEV
         arr = _create_level(group, str(level), (layout.channels, layout.planes, h, w), step)
         for y in range(0, h, step):
             for x in range(0, w, step):
-                src = prev[:, :, 2 * y:2 * min(y + step, h), 2 * x:2 * min(x + step, w)]
+                src = prev[:, :, 2 * y : 2 * min(y + step, h), 2 * x : 2 * min(x + step, w)]
                 out = downsample2(src)
-                arr[:, :, y:y + out.shape[-2], x:x + out.shape[-1]] = out
+                arr[:, :, y : y + out.shape[-2], x : x + out.shape[-1]] = out
         prev = arr
     group.attrs.update(ngff_attrs(layout, len(shapes)))
     return len(shapes)
@@ -121,20 +128,33 @@ def ngff_attrs(layout: StackLayout, levels: int) -> dict:
         {"name": "x", "type": "space", **unit},
     ]
     datasets = [
-        {"path": str(k), "coordinateTransformations": [
-            {"type": "scale", "scale": [1.0, layout.z_spacing_um, px * 2 ** k, px * 2 ** k]},
-            {"type": "translation", "translation": [0.0, float(layout.planes_um[0]), 0.0, 0.0]},
-        ]}
+        {
+            "path": str(k),
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [1.0, layout.z_spacing_um, px * 2**k, px * 2**k]},
+                {"type": "translation", "translation": [0.0, float(layout.planes_um[0]), 0.0, 0.0]},
+            ],
+        }
         for k in range(levels)
     ]
-    multiscales = [{
-        "version": NGFF_VERSION, "name": layout.name, "axes": axes, "datasets": datasets,
-        "type": "mean", "metadata": {"description": "2x2 mean of the level above", "planes_um": list(layout.planes_um)},
-    }]
+    multiscales = [
+        {
+            "version": NGFF_VERSION,
+            "name": layout.name,
+            "axes": axes,
+            "datasets": datasets,
+            "type": "mean",
+            "metadata": {"description": "2x2 mean of the level above", "planes_um": list(layout.planes_um)},
+        }
+    ]
     omero = {
-        "name": layout.name, "version": NGFF_VERSION, "rdefs": {"model": "color" if layout.channels == 3 else "greyscale"},
-        "channels": [{"label": n, "color": c, "active": True, "window": {"min": 0, "max": 255, "start": 0, "end": 255}}
-                     for n, c in zip(_NAMES[layout.channels], _COLOURS[layout.channels])],
+        "name": layout.name,
+        "version": NGFF_VERSION,
+        "rdefs": {"model": "color" if layout.channels == 3 else "greyscale"},
+        "channels": [
+            {"label": n, "color": c, "active": True, "window": {"min": 0, "max": 255, "start": 0, "end": 255}}
+            for n, c in zip(_NAMES[layout.channels], _COLOURS[layout.channels])
+        ],
     }
     return {"multiscales": multiscales, "omero": omero, "mfpi": {"layout": layout.to_dict()}}
 

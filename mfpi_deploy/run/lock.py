@@ -7,13 +7,14 @@ when it is done; a process that locked a file another holder had just removed no
 path no longer names its file) and tries again, so two runs never both hold the lock.
 Without fcntl (Windows) runs are not locked.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.run.state import partial_dir
@@ -70,8 +71,10 @@ def _acquire(path: Path, output: Path) -> int:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"another mfpi-run (pid {holder})" if holder else "another mfpi-run"
-            raise OutputBusy(f"{who} is writing {output} (it holds {path}); wait for it to finish, or stop it "
-                             f"and rerun with --resume") from None
+            raise OutputBusy(
+                f"{who} is writing {output} (it holds {path}); wait for it to finish, or stop it "
+                f"and rerun with --resume"
+            ) from None
         except BaseException:
             os.close(fd)
             raise

@@ -1,4 +1,5 @@
 """Options and summary of one slide run (the library API behind `mfpi-run`)."""
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,13 @@ class RunOptions:
         size = self.pixel_size_um
         if size is not None and not (math.isfinite(size) and 0 < size < 1e6):
             raise MfpiError(f"--pixel-size must be a positive number of micrometres, got {size}")
-        for name, value, low in (("--level", self.level, 0), ("--series", self.series, 0), ("--halo", self.halo, 0),
-                                 ("--tile", self.tile, 1), ("--batch", self.batch, 1)):
+        for name, value, low in (
+            ("--level", self.level, 0),
+            ("--series", self.series, 0),
+            ("--halo", self.halo, 0),
+            ("--tile", self.tile, 1),
+            ("--batch", self.batch, 1),
+        ):
             if value is not None and value < low:
                 raise MfpiError(f"{name} must be at least {low}, got {value}")
         check_plane(self.plane)

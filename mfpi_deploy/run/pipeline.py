@@ -6,6 +6,7 @@ partial-run folder, the journal of finished batches, the progress bar, and the f
 A distributed run (`mfpi_deploy.cohort`) uses the same pieces, each task streaming a share
 of the batches (`stream_batches`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -113,27 +114,39 @@ class PlannedRun:
         return {**self.settings, "output_format": self.format.value, "compression": compression}
 
 
-def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFacts,
-             options: RunOptions) -> PlannedRun:
+def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFacts, options: RunOptions) -> PlannedRun:
     """Read the slide's header and decide tiles, batch, layout and settings (no tile is read)."""
     input_path, output = Path(input_path), Path(output_path)
     fmt = OutputFormat.from_path(output)
     spec = engine.spec
     if spec.needs_dpm:
         raise MfpiError("mfpi-run runs image-to-stack engines (MFPINet); Deep-Z needs one pass per plane")
-    with open_slide(input_path, options.level, series=options.series, plane=options.plane,
-                    allow_empty_tiles=options.allow_empty_tiles) as slide:
+    with open_slide(
+        input_path,
+        options.level,
+        series=options.series,
+        plane=options.plane,
+        allow_empty_tiles=options.allow_empty_tiles,
+    ) as slide:
         info = slide.info
         for warning in slide.warnings:
             options.log(f"warning: {input_path.name}: {warning}")
         if info.series_count > 1:
-            options.log(f"{input_path.name}: the file holds {info.series_count} images (series); running series "
-                        f"{info.series} ({info.width}x{info.height}); pick another with --series N")
+            options.log(
+                f"{input_path.name}: the file holds {info.series_count} images (series); running series "
+                f"{info.series} ({info.width}x{info.height}); pick another with --series N"
+            )
         if info.plane is not None:
             how = " (the sharpest: variance of the Laplacian)" if options.plane == SHARPEST else ""
             options.log(f"{input_path.name}: a Z-stack of {info.planes} planes; running plane {info.plane}{how}")
-        rule = pixel_rule(info.dtype, info.samples, spec.channels, convert_channels=options.convert_channels,
-                          max_value=options.input_max or info.max_value, where=str(input_path))
+        rule = pixel_rule(
+            info.dtype,
+            info.samples,
+            spec.channels,
+            convert_channels=options.convert_channels,
+            max_value=options.input_max or info.max_value,
+            where=str(input_path),
+        )
         source = TileSource(slide, rule, options.region)
         if options.preview is not None:
             preview_box(options.preview, source.region)  # refuse a bad --preview-region before any tile
@@ -144,43 +157,67 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             batch = options.batch
         pixel_size = options.pixel_size_um or info.pixel_size_um
         if pixel_size is None:
-            options.log(f"warning: {input_path.name}: the input's pixel size is unknown (no metadata); the output "
-                        "has no physical x/y size (pass --pixel-size UM to set it)")
+            options.log(
+                f"warning: {input_path.name}: the input's pixel size is unknown (no metadata); the output "
+                "has no physical x/y size (pass --pixel-size UM to set it)"
+            )
         layout = StackLayout(
-            planes=spec.planes, channels=spec.channels, height=spec.scale * source.height,
-            width=spec.scale * source.width, chunk=spec.scale * plan.core,
+            planes=spec.planes,
+            channels=spec.channels,
+            height=spec.scale * source.height,
+            width=spec.scale * source.width,
+            chunk=spec.scale * plan.core,
             pixel_size_um=pixel_size / spec.scale if pixel_size else None,
-            planes_um=tuple(float(z) for z in spec.planes_um), name=input_path.stem,
+            planes_um=tuple(float(z) for z in spec.planes_um),
+            name=input_path.stem,
         )
         settings = run_settings(input_path, info, options, plan, batch, layout, engine, rule.describe())
         series = f" series {info.series}" if info.series_count > 1 else ""
         series += f" plane {info.plane} of {info.planes}" if info.plane is not None else ""
-        description = (f"{input_path.name}: {info.width}x{info.height} {info.format}{series} level {info.level}, "
-                       f"{rule.describe()}; region {source.width}x{source.height} -> "
-                       f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
-                       f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, "
-                       f"{engine.describe()}")
-        return PlannedRun(input=input_path, output=output, format=fmt, level=options.level,
-                          series=options.series, plane=info.plane, allow_empty_tiles=options.allow_empty_tiles,
-                          region=options.region, rule=rule, plan=plan,
-                          batch=batch, layout=layout, settings=settings, compression=options.compression,
-                          description=description)
+        description = (
+            f"{input_path.name}: {info.width}x{info.height} {info.format}{series} level {info.level}, "
+            f"{rule.describe()}; region {source.width}x{source.height} -> "
+            f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
+            f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, "
+            f"{engine.describe()}"
+        )
+        return PlannedRun(
+            input=input_path,
+            output=output,
+            format=fmt,
+            level=options.level,
+            series=options.series,
+            plane=info.plane,
+            allow_empty_tiles=options.allow_empty_tiles,
+            region=options.region,
+            rule=rule,
+            plan=plan,
+            batch=batch,
+            layout=layout,
+            settings=settings,
+            compression=options.compression,
+            description=description,
+        )
 
 
 @contextlib.contextmanager
 def open_source(run: PlannedRun) -> Iterator[TileSource]:
     """The planned slide's engine-ready windows (reopened: a task may run on another machine)."""
-    with open_slide(run.input, run.level, series=run.series, plane=run.plane,
-                    allow_empty_tiles=run.allow_empty_tiles) as slide:
+    with open_slide(
+        run.input, run.level, series=run.series, plane=run.plane, allow_empty_tiles=run.allow_empty_tiles
+    ) as slide:
         source = TileSource(slide, run.rule, run.region)
         if (source.height, source.width) != (run.plan.height, run.plan.width):
-            raise SlideInputError(f"{run.input}: changed since the run was planned "
-                                  f"({source.width}x{source.height}, planned {run.plan.width}x{run.plan.height})")
+            raise SlideInputError(
+                f"{run.input}: changed since the run was planned "
+                f"({source.width}x{source.height}, planned {run.plan.width}x{run.plan.height})"
+            )
         yield source
 
 
-def run_slide(input_path: str | Path, output_path: str | Path, backend: Backend,
-              options: RunOptions | None = None) -> RunSummary:
+def run_slide(
+    input_path: str | Path, output_path: str | Path, backend: Backend, options: RunOptions | None = None
+) -> RunSummary:
     """Run `backend` over the slide at `input_path`, writing the stack to `output_path`.
 
     The format follows the output name (.ome.zarr or .ome.tif). The output appears only when
@@ -213,20 +250,37 @@ def _run_locked(input_path: Path, output: Path, backend: Backend, options: RunOp
     loop_seconds = time.perf_counter() - loop_start
     finish_run(run, options, clean=resumed)
     return RunSummary(
-        output=output, backend=backend.describe(), tiles=run.plan.n_tiles,
-        tiles_computed=run.plan.n_tiles - done_tiles, tile=run.plan.tile, batch=run.batch, halo=run.plan.halo,
-        seconds=time.perf_counter() - started, inference_seconds=loop_seconds,
-        input_megapixels=run.plan.height * run.plan.width / 1e6, halo_overhead=run.plan.halo_overhead,
+        output=output,
+        backend=backend.describe(),
+        tiles=run.plan.n_tiles,
+        tiles_computed=run.plan.n_tiles - done_tiles,
+        tile=run.plan.tile,
+        batch=run.batch,
+        halo=run.plan.halo,
+        seconds=time.perf_counter() - started,
+        inference_seconds=loop_seconds,
+        input_megapixels=run.plan.height * run.plan.width / 1e6,
+        halo_overhead=run.plan.halo_overhead,
         resumed=resumed,
     )
 
 
 def skipped_summary(run: PlannedRun, backend: str, seconds: float) -> RunSummary:
     """The summary of a run that kept an output already finished with the same settings."""
-    return RunSummary(output=run.output, backend=backend, tiles=run.plan.n_tiles,
-                      tiles_computed=0, tile=run.plan.tile, batch=run.batch, halo=run.plan.halo, seconds=seconds,
-                      inference_seconds=0.0, input_megapixels=run.plan.height * run.plan.width / 1e6,
-                      halo_overhead=run.plan.halo_overhead, skipped=True)
+    return RunSummary(
+        output=run.output,
+        backend=backend,
+        tiles=run.plan.n_tiles,
+        tiles_computed=0,
+        tile=run.plan.tile,
+        batch=run.batch,
+        halo=run.plan.halo,
+        seconds=seconds,
+        inference_seconds=0.0,
+        input_megapixels=run.plan.height * run.plan.width / 1e6,
+        halo_overhead=run.plan.halo_overhead,
+        skipped=True,
+    )
 
 
 def start_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]:
@@ -249,8 +303,7 @@ def check_finished(run: PlannedRun, options: RunOptions) -> bool:
         return True
     if options.overwrite:
         return False
-    why = ("" if differ is None or not options.skip_finished
-           else f" (made with different {', '.join(differ)})")
+    why = "" if differ is None or not options.skip_finished else f" (made with different {', '.join(differ)})"
     raise MfpiError(f"{run.output} exists{why}; pass --overwrite to replace it")
 
 
@@ -261,8 +314,9 @@ def tile_errors(state: RunState, resumed: bool) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         zarr_stack.settle_io()
-        raise RunInterrupted(f"interrupted; {state.root} keeps the finished tiles: "
-                             f"rerun the same command with --resume to continue") from None
+        raise RunInterrupted(
+            f"interrupted; {state.root} keeps the finished tiles: rerun the same command with --resume to continue"
+        ) from None
     except SlideInputError:
         zarr_stack.settle_io()
         if not resumed:
@@ -271,10 +325,11 @@ def tile_errors(state: RunState, resumed: bool) -> Iterator[None]:
     except OSError as exc:
         zarr_stack.settle_io()
         if exc.errno == errno.ENOSPC:
-            raise RunFailed(f"no space left on device while writing {state.root}; free space and rerun "
-                            f"with --resume (or delete that folder)") from None
-        raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, "
-                        f"rerun with --resume") from None
+            raise RunFailed(
+                f"no space left on device while writing {state.root}; free space and rerun "
+                f"with --resume (or delete that folder)"
+            ) from None
+        raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, rerun with --resume") from None
 
 
 def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> None:
@@ -288,13 +343,16 @@ def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> 
         finish_output(state, output, run.format, options, run.made_with)
     except KeyboardInterrupt:
         zarr_stack.settle_io()
-        raise RunInterrupted(f"interrupted while finishing {output}; all tiles are kept in {state.root}: "
-                             f"rerun the same command with --resume to finish") from None
+        raise RunInterrupted(
+            f"interrupted while finishing {output}; all tiles are kept in {state.root}: "
+            f"rerun the same command with --resume to finish"
+        ) from None
     except OSError as exc:
         zarr_stack.settle_io()
         reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
-        raise RunFailed(f"{reason} while finishing {output}; all tiles are kept in {state.root}, "
-                        f"rerun with --resume") from None
+        raise RunFailed(
+            f"{reason} while finishing {output}; all tiles are kept in {state.root}, rerun with --resume"
+        ) from None
     if options.preview is not None:
         write_run_preview(run, options.preview, options.log)
 
@@ -305,8 +363,9 @@ def write_run_preview(run: PlannedRun, preview: PreviewOptions, log: Callable[[s
         with open_source(run) as source:
             path = write_preview(run.output, source, run.layout.planes_um, preview)
     except OSError as exc:
-        raise RunFailed(f"{run.output} is complete, but its preview could not be written "
-                        f"({exc.strerror or exc})") from None
+        raise RunFailed(
+            f"{run.output} is complete, but its preview could not be written ({exc.strerror or exc})"
+        ) from None
     log(f"preview: {path}")
 
 
@@ -346,8 +405,7 @@ def stack_bytes(layout: StackLayout, fmt: OutputFormat, share_left: float = 1.0)
     return int(stack * share_left) + (stack if fmt is OutputFormat.OME_TIFF else 0)
 
 
-def check_free_space(output: Path, layout: StackLayout, fmt: OutputFormat, share_left: float,
-                     log: Any) -> None:
+def check_free_space(output: Path, layout: StackLayout, fmt: OutputFormat, share_left: float, log: Any) -> None:
     """Before the first tile: refuse an output that cannot fit in the free space even if it
     compressed MAX_COMPRESSION_RATIO:1; warn when it fits only if it compresses well."""
     folder = output.parent if str(output.parent) else Path(".")
@@ -356,25 +414,47 @@ def check_free_space(output: Path, layout: StackLayout, fmt: OutputFormat, share
     if need <= free:
         return
     ratio = need / max(free, 1)
-    what = (f"the output needs about {_human(need)} uncompressed and {folder} has {_human(free)} free")
+    what = f"the output needs about {_human(need)} uncompressed and {folder} has {_human(free)} free"
     if ratio > MAX_COMPRESSION_RATIO:
-        raise MfpiError(f"not enough disk space: {what}, so it would have to compress better than "
-                        f"{MAX_COMPRESSION_RATIO}:1; free space or write elsewhere (-o)")
+        raise MfpiError(
+            f"not enough disk space: {what}, so it would have to compress better than "
+            f"{MAX_COMPRESSION_RATIO}:1; free space or write elsewhere (-o)"
+        )
     log(f"warning: {what}; it fits only if it compresses better than {ratio:.1f}:1")
 
 
-def run_settings(input_path: Path, info: Any, options: RunOptions, plan: TilePlan, batch: int,
-                 layout: StackLayout, engine: EngineFacts, rule: str) -> dict:
+def run_settings(
+    input_path: Path,
+    info: Any,
+    options: RunOptions,
+    plan: TilePlan,
+    batch: int,
+    layout: StackLayout,
+    engine: EngineFacts,
+    rule: str,
+) -> dict:
     """Everything that decides the output; a resume must match all of it."""
     stat = input_path.stat()
     spec = engine.spec
     return {
-        "input": str(input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-        "series": info.series, "level": info.level,
+        "input": str(input_path.resolve()),
+        "input_bytes": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "series": info.series,
+        "level": info.level,
         "region": None if options.region is None else list(vars(options.region).values()),
-        "pixels": rule, "tile": plan.tile, "halo": plan.halo, "batch": batch,
-        "engine": {"kind": engine.kind.value, "architecture": spec.architecture, "channels": spec.channels,
-                   "planes": spec.planes, "precision": spec.precision, "id": options.engine_id},
+        "pixels": rule,
+        "tile": plan.tile,
+        "halo": plan.halo,
+        "batch": batch,
+        "engine": {
+            "kind": engine.kind.value,
+            "architecture": spec.architecture,
+            "channels": spec.channels,
+            "planes": spec.planes,
+            "precision": spec.precision,
+            "id": options.engine_id,
+        },
         "layout": layout.to_dict(),
         # a Z-stack's plane; absent for 2D input, so records of earlier 2D runs still match
         **({"plane": info.plane} if info.plane is not None else {}),
@@ -388,14 +468,17 @@ def prepare_state(state: RunState, settings: dict, layout: StackLayout, options:
             saved = state.settings()
             differ = mismatches(saved, settings)
             if differ:
-                raise MfpiError(f"cannot resume {state.root}: it was started with different "
-                                f"{', '.join(differ)}; pass --overwrite to start over")
+                raise MfpiError(
+                    f"cannot resume {state.root}: it was started with different "
+                    f"{', '.join(differ)}; pass --overwrite to start over"
+                )
             done = state.done_batches()
             options.log(f"resuming {state.root}: {len(done)} batch(es) already done")
             return done, True
         if not options.overwrite and state.exists():
-            raise MfpiError(f"a partial run exists at {state.root}; pass --resume to continue it "
-                            f"or --overwrite to start over")
+            raise MfpiError(
+                f"a partial run exists at {state.root}; pass --resume to continue it or --overwrite to start over"
+            )
         state.remove()
     elif options.resume:
         options.log(f"nothing to resume at {state.root}; starting a new run")
@@ -404,14 +487,19 @@ def prepare_state(state: RunState, settings: dict, layout: StackLayout, options:
     return set(), False
 
 
-def finish_output(state: RunState, output: Path, fmt: OutputFormat, options: RunOptions,
-                  made_with: dict | None = None) -> None:
+def finish_output(
+    state: RunState, output: Path, fmt: OutputFormat, options: RunOptions, made_with: dict | None = None
+) -> None:
     """Turn the finished partial run into the output under its final name (rename last), then
     record what it was made with (the old record goes first: a crash leaves none, never a wrong one)."""
     if fmt is OutputFormat.OME_TIFF:
         tmp = state.root / "output.ome.tif"
-        ome_tiff.write_ome_tiff(state.stack, tmp, compression=options.compression,
-                                uuid=output_uuid(made_with) if made_with is not None else None)
+        ome_tiff.write_ome_tiff(
+            state.stack,
+            tmp,
+            compression=options.compression,
+            uuid=output_uuid(made_with) if made_with is not None else None,
+        )
         remove_record(output)
         replace_dir(tmp, output)
     else:
@@ -433,8 +521,15 @@ class _Progress:
     """Journals finished batches (after syncing their chunks), moves the progress bar and calls
     `on_tiles`; thread-safe. `check` runs after each batch and may raise to stop the loop."""
 
-    def __init__(self, journal: Journal, plan: TilePlan, options: RunOptions, done_tiles: int, todo_tiles: int,
-                 check: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        plan: TilePlan,
+        options: RunOptions,
+        done_tiles: int,
+        todo_tiles: int,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         self.journal = journal
         self.sync_seconds = options.sync_seconds
         self.on_tiles = options.on_tiles
@@ -446,8 +541,15 @@ class _Progress:
         self.started = time.perf_counter()
         self.tiles = 0
         self.mp_per_tile = plan.core * plan.core / 1e6
-        self.bar = tqdm(total=plan.n_tiles, initial=done_tiles, unit="tile", disable=not options.progress,
-                        dynamic_ncols=True, smoothing=0.1, desc="tiles")
+        self.bar = tqdm(
+            total=plan.n_tiles,
+            initial=done_tiles,
+            unit="tile",
+            disable=not options.progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+            desc="tiles",
+        )
         if self.on_tiles is not None:
             self.on_tiles(0, todo_tiles)
 
@@ -483,8 +585,16 @@ class _Progress:
                 self.bar.close()
 
 
-def stream_batches(source: TileSource, run: PlannedRun, todo: Sequence[int], backend: Backend, journal: Journal,
-                   options: RunOptions, done_tiles: int = 0, check: Callable[[], None] | None = None) -> None:
+def stream_batches(
+    source: TileSource,
+    run: PlannedRun,
+    todo: Sequence[int],
+    backend: Backend,
+    journal: Journal,
+    options: RunOptions,
+    done_tiles: int = 0,
+    check: Callable[[], None] | None = None,
+) -> None:
     """Run batches `todo` of the planned slide into its partial stack, journaling each written batch."""
     scale = backend.spec.scale
     groups = run.groups
@@ -495,7 +605,16 @@ def stream_batches(source: TileSource, run: PlannedRun, todo: Sequence[int], bac
         zarr_stack.write_core(arr, t.core.scaled(scale), planes)
 
     try:
-        stream_tiles(source, run.plan, groups, todo, backend, write, on_batch=progress.batch_done,
-                     queue_batches=options.queue_batches, writers=options.writers)
+        stream_tiles(
+            source,
+            run.plan,
+            groups,
+            todo,
+            backend,
+            write,
+            on_batch=progress.batch_done,
+            queue_batches=options.queue_batches,
+            writers=options.writers,
+        )
     finally:
         progress.close()

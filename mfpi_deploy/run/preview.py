@@ -4,6 +4,7 @@ The planes are read from the finished output window by window (never the whole s
 input through the run's own reader and pixel rule, shown at the output's scale (nearest
 neighbour), each panel labelled with its z offset.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,12 +49,19 @@ def preview_box(options: PreviewOptions, run_region: Region) -> Box:
         y0, x0 = (run_region.height - h) // 2, (run_region.width - w) // 2
         return Box(y0, x0, y0 + h, x0 + w)
     r = options.region
-    inside = (r.width > 0 and r.height > 0 and r.x >= run_region.x and r.y >= run_region.y
-              and r.x + r.width <= run_region.x + run_region.width
-              and r.y + r.height <= run_region.y + run_region.height)
+    inside = (
+        r.width > 0
+        and r.height > 0
+        and r.x >= run_region.x
+        and r.y >= run_region.y
+        and r.x + r.width <= run_region.x + run_region.width
+        and r.y + r.height <= run_region.y + run_region.height
+    )
     if not inside:
-        raise MfpiError(f"--preview-region x={r.x} y={r.y} w={r.width} h={r.height} is not inside the part run "
-                        f"(x={run_region.x} y={run_region.y} w={run_region.width} h={run_region.height})")
+        raise MfpiError(
+            f"--preview-region x={r.x} y={r.y} w={r.width} h={r.height} is not inside the part run "
+            f"(x={run_region.x} y={run_region.y} w={run_region.width} h={run_region.height})"
+        )
     y0, x0 = r.y - run_region.y, r.x - run_region.x
     return Box(y0, x0, y0 + r.height, x0 + r.width)
 
@@ -71,8 +79,10 @@ def z_label(z_um: float) -> str:
 
 def panel_origins(count: int, height: int, width: int, columns: int = COLUMNS) -> list[tuple[int, int]]:
     """Top-left (y, x) of each panel's pixels in the montage, row by row."""
-    return [(GAP + LABEL_HEIGHT + (i // columns) * (LABEL_HEIGHT + height + GAP), GAP + (i % columns) * (width + GAP))
-            for i in range(count)]
+    return [
+        (GAP + LABEL_HEIGHT + (i // columns) * (LABEL_HEIGHT + height + GAP), GAP + (i % columns) * (width + GAP))
+        for i in range(count)
+    ]
 
 
 def montage(panels: Sequence[np.ndarray], labels: Sequence[str], columns: int = COLUMNS) -> np.ndarray:
@@ -83,7 +93,7 @@ def montage(panels: Sequence[np.ndarray], labels: Sequence[str], columns: int = 
     canvas = np.full((GAP + rows * (LABEL_HEIGHT + h + GAP), GAP + columns * (w + GAP), 3), BACKGROUND, np.uint8)
     origins = panel_origins(len(panels), h, w, columns)
     for (y, x), panel in zip(origins, panels):
-        canvas[y:y + h, x:x + w] = panel if panel.shape[-1] == 3 else np.repeat(panel, 3, axis=-1)
+        canvas[y : y + h, x : x + w] = panel if panel.shape[-1] == 3 else np.repeat(panel, 3, axis=-1)
     image = Image.fromarray(canvas)
     draw, font = ImageDraw.Draw(image), _font()
     for (y, x), label in zip(origins, labels):

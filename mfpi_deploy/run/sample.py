@@ -7,13 +7,14 @@ degradation's reach, so windows join without seams), and level 0 goes to the fil
 band. Memory is bounded by one window's simulation plus the pyramid's lower levels (a third
 of the slide's pixels), not by the slide: `--sample-size 4096` peaks well under 2 GB.
 """
+
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import tifffile
@@ -66,12 +67,12 @@ def _degraded_window(sim: TiledSimulation, size: int, side: int, sy: int, sx: in
     win = Window(2 * sy - MARGIN, 2 * sx - MARGIN, 2 * (sy + side) + MARGIN, 2 * (sx + side) + MARGIN)
     ty0, tx0 = max(win.y0, 0), max(win.x0, 0)
     ty1, tx1 = min(win.y1, 2 * size), min(win.x1, 2 * size)
-    truth = sim.render(win)[0][ty0 - win.y0:ty1 - win.y0, tx0 - win.x0:tx1 - win.x0]
+    truth = sim.render(win)[0][ty0 - win.y0 : ty1 - win.y0, tx0 - win.x0 : tx1 - win.x0]
     with torch_threads(1):  # small tensors: a second thread only adds waits (the simulator is serial too)
         small = degrade_uint8(truth)
     sy1, sx1 = min(sy + side, size), min(sx + side, size)
     oy, ox = (2 * sy - ty0) // 2, (2 * sx - tx0) // 2
-    return small[oy:oy + sy1 - sy, ox:ox + sx1 - sx]
+    return small[oy : oy + sy1 - sy, ox : ox + sx1 - sx]
 
 
 def make_sample(size: int = 1024, seed: int = 0) -> Sample:
@@ -84,7 +85,7 @@ def make_sample(size: int = 1024, seed: int = 0) -> Sample:
     for y in range(0, 2 * size, side):
         for x in range(0, 2 * size, side):
             h, w = min(side, 2 * size - y), min(side, 2 * size - x)
-            truth[:, y:y + h, x:x + w] = sim.render(Window(y, x, y + side, x + side))[:, :h, :w]
+            truth[:, y : y + h, x : x + w] = sim.render(Window(y, x, y + side, x + side))[:, :h, :w]
     return Sample(image, truth, 2 * cfg.pixel_size_um, plane_positions_um(cfg.planes, cfg.z_step_um))
 
 
@@ -95,19 +96,32 @@ def write_sample(path: str | Path, size: int = 1024, seed: int = 0, *, overwrite
     if path.exists() and not overwrite:
         raise MfpiError(f"{path} exists; pass --overwrite to replace it")
     pixel_size = 2 * cfg.pixel_size_um
-    write_pyramidal_rgb_bands(path, sample_bands(size, seed), size, size, pixel_size,
-                              uuid_text=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mfpi-deploy:sample:{size}:{seed}")))
+    write_pyramidal_rgb_bands(
+        path,
+        sample_bands(size, seed),
+        size,
+        size,
+        pixel_size,
+        uuid_text=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mfpi-deploy:sample:{size}:{seed}")),
+    )
     return f"{size}x{size} RGB, {pixel_size:.3f} µm/px, simulated cytology (seed {seed})"
 
 
 def write_pyramidal_rgb(path: Path, image: np.ndarray, pixel_size_um: float) -> None:
     """A tiled OME-TIFF of an image in memory, with 2x sub-resolutions in SubIFDs."""
     h, w = image.shape[:2]
-    write_pyramidal_rgb_bands(path, (image[y:y + BAND] for y in range(0, h, BAND)), h, w, pixel_size_um)
+    write_pyramidal_rgb_bands(path, (image[y : y + BAND] for y in range(0, h, BAND)), h, w, pixel_size_um)
 
 
-def write_pyramidal_rgb_bands(path: Path, bands: Iterable[np.ndarray], height: int, width: int,
-                              pixel_size_um: float, *, uuid_text: str | None = None) -> None:
+def write_pyramidal_rgb_bands(
+    path: Path,
+    bands: Iterable[np.ndarray],
+    height: int,
+    width: int,
+    pixel_size_um: float,
+    *,
+    uuid_text: str | None = None,
+) -> None:
     """A tiled OME-TIFF with 2x sub-resolutions in SubIFDs (each level every other pixel of
     the one above, until the longer side is at most 512), written to a temporary name first.
 
@@ -120,8 +134,13 @@ def write_pyramidal_rgb_bands(path: Path, bands: Iterable[np.ndarray], height: i
         shapes.append(((h + 1) // 2, (w + 1) // 2))
     lower = [np.empty((h, w, 3), np.uint8) for h, w in shapes[1:]]
     tmp = path.with_name(f".{path.name}.tmp")
-    meta = {"axes": "YXS", "PhysicalSizeX": pixel_size_um, "PhysicalSizeXUnit": "µm",
-            "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm"}
+    meta = {
+        "axes": "YXS",
+        "PhysicalSizeX": pixel_size_um,
+        "PhysicalSizeXUnit": "µm",
+        "PhysicalSizeY": pixel_size_um,
+        "PhysicalSizeYUnit": "µm",
+    }
     if uuid_text:
         meta["UUID"] = f"urn:uuid:{uuid_text}"
     opts = dict(photometric="rgb", tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
@@ -147,16 +166,17 @@ def write_pyramidal_rgb_bands(path: Path, bands: Iterable[np.ndarray], height: i
     def level0_tiles() -> Iterator[np.ndarray]:
         for y, strip in strips():
             for k, level in enumerate(lower, start=1):  # keep every 2^k-th row and column
-                step = 2 ** k
+                step = 2**k
                 first = -y % step
-                level[(y + first) // step:(y + len(strip) + step - 1) // step] = strip[first::step, ::step]
+                level[(y + first) // step : (y + len(strip) + step - 1) // step] = strip[first::step, ::step]
             for tx in range(0, width, TIFF_TILE):
-                yield strip[:, tx:tx + TIFF_TILE]
+                yield strip[:, tx : tx + TIFF_TILE]
 
     try:
         with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
-            tif.write(level0_tiles(), shape=(height, width, 3), dtype=np.uint8, subifds=len(lower),
-                      metadata=meta, **opts)
+            tif.write(
+                level0_tiles(), shape=(height, width, 3), dtype=np.uint8, subifds=len(lower), metadata=meta, **opts
+            )
             for level in lower:
                 tif.write(level, subfiletype=1, **opts)
         os.replace(tmp, path)

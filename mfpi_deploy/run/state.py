@@ -10,6 +10,7 @@ names the client that drives the run, so tasks of a client that was killed stop 
 A finished output gets a small hidden record next to it (`.<output>.mfpi.json`): the settings
 it was made with, so a cohort rerun skips it only if this run would make the same output.
 """
+
 from __future__ import annotations
 
 import json
@@ -149,8 +150,10 @@ def _fingerprint(output: Path) -> dict:
 
 def write_record(output: Path, made_with: dict) -> None:
     """Record what `output` (just put in place) was made with, and which file it is."""
-    write_atomic(record_path(output), json.dumps({"made_with": made_with, "output": _fingerprint(output)},
-                                                 indent=2, sort_keys=True) + "\n")
+    write_atomic(
+        record_path(output),
+        json.dumps({"made_with": made_with, "output": _fingerprint(output)}, indent=2, sort_keys=True) + "\n",
+    )
 
 
 def remove_record(output: Path) -> None:

@@ -1,4 +1,5 @@
 """What a slide reader offers: its size, samples, pixel type and physical pixel size, and windows."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

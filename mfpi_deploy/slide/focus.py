@@ -1,4 +1,5 @@
 """Which plane of a Z-stack is in focus: the variance of the Laplacian, a pure focus measure."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

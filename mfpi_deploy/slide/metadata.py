@@ -1,4 +1,5 @@
 """Physical pixel size from the metadata a file carries (OME-XML, SVS, TIFF resolution, ImageJ)."""
+
 from __future__ import annotations
 
 import re
@@ -7,8 +8,19 @@ from dataclasses import dataclass
 
 # Micrometres per unit, for OME units and ImageJ unit names.
 _UNIT_UM = {
-    "pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "\u03bcm": 1.0, "micron": 1.0, "microns": 1.0,
-    "micrometer": 1.0, "micrometre": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6, "in": 25400.0,
+    "pm": 1e-6,
+    "nm": 1e-3,
+    "µm": 1.0,
+    "um": 1.0,
+    "\u03bcm": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+    "in": 25400.0,
     "inch": 25400.0,
 }
 _RESOLUTION_UNIT_UM = {2: 25400.0, 3: 10000.0, 4: 1000.0, 5: 1.0}  # inch, cm, mm, um

@@ -1,4 +1,5 @@
 """Open a slide file with the reader its format needs, with one-line errors for bad files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,9 @@ from mfpi_deploy.slide.tiff import TiffSlide
 from mfpi_deploy.slide.zstack import PlaneChoice, resolve_plane
 
 
-def open_slide(path: str | Path, level: int = 0, *, series: int = 0, plane: PlaneChoice = None,
-               allow_empty_tiles: bool = False) -> Slide:
+def open_slide(
+    path: str | Path, level: int = 0, *, series: int = 0, plane: PlaneChoice = None, allow_empty_tiles: bool = False
+) -> Slide:
     """A lazy reader for `path` at pyramid `level` (TIFF family via tifffile, others via OpenSlide).
 
     `series` picks one image of a TIFF holding several; `plane` one z plane of a Z-stack (a

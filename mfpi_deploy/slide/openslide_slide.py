@@ -1,4 +1,5 @@
 """OpenSlide formats (MRXS, NDPI, SCN, VMS, ...) through openslide-python (the `openslide` extra)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,10 @@ class OpenSlideSlide(Slide):
         try:
             import openslide
         except ImportError:
-            raise SlideError("this format needs openslide-python: pip install 'mfpi-deploy[openslide]' "
-                             "(and the OpenSlide library, e.g. apt install libopenslide0)") from None
+            raise SlideError(
+                "this format needs openslide-python: pip install 'mfpi-deploy[openslide]' "
+                "(and the OpenSlide library, e.g. apt install libopenslide0)"
+            ) from None
         self.path = Path(path)
         try:
             self._slide = openslide.OpenSlide(str(self.path))
@@ -31,9 +34,15 @@ class OpenSlideSlide(Slide):
         width, height = self._slide.level_dimensions[level]
         mpp = self._slide.properties.get("openslide.mpp-x")
         self.info = SlideInfo(
-            path=str(self.path), height=height, width=width, samples=4, dtype=np.dtype(np.uint8),
-            pixel_size_um=float(mpp) * self._downsample if mpp else None, level=level,
-            levels=self._slide.level_count, format="openslide",
+            path=str(self.path),
+            height=height,
+            width=width,
+            samples=4,
+            dtype=np.dtype(np.uint8),
+            pixel_size_um=float(mpp) * self._downsample if mpp else None,
+            level=level,
+            levels=self._slide.level_count,
+            format="openslide",
         )
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

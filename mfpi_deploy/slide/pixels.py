@@ -9,6 +9,7 @@
 - grey slide, RGB model (or the reverse): refused unless conversion is asked for; grey -> RGB
   repeats the grey value, RGB -> grey takes the luminance 0.299 R + 0.587 G + 0.114 B (ITU-R 601).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,8 +59,15 @@ class PixelRule:
         return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None]
 
 
-def pixel_rule(dtype: np.dtype, samples: int, channels: int, *, convert_channels: bool = False,
-               max_value: int | None = None, where: str = "input") -> PixelRule:
+def pixel_rule(
+    dtype: np.dtype,
+    samples: int,
+    channels: int,
+    *,
+    convert_channels: bool = False,
+    max_value: int | None = None,
+    where: str = "input",
+) -> PixelRule:
     """The rule for a slide's pixels, or MfpiError saying why they cannot be used."""
     dtype = np.dtype(dtype)
     if dtype == np.uint8:
@@ -74,6 +82,8 @@ def pixel_rule(dtype: np.dtype, samples: int, channels: int, *, convert_channels
     if colour != channels and not convert_channels:
         have = "RGB" if colour == 3 else "grey"
         want = "RGB" if channels == 3 else "grey"
-        raise MfpiError(f"{where}: a {have} image but the engine takes {want} input; "
-                        f"pass --convert-channels to convert, or use a {have} model")
+        raise MfpiError(
+            f"{where}: a {have} image but the engine takes {want} input; "
+            f"pass --convert-channels to convert, or use a {have} model"
+        )
     return PixelRule(dtype=dtype, samples=samples, channels=channels, max_value=top)

@@ -1,4 +1,5 @@
 """Engine-ready input windows of a slide: region, reflection at the edges, pixel rule."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,10 @@ class Region:
         if self.width <= 0 or self.height <= 0 or self.x < 0 or self.y < 0:
             raise MfpiError(f"region {self} is empty or starts before the image")
         if self.x + self.width > width or self.y + self.height > height:
-            raise MfpiError(f"region x={self.x} y={self.y} w={self.width} h={self.height} "
-                            f"reaches outside the {width}x{height} image")
+            raise MfpiError(
+                f"region x={self.x} y={self.y} w={self.width} h={self.height} "
+                f"reaches outside the {width}x{height} image"
+            )
         return self
 
 
@@ -69,9 +72,11 @@ class TileSource:
         except SlideError as exc:
             raise SlideInputError(f"{self.slide.info.path}: {exc}") from None
         if raw.shape[:2] != (y1 - y0, x1 - x0):
-            raise SlideInputError(f"{self.slide.info.path}: reader returned {raw.shape[:2]} for a "
-                            f"{y1 - y0}x{x1 - x0} window (file shorter than its header says?)")
-        contiguous = (window.y0 >= 0 and window.x0 >= 0 and window.y1 <= self.height and window.x1 <= self.width)
+            raise SlideInputError(
+                f"{self.slide.info.path}: reader returned {raw.shape[:2]} for a "
+                f"{y1 - y0}x{x1 - x0} window (file shorter than its header says?)"
+            )
+        contiguous = window.y0 >= 0 and window.x0 >= 0 and window.y1 <= self.height and window.x1 <= self.width
         if not contiguous:
             raw = raw[np.ix_(rows - y0, cols - x0)]
         return self.rule.apply(raw)

@@ -6,6 +6,7 @@ past the end, fewer tiles than the image size needs, an image size that the file
 cannot hold, tiles stored without data (byte count 0), and 1-bit images. tifffile's own log
 messages are collected and reported by the run as warnings instead of stray log lines.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,8 +60,15 @@ class TiffSlide(Slide):
     """Level `level` of series `series` of a TIFF (plane `plane` of a Z-stack); reads only the chunks
     (tiles/strips) it needs."""
 
-    def __init__(self, path: str | Path, level: int = 0, *, series: int = 0, plane: PlaneChoice = None,
-                 allow_empty_tiles: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        level: int = 0,
+        *,
+        series: int = 0,
+        plane: PlaneChoice = None,
+        allow_empty_tiles: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.allow_empty_tiles = allow_empty_tiles
         self.warnings: tuple[str, ...] = ()
@@ -90,8 +98,10 @@ class TiffSlide(Slide):
                 code, offset = int(found.group(1)), int(found.group(2))
                 name = tifffile.TIFF.TAGS.get(code, "unknown")
                 role = f", {_TAG_ROLES[code]}" if code in _TAG_ROLES else ""
-                raise SlideError(f"truncated: the {name} tag ({code}{role}) points to byte {offset}, past the end "
-                                 f"of the file ({self._size} bytes); its value is missing")
+                raise SlideError(
+                    f"truncated: the {name} tag ({code}{role}) points to byte {offset}, past the end "
+                    f"of the file ({self._size} bytes); its value is missing"
+                )
 
     def _open(self, level: int, series_index: int, plane: PlaneChoice) -> None:
         tif = self._tif
@@ -119,8 +129,10 @@ class TiffSlide(Slide):
             raise SlideError(f"a multi-dimensional image (axes {axes}, {dims}); mfpi-run takes one 2D image")
         page = lev.keyframe
         if page.bitspersample == 1:
-            raise SlideError("a 1-bit (black-and-white, bilevel) image; mfpi-run takes 8- or 16-bit grey or "
-                             "RGB images: convert it to 8-bit grey first")
+            raise SlideError(
+                "a 1-bit (black-and-white, bilevel) image; mfpi-run takes 8- or 16-bit grey or "
+                "RGB images: convert it to 8-bit grey first"
+            )
         if page.photometric == 3:  # PALETTE: indices into a colour map
             raise SlideError("a palette-colour image; convert it to RGB first")
         self._check_extent(lev)
@@ -145,12 +157,20 @@ class TiffSlide(Slide):
             max_value = None
         fmt = "svs" if tif.is_svs else "ome-tiff" if tif.is_ome else "tiff"
         self.info = SlideInfo(
-            path=str(self.path), height=shape[axes.index("Y")], width=shape[axes.index("X")],
-            samples=samples, dtype=np.dtype(lev.dtype),
-            pixel_size_um=size0 * downsample if size0 else None, level=level,
-            levels=len(series.levels), format=fmt,
-            max_value=int(max_value) if max_value else None, series=series_index, series_count=count,
-            plane=self._z, planes=planes,
+            path=str(self.path),
+            height=shape[axes.index("Y")],
+            width=shape[axes.index("X")],
+            samples=samples,
+            dtype=np.dtype(lev.dtype),
+            pixel_size_um=size0 * downsample if size0 else None,
+            level=level,
+            levels=len(series.levels),
+            format=fmt,
+            max_value=int(max_value) if max_value else None,
+            series=series_index,
+            series_count=count,
+            plane=self._z,
+            planes=planes,
         )
 
     def _check_extent(self, lev: tifffile.TiffPageSeries) -> None:
@@ -168,8 +188,10 @@ class TiffSlide(Slide):
             kind = "tiles" if page.is_tiled else "strips"
             needed = math.prod(page.chunked)
             if len(offsets) < needed:
-                raise SlideError(f"damaged header: a {page.imagewidth}x{page.imagelength} image needs {needed} {kind} "
-                                 f"but the file lists {len(offsets)} (the image size in the header is wrong)")
+                raise SlideError(
+                    f"damaged header: a {page.imagewidth}x{page.imagelength} image needs {needed} {kind} "
+                    f"but the file lists {len(offsets)} (the image size in the header is wrong)"
+                )
             end = max(o + c for o, c in zip(offsets, counts))
             if end > size:
                 raise SlideError(f"truncated: pixel data reaches byte {end} but the file has {size} bytes")
@@ -180,8 +202,10 @@ class TiffSlide(Slide):
             if page.compression == 1 and held < image_bytes:
                 raise SlideError(f"truncated: {held} pixel bytes where the header needs {image_bytes}")
             if image_bytes > held * MAX_COMPRESSION_RATIO:
-                raise SlideError(f"damaged header: it claims a {page.imagewidth}x{page.imagelength} image "
-                                 f"({image_bytes} bytes), more than the file's {held} bytes of pixel data can hold")
+                raise SlideError(
+                    f"damaged header: it claims a {page.imagewidth}x{page.imagelength} image "
+                    f"({image_bytes} bytes), more than the file's {held} bytes of pixel data can hold"
+                )
             chunks_total += len(offsets)
             empty.extend(_chunk_place(page, i) for i, (o, c) in enumerate(zip(offsets, counts)) if o == 0 or c == 0)
         if empty:
@@ -232,8 +256,9 @@ class TiffSlide(Slide):
         try:
             data = self._array[tuple(index)]
         except Exception as exc:  # decoding errors surface here, per tile
-            raise SlideError(f"cannot decode pixels at y={y0}..{y1}, x={x0}..{x1} "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise SlideError(
+                f"cannot decode pixels at y={y0}..{y1}, x={x0}..{x1} ({type(exc).__name__}: {exc})"
+            ) from None
         kept = [a for a in self._axes if a in ("Y", "X") or a == self._sample_axis]
         order = [kept.index("Y"), kept.index("X")] + ([kept.index(self._sample_axis)] if self._sample_axis else [])
         data = np.transpose(data, order)

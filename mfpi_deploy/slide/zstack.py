@@ -1,4 +1,5 @@
 """One plane of a Z-stack as the slide to run: the `--plane` choice (a number or the sharpest) and its checks."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -45,8 +46,10 @@ def resolve_plane(choice: PlaneChoice, count: int, read_block: Callable[[int], n
     if count == 1:
         return None
     if choice is None:
-        raise SlideError(f"a Z-stack of {count} planes; mfpi-run takes one 2D image: pass --plane N "
-                         f"(0..{count - 1}) or --plane sharpest to run one of them")
+        raise SlideError(
+            f"a Z-stack of {count} planes; mfpi-run takes one 2D image: pass --plane N "
+            f"(0..{count - 1}) or --plane sharpest to run one of them"
+        )
     if choice == SHARPEST:
         if read_block is None:
             raise SlideError("cannot measure the planes' focus of this file")

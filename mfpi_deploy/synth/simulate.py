@@ -27,11 +27,12 @@ Everything is numpy/scipy FFT convolution (one FFT per layer, the defocus transf
 function evaluated analytically), so a 1024x1024x11 RGB stack takes a few seconds, and
 the output is a deterministic function of the seed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.fft as sfft
@@ -174,7 +175,7 @@ def _render_specimen(cfg: SimConfig, rng: np.random.Generator, h: int, w: int, d
         if nuc is None:
             continue
         sl, t = nuc
-        hval = rng.uniform(*cfg.haematoxylin_od) * t ** 0.5 * (1 + 0.35 * tex_n[sl])
+        hval = rng.uniform(*cfg.haematoxylin_od) * t**0.5 * (1 + 0.35 * tex_n[sl])
         od[layer, :, sl[0], sl[1]] += HAEMATOXYLIN[:, None, None] * np.clip(hval, 0, None)[None]
     return od
 
@@ -208,7 +209,7 @@ def simulate_stack(cfg: SimConfig = SimConfig()) -> np.ndarray:
             for i in used:
                 np.multiply(spectra[i], otfs[round(float(z - depths[i]), 4)], out=tmp)
                 acc += tmp
-            blurred = sfft.irfft2(acc, s=(hp, wp))[pad:pad + cfg.height, pad:pad + cfg.width]
+            blurred = sfft.irfft2(acc, s=(hp, wp))[pad : pad + cfg.height, pad : pad + cfg.width]
             stack[k, :, :, c] = cfg.background[c] * np.power(10.0, -np.clip(blurred, 0, None))
     noise_rng = np.random.default_rng([cfg.seed, 1])
     electrons = noise_rng.poisson(stack * cfg.full_well).astype(np.float32) / cfg.full_well
@@ -216,8 +217,9 @@ def simulate_stack(cfg: SimConfig = SimConfig()) -> np.ndarray:
     return np.clip(np.rint(electrons * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_stack(path: str | Path, stack: np.ndarray, planes_um: Sequence[float], pixel_size_um: float,
-                *, tile: int = 256) -> Path:
+def write_stack(
+    path: str | Path, stack: np.ndarray, planes_um: Sequence[float], pixel_size_um: float, *, tile: int = 256
+) -> Path:
     """Write a (Z, H, W, 3) or (Z, H, W) uint8/uint16 stack as tiled OME-TIFF (ZYXS / ZYX) with
     the plane positions and pixel size, the format `training.stack.open_stack` reads.
     Written to a temporary name and renamed, so a partial file never looks complete."""
@@ -233,15 +235,25 @@ def write_stack(path: str | Path, stack: np.ndarray, planes_um: Sequence[float],
     dz = float(planes_um[1] - planes_um[0]) if len(planes_um) > 1 else 1.0
     meta = {
         "axes": "ZYXS" if rgb else "ZYX",
-        "PhysicalSizeX": pixel_size_um, "PhysicalSizeXUnit": "µm",
-        "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm",
-        "PhysicalSizeZ": dz, "PhysicalSizeZUnit": "µm",
+        "PhysicalSizeX": pixel_size_um,
+        "PhysicalSizeXUnit": "µm",
+        "PhysicalSizeY": pixel_size_um,
+        "PhysicalSizeYUnit": "µm",
+        "PhysicalSizeZ": dz,
+        "PhysicalSizeZUnit": "µm",
         "Plane": {"PositionZ": [float(z) for z in planes_um], "PositionZUnit": ["µm"] * len(planes_um)},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     use_tile = tile if min(stack.shape[1], stack.shape[2]) >= tile else None
-    tifffile.imwrite(tmp, stack, ome=True, photometric="rgb" if rgb else "minisblack", metadata=meta,
-                     tile=(use_tile, use_tile) if use_tile else None, compression="zlib")
+    tifffile.imwrite(
+        tmp,
+        stack,
+        ome=True,
+        photometric="rgb" if rgb else "minisblack",
+        metadata=meta,
+        tile=(use_tile, use_tile) if use_tile else None,
+        compression="zlib",
+    )
     os.replace(tmp, path)
     return path

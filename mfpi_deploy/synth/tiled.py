@@ -18,18 +18,27 @@ defocus PSF per layer, camera noise), made independent of how the slide is cut:
 The result is a deterministic function of the config (seed included) and the window
 grid; it is not the same random slide as `simulate_stack` with the same seed.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import scipy.fft as sfft
 from scipy.ndimage import correlate1d
 
-from mfpi_deploy.synth.simulate import (EOSIN, HAEMATOXYLIN, WAVELENGTHS_UM, SimConfig, _ellipse, _freq_radius,
-                                        defocus_otf, defocus_radius_px)
+from mfpi_deploy.synth.simulate import (
+    EOSIN,
+    HAEMATOXYLIN,
+    WAVELENGTHS_UM,
+    SimConfig,
+    _ellipse,
+    _freq_radius,
+    defocus_otf,
+    defocus_radius_px,
+)
 
 BLOCK = 256  # side of the blocks random fields are drawn in
 _OFFSET = 1 << 20  # keeps block indices (which may be negative) non-negative in seeds
@@ -103,7 +112,7 @@ class TiledSimulation:
         out = np.empty((len(self.planes_um), h, w, 3), np.float32)
         for k in range(len(self.planes_um)):
             for c in range(3):
-                blurred = sfft.irfft2(acc[k, c], s=(hp, wp), workers=1)[pad:pad + h, pad:pad + w]
+                blurred = sfft.irfft2(acc[k, c], s=(hp, wp), workers=1)[pad : pad + h, pad : pad + w]
                 out[k, :, :, c] = cfg.background[c] * np.power(10.0, -np.clip(blurred, 0, None))
         return out
 
@@ -135,11 +144,16 @@ class TiledSimulation:
         """Indices of the cells that reach into the canvas."""
         cells = self._cells
         reach = cells["reach"]
-        return np.nonzero((cells["cy"] + reach > canvas.y0) & (cells["cy"] - reach < canvas.y1)
-                          & (cells["cx"] + reach > canvas.x0) & (cells["cx"] - reach < canvas.x1))[0]
+        return np.nonzero(
+            (cells["cy"] + reach > canvas.y0)
+            & (cells["cy"] - reach < canvas.y1)
+            & (cells["cx"] + reach > canvas.x0)
+            & (cells["cx"] - reach < canvas.x1)
+        )[0]
 
-    def _render(self, canvas: Window, members: np.ndarray, tex_c: np.ndarray,
-                tex_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _render(
+        self, canvas: Window, members: np.ndarray, tex_c: np.ndarray, tex_n: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Eosin and haematoxylin optical density of cells `members` over the canvas."""
         cells = self._cells
         h, w = canvas.shape
@@ -154,11 +168,12 @@ class TiledSimulation:
                 e = cells["eosin"][j] * t * (1 + 0.25 * tex_c[sl])
                 e_field[sl] += np.clip(e, 0, None)
             rn = r * cells["nf"][j]
-            nuc = _ellipse(h, w, cy + cells["ny"][j], cx + cells["nx"][j], rn, rn * cells["nelong"][j],
-                           cells["nangle"][j])
+            nuc = _ellipse(
+                h, w, cy + cells["ny"][j], cx + cells["nx"][j], rn, rn * cells["nelong"][j], cells["nangle"][j]
+            )
             if nuc is not None:
                 sl, t = nuc
-                hval = cells["haem"][j] * t ** 0.5 * (1 + 0.35 * tex_n[sl])
+                hval = cells["haem"][j] * t**0.5 * (1 + 0.35 * tex_n[sl])
                 h_field[sl] += np.clip(hval, 0, None)
         return e_field, h_field
 
@@ -169,9 +184,13 @@ class TiledSimulation:
         same noise as that plane of a simulation of many."""
         cfg = self.cfg
         key = int(round(z_um * 1000)) + _OFFSET
-        z = _blocks(win, lambda by, bx: np.random.default_rng(
-            [cfg.seed, 2, key, by + _OFFSET, bx + _OFFSET]).standard_normal((BLOCK, BLOCK, 3), np.float32))
-        sd = np.sqrt(np.clip(plane, 0, None) / cfg.full_well + cfg.read_noise ** 2)
+        z = _blocks(
+            win,
+            lambda by, bx: np.random.default_rng([cfg.seed, 2, key, by + _OFFSET, bx + _OFFSET]).standard_normal(
+                (BLOCK, BLOCK, 3), np.float32
+            ),
+        )
+        sd = np.sqrt(np.clip(plane, 0, None) / cfg.full_well + cfg.read_noise**2)
         return np.clip(np.rint((plane + sd * z) * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -199,17 +218,25 @@ def _draw_cells(cfg: SimConfig, depths: np.ndarray, pad: int) -> dict[str, np.nd
     nf = rng.uniform(*cfg.nucleus_fraction, size=n)
     off = rng.normal(0, 1, size=(n, 2)) * (0.15 * r)[:, None]
     cells = {
-        "cy": pos[:, 0], "cx": pos[:, 1], "layer": rng.integers(len(depths), size=n), "r": r,
-        "elong": rng.uniform(0.7, 1.0, size=n), "angle": rng.uniform(0, np.pi, size=n),
-        "eosin": rng.uniform(*cfg.eosin_od, size=n), "nf": nf, "ny": off[:, 0], "nx": off[:, 1],
-        "nelong": rng.uniform(0.75, 1.0, size=n), "nangle": rng.uniform(0, np.pi, size=n),
+        "cy": pos[:, 0],
+        "cx": pos[:, 1],
+        "layer": rng.integers(len(depths), size=n),
+        "r": r,
+        "elong": rng.uniform(0.7, 1.0, size=n),
+        "angle": rng.uniform(0, np.pi, size=n),
+        "eosin": rng.uniform(*cfg.eosin_od, size=n),
+        "nf": nf,
+        "ny": off[:, 0],
+        "nx": off[:, 1],
+        "nelong": rng.uniform(0.75, 1.0, size=n),
+        "nangle": rng.uniform(0, np.pi, size=n),
         "haem": rng.uniform(*cfg.haematoxylin_od, size=n),
     }
     cells["reach"] = np.maximum(r, np.hypot(off[:, 0], off[:, 1]) + r * nf) + 2
     return cells
 
 
-def _blocks(win: Window, make: "callable") -> np.ndarray:  # type: ignore[valid-type]
+def _blocks(win: Window, make: callable) -> np.ndarray:  # type: ignore[valid-type]
     """The window cut from a field drawn per BLOCK x BLOCK block by `make(by, bx)`."""
     by0, by1 = win.y0 // BLOCK, -(-win.y1 // BLOCK)
     bx0, bx1 = win.x0 // BLOCK, -(-win.x1 // BLOCK)
@@ -218,7 +245,7 @@ def _blocks(win: Window, make: "callable") -> np.ndarray:  # type: ignore[valid-
         rows.append(np.concatenate([make(by, bx) for bx in range(bx0, bx1)], axis=1))
     full = np.concatenate(rows, axis=0)
     oy, ox = win.y0 - by0 * BLOCK, win.x0 - bx0 * BLOCK
-    return full[oy:oy + win.shape[0], ox:ox + win.shape[1]]
+    return full[oy : oy + win.shape[0], ox : ox + win.shape[1]]
 
 
 def _texture(seed: int, kind: int, sigma: float, win: Window) -> np.ndarray:
@@ -228,8 +255,12 @@ def _texture(seed: int, kind: int, sigma: float, win: Window) -> np.ndarray:
     k = np.exp(-x * x / (2 * sigma * sigma))
     k /= k.sum()
     big = Window(win.y0 - radius, win.x0 - radius, win.y1 + radius, win.x1 + radius)
-    white = _blocks(big, lambda by, bx: np.random.default_rng(
-        [seed, 1, kind, by + _OFFSET, bx + _OFFSET]).standard_normal((BLOCK, BLOCK), np.float32))
+    white = _blocks(
+        big,
+        lambda by, bx: np.random.default_rng([seed, 1, kind, by + _OFFSET, bx + _OFFSET]).standard_normal(
+            (BLOCK, BLOCK), np.float32
+        ),
+    )
     k32 = k.astype(np.float32)
     smooth = correlate1d(correlate1d(white, k32, axis=0, mode="constant"), k32, axis=1, mode="constant")
     norm = float(np.sum(k * k))  # std of the separable filter applied to unit white noise

@@ -3,6 +3,7 @@
 Every refusal is checked the same way (`refused`): exit code 2, exactly one stderr line
 starting `error:`, no traceback, and (by the tests) nothing new in the output folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,9 +84,13 @@ def finished(output: Path) -> list[str]:
 
 def start_run(args: list[str], *hooks: str) -> subprocess.Popen:
     """mfpi-run in a subprocess (tests/faults/wrapped_run.py hooks), stderr piped."""
-    return subprocess.Popen([sys.executable, "-m", "tests.faults.wrapped_run", *hooks, "--", *map(str, args)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.wrapped_run", *hooks, "--", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+    )
 
 
 def wait_for_batches(proc: subprocess.Popen, output: Path, count: int, timeout: float = 60) -> None:

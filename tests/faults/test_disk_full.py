@@ -1,5 +1,6 @@
 """A disk that fills up while the output is finished: one error line with the resume hint, nothing
 else on stderr (no asyncio or zarr noise), and --resume then gives the uninterrupted bytes."""
+
 from __future__ import annotations
 
 import filecmp

@@ -1,4 +1,5 @@
 """Damaged engine folders are refused through `mfpi-run --engine DIR` before any tile is read."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ CASES = {
 
 @pytest.mark.parametrize("backend", ["ort-cpu", "torch"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_damaged_engine_refused_before_any_tile(tmp_path: Path, engine: Path, monkeypatch: pytest.MonkeyPatch,
-                                                case: str, backend: str) -> None:
+def test_damaged_engine_refused_before_any_tile(
+    tmp_path: Path, engine: Path, monkeypatch: pytest.MonkeyPatch, case: str, backend: str
+) -> None:
     damage, words = CASES[case]
     folder = shutil.copytree(engine, tmp_path / "engine")
     damage(folder)
@@ -73,6 +75,20 @@ def test_intact_engine_runs(tmp_path: Path, engine: Path) -> None:
     """The control: the undamaged folder runs on both backends."""
     src = write_tiff(tmp_path / "slide.tif", textured(32, 32))
     for backend in ("ort-cpu", "torch"):
-        result = cli([src, "-o", tmp_path / f"{backend}.ome.zarr", "--engine", engine, "--backend", backend, "--quiet",
-                      "--tile", "32", "--halo", "8"])
+        result = cli(
+            [
+                src,
+                "-o",
+                tmp_path / f"{backend}.ome.zarr",
+                "--engine",
+                engine,
+                "--backend",
+                backend,
+                "--quiet",
+                "--tile",
+                "32",
+                "--halo",
+                "8",
+            ]
+        )
         assert result.exit_code == 0, result.output

@@ -1,11 +1,12 @@
 """Damaged or unusual input, bad options, no disk space: one `error:` line, exit 2, nothing left."""
+
 from __future__ import annotations
 
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -69,10 +70,14 @@ def _negative_pixel_size(path: Path) -> list[str]:
 # case -> (make the input and return extra options, words the one error line must contain)
 CASES: dict[str, tuple[Callable[[Path], list[str]], list[str]]] = {
     "ome-tiff-cut-at-99.9%": (_cut_ome, ["truncated", "ImageDescription", "OME-XML", "past the end of the file"]),
-    "zero-byte-tiles": (_empty_tiles, ["2 of 16 tiles hold no pixel data", "x=16 y=16, x=32 y=16",
-                                       "--allow-empty-tiles"]),
-    "header-claims-10^6-pixels-square": (_huge_header, ["1000000x1000000", "needs 3906250000 tiles",
-                                                        "the file lists 16"]),
+    "zero-byte-tiles": (
+        _empty_tiles,
+        ["2 of 16 tiles hold no pixel data", "x=16 y=16, x=32 y=16", "--allow-empty-tiles"],
+    ),
+    "header-claims-10^6-pixels-square": (
+        _huge_header,
+        ["1000000x1000000", "needs 3906250000 tiles", "the file lists 16"],
+    ),
     "1-bit": (_one_bit, ["1-bit"]),
     "series-out-of-range": (_missing_series, ["series 2 does not exist", "2 series"]),
     "pixel-size-negative": (_negative_pixel_size, ["--pixel-size must be a positive number"]),
@@ -87,8 +92,7 @@ def test_bad_input_refused(tmp_path: Path, ckpt: Path, caplog: pytest.LogCapture
     before = listing(tmp_path)
     started = time.monotonic()
     with caplog.at_level(logging.DEBUG):
-        line = refused(cli([src, "-o", tmp_path / "out.ome.tif", "--engine", ckpt, *SMALL,
-                            *extra]))
+        line = refused(cli([src, "-o", tmp_path / "out.ome.tif", "--engine", ckpt, *SMALL, *extra]))
     assert time.monotonic() - started < 10
     for word in words:
         assert word in line, line
@@ -99,8 +103,7 @@ def test_bad_input_refused(tmp_path: Path, ckpt: Path, caplog: pytest.LogCapture
 def test_empty_tiles_allowed_are_reported(tmp_path: Path, ckpt: Path) -> None:
     src = tmp_path / "in.tif"
     _empty_tiles(src)
-    result = cli([src, "-o", tmp_path / "out.ome.zarr", "--engine", ckpt, *SMALL,
-                  "--allow-empty-tiles"])
+    result = cli([src, "-o", tmp_path / "out.ome.zarr", "--engine", ckpt, *SMALL, "--allow-empty-tiles"])
     assert result.exit_code == 0, result.output
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
     assert any("2 of 16 tiles hold no pixel data" in w and "read as black" in w for w in warnings), result.stderr
@@ -119,8 +122,9 @@ def test_series_choice_is_named_and_selectable(tmp_path: Path, ckpt: Path) -> No
     assert tifffile.imread(tmp_path / "b.ome.tif").shape == (11, 96, 80, 3)
 
 
-def test_not_enough_disk_space_refused_before_the_first_tile(tmp_path: Path, ckpt: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_enough_disk_space_refused_before_the_first_tile(
+    tmp_path: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = write_tiff(tmp_path / "in.tif", textured(64, 64))
     real = shutil.disk_usage
     monkeypatch.setattr(pipeline.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
@@ -139,8 +143,9 @@ def test_empty_pth_refused_by_export(tmp_path: Path) -> None:
     assert listing(tmp_path) == ["empty.pth"]
 
 
-def test_card_wider_than_weights_refused_without_building_it(tmp_path: Path, ckpt: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_card_wider_than_weights_refused_without_building_it(
+    tmp_path: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A card saying width 9999 over width-4 weights: refused from the safetensors header, the
     network built only on the meta device (never allocated)."""
     import json
@@ -168,8 +173,9 @@ def test_card_wider_than_weights_refused_without_building_it(tmp_path: Path, ckp
     assert not (tmp_path / "engine").exists()
 
 
-def test_unexpected_error_is_one_line_and_traceback_only_with_mfpi_debug(tmp_path: Path, ckpt: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_error_is_one_line_and_traceback_only_with_mfpi_debug(
+    tmp_path: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bug (here: a tile writer that raises RuntimeError) is one `error: unexpected ...` line,
     exit 1; MFPI_DEBUG=1 adds the traceback."""
     from click.testing import CliRunner
@@ -185,8 +191,10 @@ def test_unexpected_error_is_one_line_and_traceback_only_with_mfpi_debug(tmp_pat
     args = [str(src), "-o", str(tmp_path / "o.ome.tif"), "--engine", str(ckpt), *SMALL, "--overwrite"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr.strip().splitlines()[-1] == \
-        "error: unexpected RuntimeError: kernel exploded (set MFPI_DEBUG=1 for the traceback)"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: unexpected RuntimeError: kernel exploded (set MFPI_DEBUG=1 for the traceback)"
+    )
     assert len([ln for ln in result.stderr.splitlines() if ln.startswith("error:")]) == 1
     debug = CliRunner().invoke(main, args, env={"MFPI_DEBUG": "1"})
     assert debug.exit_code == 1 and "Traceback (most recent call last)" in debug.stderr

@@ -1,8 +1,9 @@
 """Two runs on one output: the second is refused at once and the first finishes intact."""
+
 from __future__ import annotations
 
-import filecmp
 import fcntl
+import filecmp
 import os
 import time
 from pathlib import Path

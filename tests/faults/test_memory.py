@@ -5,6 +5,7 @@ Measured by hand (benchmarks/run/results/sample_memory.md): --sample-size 4096 p
 2048). Here, with small windows so it runs in seconds: 4x the pixels must cost less than 2x
 the peak Python/numpy allocation (the whole-slide simulator's grows 3x from 64 to 128).
 """
+
 from __future__ import annotations
 
 import tracemalloc

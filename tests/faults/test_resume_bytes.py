@@ -1,4 +1,5 @@
 """kill -9 at random points, then --resume: the OME-TIFF is byte-identical to an uninterrupted run."""
+
 from __future__ import annotations
 
 import filecmp
@@ -34,4 +35,3 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path: Path, clean_run: tuple, 
     assert "resuming" in result.stderr
     assert filecmp.cmp(out, clean, shallow=False), f"killed after {batches_done} batches"
     assert listing(tmp_path) == finished(tmp_path / "out.ome.tif")  # no partial run, no lock file
-

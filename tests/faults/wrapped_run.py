@@ -6,6 +6,7 @@ seconds first; so a test can kill the run at a chosen point. --enospc-level N: e
 level N fails with ENOSPC inside zarr's own I/O (as on a full disk, where the pyramid is
 the last thing written before the OME-TIFF).
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,7 +18,7 @@ from pathlib import Path
 def main() -> None:
     argv = sys.argv[1:]
     sep = argv.index("--")
-    hooks, args = argv[:sep], argv[sep + 1:]
+    hooks, args = argv[:sep], argv[sep + 1 :]
     opts = dict(zip(hooks[::2], hooks[1::2]))
     if "--slow" in opts:
         from mfpi_deploy.backends.torch_backend import TorchBackend

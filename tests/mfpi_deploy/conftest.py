@@ -1,4 +1,5 @@
 """Engines exported once per test session and shared by the export and backend tests."""
+
 from __future__ import annotations
 
 import pytest

@@ -9,7 +9,9 @@ from mfpi_deploy.degrade import Degradation, degrade_tensor, degrade_uint8, gaus
 
 def test_gaussian_kernel_matches_opencv_values():
     # cv2.getGaussianKernel(5, 3) = [0.1782, 0.2105, 0.2225, 0.2105, 0.1782]
-    np.testing.assert_allclose(gaussian_kernel(5, 3.0), [0.17820326, 0.21052227, 0.22254894, 0.21052227, 0.17820326], atol=1e-6)
+    np.testing.assert_allclose(
+        gaussian_kernel(5, 3.0), [0.17820326, 0.21052227, 0.22254894, 0.21052227, 0.17820326], atol=1e-6
+    )
 
 
 def test_constant_image_stays_constant_at_half_size():

@@ -1,4 +1,5 @@
 """write_atomic: whole files or nothing, with the usual file mode."""
+
 from __future__ import annotations
 
 import os

@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.tiling import TilePlan, batches, choose_plan, reflect_indices
+from mfpi_deploy.tiling import TilePlan, TileProfile, batches, choose_plan, reflect_indices
 
 
 @pytest.mark.parametrize("n,pad", [(1, 3), (2, 5), (5, 2), (5, 4), (5, 11), (9, 30)])
@@ -20,7 +19,7 @@ def test_plan_cores_cover_image_once_and_windows_sit_on_the_grid(h: int, w: int,
     plan = TilePlan(h, w, tile, halo)
     cover = np.zeros((h, w), int)
     for t in plan.tiles():
-        cover[t.core.y0:t.core.y1, t.core.x0:t.core.x1] += 1
+        cover[t.core.y0 : t.core.y1, t.core.x0 : t.core.x1] += 1
         assert t.window.y0 % 8 == 0 and t.window.x0 % 8 == 0
         assert (t.window.height, t.window.width) == (tile, tile)
         ys, xs = t.crop(halo, 2)
@@ -46,7 +45,7 @@ def test_choose_plan_minimises_computed_pixels_within_profile() -> None:
         assert plan.computed_pixels <= TilePlan(3000, 3000, size, 32).computed_pixels
     assert 384 < plan.tile <= 536 and batch == 1
     small, batch = choose_plan(3000, 3000, 32, [TileProfile(opt_tile=128, opt_batch=8)])
-    assert small.tile <= 360 and batch == max(1, 8 * 128 * 128 // small.tile ** 2)
+    assert small.tile <= 360 and batch == max(1, 8 * 128 * 128 // small.tile**2)
 
 
 def test_choose_plan_fixed_profile_and_small_images() -> None:

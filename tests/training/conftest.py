@@ -1,4 +1,5 @@
 """Small stacks for the training tests (simulated, written to tmp)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,9 @@ def _one_thread() -> None:
 
 @pytest.fixture(scope="session")
 def sim_stack() -> np.ndarray:
-    return simulate_stack(SimConfig(height=192, width=192, seed=3, planes=5, cells_per_mpx=400.0, scattered_fraction=1.0))
+    return simulate_stack(
+        SimConfig(height=192, width=192, seed=3, planes=5, cells_per_mpx=400.0, scattered_fraction=1.0)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,34 @@ from training.cli import main, train_main
 
 def test_train_command_runs_and_resumes(sim_path, tmp_path):
     out = tmp_path / "run"
-    args = ["--data", str(sim_path), "--out", str(out), "--planes", "5", "--focus", "middle", "--width", "4",
-            "--disc-width", "4", "--patch", "64", "--batch", "2", "--epochs", "1", "--steps-per-epoch", "2",
-            "--block", "96", "--val-fraction", "0.25", "--val-patches", "2"]
+    args = [
+        "--data",
+        str(sim_path),
+        "--out",
+        str(out),
+        "--planes",
+        "5",
+        "--focus",
+        "middle",
+        "--width",
+        "4",
+        "--disc-width",
+        "4",
+        "--patch",
+        "64",
+        "--batch",
+        "2",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--block",
+        "96",
+        "--val-fraction",
+        "0.25",
+        "--val-patches",
+        "2",
+    ]
     res = CliRunner().invoke(train_main, args)
     assert res.exit_code == 0, res.output
     assert "done: 1 epoch(s)" in res.output
@@ -26,10 +51,12 @@ def test_train_command_runs_and_resumes(sim_path, tmp_path):
 def test_train_errors_are_one_line(tmp_path):
     bad = tmp_path / "trunc.tif"
     bad.write_bytes(b"II*\x00" + b"\x00" * 20)
-    for args in (["--data", str(bad), "--out", str(tmp_path / "r1")],
-                 ["--data", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "r2")],
-                 ["--out", str(tmp_path / "r3")],
-                 ["--out", str(tmp_path / "r4"), "--resume"]):
+    for args in (
+        ["--data", str(bad), "--out", str(tmp_path / "r1")],
+        ["--data", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "r2")],
+        ["--out", str(tmp_path / "r3")],
+        ["--out", str(tmp_path / "r4"), "--resume"],
+    ):
         res = CliRunner().invoke(train_main, args)
         lines = [line for line in res.output.splitlines() if line.strip()]
         assert res.exit_code == 2, (args, res.output)

@@ -13,7 +13,12 @@ def test_bundled_demo_model_loads_and_is_documented():
     assert weights.stat().st_size < 15e6
     ckpt = load_checkpoint(path)
     card = ckpt.card
-    assert card.architecture == "mfpinet" and card.config == {"in_channels": 3, "planes": 11, "width": 32, "residual": True}
+    assert card.architecture == "mfpinet" and card.config == {
+        "in_channels": 3,
+        "planes": 11,
+        "width": 32,
+        "residual": True,
+    }
     assert card.planes_um == list(PAPER_PLANES_UM) and card.input_pixel_size_um == 0.486
     assert "--width 32" in card.provenance.command and card.provenance.git_commit
     readme = (DEFAULT_MODEL_DIR / "README.md").read_text()

@@ -8,13 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
-from mfpi_deploy.models import create_model
 from mfpi_deploy.degrade import degrade_uint8, upsample_bicubic
-from training.evaluate import evaluate, write_report
+from mfpi_deploy.models import create_model
+from mfpi_deploy.tiling import Box
 from training.eval_cli import eval_main
+from training.evaluate import evaluate, write_report
 from training.metrics import stack_metrics
 from training.stack import open_stack
-from mfpi_deploy.tiling import Box
 
 
 @pytest.fixture
@@ -31,13 +31,27 @@ def test_eval_predicts_exactly_what_mfpi_run_writes(tiny_ckpt, sim_path, tmp_pat
     from mfpi_deploy.cli.run import main as run_main
     from mfpi_deploy.output import zarr_stack
 
-    report, stacks = evaluate(tiny_ckpt, [str(sim_path)], region="0:1.0,0.5:1.0", focus="middle",
-                              backend="torch", log=lambda m: None)
+    report, stacks = evaluate(
+        tiny_ckpt, [str(sim_path)], region="0:1.0,0.5:1.0", focus="middle", backend="torch", log=lambda m: None
+    )
     slide = tmp_path / "input.tif"
     tifffile.imwrite(slide, stacks["input"][0], photometric="rgb")
     out = tmp_path / "run.ome.zarr"
-    res = CliRunner().invoke(run_main, [str(slide), "-o", str(out), "--engine", str(tiny_ckpt), "--backend", "torch",
-                                        "--quiet", "--pixel-size", "0.5"])
+    res = CliRunner().invoke(
+        run_main,
+        [
+            str(slide),
+            "-o",
+            str(out),
+            "--engine",
+            str(tiny_ckpt),
+            "--backend",
+            "torch",
+            "--quiet",
+            "--pixel-size",
+            "0.5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     written = np.moveaxis(zarr_stack.open_level(out, 0)[:], 0, -1)  # (Z, Y, X, C)
     assert written.shape == stacks["model"].shape == (5, 192, 96, 3)
@@ -47,9 +61,12 @@ def test_eval_predicts_exactly_what_mfpi_run_writes(tiny_ckpt, sim_path, tmp_pat
 def test_eval_of_an_exported_engine_on_ort_cpu_matches_torch(tiny_ckpt, sim_path, tmp_path):
     from mfpi_deploy.export.api import ExportOptions, export_model
 
-    engine = export_model(tiny_ckpt, tmp_path / "engine", ExportOptions(tiles=(64,), batches=(1,), threads=1,
-                                                                        gate_tile=32, gate_count=1,
-                                                                        exporter="torchscript"), log=lambda m: None)
+    engine = export_model(
+        tiny_ckpt,
+        tmp_path / "engine",
+        ExportOptions(tiles=(64,), batches=(1,), threads=1, gate_tile=32, gate_count=1, exporter="torchscript"),
+        log=lambda m: None,
+    )
     kw = dict(region="0:96,0:96", focus="middle", log=lambda m: None)
     ort, ort_stacks = evaluate(engine, [str(sim_path)], backend="ort-cpu", **kw)
     ref, ref_stacks = evaluate(tiny_ckpt, [str(sim_path)], backend="torch", **kw)
@@ -78,15 +95,30 @@ def test_evaluate_scores_model_and_baselines(tiny_ckpt, sim_path, tmp_path):
     assert data["methods"]["in-focus copy"]["planes"][2]["psnr"] == "inf"
     assert len(data["methods"]["model"]["planes"]) == 5
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    below = [i for i, (m, b) in enumerate(zip(report.methods["model"].planes, report.methods["bicubic"].planes))
-             if m.psnr < b.psnr]
-    assert ("BELOW bicubic on %d of 5" % len(below) if below else "above bicubic on every plane") in report.verdict()
+    below = [
+        i
+        for i, (m, b) in enumerate(zip(report.methods["model"].planes, report.methods["bicubic"].planes))
+        if m.psnr < b.psnr
+    ]
+    assert (f"BELOW bicubic on {len(below)} of 5" if below else "above bicubic on every plane") in report.verdict()
 
 
 def test_eval_command_prints_table_and_one_line_errors(tiny_ckpt, sim_path, tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(sim_path), "--focus", "middle", "--region", "0:96,0:96",
-                                   "--out", str(tmp_path / "o")])
+    ok = runner.invoke(
+        eval_main,
+        [
+            str(tiny_ckpt),
+            "--data",
+            str(sim_path),
+            "--focus",
+            "middle",
+            "--region",
+            "0:96,0:96",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "| mean |" in ok.output and (tmp_path / "o" / "table.md").is_file()
     assert "bicubic on" in ok.output  # the verdict line: above on every plane, or which planes are below

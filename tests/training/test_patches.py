@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mfpi_deploy.errors import MfpiError
-from training.patches import CELL, Foreground, Region, candidate_patches, draw, is_foreground, split_blocks
 from mfpi_deploy.tiling import Box
+from training.patches import CELL, Foreground, Region, candidate_patches, draw, is_foreground, split_blocks
 
 
 def test_split_has_no_overlap_and_is_reproducible():
@@ -18,7 +18,7 @@ def test_split_has_no_overlap_and_is_reproducible():
     # every pixel of the split belongs to exactly one block
     cover = np.zeros((1024, 768), int)
     for b in train + val:
-        cover[b.rect.y0:b.rect.y1, b.rect.x0:b.rect.x1] += 1
+        cover[b.rect.y0 : b.rect.y1, b.rect.x0 : b.rect.x1] += 1
     assert cover.max() == 1 and cover.min() == 1
     assert split_blocks(rect, 256, 0.17, seed=0) == (train, val)
     assert split_blocks(rect, 256, 0.17, seed=1)[1] != val
@@ -29,7 +29,7 @@ def test_patches_stay_inside_their_blocks():
     plane = rng.integers(0, 255, (256, 256, 1)).astype(np.uint8)
     train, val = split_blocks(Box(0, 0, 256, 256), 128, 0.25, seed=0)
     for block in train + val:
-        sub = plane[block.rect.y0:block.rect.y1, block.rect.x0:block.rect.x1]
+        sub = plane[block.rect.y0 : block.rect.y1, block.rect.x0 : block.rect.x1]
         cands = candidate_patches(block, sub, 64, Foreground())
         assert len(cands) == ((128 - 64) // CELL + 1) ** 2  # all noise: every position is foreground
         assert all(block.rect.contains(c) for c in cands)
@@ -47,8 +47,8 @@ def test_foreground_filter_skips_empty_background():
     cands = candidate_patches(region, plane, 64, Foreground(min_std=4.0, min_fraction=0.25))
     assert cands, "the cell must give patches"
     for c in cands:
-        assert cell[c.y0:c.y1, c.x0:c.x1].mean() > 0.15
-        assert is_foreground(plane[c.y0:c.y1, c.x0:c.x1], Foreground())
+        assert cell[c.y0 : c.y1, c.x0 : c.x1].mean() > 0.15
+        assert is_foreground(plane[c.y0 : c.y1, c.x0 : c.x1], Foreground())
     assert not is_foreground(plane[160:224, 0:64], Foreground())
     empty = np.clip(230 + rng.normal(0, 1.0, (128, 128, 3)), 0, 255).astype(np.uint8)
     assert candidate_patches(Region(0, Box(0, 0, 128, 128)), empty, 64, Foreground()) == []

@@ -5,8 +5,8 @@ import pytest
 import tifffile
 from skimage import io as skio
 
-from training.stack import IntensityRule, StackError, open_stack
 from mfpi_deploy.tiling import Box
+from training.stack import IntensityRule, StackError, open_stack
 
 
 def test_reads_zyx_uint16_lazily_and_scales_full_range(tmp_path):
@@ -89,7 +89,9 @@ def test_corrupt_file_is_one_line_error(tmp_path):
 
 def test_truncated_file_is_one_line_error(tmp_path):
     p = tmp_path / "trunc.tif"
-    tifffile.imwrite(p, np.random.default_rng(0).integers(0, 255, (4, 64, 64), dtype=np.uint8), photometric="minisblack")
+    tifffile.imwrite(
+        p, np.random.default_rng(0).integers(0, 255, (4, 64, 64), dtype=np.uint8), photometric="minisblack"
+    )
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     with pytest.raises(StackError) as exc:

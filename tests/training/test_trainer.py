@@ -14,9 +14,24 @@ from training.trainer import Trainer, resume, train
 
 
 def _cfg(sim_path, out, **kw) -> TrainConfig:
-    base = dict(data=[str(sim_path)], out=str(out), planes=5, focus="middle", width=4, disc_width=4, patch=64,
-                batch=2, epochs=2, steps_per_epoch=3, block=96, val_fraction=0.25, val_patches=4, warmup_epochs=1,
-                lr=1e-3, seed=0)
+    base = dict(
+        data=[str(sim_path)],
+        out=str(out),
+        planes=5,
+        focus="middle",
+        width=4,
+        disc_width=4,
+        patch=64,
+        batch=2,
+        epochs=2,
+        steps_per_epoch=3,
+        block=96,
+        val_fraction=0.25,
+        val_patches=4,
+        warmup_epochs=1,
+        lr=1e-3,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -47,7 +62,9 @@ def test_run_folder_checkpoints_and_logs(sim_path, tmp_path):
         assert len(r["val_psnr_planes"]) == len(r["val_bicubic_planes"]) == 5
         margin = sum(m - b for m, b in zip(r["val_psnr_planes"], r["val_bicubic_planes"]))
         assert r["val_margin_db"] == pytest.approx(margin, abs=0.01)
-        assert r["val_below_bicubic"] == [i for i, (m, b) in enumerate(zip(r["val_psnr_planes"], r["val_bicubic_planes"])) if m < b]
+        assert r["val_below_bicubic"] == [
+            i for i, (m, b) in enumerate(zip(r["val_psnr_planes"], r["val_bicubic_planes"])) if m < b
+        ]
         assert r["val_focus_copy_planes"][2] is None  # the in-focus plane copied is exact (inf)
     assert records[0]["gan"] is False and records[1]["gan"] is True and "loss_d" in records[1]
     assert records[0]["lr"] == 1e-3 and records[1]["lr"] == 1e-3
@@ -134,8 +151,16 @@ class FakeClock:
 
 def test_schedule_is_planned_over_the_time_budget(sim_path, tmp_path):
     """A 2-minute budget: the run stops when it is used, and the lr decays to the floor right then."""
-    cfg = _cfg(sim_path, tmp_path / "run", epochs=100, steps_per_epoch=10, max_minutes=2.0, lr=1e-3, warmup_epochs=0,
-               adv_start=0.9)
+    cfg = _cfg(
+        sim_path,
+        tmp_path / "run",
+        epochs=100,
+        steps_per_epoch=10,
+        max_minutes=2.0,
+        lr=1e-3,
+        warmup_epochs=0,
+        adv_start=0.9,
+    )
     result = train(cfg, log=lambda m: None, clock=FakeClock(5.0))  # 5 s per step: 24 steps fill 2 minutes
     p = result.progress
     assert result.stopped == "time budget" and p.global_step == 24 and p.elapsed_s == pytest.approx(120.0)

@@ -7,6 +7,7 @@ missing synchronise shows up as stale output); the "engine" is the ONNX graph it
 from, run with onnxruntime, with the profiles' shape limits enforced. They cannot prove the
 real APIs behave so: the GPU tests do that.
 """
+
 from __future__ import annotations
 
 import importlib.machinery
@@ -20,7 +21,7 @@ import onnx
 
 _ptrs = itertools.count(0x1000, 0x1000)
 _memory: dict[int, np.ndarray] = {}
-_streams: dict[int, "Stream"] = {}
+_streams: dict[int, Stream] = {}
 
 
 def make_pycuda(name: str = "NVIDIA L4", cc: tuple[int, int] = (8, 9)) -> tuple[types.ModuleType, types.ModuleType]:
@@ -216,9 +217,14 @@ def make_tensorrt(version: str = "10.9.0.34") -> types.ModuleType:
 
             with open(network.path, "rb") as f:  # a real plan holds the network, not a path to it
                 graph = base64.b64encode(f.read()).decode()
-            plan = {"onnx": network.path, "graph": graph, "flags": network.flags, "profiles": config.profiles,
-                    "workspace": config.pools.get(trt.MemoryPoolType.WORKSPACE),
-                    "timing_cache_in": config.cache.data.decode() if config.cache else None}
+            plan = {
+                "onnx": network.path,
+                "graph": graph,
+                "flags": network.flags,
+                "profiles": config.profiles,
+                "workspace": config.pools.get(trt.MemoryPoolType.WORKSPACE),
+                "timing_cache_in": config.cache.data.decode() if config.cache else None,
+            }
             trt.built.append({k: v for k, v in json.loads(json.dumps(plan)).items() if k != "graph"})
             return json.dumps(plan).encode()
 
@@ -268,8 +274,9 @@ def make_tensorrt(version: str = "10.9.0.34") -> types.ModuleType:
             opts.intra_op_num_threads = 1
             import base64
 
-            self.session = ort.InferenceSession(base64.b64decode(plan["graph"]), opts,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                base64.b64decode(plan["graph"]), opts, providers=["CPUExecutionProvider"]
+            )
             self.names = [i.name for i in self.session.get_inputs()] + ["planes"]
 
         @property

@@ -1,4 +1,5 @@
 """auto on a CPU: the fastest engine that passed its gate, by a cached probe; skipped ones say why."""
+
 from __future__ import annotations
 
 import json
@@ -40,15 +41,23 @@ def no_openvino(monkeypatch):
 
 def _no_gpu(monkeypatch):
     missing = select.runtime_missing
-    monkeypatch.setattr(select, "runtime_missing",
-                        lambda kind: "no GPU here" if kind in select.GPU_ORDER else missing(kind))
+    monkeypatch.setattr(
+        select, "runtime_missing", lambda kind: "no GPU here" if kind in select.GPU_ORDER else missing(kind)
+    )
 
 
 def test_auto_takes_the_fastest_measured_and_caches_it(mfpinet_engine, monkeypatch):
     pytest.importorskip("openvino")
     _no_gpu(monkeypatch)
-    timer = FakeTimer({OV_INT8: 0.05, ORT_INT8: 0.03, OV_FP32: 0.08, ORT_FP32: 0.09,
-                       Candidate(BackendKind.OPENVINO, Precision.BF16): 0.04})
+    timer = FakeTimer(
+        {
+            OV_INT8: 0.05,
+            ORT_INT8: 0.03,
+            OV_FP32: 0.08,
+            ORT_FP32: 0.09,
+            Candidate(BackendKind.OPENVINO, Precision.BF16): 0.04,
+        }
+    )
     monkeypatch.setattr(select, "time_candidates", timer)
     logs: list[str] = []
     with open_backend("auto", mfpinet_engine, threads=1, log=logs.append) as backend:
@@ -102,8 +111,10 @@ def test_probe_cache_round_trip_and_tie_break(tmp_path):
 
 def test_time_candidates_interleaves_real_backends(mfpinet_engine):
     quiet = {"threads": 1, "log": lambda _: None}
-    with open_backend("ort-cpu", mfpinet_engine, **quiet) as a, open_backend("ort-cpu", mfpinet_engine,
-                                                                             precision="int8", **quiet) as b:
+    with (
+        open_backend("ort-cpu", mfpinet_engine, **quiet) as a,
+        open_backend("ort-cpu", mfpinet_engine, precision="int8", **quiet) as b,
+    ):
         timings = time_candidates({ORT_FP32: a, ORT_INT8: b}, rounds=2, side=32)
     assert set(timings) == {ORT_FP32, ORT_INT8} and all(0 < s < 10 for s in timings.values())
 
@@ -140,11 +151,14 @@ def test_a_variant_without_its_gate_on_that_runtime_is_skipped(mfpinet_engine, t
     del manifest["accuracy"]["int8"]["runtimes"]["openvino"]
     manifest["accuracy"]["bf16"]["runtimes"]["openvino"]["min_psnr_db"] = 30.0  # below its 45 dB threshold
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    assert "int8 accuracy gate was not measured on openvino (export again with openvino installed)" in \
-        unavailable_reason(BackendKind.OPENVINO, folder, "int8")
+    assert (
+        "int8 accuracy gate was not measured on openvino (export again with openvino installed)"
+        in unavailable_reason(BackendKind.OPENVINO, folder, "int8")
+    )
     assert unavailable_reason(BackendKind.ORT_CPU, folder, "int8") is None
-    assert "bf16 accuracy gate did not pass on openvino (30.0 dB)" in \
-        unavailable_reason(BackendKind.OPENVINO, folder, "bf16")
+    assert "bf16 accuracy gate did not pass on openvino (30.0 dB)" in unavailable_reason(
+        BackendKind.OPENVINO, folder, "bf16"
+    )
     _, skipped, _ = choose_backend(folder, measure=False)
     assert any(s.startswith("openvino int8: its int8 accuracy gate was not measured") for s in skipped)
     with pytest.raises(MfpiError, match="backend openvino cannot run .* in int8: its int8 accuracy gate"):

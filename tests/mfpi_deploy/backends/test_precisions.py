@@ -1,4 +1,5 @@
 """Every CPU backend x precision of one engine folder: same contract, output within its gate, overlap in order."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,15 @@ from tests.mfpi_deploy.run.helpers import textured, write_tiff
 
 openvino = pytest.importorskip("openvino")
 HAS_BF16 = no_bf16_reason() is None
-COMBOS = [("ort-cpu", "fp32"), ("ort-cpu", "fp16"), ("ort-cpu", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
-          pytest.param("openvino", "bf16", marks=pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16")),
-          ("torch", "fp32")]
+COMBOS = [
+    ("ort-cpu", "fp32"),
+    ("ort-cpu", "fp16"),
+    ("ort-cpu", "int8"),
+    ("openvino", "fp32"),
+    ("openvino", "int8"),
+    pytest.param("openvino", "bf16", marks=pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16")),
+    ("torch", "fp32"),
+]
 QUIET = {"threads": 1, "log": lambda _: None}
 
 
@@ -72,8 +79,9 @@ def test_openvino_int8_tiles_add_no_seams(mfpinet_engine, tmp_path):
     image = textured(176, 152, channels=1)[..., None]
     src = write_tiff(tmp_path / "a.tif", image[..., 0], tile=(64, 64))
     with open_backend("openvino", mfpinet_engine, precision="int8", **QUIET) as backend:
-        run_slide(src, tmp_path / "a.ome.zarr", backend, RunOptions(tile=128, batch=1, progress=False,
-                                                                     log=lambda _: None))
+        run_slide(
+            src, tmp_path / "a.ome.zarr", backend, RunOptions(tile=128, batch=1, progress=False, log=lambda _: None)
+        )
         ref, far = whole_image(image, backend, 96), whole_image(image, backend, 256)
     got = np.moveaxis(zarr_stack.open_level(tmp_path / "a.ome.zarr", 0)[:], 0, -1)
     diff, context = np.abs(got.astype(int) - ref), np.abs(far.astype(int) - ref)

@@ -1,4 +1,5 @@
 """open_backend: every CPU backend gives the same uint8 output; auto explains its choice."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,8 +23,9 @@ def test_auto_falls_back_to_ort_cpu_and_says_why(mfpinet_engine, monkeypatch):
     import mfpi_deploy.backends.select as select
 
     real_find_spec = select.importlib.util.find_spec
-    monkeypatch.setattr(select.importlib.util, "find_spec",
-                        lambda name: None if name == "openvino" else real_find_spec(name))
+    monkeypatch.setattr(
+        select.importlib.util, "find_spec", lambda name: None if name == "openvino" else real_find_spec(name)
+    )
     logs: list[str] = []
     with open_backend("auto", mfpinet_engine, threads=1, log=logs.append, precision="fp32") as backend:
         assert backend.kind is BackendKind.ORT_CPU and backend.spec.precision == "fp32"
@@ -111,8 +113,11 @@ def test_choose_backend_order(mfpinet_engine, monkeypatch):
 
     reasons = {BackendKind.TRT: "tensorrt not installed", BackendKind.ORT_CUDA: None}
     monkeypatch.setattr(select, "unavailable_reason", lambda kind, source, precision=None: reasons.get(kind))
-    assert choose_backend(mfpinet_engine) == (Candidate(BackendKind.ORT_CUDA, Precision.FP16),
-                                              ["trt: tensorrt not installed"], "")
+    assert choose_backend(mfpinet_engine) == (
+        Candidate(BackendKind.ORT_CUDA, Precision.FP16),
+        ["trt: tensorrt not installed"],
+        "",
+    )
     reasons[BackendKind.TRT] = None
     assert choose_backend(mfpinet_engine)[:2] == (Candidate(BackendKind.TRT, Precision.FP32), [])
 
@@ -124,7 +129,10 @@ def test_ort_provider_lists(tmp_path):
     with pytest.raises(MfpiError, match="no CUDAExecutionProvider"):
         ort_providers(BackendKind.ORT_CUDA, ["CPUExecutionProvider"])
     gpu = [TRT_EP, CUDA_EP, "CPUExecutionProvider"]
-    assert ort_providers(BackendKind.ORT_CUDA, gpu, device_id=1) == [(CUDA_EP, {"device_id": 1}), "CPUExecutionProvider"]
+    assert ort_providers(BackendKind.ORT_CUDA, gpu, device_id=1) == [
+        (CUDA_EP, {"device_id": 1}),
+        "CPUExecutionProvider",
+    ]
     first = ort_providers(BackendKind.ORT_CUDA, gpu, trt_ep=True, trt_cache=tmp_path)[0]
     assert first[0] == TRT_EP and first[1]["trt_engine_cache_path"] == str(tmp_path)
     with pytest.raises(MfpiError, match="no TensorrtExecutionProvider"):
@@ -149,8 +157,11 @@ def test_engine_from_another_gpu_is_skipped_by_auto_and_refused_by_trt(mfpinet_e
     manifest.gpu = GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "10.9.0.34")
     manifest.write(folder)
     real_find_spec = select.importlib.util.find_spec
-    monkeypatch.setattr(select.importlib.util, "find_spec",
-                        lambda name: object() if name in ("tensorrt", "pycuda") else real_find_spec(name))
+    monkeypatch.setattr(
+        select.importlib.util,
+        "find_spec",
+        lambda name: object() if name in ("tensorrt", "pycuda") else real_find_spec(name),
+    )
     monkeypatch.setattr(cuda, "current_target", lambda device=0: GpuTarget("NVIDIA L4", "8.9", "10.9.0.34"))
     logs: list[str] = []
     with open_backend("auto", folder, threads=1, log=logs.append, measure=False) as backend:

@@ -1,4 +1,5 @@
 """The torch backend: uint8 in, uint8 planes out, matching the float network."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +7,12 @@ import pytest
 import torch
 
 from mfpi_deploy.backends.base import BackendKind
-from mfpi_deploy.engine.spec import EngineSpec
-from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.backends.torch_backend import TorchBackend
 from mfpi_deploy.checkpoint import Checkpoint, ModelCard
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models import create_model
+from mfpi_deploy.tiling import TileProfile
 
 
 def _ckpt(arch: str = "mfpinet", **config) -> Checkpoint:
@@ -32,8 +33,10 @@ def test_torch_backend_runs_uint8_batch():
 
 
 def test_spec_checks_batches():
-    spec = EngineSpec.from_card(ModelCard(architecture="mfpinet", config={"in_channels": 1}),
-                                profiles=(TileProfile(opt_tile=64, min_tile=32, max_tile=128, max_batch=4),))
+    spec = EngineSpec.from_card(
+        ModelCard(architecture="mfpinet", config={"in_channels": 1}),
+        profiles=(TileProfile(opt_tile=64, min_tile=32, max_tile=128, max_batch=4),),
+    )
     assert (spec.channels, spec.planes, spec.scale, spec.stride) == (1, 11, 2, 8)
     spec.check_batch(np.zeros((4, 64, 32, 1), np.uint8))
     for bad, msg in [

@@ -1,4 +1,5 @@
 """TensorRT engine build and run (GPU only): against onnxruntime, within the fp16 gate."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,8 +34,9 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=REA
 def trt_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("trt")
     ckpt = tiny_checkpoint(root / "ckpt", "mfpinet", width=8)
-    return export_model(ckpt, root / "engine", export_options(fp16=True, trt=True, tiles=(32, 64), batches=(2,)),
-                        log=print)
+    return export_model(
+        ckpt, root / "engine", export_options(fp16=True, trt=True, tiles=(32, 64), batches=(2,)), log=print
+    )
 
 
 def test_engine_build_records_target_and_accuracy(trt_folder):

@@ -5,6 +5,7 @@ launches on streams until an event is synchronised, and enforce the profiles' sh
 This checks our shapes, profiles, buffers, slots and manifest handling; the gpu-marked tests
 in test_trt_backend.py check the real libraries.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export.api import export_model, rebuild_engine
 from mfpi_deploy.export.onnx_export import Exporter
 from tests.mfpi_deploy.backends import fake_gpu
-from tests.mfpi_deploy.export.engines import export_options, tiny_checkpoint
 from tests.mfpi_deploy.export.conftest import ort_session
+from tests.mfpi_deploy.export.engines import export_options, tiny_checkpoint
 
 QUIET = {"log": lambda _: None}
 
@@ -28,8 +29,14 @@ QUIET = {"log": lambda _: None}
 def trt_folder(tmp_path, monkeypatch):
     trt = fake_gpu.install(monkeypatch)
     ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
-    out = export_model(ckpt, tmp_path / "engine", export_options(
-        exporter=Exporter.TORCHSCRIPT, fp16=True, trt=True, tiles=(16, 32), batches=(1, 3), workspace_gb=0.5), **QUIET)
+    out = export_model(
+        ckpt,
+        tmp_path / "engine",
+        export_options(
+            exporter=Exporter.TORCHSCRIPT, fp16=True, trt=True, tiles=(16, 32), batches=(1, 3), workspace_gb=0.5
+        ),
+        **QUIET,
+    )
     return out, trt
 
 
@@ -56,7 +63,9 @@ def test_auto_picks_trt_and_run_many_keeps_order_across_profiles(trt_folder):
     folder, _ = trt_folder
     logs: list[str] = []
     rng = np.random.default_rng(0)
-    batches = [rng.integers(0, 256, (n, s, s, 1), dtype=np.uint8) for n, s in [(3, 32), (1, 16), (2, 8), (3, 24), (1, 32)]]
+    batches = [
+        rng.integers(0, 256, (n, s, s, 1), dtype=np.uint8) for n, s in [(3, 32), (1, 16), (2, 8), (3, 24), (1, 32)]
+    ]
     ref = ort_session(folder / "model.fp16.onnx")
     with open_backend("auto", folder, log=logs.append) as backend:
         assert backend.kind is BackendKind.TRT and logs == ["backend: trt fp16"]
@@ -97,8 +106,12 @@ def test_engine_from_another_gpu_or_version_is_refused_and_rebuilt(trt_folder, m
 def test_deepz_engine_takes_dpm(tmp_path, monkeypatch):
     fake_gpu.install(monkeypatch)
     ckpt = tiny_checkpoint(tmp_path / "ckpt", "deepz", width=8)
-    folder = export_model(ckpt, tmp_path / "engine", export_options(
-        exporter=Exporter.TORCHSCRIPT, trt=True, fp16=True, tiles=(32,), batches=(2,)), **QUIET)
+    folder = export_model(
+        ckpt,
+        tmp_path / "engine",
+        export_options(exporter=Exporter.TORCHSCRIPT, trt=True, fp16=True, tiles=(32,), batches=(2,)),
+        **QUIET,
+    )
     tiles = np.random.default_rng(2).integers(0, 256, (2, 32, 16, 3), dtype=np.uint8)
     dpm = np.array([-2.5, 2.5], np.float32)
     with open_backend("trt", folder, **QUIET) as backend:

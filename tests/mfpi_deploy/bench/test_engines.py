@@ -1,5 +1,6 @@
 """Backend selection: auto skips what cannot run (saying why); a named impossible backend is an error.
 Engines: exported once per benchmark shape with the real ExportOptions, and reused."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +21,10 @@ def _only(monkeypatch, *available: BackendKind) -> None:
 
 def test_auto_runs_available_and_lists_skipped(monkeypatch):
     _only(monkeypatch, BackendKind.ORT_CPU, BackendKind.TORCH)
-    assert select_backends(()) == ([BackendKind.ORT_CPU, BackendKind.TORCH],
-                                   {"trt": "no trt here", "ort-cuda": "no ort-cuda here",
-                                    "openvino": "no openvino here"})
+    assert select_backends(()) == (
+        [BackendKind.ORT_CPU, BackendKind.TORCH],
+        {"trt": "no trt here", "ort-cuda": "no ort-cuda here", "openvino": "no openvino here"},
+    )
     _only(monkeypatch, BackendKind.TORCH, BackendKind.TRT)
     assert select_backends(("auto",))[0] == [BackendKind.TRT, BackendKind.TORCH]  # fastest first
 
@@ -68,7 +70,12 @@ def test_engine_folder_exports_once_with_the_benchmark_shape(tmp_path, monkeypat
     first = engine_folder(req, tmp_path, log=lambda m: None)
     again = engine_folder(req, tmp_path, log=lambda m: None)
     assert first == again == tmp_path / "deepz-random-trt-fp16-768-b2"
-    assert calls == [(source, "deepz-random-trt-fp16-768-b2",
-                      ExportOptions(fp16=True, trt=True, tiles=(768,), batches=(2,), threads=1))]
+    assert calls == [
+        (
+            source,
+            "deepz-random-trt-fp16-768-b2",
+            ExportOptions(fp16=True, trt=True, tiles=(768,), batches=(2,), threads=1),
+        )
+    ]
     # An engine folder given as the source is used as it is.
     assert engine_folder(EngineRequest(BackendKind.ORT_CPU, first, 768, 2), tmp_path, log=print) == first

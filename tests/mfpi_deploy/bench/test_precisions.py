@@ -1,5 +1,6 @@
 """Rows per backend x precision: which variants run where, each with its accuracy gate from the manifest,
 bf16 skipped on a CPU without bfloat16 (with the reason), a variant failing its gate shown failed with its figure."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,9 @@ def test_planned_precisions_per_backend():
 
 def test_bf16_needs_bf16_arithmetic(monkeypatch):
     monkeypatch.setattr(openvino_backend, "cpu_capabilities", lambda: NO_BF16)
-    assert "no bfloat16 arithmetic (OpenVINO's CPU capabilities: FP32, INT8)" in not_here(BackendKind.OPENVINO,
-                                                                                          Precision.BF16)
+    assert "no bfloat16 arithmetic (OpenVINO's CPU capabilities: FP32, INT8)" in not_here(
+        BackendKind.OPENVINO, Precision.BF16
+    )
     assert not_here(BackendKind.OPENVINO, Precision.INT8) is None
     kinds = [BackendKind.ORT_CPU, BackendKind.OPENVINO, BackendKind.TORCH]
     assert export_variants(kinds, None) == {Precision.FP16, Precision.INT8}
@@ -52,8 +54,10 @@ def test_bf16_needs_bf16_arithmetic(monkeypatch):
     assert export_variants(kinds, ("fp32", "bf16")) == {Precision.BF16}
 
 
-@pytest.mark.skipif(select.runtime_missing(BackendKind.ORT_CPU) or select.runtime_missing(BackendKind.OPENVINO),
-                    reason="needs onnxruntime and OpenVINO")
+@pytest.mark.skipif(
+    select.runtime_missing(BackendKind.ORT_CPU) or select.runtime_missing(BackendKind.OPENVINO),
+    reason="needs onnxruntime and OpenVINO",
+)
 def test_rows_per_backend_and_precision(tmp_path, monkeypatch):
     """Real exports of tiny networks: one row per backend x precision asked, gates from the manifest beside the
     latencies, bf16 skipped with the reason, Deep-Z's fp16 failing a 200 dB gate shown failed with its figure.
@@ -70,18 +74,42 @@ def test_rows_per_backend_and_precision(tmp_path, monkeypatch):
 
     monkeypatch.setattr(engines, "export_model", export_model)
     eng = tmp_path / "eng"
-    args = ["--backend", "ort-cpu", "--backend", "openvino", "--precisions", "fp32,fp16,int8,bf16", *TINY,
-            "--engines-dir", str(eng), "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    args = [
+        "--backend",
+        "ort-cpu",
+        "--backend",
+        "openvino",
+        "--precisions",
+        "fp32,fp16,int8,bf16",
+        *TINY,
+        "--engines-dir",
+        str(eng),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["schema_version"] == 2
     rows = {(v["backend"], v["precision"]): v for v in data["variants"]}
-    assert list(rows) == [("ort-cpu", "fp32"), ("ort-cpu", "fp16"), ("ort-cpu", "int8"),
-                          ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")]
+    assert list(rows) == [
+        ("ort-cpu", "fp32"),
+        ("ort-cpu", "fp16"),
+        ("ort-cpu", "int8"),
+        ("openvino", "fp32"),
+        ("openvino", "bf16"),
+        ("openvino", "int8"),
+    ]
     assert {k: v["status"] for k, v in rows.items()} == {
-        ("ort-cpu", "fp32"): "measured", ("ort-cpu", "fp16"): "gate failed", ("ort-cpu", "int8"): "measured",
-        ("openvino", "fp32"): "measured", ("openvino", "bf16"): "skipped", ("openvino", "int8"): "measured"}
+        ("ort-cpu", "fp32"): "measured",
+        ("ort-cpu", "fp16"): "gate failed",
+        ("ort-cpu", "int8"): "measured",
+        ("openvino", "fp32"): "measured",
+        ("openvino", "bf16"): "skipped",
+        ("openvino", "int8"): "measured",
+    }
     assert "no bfloat16 arithmetic" in rows[("openvino", "bf16")]["reason"]
     failed = rows[("ort-cpu", "fp16")]
     deepz_fp16 = failed["accuracy"]["deepz"]
@@ -98,18 +126,23 @@ def test_rows_per_backend_and_precision(tmp_path, monkeypatch):
     measured = [k for k, v in rows.items() if v["status"] == "measured"]
     assert [(r["backend"], r["precision"]) for r in data["results"]] == [k for k in measured for _ in range(3)]
     assert [(s["backend"], s["precision"]) for s in data["speedup"]] == measured
-    int8 = next(r for r in data["results"] if (r["backend"], r["precision"], r["model"]) == ("openvino", "int8",
-                                                                                              "deepz"))
+    int8 = next(
+        r for r in data["results"] if (r["backend"], r["precision"], r["model"]) == ("openvino", "int8", "deepz")
+    )
     assert int8["accuracy"] == rows[("openvino", "int8")]["accuracy"]["deepz"]
     assert next(r for r in data["results"] if r["precision"] == "fp32")["accuracy"] is None  # the reference
     assert sorted(p.name for p in eng.iterdir() if p.name.startswith("deepz")) == [
-        "deepz-random", "deepz-random-cpu-fp32-fp16-int8-64-b1",  # the checkpoint, the engine folder
-        "deepz-random-cpu-fp32-fp16-int8-64-b1.failed-gates.json"]
+        "deepz-random",
+        "deepz-random-cpu-fp32-fp16-int8-64-b1",  # the checkpoint, the engine folder
+        "deepz-random-cpu-fp32-fp16-int8-64-b1.failed-gates.json",
+    ]
     assert not (eng / "deepz-random-cpu-fp32-fp16-int8-64-b1" / "model.fp16.onnx").exists()
     md = (tmp_path / "r.md").read_text()
     assert "## Speed-up of MFPINet over Deep-Z by backend and precision" in md
-    assert f"| ort-cpu | fp16 | - | - | - | - | {failed['accuracy']['mfpinet']['min_psnr_db']:.1f} dB | " \
-           f"{deepz_fp16['min_psnr_db']:.1f} dB < 200 dB | gate failed: Deep-Z " in md
+    assert (
+        f"| ort-cpu | fp16 | - | - | - | - | {failed['accuracy']['mfpinet']['min_psnr_db']:.1f} dB | "
+        f"{deepz_fp16['min_psnr_db']:.1f} dB < 200 dB | gate failed: Deep-Z " in md
+    )
     assert "| openvino | bf16 | - | - | - | - | - | - | skipped: this CPU has no bfloat16 arithmetic" in md
     assert "ort-cpu int8: MFPINet is " in result.stdout and "gate failed: Deep-Z" in result.stdout
     # engines reused: no export, and the failed gate still reported with its figure
@@ -123,5 +156,6 @@ def test_precisions_no_backend_runs(monkeypatch):
     monkeypatch.setattr(select, "runtime_missing", lambda kind: None if kind is BackendKind.ORT_CPU else "not here")
     result = CliRunner().invoke(main, ["--backend", "ort-cpu", "--precisions", "bf16", *TINY])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1] == ("error: no backend runs --precisions bf16 "
-                                                      "(ort-cpu runs fp32, fp16, int8)")
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: no backend runs --precisions bf16 (ort-cpu runs fp32, fp16, int8)"
+    )

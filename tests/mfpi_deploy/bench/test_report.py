@@ -1,5 +1,6 @@
 """Statistics of timed rounds; report shape: JSON keys (with `speedup`), Markdown sections, terminal table, PNG chart;
 the machine description."""
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,14 @@ def test_summary_agrees_with_numpy(n):
 def test_scaled_summary_and_bad_input():
     s = summarize([1.0, 2.0, 3.0]).scaled(1000)
     assert (s.n, s.median, s.p10, s.p90, s.mean, s.min, s.max) == (
-        3, pytest.approx(2000), pytest.approx(1200), pytest.approx(2800), pytest.approx(2000), 1000, 3000)
+        3,
+        pytest.approx(2000),
+        pytest.approx(1200),
+        pytest.approx(2800),
+        pytest.approx(2000),
+        1000,
+        3000,
+    )
     with pytest.raises(ValueError):
         summarize([])
 
@@ -67,38 +75,93 @@ def test_paired_ratios_are_per_round():
 
 
 def _workload(model: BenchModel, passes: int, parameters: int, flops_per_pass: int) -> Workload:
-    return Workload(model, batch=1, in_tile=32 if passes == 1 else 64, out_tile=64, channels=3, planes=11,
-                    passes=passes, parameters=parameters, flops_per_pass=flops_per_pass)
+    return Workload(
+        model,
+        batch=1,
+        in_tile=32 if passes == 1 else 64,
+        out_tile=64,
+        channels=3,
+        planes=11,
+        passes=passes,
+        parameters=parameters,
+        flops_per_pass=flops_per_pass,
+    )
 
 
 def _report(quick: bool = False) -> BenchReport:
-    machine = MachineInfo(cpu="Test CPU", logical_cores=2, physical_cores=2, memory_gib=8.0, os="Linux",
-                          python="3.11", packages={"torch": "2.13.0"}, load_average=(1.0, 1.0, 1.0))
+    machine = MachineInfo(
+        cpu="Test CPU",
+        logical_cores=2,
+        physical_cores=2,
+        memory_gib=8.0,
+        os="Linux",
+        python="3.11",
+        packages={"torch": "2.13.0"},
+        load_average=(1.0, 1.0, 1.0),
+    )
     mm = MatmulReference("cpu", 512, 2, summarize([0.001, 0.001, 0.001]), backend="torch")  # 268.4 GFLOP/s
-    common = dict(backend="torch", device="cpu", precision="fp32", peak_rss_bytes=300 * 2**20,
-                  peak_device_bytes=None, matmul_gflops_per_s=mm.gflops_per_s)
-    mfpi = ModelResult(workload=_workload(BenchModel.MFPINET, 1, 1000, 2_000_000_000),
-                       seconds=summarize([0.010, 0.011, 0.012]), **common)
-    residual = ModelResult(workload=_workload(BenchModel.MFPINET_RESIDUAL, 1, 1000, 2_000_000_000),
-                           seconds=summarize([0.0105, 0.0115, 0.0125]), **common)
-    deepz = ModelResult(workload=_workload(BenchModel.DEEPZ, 11, 9000, 4_000_000_000),
-                        seconds=summarize([0.20, 0.22, 0.24]), **common)
+    common = dict(
+        backend="torch",
+        device="cpu",
+        precision="fp32",
+        peak_rss_bytes=300 * 2**20,
+        peak_device_bytes=None,
+        matmul_gflops_per_s=mm.gflops_per_s,
+    )
+    mfpi = ModelResult(
+        workload=_workload(BenchModel.MFPINET, 1, 1000, 2_000_000_000),
+        seconds=summarize([0.010, 0.011, 0.012]),
+        **common,
+    )
+    residual = ModelResult(
+        workload=_workload(BenchModel.MFPINET_RESIDUAL, 1, 1000, 2_000_000_000),
+        seconds=summarize([0.0105, 0.0115, 0.0125]),
+        **common,
+    )
+    deepz = ModelResult(
+        workload=_workload(BenchModel.DEEPZ, 11, 9000, 4_000_000_000), seconds=summarize([0.20, 0.22, 0.24]), **common
+    )
     return BenchReport(
-        command="mfpi-bench --quick", created_utc="2026-01-01T00:00:00Z",
+        command="mfpi-bench --quick",
+        created_utc="2026-01-01T00:00:00Z",
         settings={"tile": 32, "out_tile": 64, "planes": 11, "batch": 1, "runs": 3, "warmup": 1, "threads": 2},
-        machine=machine, quick=quick, matmul=[mm], results=[mfpi, residual, deepz],
+        machine=machine,
+        quick=quick,
+        matmul=[mm],
+        results=[mfpi, residual, deepz],
         speedups=[Ratio("torch", summarize([20.0, 20.0, 20.0]), 0.22 / 0.011)],
         residual=[Ratio("torch", summarize([1.03, 1.05, 1.04]), 0.0115 / 0.011)],
         skipped={"trt": "tensorrt is not installed"},
-        pipeline=[PipelineResult("torch", slide_side=256, tile=128, halo=32, batch=1, tiles=16, loop_seconds=4.0,
-                                 total_seconds=5.0, engine_megavoxels_per_s_in_pipeline=2.7,
-                                 bare_engine_megavoxels_per_s=3.0, end_to_end_megavoxels_per_s=0.5,
-                                 halo_overhead=0.75)],
-        variants=[Variant("torch", "fp32", "measured"),
-                  Variant("openvino", "int8", "gate failed", "Deep-Z 41.3 dB < 45.0 dB",
-                          {"mfpinet": GateFigure("int8", "openvino", 47.25, 45.0),
-                           "deepz": GateFigure("int8", "", 41.3, 45.0, "failed at export")}),
-                  Variant("openvino", "bf16", "skipped", "this CPU has no bfloat16 arithmetic")],
+        pipeline=[
+            PipelineResult(
+                "torch",
+                slide_side=256,
+                tile=128,
+                halo=32,
+                batch=1,
+                tiles=16,
+                loop_seconds=4.0,
+                total_seconds=5.0,
+                engine_megavoxels_per_s_in_pipeline=2.7,
+                bare_engine_megavoxels_per_s=3.0,
+                end_to_end_megavoxels_per_s=0.5,
+                halo_overhead=0.75,
+            )
+        ],
+        variants=[
+            Variant("torch", "fp32", "measured"),
+            Variant(
+                "openvino",
+                "int8",
+                "gate failed",
+                "Deep-Z 41.3 dB < 45.0 dB",
+                {
+                    "mfpinet": GateFigure("int8", "openvino", 47.25, 45.0),
+                    "deepz": GateFigure("int8", "", 41.3, 45.0, "failed at export"),
+                },
+            ),
+            Variant("openvino", "bf16", "skipped", "this CPU has no bfloat16 arithmetic"),
+        ],
         notes=["shared machine"],
     )
 
@@ -114,26 +177,63 @@ def test_rates_follow_from_the_measurements():
 
 def test_json_shape():
     data = json.loads(to_json(_report()))
-    for key in ("schema_version", "command", "settings", "machine", "matmul_reference", "results", "variants",
-                "speedup", "residual_cost", "pipeline", "skipped_backends", "paper_table3", "notes", "quick"):
+    for key in (
+        "schema_version",
+        "command",
+        "settings",
+        "machine",
+        "matmul_reference",
+        "results",
+        "variants",
+        "speedup",
+        "residual_cost",
+        "pipeline",
+        "skipped_backends",
+        "paper_table3",
+        "notes",
+        "quick",
+    ):
         assert key in data
     (speedup,), (residual,) = data["speedup"], data["residual_cost"]
     assert (speedup["backend"], speedup["precision"], residual["backend"], residual["precision"]) == (
-        "torch", "fp32", "torch", "fp32")
+        "torch",
+        "fp32",
+        "torch",
+        "fp32",
+    )
     assert speedup["median"] == pytest.approx(20.0) and speedup["paper"] == pytest.approx(24.2)
     assert residual["extra_percent"] == pytest.approx(4.0)
     assert residual["ratio_of_median_latencies"] == pytest.approx(0.0115 / 0.011)
     assert [(v["backend"], v["precision"], v["status"]) for v in data["variants"]] == [
-        ("torch", "fp32", "measured"), ("openvino", "int8", "gate failed"), ("openvino", "bf16", "skipped")]
-    assert data["variants"][1]["accuracy"]["deepz"] == {"precision": "int8", "runtime": "", "min_psnr_db": 41.3,
-                                                        "threshold_db": 45.0, "method": "failed at export",
-                                                        "passed": False}
+        ("torch", "fp32", "measured"),
+        ("openvino", "int8", "gate failed"),
+        ("openvino", "bf16", "skipped"),
+    ]
+    assert data["variants"][1]["accuracy"]["deepz"] == {
+        "precision": "int8",
+        "runtime": "",
+        "min_psnr_db": 41.3,
+        "threshold_db": 45.0,
+        "method": "failed at export",
+        "passed": False,
+    }
     assert data["variants"][1]["accuracy"]["mfpinet"]["passed"] is True
     assert data["results"][0]["accuracy"] is None  # fp32 is the reference
     assert [r["model"] for r in data["results"]] == ["mfpinet", "mfpinet-residual", "deepz"]
     row = data["results"][2]
-    for key in ("backend", "model", "parameters", "gflops_per_stack", "latency_ms", "throughput_megavoxels_per_s",
-                "achieved_gflops_per_s", "matmul_share", "peak_host_rss_mib", "peak_device_mib", "passes_per_stack"):
+    for key in (
+        "backend",
+        "model",
+        "parameters",
+        "gflops_per_stack",
+        "latency_ms",
+        "throughput_megavoxels_per_s",
+        "achieved_gflops_per_s",
+        "matmul_share",
+        "peak_host_rss_mib",
+        "peak_device_mib",
+        "passes_per_stack",
+    ):
         assert key in row
     assert row["latency_ms"]["p90"] == pytest.approx(236.0)
     assert row["gflops_per_stack"] == pytest.approx(44.0) and row["passes_per_stack"] == 11
@@ -152,10 +252,13 @@ def test_markdown_and_table_contents():
     assert "QUICK MODE" in md
     assert "| backend | precision | model | params |" in md
     assert "## Speed-up of MFPINet over Deep-Z by backend and precision" in md and "24.2x" in md
-    assert "| torch | fp32 | 11.0 (10.2-11.8) | 4.10 | 220.0 | 20.0x (20.0-20.0) | reference | reference | measured |" \
+    assert (
+        "| torch | fp32 | 11.0 (10.2-11.8) | 4.10 | 220.0 | 20.0x (20.0-20.0) | reference | reference | measured |"
         in md
-    assert ("| openvino | int8 | - | - | - | - | 47.2 dB | 41.3 dB < 45 dB | gate failed: Deep-Z 41.3 dB < 45.0 dB |"
-            in md)
+    )
+    assert (
+        "| openvino | int8 | - | - | - | - | 47.2 dB | 41.3 dB < 45 dB | gate failed: Deep-Z 41.3 dB < 45.0 dB |" in md
+    )
     assert "| openvino | bf16 | - | - | - | - | - | - | skipped: this CPU has no bfloat16 arithmetic |" in md
     assert "## Extra cost of the residual form" in md and "| torch | fp32 | +4.0% | +3.2% to +4.8% | 1.045 |" in md
     assert "## Pipeline efficiency" in md and "| 90% |" in md and "Test CPU" in md
@@ -193,9 +296,11 @@ def test_matmul_reference_is_a_rate():
 
 def test_cpu_details_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
-                    "model name\t: Fancy CPU 9000\nflags\t\t: fpu avx2 fma avx512f hypervisor\n\n"
-                    "processor\t: 1\nflags\t\t: sse\n")
+    info.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: Fancy CPU 9000\nflags\t\t: fpu avx2 fma avx512f hypervisor\n\n"
+        "processor\t: 1\nflags\t\t: sse\n"
+    )
     assert cpu_details(info) == ("Fancy CPU 9000", ["avx2", "fma", "avx512f"], "AuthenticAMD family 25 model 17", True)
     name, features, ident, virtual = cpu_details(tmp_path / "missing")
     assert name and (features, ident, virtual) == ([], "", None)  # the name falls back to what platform knows

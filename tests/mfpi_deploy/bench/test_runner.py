@@ -1,4 +1,5 @@
 """Interleaving, warm-up, per-runner memory peaks, the stack each model computes, and the matmul reference."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,11 @@ from mfpi_deploy.models import create_model
 
 def test_rounds_alternate_order_and_skip_warmup():
     calls: list[str] = []
-    runners = {BenchModel.MFPINET: lambda: calls.append("A"), BenchModel.DEEPZ: lambda: calls.append("B"),
-               "matmul": lambda: calls.append("M")}
+    runners = {
+        BenchModel.MFPINET: lambda: calls.append("A"),
+        BenchModel.DEEPZ: lambda: calls.append("B"),
+        "matmul": lambda: calls.append("M"),
+    }
     progress: list[str] = []
     with PeakSampler() as sampler:
         times = measure_interleaved(runners, runs=3, warmup=1, sampler=sampler, progress=progress.append)

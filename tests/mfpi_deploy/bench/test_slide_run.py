@@ -1,4 +1,5 @@
 """Pipeline mode helpers: halo for small tiles, the generated slide."""
+
 from __future__ import annotations
 
 import tifffile

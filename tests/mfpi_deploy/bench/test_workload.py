@@ -1,4 +1,5 @@
 """The FLOP and parameter columns against the architecture facts (shared/reference/ARCHITECTURE.md)."""
+
 from __future__ import annotations
 
 import pytest

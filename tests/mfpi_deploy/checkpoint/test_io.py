@@ -1,4 +1,5 @@
 """Checkpoint format: round trip is bit-identical, bad files give one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ from mfpi_deploy.models import create_model
 
 
 def _card(**config) -> ModelCard:
-    return ModelCard(architecture="mfpinet", config=config, input_pixel_size_um=0.486,
-                     provenance=Provenance(data="unit test", epochs=0, metrics={"psnr": 1.5}))
+    return ModelCard(
+        architecture="mfpinet",
+        config=config,
+        input_pixel_size_um=0.486,
+        provenance=Provenance(data="unit test", epochs=0, metrics={"psnr": 1.5}),
+    )
 
 
 @pytest.mark.parametrize("layout", ["folder", "pair"])

@@ -1,4 +1,5 @@
 """Import of the authors' released .pth files: strict keys from the reference TSVs, no pickled code."""
+
 from __future__ import annotations
 
 import pickle

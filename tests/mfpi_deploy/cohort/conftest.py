@@ -1,4 +1,5 @@
 """A LocalCluster of 2 worker processes shared by the Dask tests (started once: workers import torch)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -42,8 +43,21 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def engine_args(ckpt: Path) -> list[str]:
     """mfpi-run options of every test here: the tiny torch model, small tiles, 2 tiles a batch."""
-    return ["--engine", str(ckpt), "--backend", "torch", "--threads", "1", "--quiet", "--tile", "96", "--halo", "16",
-            "--batch", "2"]
+    return [
+        "--engine",
+        str(ckpt),
+        "--backend",
+        "torch",
+        "--threads",
+        "1",
+        "--quiet",
+        "--tile",
+        "96",
+        "--halo",
+        "16",
+        "--batch",
+        "2",
+    ]
 
 
 def tree_bytes(path: Path) -> dict[str, bytes]:

@@ -1,5 +1,6 @@
 """A cohort of slides: computed, skipped (finished with the same settings), failed with its reason;
 the report (CSV and JSON) and the exit code say which."""
+
 from __future__ import annotations
 
 import csv
@@ -42,14 +43,20 @@ def test_cohort_of_five_on_two_workers(tmp_path: Path, ckpt: Path, dask_cluster)
     finished = tree_bytes(out / "s0.mfp.ome.zarr")
     stamp = (out / "s0.mfp.ome.zarr").stat().st_mtime_ns
 
-    result = CliRunner().invoke(main, [str(slides), "-o", str(out), "--format", "ome-zarr",
-                                       "--scheduler", dask_cluster.address, *args])
+    result = CliRunner().invoke(
+        main, [str(slides), "-o", str(out), "--format", "ome-zarr", "--scheduler", dask_cluster.address, *args]
+    )
     assert result.exit_code == 1, result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last == f"error: 1 of 5 slide(s) failed; reasons in {out / 'mfpi-cohort.csv'}"
     rows = _rows(out)
     assert {name: row["status"] for name, row in rows.items()} == {
-        "s0.tif": "skipped", "s1.tif": "done", "s2.tif": "done", "s3.tif": "done", "s4.tif": "failed"}
+        "s0.tif": "skipped",
+        "s1.tif": "done",
+        "s2.tif": "done",
+        "s3.tif": "done",
+        "s4.tif": "failed",
+    }
     assert "s4.tif: not a readable TIFF" in rows["s4.tif"]["error"] and "\n" not in rows["s4.tif"]["error"]
     for name in ("s1.tif", "s2.tif", "s3.tif"):
         row = rows[name]

@@ -1,5 +1,6 @@
 """One slide across Dask workers: byte-identical to a single-process run, also when a worker is
 killed with SIGKILL mid-task and when the client is killed and rerun with --resume."""
+
 from __future__ import annotations
 
 import _thread
@@ -45,8 +46,9 @@ def _journal_lines(out: Path) -> int:
 
 
 @pytest.mark.parametrize("suffix", [".ome.zarr", ".ome.tif"])
-def test_distributed_slide_equals_single_process_byte_for_byte(tmp_path: Path, slide, ckpt: Path, dask_cluster,
-                                                               suffix: str) -> None:
+def test_distributed_slide_equals_single_process_byte_for_byte(
+    tmp_path: Path, slide, ckpt: Path, dask_cluster, suffix: str
+) -> None:
     src, clean = slide
     out = tmp_path / f"dist{suffix}"
     args = [str(src), "-o", str(out), *engine_args(ckpt), "--scheduler", dask_cluster.address]
@@ -62,8 +64,9 @@ def test_worker_killed_mid_task_gives_the_same_bytes(tmp_path: Path, slide, ckpt
     src, clean = slide
     out = tmp_path / "killed.ome.zarr"
     ref = EngineRef("torch", str(ckpt), threads=1, engine_id=engine_identity(ckpt))
-    options = RunOptions(tile=96, halo=16, batch=2, sync_seconds=0, progress=False, log=lambda m: None,
-                         engine_id=ref.engine_id)
+    options = RunOptions(
+        tile=96, halo=16, batch=2, sync_seconds=0, progress=False, log=lambda m: None, engine_id=ref.engine_id
+    )
     done: list[object] = []
 
     def client() -> None:
@@ -97,9 +100,13 @@ def test_killed_client_resumes_to_the_same_bytes(tmp_path: Path, slide, ckpt: Pa
     out = tmp_path / "client.ome.zarr"
     args = [str(src), "-o", str(out), *engine_args(ckpt), "--sync-every", "0", "--scheduler", dask_cluster.address]
     k = int(np.random.default_rng().integers(1, 4))  # batches finished before the kill (of 6)
-    proc = subprocess.Popen([sys.executable, "-m", "mfpi_deploy.cli.run", *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mfpi_deploy.cli.run", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and _journal_lines(out) < k:

@@ -1,4 +1,5 @@
 """Cohort inputs: paths, globs, folders and CSV/TSV manifests -> slide jobs (no Dask needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,9 @@ def test_manifest_columns_relative_paths_and_overrides(tmp_path: Path) -> None:
     )
     one, two = collect_jobs([str(tmp_path / "m.csv")])
     assert one.input == tmp_path / "one.tif" and one.output == tmp_path / "res/one.ome.zarr"
-    assert one.overrides == SlideOverrides(level=1, region=Region(10, 20, 30, 40), pixel_size_um=0.25,
-                                           input_max=4095, convert_channels=True)
+    assert one.overrides == SlideOverrides(
+        level=1, region=Region(10, 20, 30, 40), pixel_size_um=0.25, input_max=4095, convert_channels=True
+    )
     opts = one.overrides.apply(RunOptions(halo=32))
     assert (opts.level, opts.region, opts.halo, opts.convert_channels) == (1, Region(10, 20, 30, 40), 32, True)
     assert two.input == Path("/abs/two.svs") and two.output == Path("/abs/two.mfp.ome.tif")
@@ -50,14 +52,17 @@ def test_manifest_columns_relative_paths_and_overrides(tmp_path: Path) -> None:
     assert collect_jobs([str(tmp_path / "t.tsv")])[0].overrides.level == 2
 
 
-@pytest.mark.parametrize("text, match", [
-    ("slide\nx.tif\n", "needs an 'input' column"),
-    ("input,colour\nx.tif,red\n", "unknown column"),
-    ("input,level\nx.tif,two\n", r"m.csv:2: level must be a number"),
-    ("input,pixel_size\nx.tif,-1\n", "pixel size must be > 0"),
-    ("input,output\nx.tif,x.png\n", "must end in .ome.zarr or .ome.tif"),
-    ("input,output\nx.tif,o.ome.tif\ny.tif,o.ome.tif\n", "would both write"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("slide\nx.tif\n", "needs an 'input' column"),
+        ("input,colour\nx.tif,red\n", "unknown column"),
+        ("input,level\nx.tif,two\n", r"m.csv:2: level must be a number"),
+        ("input,pixel_size\nx.tif,-1\n", "pixel size must be > 0"),
+        ("input,output\nx.tif,x.png\n", "must end in .ome.zarr or .ome.tif"),
+        ("input,output\nx.tif,o.ome.tif\ny.tif,o.ome.tif\n", "would both write"),
+    ],
+)
 def test_bad_manifests_are_one_line_errors(tmp_path: Path, text: str, match: str) -> None:
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(MfpiError, match=match):

@@ -1,5 +1,6 @@
 """A big slide's regions: whole batches of its plan (so the engine sees the batches of a
 single-process run), each batch in exactly one region, rows kept whole where batches allow."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -15,10 +16,17 @@ def _run(height: int, width: int, tile: int, halo: int, batch: int) -> SimpleNam
     return SimpleNamespace(plan=plan, batch=batch, groups=batches(plan.n_tiles, batch))
 
 
-@pytest.mark.parametrize("shape, parts", [
-    ((4096, 4096, 688, 48, 1), 16), ((4096, 4096, 688, 48, 1), 2), ((192, 256, 96, 16, 2), 16),
-    ((384, 320, 96, 16, 2), 8), ((100, 1000, 96, 16, 3), 4), ((40, 40, 96, 16, 4), 8),
-])
+@pytest.mark.parametrize(
+    "shape, parts",
+    [
+        ((4096, 4096, 688, 48, 1), 16),
+        ((4096, 4096, 688, 48, 1), 2),
+        ((192, 256, 96, 16, 2), 16),
+        ((384, 320, 96, 16, 2), 8),
+        ((100, 1000, 96, 16, 3), 4),
+        ((40, 40, 96, 16, 4), 8),
+    ],
+)
 def test_regions_partition_the_batches(shape: tuple, parts: int) -> None:
     run = _run(*shape)
     regions = split_regions(run, parts)

@@ -1,12 +1,13 @@
 """Manifest round trip, refusal of newer/malformed manifests, engine target mismatch."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.engine.manifest import EngineMismatchError, GpuTarget, Manifest, check_engine_target
+from mfpi_deploy.errors import MfpiError
 
 A100 = GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "10.9.0.34")
 
@@ -42,11 +43,16 @@ def test_same_target_is_accepted():
     check_engine_target(A100, GpuTarget(A100.name, A100.compute_capability, A100.tensorrt))
 
 
-@pytest.mark.parametrize("here, expected", [
-    (GpuTarget("NVIDIA GeForce RTX 4090", "8.9", "10.9.0.34"),
-     "built for GPU NVIDIA A100-SXM4-40GB (sm 8.0), this machine has NVIDIA GeForce RTX 4090 (sm 8.9)"),
-    (GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "11.0.0.1"), "TensorRT 10.9.0.34, this machine has 11.0.0.1"),
-])
+@pytest.mark.parametrize(
+    "here, expected",
+    [
+        (
+            GpuTarget("NVIDIA GeForce RTX 4090", "8.9", "10.9.0.34"),
+            "built for GPU NVIDIA A100-SXM4-40GB (sm 8.0), this machine has NVIDIA GeForce RTX 4090 (sm 8.9)",
+        ),
+        (GpuTarget("NVIDIA A100-SXM4-40GB", "8.0", "11.0.0.1"), "TensorRT 10.9.0.34, this machine has 11.0.0.1"),
+    ],
+)
 def test_other_gpu_or_tensorrt_is_refused_with_a_message(here, expected):
     with pytest.raises(EngineMismatchError) as err:
         check_engine_target(A100, here, folder="engines/x")

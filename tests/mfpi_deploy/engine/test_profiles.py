@@ -1,13 +1,21 @@
 """Pure shape logic behind TensorRT profiles and buffers."""
+
 from __future__ import annotations
 
 import pytest
 
+from mfpi_deploy.engine.profiles import (
+    buffer_bytes,
+    engine_target_key,
+    io_shapes,
+    make_profiles,
+    pick_profile,
+    profile_shapes,
+    validate_tiles,
+)
 from mfpi_deploy.engine.spec import EngineSpec
-from mfpi_deploy.tiling import TileProfile
 from mfpi_deploy.errors import InputShapeError
-from mfpi_deploy.engine.profiles import (buffer_bytes, engine_target_key, io_shapes, make_profiles, pick_profile,
-                                         profile_shapes, validate_tiles)
+from mfpi_deploy.tiling import TileProfile
 
 MFPI = EngineSpec(architecture="mfpinet", channels=3, planes=11, scale=2, stride=8, planes_um=tuple(range(11)))
 DEEPZ = EngineSpec(architecture="deepz", channels=3, planes=1, scale=1, stride=16, planes_um=tuple(range(11)))
@@ -25,8 +33,10 @@ def test_validate_tiles():
 
 def test_profiles_cover_every_side_once():
     profiles = make_profiles((512, 256, 256), (1, 8, 4), 8)
-    assert profiles == (TileProfile(opt_tile=256, min_tile=8, max_tile=256, opt_batch=8, max_batch=8),
-                        TileProfile(opt_tile=512, min_tile=264, max_tile=512, opt_batch=8, max_batch=8))
+    assert profiles == (
+        TileProfile(opt_tile=256, min_tile=8, max_tile=256, opt_batch=8, max_batch=8),
+        TileProfile(opt_tile=512, min_tile=264, max_tile=512, opt_batch=8, max_batch=8),
+    )
     for side in range(8, 513, 8):
         assert sum(p.accepts(side, side, 1) for p in profiles) == 1
     assert pick_profile(profiles, 256, 256, 8) == 0 and pick_profile(profiles, 264, 512, 2) == 1

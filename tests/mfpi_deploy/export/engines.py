@@ -3,6 +3,7 @@
 Exports are cached per session (a dynamo export takes ~15 s on 2 cores), keyed by what
 was asked for.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,6 @@ def tiny_checkpoint(folder: Path, arch: str = "mfpinet", seed: int = 0, **config
 def export_options(**kw) -> ExportOptions:
     base = dict(tiles=(64,), batches=(1, 2), threads=1, gate_tile=64, gate_count=2)
     return ExportOptions(**{**base, **kw})
-
-
 
 
 def exported(tmp_path_factory, arch: str = "mfpinet", **kw) -> Path:

@@ -1,4 +1,5 @@
 """export_model sources, atomic output folders, and the cached default engine."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import torch
 from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint import file_sha256, load_checkpoint
+from mfpi_deploy.engine.cache import cache_key
 from mfpi_deploy.errors import CheckpointError, MfpiError
 from mfpi_deploy.export import api
-from mfpi_deploy.engine.cache import cache_key
 from mfpi_deploy.export.api import cached_default_engine, export_model
 from mfpi_deploy.export.onnx_export import Exporter
 from mfpi_deploy.models import create_model
@@ -77,7 +78,8 @@ def test_cached_default_engine_exports_once(tmp_path, monkeypatch):
     first = cached_default_engine(log=logs.append)
     assert first.parent == tmp_path / "cache" / "engines" and any("first use" in m for m in logs)
     assert json.loads((first / "manifest.json").read_text())["source"]["sha256"] == file_sha256(
-        bundled / "model.safetensors")
+        bundled / "model.safetensors"
+    )
     logs.clear()
     assert cached_default_engine(log=logs.append) == first and logs == []  # reused, nothing exported
     with open_backend("ort-cpu", first, threads=1, log=lambda _: None) as backend:
@@ -108,7 +110,10 @@ def test_options_accept_plain_values_and_refuse_bad_ones():
 
     opts = ExportOptions(exporter="torchscript", tiles=[256, 384], batches=[2], calibration=["a.tif"])
     assert opts.exporter is Exporter.TORCHSCRIPT and opts.tiles == (256, 384) and opts.batches == (2,)
-    for bad, match in [({"exporter": "jit"}, "unknown exporter"), ({"batches": (0,)}, "batch sizes must be positive"),
-                       ({"workspace_gb": 0}, "workspace must be positive")]:
+    for bad, match in [
+        ({"exporter": "jit"}, "unknown exporter"),
+        ({"batches": (0,)}, "batch sizes must be positive"),
+        ({"workspace_gb": 0}, "workspace must be positive"),
+    ]:
         with pytest.raises(MfpiError, match=match):
             ExportOptions(**bad)

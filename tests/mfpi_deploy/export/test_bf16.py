@@ -1,4 +1,5 @@
 """BF16 variant: hint in the manifest, gate (OpenVINO on a bf16 CPU, else emulated), refusal with the numbers."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,11 @@ def test_emulated_bf16_rounds_the_network_not_the_output_tail(mfpinet_engine, tm
 def test_bf16_gate_fails_with_the_numbers(mfpinet_engine):
     spec = EngineFolder(mfpinet_engine).spec("onnx", limited=False)
     real, sim = calibration_set(1, 32, 1)
-    with pytest.raises(Bf16GateError, match=r"bf16 accuracy gate failed \((emulated|openvino)\): lowest plane PSNR "
-                                            r"[0-9.]+ dB < 200.0 dB \(real \[.*\], simulated \[") as err:
+    with pytest.raises(
+        Bf16GateError,
+        match=r"bf16 accuracy gate failed \((emulated|openvino)\): lowest plane PSNR "
+        r"[0-9.]+ dB < 200.0 dB \(real \[.*\], simulated \[",
+    ) as err:
         measure_bf16(mfpinet_engine / "model.onnx", spec, real, sim, min_psnr=200.0, threads=1, **QUIET)
     assert "\n" not in str(err.value)
 
@@ -59,8 +63,9 @@ def test_without_openvino_the_gate_is_emulated_and_says_why(mfpinet_engine, monk
     import mfpi_deploy.backends.select as select
 
     real_find_spec = select.importlib.util.find_spec
-    monkeypatch.setattr(select.importlib.util, "find_spec",
-                        lambda name: None if name == "openvino" else real_find_spec(name))
+    monkeypatch.setattr(
+        select.importlib.util, "find_spec", lambda name: None if name == "openvino" else real_find_spec(name)
+    )
     spec = EngineFolder(mfpinet_engine).spec("onnx", limited=False)
     real, sim = calibration_set(1, 32, 1)
     logs: list[str] = []

@@ -1,4 +1,5 @@
 """mfpi-export command: a working export, and one-line errors for bad input."""
+
 from __future__ import annotations
 
 import json
@@ -71,13 +72,18 @@ def test_discriminator_is_not_deployable(tmp_path):
     from mfpi_deploy.models import create_model
 
     cfg = {"in_channels": 33, "width": 4}
-    save_checkpoint(create_model("mfpinet_discriminator", **cfg),
-                    ModelCard(architecture="mfpinet_discriminator", config=cfg), tmp_path / "d")
+    save_checkpoint(
+        create_model("mfpinet_discriminator", **cfg),
+        ModelCard(architecture="mfpinet_discriminator", config=cfg),
+        tmp_path / "d",
+    )
     _one_line_error(_run(str(tmp_path / "d"), "--out", str(tmp_path / "e")), "cannot be deployed")
 
 
-@pytest.mark.parametrize("tile, expected", [("100", "not a positive multiple of the network's stride 8 (use 96 or 104)"),
-                                            ("0", "not a positive multiple")])
+@pytest.mark.parametrize(
+    "tile, expected",
+    [("100", "not a positive multiple of the network's stride 8 (use 96 or 104)"), ("0", "not a positive multiple")],
+)
 def test_tile_the_network_cannot_take(tmp_path, tile, expected):
     ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
     _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--tile", tile), expected)
@@ -88,6 +94,7 @@ def test_trt_without_tensorrt_fails_fast(tmp_path):
     pytest.importorskip("onnx")
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
@@ -110,6 +117,7 @@ def test_unsupported_opset(tmp_path):
 def test_rebuild_without_tensorrt(mfpinet_engine):
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass

@@ -1,4 +1,5 @@
 """FP16 ONNX: the graph pass, measured fp32 nodes, and the PSNR gate."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def test_fp16_graph_is_float16_with_uint8_io(mfpinet_engine):
     onnx.checker.check_model(model, full_check=True)
     io_types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
     assert io_types == {"tiles": TensorProto.UINT8, "planes": TensorProto.UINT8}
-    conv_weights = [model.graph.initializer[i] for i, t in enumerate(model.graph.initializer) if t.dims and len(t.dims) == 4]
+    conv_weights = [
+        model.graph.initializer[i] for i, t in enumerate(model.graph.initializer) if t.dims and len(t.dims) == 4
+    ]
     assert conv_weights and all(t.data_type == TensorProto.FLOAT16 for t in conv_weights)
 
 
@@ -70,11 +73,16 @@ def _overflow_model() -> onnx.ModelProto:
         helper.make_node("Unsqueeze", ["out", "ax1"], ["planes"], name="add_plane_axis"),
     ]
     graph = helper.make_graph(
-        nodes, "overflow",
+        nodes,
+        "overflow",
         [helper.make_tensor_value_info("tiles", TensorProto.UINT8, ["n", "h", "w", 1])],
         [helper.make_tensor_value_info("planes", TensorProto.UINT8, ["n", 1, "h", "w", 1])],
-        initializer=[c("k255", 255.0), c("k1000", 1000.0), c("k1e6", 1e6),
-                     numpy_helper.from_array(np.array([1], np.int64), "ax1")],
+        initializer=[
+            c("k255", 255.0),
+            c("k1000", 1000.0),
+            c("k1e6", 1e6),
+            numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+        ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
 
@@ -106,7 +114,15 @@ def test_gate_fails_with_the_numbers(mfpinet_engine, tmp_path):
     spec = EngineSpec(architecture="mfpinet", channels=1, planes=11, scale=2, stride=8, planes_um=tuple(range(11)))
     real, sim = calibration_set(1, 32, 2, [])
     with pytest.raises(Fp16GateError, match=r"lowest plane PSNR [0-9.]+ dB < 200.0 dB .*simulated \[") as err:
-        export_fp16(mfpinet_engine / "model.onnx", tmp_path / "x.onnx", spec, real, sim, min_psnr=200.0,
-                    threads=1, log=lambda _: None)
+        export_fp16(
+            mfpinet_engine / "model.onnx",
+            tmp_path / "x.onnx",
+            spec,
+            real,
+            sim,
+            min_psnr=200.0,
+            threads=1,
+            log=lambda _: None,
+        )
     assert "\n" not in str(err.value)
     assert not (tmp_path / "x.onnx").exists()

@@ -1,4 +1,5 @@
 """Calibration tiles (real crops, simulated) and the accuracy figures."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_parity_and_psnr():
     assert (p.max_abs_diff, p.values) == (2, a.size) and p.share_differing == pytest.approx(1 / a.size)
     planes = psnr_per_plane(b, a)
     assert planes[0] == planes[2] == PSNR_IDENTICAL
-    assert planes[1] == pytest.approx(10 * np.log10(255 ** 2 / (4 / 32)), abs=1e-3)
+    assert planes[1] == pytest.approx(10 * np.log10(255**2 / (4 / 32)), abs=1e-3)
     assert psnr(a, a) == PSNR_IDENTICAL
     merged = p.merge(parity(a, a))
     assert merged.values == 2 * a.size and merged.share_differing == pytest.approx(0.5 / a.size)

@@ -1,4 +1,5 @@
 """INT8 export: QDQ graph, gate per runtime in the manifest, measured fp32 convolutions, refusal with the numbers."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,9 @@ def skewed_checkpoint(tmp_path_factory):
     torch.manual_seed(3)
     folder = tmp_path_factory.mktemp("skewed") / "ckpt"
     config = {"in_channels": 1, "width": 4}
-    save_checkpoint(_skewed(create_model("mfpinet", **config)), ModelCard(architecture="mfpinet", config=config),
-                    folder)
+    save_checkpoint(
+        _skewed(create_model("mfpinet", **config)), ModelCard(architecture="mfpinet", config=config), folder
+    )
     return folder
 
 
@@ -102,8 +104,16 @@ def test_a_convolution_that_breaks_int8_is_found_and_kept_fp32(tmp_path):
     spec = EngineFolder(out).spec("onnx", limited=False)
     real, sim = calibration_set(1, 64, 2)
     logs: list[str] = []
-    report = export_int8(out / "model.onnx", tmp_path / "m.int8.onnx", spec, real, sim,
-                         quantization_tiles(1, 64, 2, gate_count=2), threads=1, log=logs.append)
+    report = export_int8(
+        out / "model.onnx",
+        tmp_path / "m.int8.onnx",
+        spec,
+        real,
+        sim,
+        quantization_tiles(1, 64, 2, gate_count=2),
+        threads=1,
+        log=logs.append,
+    )
     before, last = [n.name for n in onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "Conv"][-2:]
     assert report.fp32_nodes == sorted([before, last]) and report.rounds == 2 and report.min_psnr_db >= 45
     assert report.quantized_convs == 56
@@ -117,6 +127,16 @@ def test_gate_threshold_is_an_option(mfpinet_engine, tmp_path):
     spec = EngineFolder(mfpinet_engine).spec("onnx", limited=False)
     real, sim = calibration_set(1, 32, 1)
     with pytest.raises(MfpiError, match=r"lowest plane PSNR [0-9.]+ dB < 200.0 dB"):
-        export_int8(mfpinet_engine / "model.onnx", tmp_path / "x.onnx", spec, real, sim,
-                    quantization_tiles(1, 32, 1, gate_count=1), min_psnr=200.0, threads=1, max_rounds=0, **QUIET)
+        export_int8(
+            mfpinet_engine / "model.onnx",
+            tmp_path / "x.onnx",
+            spec,
+            real,
+            sim,
+            quantization_tiles(1, 32, 1, gate_count=1),
+            min_psnr=200.0,
+            threads=1,
+            max_rounds=0,
+            **QUIET,
+        )
     assert not (tmp_path / "x.onnx").exists()

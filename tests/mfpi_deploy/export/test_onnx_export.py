@@ -1,4 +1,5 @@
 """fp32 ONNX export: graph shape and types, folder contents, parity with PyTorch."""
+
 from __future__ import annotations
 
 import json
@@ -18,20 +19,35 @@ from tests.mfpi_deploy.export.conftest import ort_session
 
 def test_folder_holds_onnx_checkpoint_copy_and_manifest(mfpinet_engine):
     names = sorted(p.name for p in mfpinet_engine.iterdir())
-    assert names == ["card.json", "manifest.json", "model.fp16.onnx", "model.int8.onnx", "model.onnx",
-                     "model.safetensors"]
+    assert names == [
+        "card.json",
+        "manifest.json",
+        "model.fp16.onnx",
+        "model.int8.onnx",
+        "model.onnx",
+        "model.safetensors",
+    ]
     m = json.loads((mfpinet_engine / "manifest.json").read_text())
     src_weights = mfpinet_engine.parent / "ckpt" / "model.safetensors"
     assert m["source"]["sha256"] == file_sha256(src_weights) == file_sha256(mfpinet_engine / "model.safetensors")
     assert m["source"]["card"]["config"]["width"] == 8 and m["source"]["kind"] == "checkpoint"
-    assert m["artifacts"]["onnx"] == {"file": "model.onnx", "sha256": file_sha256(mfpinet_engine / "model.onnx"),
-                                      "precision": "fp32", "opset": 20, "fp32_nodes": [], "hints": {}}
+    assert m["artifacts"]["onnx"] == {
+        "file": "model.onnx",
+        "sha256": file_sha256(mfpinet_engine / "model.onnx"),
+        "precision": "fp32",
+        "opset": 20,
+        "fp32_nodes": [],
+        "hints": {},
+    }
     assert m["artifacts"]["onnx_fp16"]["precision"] == "fp16"
     int8 = m["artifacts"]["onnx_int8"]
     assert (int8["precision"], int8["file"]) == ("int8", "model.int8.onnx")
     # bf16 is model.onnx run with OpenVINO's hint: no file of its own
-    assert m["artifacts"]["onnx_bf16"] == {**m["artifacts"]["onnx"], "precision": "bf16",
-                                           "hints": {"INFERENCE_PRECISION_HINT": "bf16"}}
+    assert m["artifacts"]["onnx_bf16"] == {
+        **m["artifacts"]["onnx"],
+        "precision": "bf16",
+        "hints": {"INFERENCE_PRECISION_HINT": "bf16"},
+    }
     assert m["artifacts"]["weights"]["sha256"] == file_sha256(mfpinet_engine / "model.safetensors")
     assert m["artifacts"]["card"]["sha256"] == file_sha256(mfpinet_engine / "card.json")
     assert {"torch", "onnx", "onnxruntime", "onnxscript"} <= set(m["tools"]) and "tensorrt" not in m["tools"]
@@ -39,7 +55,13 @@ def test_folder_holds_onnx_checkpoint_copy_and_manifest(mfpinet_engine):
     engine = m["engine"]
     assert engine["profiles"] == [{"opt_tile": 64, "min_tile": 8, "max_tile": 64, "opt_batch": 2, "max_batch": 2}]
     assert m["exporter"] == "dynamo" and m["gpu"] is None and m["manifest_version"] == MANIFEST_VERSION
-    assert tuple(engine[k] for k in ("architecture", "channels", "planes", "scale", "stride")) == ("mfpinet", 1, 11, 2, 8)
+    assert tuple(engine[k] for k in ("architecture", "channels", "planes", "scale", "stride")) == (
+        "mfpinet",
+        1,
+        11,
+        2,
+        8,
+    )
     cal = m["accuracy"]["calibration"]
     assert cal["simulated_tiles"] == 2 and cal["tile_side"] == 64 and cal["simulator"] == "mfpi_deploy.synth"
     parity = m["accuracy"]["onnx_parity"]

@@ -1,4 +1,5 @@
 """Acceptance numbers from shared/reference/ARCHITECTURE.md: exact parameters, FLOPs within 0.5%."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Shapes, value range, config and stride errors of the networks (tiny widths: real compute)."""
+
 from __future__ import annotations
 
 import numpy as np

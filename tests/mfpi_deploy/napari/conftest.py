@@ -1,4 +1,5 @@
 """Qt runs headless in these tests (no display needed): the offscreen platform unless one is set."""
+
 from __future__ import annotations
 
 import os

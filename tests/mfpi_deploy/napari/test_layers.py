@@ -1,4 +1,5 @@
 """Layer pixels in, stack placement out: the arithmetic of the napari plugin, without napari or Qt."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,15 +26,19 @@ def test_layer_pixels_grey_rgb_multiscale_and_region() -> None:
     rgb = np.zeros((40, 30, 3), np.uint8)
     pyramid = [rgb, rgb[::2, ::2]]
     assert layer_pixels(pyramid, rgb=True, multiscale=True, region=Box(8, 4, 24, 20)).shape == (16, 16, 3)
-    np.testing.assert_array_equal(layer_pixels(grey, rgb=False, multiscale=False, region=Box(1, 2, 3, 5)),
-                                  grey[1:3, 2:5])
+    np.testing.assert_array_equal(
+        layer_pixels(grey, rgb=False, multiscale=False, region=Box(1, 2, 3, 5)), grey[1:3, 2:5]
+    )
 
 
-@pytest.mark.parametrize("data, rgb, words", [
-    (np.zeros((5, 8, 8), np.uint8), False, "3D grey"),
-    (np.zeros((8, 8), np.float32), False, "float32"),
-    (np.zeros((8, 8, 2), np.uint8), True, "RGB"),
-])
+@pytest.mark.parametrize(
+    "data, rgb, words",
+    [
+        (np.zeros((5, 8, 8), np.uint8), False, "3D grey"),
+        (np.zeros((8, 8), np.float32), False, "float32"),
+        (np.zeros((8, 8, 2), np.uint8), True, "RGB"),
+    ],
+)
 def test_layers_the_network_cannot_take_are_refused(data: np.ndarray, rgb: bool, words: str) -> None:
     with pytest.raises(LayerError, match=words):
         layer_pixels(data, rgb=rgb, multiscale=False)
@@ -57,6 +62,12 @@ def test_stack_layer_grey_drops_channel_axis_rgb_keeps_it() -> None:
     data, kwargs, kind = stack_layer(grey, PLANES, name="s", scale=(2.7, 1, 1), translate=(-13.5, 0, 0))
     assert kind == "image" and data.shape == (11, 8, 6) and kwargs["rgb"] is False
     assert kwargs["metadata"]["planes_um"] == PLANES and "units" not in kwargs
-    data, kwargs, _ = stack_layer(np.zeros((11, 8, 6, 3), np.uint8), PLANES, name="s", scale=(2.7, 1, 1),
-                                  translate=(-13.5, 0, 0), pixel_unit="micrometer")
+    data, kwargs, _ = stack_layer(
+        np.zeros((11, 8, 6, 3), np.uint8),
+        PLANES,
+        name="s",
+        scale=(2.7, 1, 1),
+        translate=(-13.5, 0, 0),
+        pixel_unit="micrometer",
+    )
     assert data.shape == (11, 8, 6, 3) and kwargs["rgb"] is True and kwargs["units"] == ("micrometer",) * 3

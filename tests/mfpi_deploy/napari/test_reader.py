@@ -1,4 +1,5 @@
 """The reader opens `mfpi-run` outputs (.ome.tif, .ome.zarr) as one lazy layer with the right scale on every axis."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,12 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     grey = write_tiff(tmp / "grey.tif", textured(160, 136, channels=1), pixel_size_um=0.5)
     rgb_backend = tiny_backend(tmp, channels=3)
     rgb = write_tiff(tmp / "rgb.tif", textured(64, 48), pixel_size_um=0.5)
-    made = {"grey.ome.tif": (grey, backend), "grey.ome.zarr": (grey, backend),
-            "rgb.ome.tif": (rgb, rgb_backend), "rgb.ome.zarr": (rgb, rgb_backend)}
+    made = {
+        "grey.ome.tif": (grey, backend),
+        "grey.ome.zarr": (grey, backend),
+        "rgb.ome.tif": (rgb, rgb_backend),
+        "rgb.ome.zarr": (rgb, rgb_backend),
+    }
     for name, (src, engine) in made.items():
         run_slide(src, tmp / name, engine, RunOptions(**QUIET))
     return {name: tmp / name for name in made}

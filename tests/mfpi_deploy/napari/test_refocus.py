@@ -1,4 +1,5 @@
 """A refocus job without Qt equals `predict_image` on the same image; cancelling returns nothing."""
+
 from __future__ import annotations
 
 import threading
@@ -25,8 +26,13 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_refocus_equals_predict_image_with_placement(ckpt: Path) -> None:
     image = textured(72, 56)
-    job = RefocusJob(engine=str(ckpt), backend="torch", placement=Placement((0.5, 0.5), (0.0, 0.0)),
-                     region=Box(8, 16, 80, 72), name="slide")
+    job = RefocusJob(
+        engine=str(ckpt),
+        backend="torch",
+        placement=Placement((0.5, 0.5), (0.0, 0.0)),
+        region=Box(8, 16, 80, 72),
+        name="slide",
+    )
     seen: list[tuple[int, int]] = []
     data, kwargs, kind = refocus(image, job, progress=lambda d, t: seen.append((d, t)), **QUIET)
     with open_backend("torch", ckpt, **QUIET) as backend:
@@ -42,8 +48,13 @@ def test_refocus_equals_predict_image_with_placement(ckpt: Path) -> None:
 def test_cancel_during_the_run_raises_and_returns_nothing(ckpt: Path) -> None:
     cancel = threading.Event()
     with pytest.raises(RefocusCancelled):
-        refocus(textured(48, 48), RefocusJob(engine=str(ckpt), backend="torch"), cancel=cancel,
-                progress=lambda d, t: cancel.set(), **QUIET)
+        refocus(
+            textured(48, 48),
+            RefocusJob(engine=str(ckpt), backend="torch"),
+            cancel=cancel,
+            progress=lambda d, t: cancel.set(),
+            **QUIET,
+        )
     with pytest.raises(RefocusCancelled):  # cancelled before the engine is opened
         refocus(textured(48, 48), RefocusJob(engine=str(ckpt), backend="torch"), cancel=cancel, **QUIET)
 

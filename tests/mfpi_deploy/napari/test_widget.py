@@ -1,5 +1,6 @@
 """The "MFPINet refocus" widget, headless (QT_QPA_PLATFORM=offscreen): its layer equals `predict_image`;
 cancel adds nothing. Skipped without napari and pytest-qt (pip install -e '.[napari]' pytest-qt)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -16,8 +16,16 @@ PLANES_UM = tuple(round(2.7 * i, 4) for i in range(-5, 6))
 
 
 def _stack(tmp_path: Path, channels: int = 3, pixel: float | None = 0.25) -> tuple[Path, StackLayout, np.ndarray]:
-    layout = StackLayout(planes=11, channels=channels, height=300, width=520, chunk=128,
-                         pixel_size_um=pixel, planes_um=PLANES_UM, name="t")
+    layout = StackLayout(
+        planes=11,
+        channels=channels,
+        height=300,
+        width=520,
+        chunk=128,
+        pixel_size_um=pixel,
+        planes_um=PLANES_UM,
+        name="t",
+    )
     rng = np.random.default_rng(1)
     data = rng.integers(0, 256, (11, 300, 520, channels), dtype=np.uint8)
     path = tmp_path / "s.ome.zarr"
@@ -25,7 +33,7 @@ def _stack(tmp_path: Path, channels: int = 3, pixel: float | None = 0.25) -> tup
     for y in range(0, 300, 128):
         for x in range(0, 520, 128):
             box = Box(y, x, min(y + 128, 300), min(x + 128, 520))
-            zarr_stack.write_core(arr, box, data[:, box.y0:box.y1, box.x0:box.x1])
+            zarr_stack.write_core(arr, box, data[:, box.y0 : box.y1, box.x0 : box.x1])
     assert zarr_stack.build_pyramid(path, layout) == 3  # 520 -> 260 -> 130
     return path, layout, data
 
@@ -54,8 +62,11 @@ def test_ome_zarr_reads_back_with_ome_zarr_py(tmp_path: Path) -> None:
     assert np.array_equal(level1[:, :, :10, :10], zarr_stack.downsample2(np.moveaxis(data, -1, 0)[:, :, :20, :20]))
     assert [a["name"] for a in node.metadata["axes"]] == ["c", "z", "y", "x"]
     scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]
-    assert scales == [[1.0, pytest.approx(2.7), 0.25, 0.25], [1.0, pytest.approx(2.7), 0.5, 0.5],
-                      [1.0, pytest.approx(2.7), 1.0, 1.0]]
+    assert scales == [
+        [1.0, pytest.approx(2.7), 0.25, 0.25],
+        [1.0, pytest.approx(2.7), 0.5, 0.5],
+        [1.0, pytest.approx(2.7), 1.0, 1.0],
+    ]
     assert node.metadata["coordinateTransformations"][0][1]["translation"][1] == pytest.approx(-13.5)
     assert node.metadata["channel_names"] == ["R", "G", "B"]
     group = zarr.open_group(str(path), mode="r")
@@ -125,8 +136,9 @@ def test_ome_tiff_validates_in_the_bio_formats_layout(tmp_path: Path, channels: 
 
 def test_ome_tiff_tiles_are_256_or_512() -> None:
     def layout(chunk: int) -> StackLayout:
-        return StackLayout(planes=11, channels=3, height=9, width=9, chunk=chunk, pixel_size_um=None,
-                           planes_um=PLANES_UM)
+        return StackLayout(
+            planes=11, channels=3, height=9, width=9, chunk=chunk, pixel_size_um=None, planes_um=PLANES_UM
+        )
 
     sizes = [ome_tiff.tiff_tile_size(layout(c)) for c in (64, 320, 511, 512, 832, 2048)]
     assert sizes == [256, 256, 256, 512, 512, 512]

@@ -1,4 +1,5 @@
 """Shared test helpers for the run, slide and output tests: tiny models and generated slides."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,16 +54,20 @@ def focal_stack(height: int, width: int, planes: int = 5, sharp: int = 3, channe
 
     image = textured(height, width, channels).astype(np.float32)
     sigma = (1.0, 1.0, 0.0) if channels > 1 else 1.0
-    stack = [gaussian_filter(image, np.multiply(sigma, abs(z - sharp))) if z != sharp else image
-             for z in range(planes)]
+    stack = [gaussian_filter(image, np.multiply(sigma, abs(z - sharp))) if z != sharp else image for z in range(planes)]
     return np.clip(np.rint(stack), 0, 255).astype(np.uint8)
 
 
 def write_zstack(path: Path, stack: np.ndarray, *, pixel_size_um: float | None = 0.5) -> Path:
     """A Z-stack TIFF (OME-TIFF when the name ends in .ome.tif) with Z as its first axis."""
     rgb = stack.ndim == 4
-    return write_tiff(path, stack, pixel_size_um=pixel_size_um, metadata={"axes": "ZYXS" if rgb else "ZYX"},
-                      photometric="rgb" if rgb else "minisblack")
+    return write_tiff(
+        path,
+        stack,
+        pixel_size_um=pixel_size_um,
+        metadata={"axes": "ZYXS" if rgb else "ZYX"},
+        photometric="rgb" if rgb else "minisblack",
+    )
 
 
 class FailingBackend(Backend):

@@ -66,7 +66,7 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
         with tifffile.TiffFile(path) as tif:
             offset = tif.pages[0].dataoffsets[5]
         data = bytearray(path.read_bytes())
-        data[offset:offset + 40] = b"\x00garbage!" * 4 + b"\x00" * 4
+        data[offset : offset + 40] = b"\x00garbage!" * 4 + b"\x00" * 4
         path.write_bytes(bytes(data))
     elif case == "zero-size":
         with pytest.warns(UserWarning):
@@ -94,8 +94,21 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[Path, list[str]]:
     return path, extra
 
 
-BAD = ["missing", "non-image", "truncated", "corrupt", "corrupt-pixels", "zero-size", "header-lies", "float",
-       "wrong-channels", "bad-region", "bad-output-name", "output-dir-missing", "output-dir-unwritable"]
+BAD = [
+    "missing",
+    "non-image",
+    "truncated",
+    "corrupt",
+    "corrupt-pixels",
+    "zero-size",
+    "header-lies",
+    "float",
+    "wrong-channels",
+    "bad-region",
+    "bad-output-name",
+    "output-dir-missing",
+    "output-dir-unwritable",
+]
 
 
 @pytest.mark.parametrize("case", BAD)
@@ -121,8 +134,9 @@ def test_unwritable_dir_by_permissions(tmp_path: Path, ckpts: dict[int, Path]) -
     assert result.exit_code != 0 and result.stderr.startswith("error: cannot write")
 
 
-def test_disk_full_is_one_line_and_resumable(tmp_path: Path, ckpts: dict[int, Path],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_is_one_line_and_resumable(
+    tmp_path: Path, ckpts: dict[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = write_tiff(tmp_path / "a.tif", textured(48, 48))
     real = zarr_stack.write_core
     calls = {"n": 0}
@@ -177,8 +191,7 @@ def test_16_bit_input_max_and_palette_refusal(tmp_path: Path, ckpts: dict[int, P
     assert _run([str(src), "-o", str(b), "--input-max", "4095"], ckpts[1]).exit_code == 0
     assert not np.array_equal(zarr_stack.open_level(a, 0)[:], zarr_stack.open_level(b, 0)[:])
     pal = tmp_path / "pal.tif"
-    tifffile.imwrite(pal, np.zeros((16, 16), np.uint8), photometric="palette",
-                     colormap=np.zeros((3, 256), np.uint16))
+    tifffile.imwrite(pal, np.zeros((16, 16), np.uint8), photometric="palette", colormap=np.zeros((3, 256), np.uint16))
     result = _run([str(pal)], ckpts[3])
     assert result.exit_code != 0 and "palette" in result.stderr
 
@@ -201,16 +214,35 @@ def test_precision_option_runs_the_int8_variant(tmp_path: Path, mfpinet_engine: 
         if backend != "ort-cpu":
             pytest.importorskip("openvino")
         out = tmp_path / f"{backend}-{precision}.ome.zarr"
-        result = CliRunner().invoke(main, [str(src), "-o", str(out), "--engine", str(mfpinet_engine), "--backend",
-                                           backend, "--precision", precision, "--threads", "1", "--quiet"])
+        result = CliRunner().invoke(
+            main,
+            [
+                str(src),
+                "-o",
+                str(out),
+                "--engine",
+                str(mfpinet_engine),
+                "--backend",
+                backend,
+                "--precision",
+                precision,
+                "--threads",
+                "1",
+                "--quiet",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outs[backend] = zarr_stack.open_level(out, 0)[:]
     diff = np.abs(outs["openvino"].astype(int) - outs["ort-cpu"])
-    assert diff.max() <= 8 and 10 * np.log10(255 ** 2 / np.mean(diff.astype(float) ** 2)) >= 40
-    result = CliRunner().invoke(main, [str(src), "--engine", str(mfpinet_engine), "--backend", "torch",
-                                       "--precision", "int8", "--quiet"])
-    assert result.exit_code == 2 and result.stderr.strip() == \
-        f"error: backend torch cannot run {mfpinet_engine} in int8: torch runs fp32, not int8"
+    assert diff.max() <= 8 and 10 * np.log10(255**2 / np.mean(diff.astype(float) ** 2)) >= 40
+    result = CliRunner().invoke(
+        main, [str(src), "--engine", str(mfpinet_engine), "--backend", "torch", "--precision", "int8", "--quiet"]
+    )
+    assert (
+        result.exit_code == 2
+        and result.stderr.strip()
+        == f"error: backend torch cannot run {mfpinet_engine} in int8: torch runs fp32, not int8"
+    )
 
 
 def test_zstack_runs_one_plane(tmp_path: Path, ckpts: dict[int, Path]) -> None:

@@ -1,5 +1,6 @@
 """A run killed (SIGKILL, Ctrl-C, SIGTERM) at a random tile resumes to the same bytes as an
 uninterrupted run."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,23 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], Pa
     root = tmp_path_factory.mktemp("kill")
     ckpt = tiny_checkpoint(root / "ckpt")
     src = write_tiff(root / "a.tif", textured(384, 320), tile=(64, 64))
-    args = ["--engine", str(ckpt), "--backend", "torch", "--threads", "1", "--quiet",
-            "--tile", "96", "--halo", "16", "--batch", "1", "--sync-every", "0"]
+    args = [
+        "--engine",
+        str(ckpt),
+        "--backend",
+        "torch",
+        "--threads",
+        "1",
+        "--quiet",
+        "--tile",
+        "96",
+        "--halo",
+        "16",
+        "--batch",
+        "1",
+        "--sync-every",
+        "0",
+    ]
     clean = root / "clean.ome.zarr"
     assert CliRunner().invoke(main, [str(src), "-o", str(clean), *args]).exit_code == 0
     return src, args, clean
@@ -40,9 +56,13 @@ def test_killed_run_resumes_to_identical_result(tmp_path: Path, setup: tuple, si
     out = tmp_path / "killed.ome.zarr"
     journal = partial_dir(out) / JOURNAL_NAME
     k = int(np.random.default_rng().integers(2, 12))
-    proc = subprocess.Popen([sys.executable, "-m", "mfpi_deploy.cli.run", str(src), "-o", str(out), *args],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mfpi_deploy.cli.run", str(src), "-o", str(out), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:

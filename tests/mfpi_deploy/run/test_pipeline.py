@@ -151,8 +151,9 @@ def test_ctrl_c_stops_cleanly_and_resume_refuses_other_settings(tmp_path: Path, 
     src = write_tiff(tmp_path / "a.tif", textured(100, 100))
     out = tmp_path / "o.ome.tif"
     with pytest.raises(RunInterrupted, match="--resume"):
-        run_slide(src, out, FailingBackend(backend, 1, KeyboardInterrupt()),
-                  RunOptions(tile=64, halo=16, batch=1, **QUIET))
+        run_slide(
+            src, out, FailingBackend(backend, 1, KeyboardInterrupt()), RunOptions(tile=64, halo=16, batch=1, **QUIET)
+        )
     assert not out.exists()
     with pytest.raises(MfpiError, match="different.*tile"):
         run_slide(src, out, backend, RunOptions(tile=72, halo=16, batch=1, resume=True, **QUIET))
@@ -220,8 +221,12 @@ def test_zstack_plane_is_a_resume_setting(tmp_path: Path, backend) -> None:
     src = write_zstack(tmp_path / "stack.ome.tif", focal_stack(64, 64, planes=5, sharp=3))
     out = tmp_path / "o.ome.zarr"
     with pytest.raises(RunInterrupted):
-        run_slide(src, out, FailingBackend(backend, 1, KeyboardInterrupt()),
-                  RunOptions(plane=1, tile=48, halo=8, batch=1, **QUIET))
+        run_slide(
+            src,
+            out,
+            FailingBackend(backend, 1, KeyboardInterrupt()),
+            RunOptions(plane=1, tile=48, halo=8, batch=1, **QUIET),
+        )
     with pytest.raises(MfpiError, match="different plane"):
         run_slide(src, out, backend, RunOptions(plane="sharpest", tile=48, halo=8, batch=1, resume=True, **QUIET))
     run_slide(src, out, backend, RunOptions(plane=1, tile=48, halo=8, batch=1, resume=True, **QUIET))

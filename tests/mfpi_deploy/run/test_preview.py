@@ -31,7 +31,7 @@ def _run(args: list[str], ckpt: Path) -> object:
 
 def _panels(png: Path, count: int, height: int, width: int) -> list[np.ndarray]:
     image = np.asarray(Image.open(png).convert("RGB"))
-    return [image[y:y + height, x:x + width] for y, x in panel_origins(count, height, width)]
+    return [image[y : y + height, x : x + width] for y, x in panel_origins(count, height, width)]
 
 
 def test_preview_of_an_ome_tiff_shows_input_and_planes(tmp_path: Path, ckpt: Path) -> None:
@@ -54,8 +54,21 @@ def test_preview_region_of_an_ome_zarr_run_on_a_region(tmp_path: Path, ckpt: Pat
     src = write_tiff(tmp_path / "grey.tif", image)
     out = tmp_path / "o.ome.zarr"
     png = tmp_path / "look.png"
-    result = _run([str(src), "-o", str(out), "--region", "8,4,60,50", "--convert-channels",
-                   "--preview", str(png), "--preview-region", "20,10,24,16"], ckpt)
+    result = _run(
+        [
+            str(src),
+            "-o",
+            str(out),
+            "--region",
+            "8,4,60,50",
+            "--convert-channels",
+            "--preview",
+            str(png),
+            "--preview-region",
+            "20,10,24,16",
+        ],
+        ckpt,
+    )
     assert result.exit_code == 0, result.output
     panels = _panels(png, 6, 32, 48)
     rgb = np.repeat(image[10:26, 20:44, None], 3, axis=-1)  # grey input on an RGB engine: grey -> RGB
@@ -68,9 +81,11 @@ def test_preview_region_of_an_ome_zarr_run_on_a_region(tmp_path: Path, ckpt: Pat
 def test_bad_preview_options_are_refused_before_the_run(tmp_path: Path, ckpt: Path) -> None:
     src = write_tiff(tmp_path / "slide.tif", textured(32, 32))
     before = set(tmp_path.iterdir())
-    for args, message in ((["--preview-region", "30,0,10,10"], "is not inside the part run"),
-                          (["--preview-region", "1,2"], "--preview-region must be x,y,w,h"),
-                          (["--preview", "look.jpg"], "must end in .png")):
+    for args, message in (
+        (["--preview-region", "30,0,10,10"], "is not inside the part run"),
+        (["--preview-region", "1,2"], "--preview-region must be x,y,w,h"),
+        (["--preview", "look.jpg"], "must end in .png"),
+    ):
         result = _run([str(src), *args], ckpt)
         assert result.exit_code == 2, result.output
         assert result.stderr.strip().splitlines()[-1].startswith("error: ") and message in result.stderr
@@ -90,4 +105,4 @@ def test_preview_helpers() -> None:
     grid = montage([np.full((5, 7, 1), 9, np.uint8), np.full((5, 7, 3), 200, np.uint8)], ["a", "b"])
     assert grid.shape == (4 + LABEL_HEIGHT + 5 + 4, 4 + 2 * (7 + 4), 3)
     (y0, x0), (y1, x1) = panel_origins(2, 5, 7)
-    assert (grid[y0:y0 + 5, x0:x0 + 7] == 9).all() and (grid[y1:y1 + 5, x1:x1 + 7] == 200).all()
+    assert (grid[y0 : y0 + 5, x0 : x0 + 7] == 9).all() and (grid[y1 : y1 + 5, x1 : x1 + 7] == 200).all()

@@ -26,8 +26,13 @@ def _svs(path: Path, image: np.ndarray) -> Path:
 
 
 def _pyramidal_ome(path: Path, image: np.ndarray) -> Path:
-    meta = {"axes": "YXS", "PhysicalSizeX": 250.0, "PhysicalSizeXUnit": "nm",
-            "PhysicalSizeY": 250.0, "PhysicalSizeYUnit": "nm"}
+    meta = {
+        "axes": "YXS",
+        "PhysicalSizeX": 250.0,
+        "PhysicalSizeXUnit": "nm",
+        "PhysicalSizeY": 250.0,
+        "PhysicalSizeYUnit": "nm",
+    }
     with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
         tif.write(image, tile=(64, 64), subifds=1, metadata=meta, photometric="rgb", compression="zlib")
         tif.write(image[::2, ::2], tile=(64, 64), subfiletype=1, photometric="rgb", compression="zlib")
@@ -44,8 +49,7 @@ def test_formats_read_lazily_with_pixel_size(tmp_path: Path, kind: str) -> None:
     elif kind == "stripped":
         write_tiff(path, image, rowsperstrip=16)
     elif kind == "planar":
-        write_tiff(path, np.moveaxis(image, -1, 0).copy(), planarconfig="separate", photometric="rgb",
-                   tile=(32, 32))
+        write_tiff(path, np.moveaxis(image, -1, 0).copy(), planarconfig="separate", photometric="rgb", tile=(32, 32))
     elif kind == "bigtiff":
         write_tiff(path, image, bigtiff=True, tile=(32, 32), pixel_size_um=None)
         expected_size = None
@@ -56,8 +60,9 @@ def test_formats_read_lazily_with_pixel_size(tmp_path: Path, kind: str) -> None:
         path = _svs(tmp_path / "a.svs", image)
         expected_size = 0.499
     else:
-        tifffile.imwrite(path, image, imagej=True, photometric="rgb", resolution=(1 / 0.8, 1 / 0.8),
-                         metadata={"unit": "um"})
+        tifffile.imwrite(
+            path, image, imagej=True, photometric="rgb", resolution=(1 / 0.8, 1 / 0.8), metadata={"unit": "um"}
+        )
         expected_size = 0.8
     with open_slide(path) as slide:
         info = slide.info
@@ -140,6 +145,7 @@ def test_bad_files_raise_one_line_errors(tmp_path: Path, case: str) -> None:
 def test_openslide_formats_need_the_extra(tmp_path: Path) -> None:
     try:
         import openslide  # noqa: F401
+
         pytest.skip("openslide-python is installed")
     except ImportError:
         pass
@@ -150,8 +156,10 @@ def test_openslide_formats_need_the_extra(tmp_path: Path) -> None:
 
 
 def test_metadata_parsers() -> None:
-    ome = ('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image><Pixels '
-           'PhysicalSizeX="0.000325" PhysicalSizeXUnit="mm"/></Image></OME>')
+    ome = (
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image><Pixels '
+        'PhysicalSizeX="0.000325" PhysicalSizeXUnit="mm"/></Image></OME>'
+    )
     assert ome_pixel_size_um(ome) == pytest.approx(0.325)
     assert svs_pixel_size_um("Aperio Image Library v1\r\nx|MPP = 0.2520|AppMag = 40") == pytest.approx(0.252)
     assert svs_pixel_size_um("no aperio here") is None

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.planes import sharpness
-from training.stack import open_stack
-from mfpi_deploy.tiling import Box
 from mfpi_deploy.synth import SimConfig, plane_positions_um, simulate_stack, write_stack
 from mfpi_deploy.synth.simulate import defocus_psf
+from mfpi_deploy.tiling import Box
+from training.planes import sharpness
+from training.stack import open_stack
 
 
 def test_deterministic_by_seed():
@@ -32,8 +32,9 @@ def test_psf_widens_with_defocus():
 
 def test_stack_blur_grows_with_distance_from_focus():
     # All cells in one layer at depth 0: the image must get blurrier plane by plane away from it.
-    cfg = SimConfig(height=160, width=160, seed=2, planes=7, thickness_um=0.0, cells_per_mpx=500.0, read_noise=0.0,
-                    full_well=1e9)
+    cfg = SimConfig(
+        height=160, width=160, seed=2, planes=7, thickness_um=0.0, cells_per_mpx=500.0, read_noise=0.0, full_well=1e9
+    )
     stack = simulate_stack(cfg)
     s = [sharpness(p) for p in stack]
     c = 3
