@@ -6,6 +6,7 @@ workers with the bound each stage sets.
 
     python benchmarks/scale/scale.py                       # 4 x 1024^2 cohort, one 4096^2 slide
     python benchmarks/scale/scale.py --quick               # 4 x 512^2, one 1024^2 (a check of the script)
+    python benchmarks/scale/scale.py --big 2048            # a smaller big slide (a quarter of the time)
 
 Every configuration runs in a fresh process (and a fresh Dask cluster), so peak RSS is that of
 the configuration alone. The load average (other jobs on a shared machine) is sampled during
@@ -281,6 +282,7 @@ def bare_engine(engine: str, backend: str, tile: int, batch: int, threads: int, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small slides: a check that the script runs")
+    ap.add_argument("--big", type=int, default=4096, help="side of the one big slide, pixels")
     ap.add_argument("--engine", help="engine folder (default: the bundled model exported for ort-cpu)")
     ap.add_argument("--backend", default="ort-cpu")
     ap.add_argument("--repeats", type=int, default=2, help="engine calls per bare-engine figure")
@@ -295,7 +297,7 @@ def main() -> None:
     from mfpi_deploy.tiling import DEFAULT_HALO, choose_plan
 
     engine = args.engine or str(cached_default_engine())
-    small, big = (512, 1024) if args.quick else (1024, 4096)
+    small, big = (512, 1024) if args.quick else (1024, args.big)
     cores = cpu_cores()
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -390,7 +392,8 @@ def write(out: str, r: dict, small: int, big: int) -> None:
         "",
         f"{r['cpu']}, {r['cores']} cores, engine `{Path(r['engine']).name}` on {r['backend']} "
         f"(the bundled default model, fp32 ONNX). Measured {r['date']} with `python benchmarks/scale/scale.py"
-        f"{' --quick' if r['quick'] else ''}`. **Shared machine**: other developers' jobs ran at the same time; "
+        f"{' --quick' if r['quick'] else ''}{f' --big {big}' if big != 4096 and not r['quick'] else ''}`. "
+        "**Shared machine**: other developers' jobs ran at the same time; "
         f"the 1-minute load average (on {r['cores']} cores) is given with every figure (at start "
         f"{r['load_at_start'][0]}, at end {r['load_at_end'][0]}). A load above {r['cores']} means the runs got "
         f"only part of the CPU, so absolute figures are low and ratios carry that noise.",
