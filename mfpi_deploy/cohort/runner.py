@@ -34,6 +34,7 @@ from mfpi_deploy.run.pipeline import (
     check_output_target,
     finish_run,
     plan_run,
+    run_summary,
     skipped_summary,
     start_state,
     tile_errors,
@@ -357,17 +358,5 @@ def _slide_on_dask(
             f"{input_path}: {len(missing)} batch(es) have no journal entry after all tasks ended; rerun with --resume"
         )
     finish_run(run, options, clean=True)
-    return RunSummary(
-        output=output,
-        backend=f"{facts.describe()} on {workers} Dask worker(s)",
-        tiles=run.plan.n_tiles,
-        tiles_computed=run.plan.n_tiles - done_tiles,
-        tile=run.plan.tile,
-        batch=run.batch,
-        halo=run.plan.halo,
-        seconds=time.perf_counter() - started,
-        inference_seconds=loop_seconds,
-        input_megapixels=run.plan.height * run.plan.width / 1e6,
-        halo_overhead=run.plan.halo_overhead,
-        resumed=resumed,
-    )
+    backend = f"{facts.describe()} on {workers} Dask worker(s)"
+    return run_summary(run, backend, done_tiles, time.perf_counter() - started, loop_seconds, resumed)

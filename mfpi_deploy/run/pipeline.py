@@ -249,16 +249,23 @@ def _run_locked(input_path: Path, output: Path, backend: Backend, options: RunOp
             stream_batches(source, run, todo, backend, journal, options, done_tiles, check)
     loop_seconds = time.perf_counter() - loop_start
     finish_run(run, options, clean=resumed)
+    return run_summary(run, backend.describe(), done_tiles, time.perf_counter() - started, loop_seconds, resumed)
+
+
+def run_summary(
+    run: PlannedRun, backend: str, done_tiles: int, seconds: float, inference_seconds: float, resumed: bool
+) -> RunSummary:
+    """The summary of a finished run that computed all tiles but `done_tiles` (kept from before)."""
     return RunSummary(
-        output=output,
-        backend=backend.describe(),
+        output=run.output,
+        backend=backend,
         tiles=run.plan.n_tiles,
         tiles_computed=run.plan.n_tiles - done_tiles,
         tile=run.plan.tile,
         batch=run.batch,
         halo=run.plan.halo,
-        seconds=time.perf_counter() - started,
-        inference_seconds=loop_seconds,
+        seconds=seconds,
+        inference_seconds=inference_seconds,
         input_megapixels=run.plan.height * run.plan.width / 1e6,
         halo_overhead=run.plan.halo_overhead,
         resumed=resumed,
