@@ -140,12 +140,14 @@ def test_ctrl_c_of_the_client_stops_the_tasks_and_resumes(tmp_path: Path, slide,
             time.sleep(0.01)
 
     presser = threading.Thread(target=press_ctrl_c)
+    dask_cluster.client.run(_slow_engine, 0.5)  # the run must still be going when Ctrl-C lands
     presser.start()
     try:
         result = CliRunner().invoke(main, args)
     finally:
         stop.set()
         presser.join()
+        dask_cluster.client.run(_normal_engine)
     assert result.exit_code == 130, result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: interrupted") and "--resume" in last
@@ -153,3 +155,25 @@ def test_ctrl_c_of_the_client_stops_the_tasks_and_resumes(tmp_path: Path, slide,
     result = CliRunner().invoke(main, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     assert tree_bytes(out) == tree_bytes(clean[".ome.zarr"])
+
+
+def _slow_engine(seconds: float) -> None:
+    """On a worker: every engine call of the torch backend sleeps `seconds` first."""
+    from mfpi_deploy.backends.torch_backend import TorchBackend
+
+    run = TorchBackend.__dict__.get("_normal_run", TorchBackend.run)
+
+    def slow_run(self, tiles, dpm=None):  # type: ignore[no-untyped-def]
+        time.sleep(seconds)
+        return run(self, tiles, dpm)
+
+    TorchBackend._normal_run = run
+    TorchBackend.run = slow_run
+
+
+def _normal_engine() -> None:
+    from mfpi_deploy.backends.torch_backend import TorchBackend
+
+    if "_normal_run" in TorchBackend.__dict__:
+        TorchBackend.run = TorchBackend.__dict__["_normal_run"]
+        del TorchBackend._normal_run

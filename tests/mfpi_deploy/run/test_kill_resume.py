@@ -57,7 +57,8 @@ def test_killed_run_resumes_to_identical_result(tmp_path: Path, setup: tuple, si
     journal = partial_dir(out) / JOURNAL_NAME
     k = int(np.random.default_rng().integers(2, 12))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mfpi_deploy.cli.run", str(src), "-o", str(out), *args],
+        # every engine call sleeps 0.2 s: the run is still going when the signal lands
+        [sys.executable, "-m", "tests.faults.wrapped_run", "--slow", "0.2", "--", str(src), "-o", str(out), *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
