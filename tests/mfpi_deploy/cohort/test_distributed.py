@@ -141,12 +141,16 @@ def test_ctrl_c_of_the_client_stops_the_tasks_and_resumes(tmp_path: Path, slide,
 
     presser = threading.Thread(target=press_ctrl_c)
     dask_cluster.client.run(_slow_engine, 0.5)  # the run must still be going when Ctrl-C lands
+    # Ctrl-C as in a terminal, even when the tests run in the background of a non-interactive
+    # shell, which starts them with SIGINT ignored (interrupt_main then does nothing)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser.start()
     try:
         result = CliRunner().invoke(main, args)
     finally:
         stop.set()
         presser.join()
+        signal.signal(signal.SIGINT, previous)
         dask_cluster.client.run(_normal_engine)
     assert result.exit_code == 130, result.output
     last = result.stderr.strip().splitlines()[-1]

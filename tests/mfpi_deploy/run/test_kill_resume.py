@@ -50,6 +50,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], Pa
     return src, args, clean
 
 
+def _sigint_default() -> None:
+    """In the child: Ctrl-C as in a terminal, even when the tests run in the background of a
+    non-interactive shell (which starts them with SIGINT ignored, and Python keeps that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_killed_run_resumes_to_identical_result(tmp_path: Path, setup: tuple, sig: signal.Signals) -> None:
     src, args, clean = setup
@@ -63,6 +69,7 @@ def test_killed_run_resumes_to_identical_result(tmp_path: Path, setup: tuple, si
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=_sigint_default,
     )
     try:
         deadline = time.monotonic() + 60
