@@ -242,7 +242,7 @@ def main(
         )
     if not slides:
         raise MfpiError("missing SLIDE (or --make-sample PATH)")
-    from mfpi_deploy.cohort import ClusterOptions, EngineRef, is_cohort
+    from mfpi_deploy.cohort import ClusterOptions, is_cohort
     from mfpi_deploy.run import RunOptions
 
     if threads is not None and threads < 1:
@@ -281,10 +281,7 @@ def main(
         output = output or default_output(slide)
         with single_slide_checked(slide, output, options):
             source = resolve_engine(engine, backend, log)
-            options = dataclasses.replace(options, engine_id=engine_identity(source))
-            ref = EngineRef(
-                backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id, precision
-            )
+            options, ref = _engine_ref(source, backend, precision, threads, cluster, options, log)
             with sigterm_as_interrupt():  # kill -> clean stop, resumable
                 if cluster.distributed:
                     from mfpi_deploy.cohort import run_slide_distributed
@@ -307,10 +304,7 @@ def main(
         except OSError as exc:
             raise MfpiError(f"cannot create output folder {output} ({exc.strerror or exc})") from None
     source = resolve_engine(engine, backend, log)
-    options = dataclasses.replace(options, engine_id=engine_identity(source))
-    ref = EngineRef(
-        backend, str(source.resolve()), _engine_threads(cluster, threads, log), options.engine_id, precision
-    )
+    options, ref = _engine_ref(source, backend, precision, threads, cluster, options, log)
     with sigterm_as_interrupt():  # kill -> clean stop, resumable
         _run_cohort(slides, output, out_format, report, ref, options, cluster, log)
 
@@ -336,6 +330,19 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
         ):
             pass
         yield
+
+
+def _engine_ref(
+    source: Path, backend: str, precision: str | None, threads: int | None, cluster: Any, options: Any, log: Any
+) -> tuple[Any, Any]:
+    """The run options with the engine's identity (what a resume must match), and how a process
+    (this one or a Dask worker) opens that engine."""
+    from mfpi_deploy.cohort import EngineRef
+
+    options = dataclasses.replace(options, engine_id=engine_identity(source))
+    engine_threads = _engine_threads(cluster, threads, log)
+    ref = EngineRef(backend, str(source.resolve()), engine_threads, options.engine_id, precision)
+    return options, ref
 
 
 def _engine_threads(cluster: Any, threads: int | None, log: Any) -> int | None:
