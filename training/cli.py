@@ -73,14 +73,21 @@ def _command_line(ctx: click.Context) -> str:
     help="16-bit to 8-bit rule (see training.stack.IntensityRule); auto: percentile for dim data, else full.",
 )
 @click.option(
+    "--arch",
+    type=click.Choice(["mfpinet", "deepz"]),
+    default="mfpinet",
+    help="mfpinet, or deepz: the paper's baseline (the Deep-Z network on the bicubic-upsampled input plus a "
+    "DPM channel, one random target plane per sample; a stack costs one pass per plane).",
+)
+@click.option(
     "--model",
     "model_form",
     type=click.Choice(["residual", "paper"]),
     default="residual",
-    help="residual: bicubic upsampling + the network's correction (starts equal to bicubic); "
+    help="MFPINet's form. residual: bicubic upsampling + the network's correction (starts equal to bicubic); "
     "paper: the authors' tanh output.",
 )
-@click.option("--width", default=64, help="Generator width (paper: 64).")
+@click.option("--width", type=int, default=None, help="Generator width. Default: the paper's (MFPINet 64, Deep-Z 48).")
 @click.option(
     "--disc-width",
     default=16,
@@ -152,6 +159,7 @@ def train_main(
     z_step_um,
     grey,
     intensity,
+    arch,
     model_form,
     width,
     disc_width,
@@ -181,7 +189,8 @@ def train_main(
     device,
     init,
 ) -> None:
-    """Train MFPINet on multi-focal stacks (L1, then L1 + adversarial, on a schedule fitted to the run)."""
+    """Train MFPINet (or the Deep-Z baseline) on multi-focal stacks (L1, then L1 + adversarial, on a schedule
+    fitted to the run)."""
     from training.trainer import resume as resume_run
     from training.trainer import train
 
@@ -199,6 +208,7 @@ def train_main(
             z_step_um=z_step_um,
             grey=grey,
             intensity=intensity,
+            arch=arch,
             model=model_form,
             width=width,
             disc_width=disc_width,

@@ -13,6 +13,8 @@ from mfpi_deploy.errors import MfpiError
 from training.patches import Foreground
 from training.schedule import LrSchedule, Schedule
 
+PAPER_WIDTH = {"mfpinet": 64, "deepz": 48}  # the generators' widths in the paper
+
 
 @dataclass
 class TrainConfig:
@@ -21,8 +23,11 @@ class TrainConfig:
 
     data: one entry per stack; an entry is a TIFF path or a comma-separated list of per-plane files.
     region: `y0:y1,x0:x1` (pixels or fractions) of every stack used for training+validation.
-    model: `residual` (bicubic upsampling + the network's correction, equal to bicubic at the
-           start) or `paper` (the authors' tanh output, trained from scratch).
+    arch: `mfpinet`, or `deepz`, the paper's baseline: the Deep-Z network on the bicubic-upsampled
+           input with a DPM channel, trained on one random target plane per sample (its recipe).
+    model: MFPINet's form: `residual` (bicubic upsampling + the network's correction, equal to
+           bicubic at the start) or `paper` (the authors' tanh output, trained from scratch).
+    width: generator width; None takes the paper's (MFPINet 64, Deep-Z 48).
     patch, block: target patch side and train/validation block side; None fits them to the region.
     epochs x steps_per_epoch: the planned run; with max_minutes, the run is planned over that
            budget (whichever ends first), and validation runs every epoch and at the end.
@@ -42,8 +47,9 @@ class TrainConfig:
     z_step_um: float | None = None
     grey: bool = False
     intensity: str = "auto"
+    arch: str = "mfpinet"
     model: str = "residual"
-    width: int = 64
+    width: int | None = None
     disc_width: int = 16
     patch: int | None = None
     batch: int = 4
@@ -76,6 +82,10 @@ class TrainConfig:
             self.degradation = Degradation(**self.degradation)
         if isinstance(self.foreground, dict):
             self.foreground = Foreground(**self.foreground)
+        if self.arch not in PAPER_WIDTH:
+            raise MfpiError(f"unknown architecture {self.arch!r}; expected {' or '.join(PAPER_WIDTH)}")
+        if self.width is None:
+            self.width = PAPER_WIDTH[self.arch]
         for name in ("width", "disc_width", "patch", "batch", "epochs", "steps_per_epoch", "lr_halve_every", "block"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -1,4 +1,5 @@
-"""`mfpi-eval`: per-plane PSNR/SSIM/MSE/MAE of a model and two baselines on a held-out region."""
+"""`mfpi-eval`: per-plane PSNR/SSIM/MSE/MAE of one or several models (MFPINet, Deep-Z) and two
+baselines on a held-out region, side by side."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from mfpi_deploy.tiling import DEFAULT_HALO
 
 
 @click.command("mfpi-eval", context_settings={"show_default": True})
-@click.argument("checkpoint", required=False)
-@click.option("--engine", default=None, help="Evaluate an exported engine folder (instead of CHECKPOINT).")
+@click.argument("checkpoints", nargs=-1)
+@click.option(
+    "--engine",
+    "engines",
+    multiple=True,
+    help="Evaluate an exported engine folder (repeat for several; with or instead of CHECKPOINTS).",
+)
 @click.option(
     "--backend",
     default="auto",
@@ -49,8 +55,8 @@ from mfpi_deploy.tiling import DEFAULT_HALO
 )
 @user_errors
 def eval_main(
-    checkpoint,
-    engine,
+    checkpoints,
+    engines,
     backend,
     fp16,
     data,
@@ -66,15 +72,16 @@ def eval_main(
     threads,
     out,
 ) -> None:
-    """Evaluate CHECKPOINT (a checkpoint path or 'default'), or --engine DIR, per focal plane as
-    the paper's Table II."""
+    """Evaluate CHECKPOINTS (checkpoint paths or 'default') and --engine DIRs per focal plane, side by
+    side, as the paper's Table II: e.g. an MFPINet and a Deep-Z run folder's best/."""
     from training.evaluate import evaluate, write_report
 
-    if bool(checkpoint) == bool(engine):
-        raise MfpiError("give a CHECKPOINT or --engine DIR (one of them)")
+    sources = list(checkpoints) + list(engines)
+    if not sources:
+        raise MfpiError("give one or more CHECKPOINTS or --engine DIR")
     paths = [p.strip() for p in data.split(",") if p.strip()]
     report, _ = evaluate(
-        checkpoint or engine,
+        sources,
         paths,
         region=region,
         planes=planes,

@@ -1,8 +1,9 @@
 """Per-plane evaluation of a checkpoint against two baselines, in the layout of the paper's Table II.
 
 Methods, all scored by the same code on the same held-out region:
-- model: the network's stack from the degraded in-focus plane, predicted through the tiling
-  and backend code that `mfpi-run` runs (a checkpoint on torch, or an exported engine);
+- model (or, for several, each by its name: MFPINet, Deep-Z): the network's stack from the
+  degraded in-focus plane, predicted through the tiling and backend code that `mfpi-run` runs
+  (a checkpoint on torch, or an exported engine), timed;
 - bicubic: the degraded input upsampled x2 by bicubic interpolation, copied to every plane;
 - in-focus copy: the true full-resolution in-focus plane copied to every plane (an upper
   bound for any method that does not refocus; its in-focus row is exact, PSNR inf).
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,10 +29,11 @@ from mfpi_deploy.infer import predict_image
 from mfpi_deploy.tiling import DEFAULT_HALO, Box
 from training.data import parse_rect, to_grey
 from training.metrics import PlaneMetrics, stack_metrics
-from training.planes import select_planes
-from training.stack import IntensityRule, open_stack
+from training.planes import PlaneSelection, select_planes
+from training.stack import FocalStack, IntensityRule, open_stack
 
-METHODS = ("model", "bicubic", "in-focus copy")
+BASELINES = ("bicubic", "in-focus copy")
+DISPLAY = {"mfpinet": "MFPINet", "deepz": "Deep-Z"}
 
 
 @dataclass
@@ -58,6 +61,12 @@ class EvalReport:
     input_plane: int
     centre_index: int
     methods: dict[str, MethodResult] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # model label -> checkpoint or engine
+    seconds: dict[str, float] = field(default_factory=dict)  # model label -> wall time to predict the stack
+
+    @property
+    def models(self) -> list[str]:
+        return [name for name in self.methods if name not in BASELINES]
 
     def to_dict(self) -> dict:
         def clean(v: float) -> float | str:
@@ -77,14 +86,17 @@ class EvalReport:
         return out
 
     def verdict(self) -> str:
-        """One line: does the model beat bicubic on every plane, and by how much on average."""
-        model, bicubic = self.methods["model"].planes, self.methods["bicubic"].planes
+        """One line: does each model beat bicubic on every plane, and by how much on average."""
+        return "; ".join(self._verdict(name) for name in self.models)
+
+    def _verdict(self, name: str) -> str:
+        model, bicubic = self.methods[name].planes, self.methods["bicubic"].planes
         below = [f"{self.offsets[i]:+g}" for i, (m, b) in enumerate(zip(model, bicubic)) if m.psnr < b.psnr]
-        gain = self.methods["model"].mean.psnr - self.methods["bicubic"].mean.psnr
+        gain = self.methods[name].mean.psnr - self.methods["bicubic"].mean.psnr
         if not below:
-            return f"model above bicubic on every plane ({gain:+.2f} dB mean PSNR)"
+            return f"{name} above bicubic on every plane ({gain:+.2f} dB mean PSNR)"
         return (
-            f"model BELOW bicubic on {len(below)} of {len(model)} planes (depth {', '.join(below)} "
+            f"{name} BELOW bicubic on {len(below)} of {len(model)} planes (depth {', '.join(below)} "
             f"{self.offsets_unit}); {gain:+.2f} dB mean PSNR"
         )
 
@@ -110,6 +122,9 @@ class EvalReport:
             mean += cells(self.methods[n].mean)
             mean_oof += cells(self.methods[n].mean_excluding(self.centre_index))
         rows += [mean, mean_oof]
+        if self.seconds:  # the PSNR column of each model carries its time for this stack
+            times = [[_seconds(self.seconds.get(n)), "", "", ""] for n in names]
+            rows.append(["seconds for this stack"] + [cell for four in times for cell in four])
         return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
 
 
@@ -117,8 +132,12 @@ def _fmt(v: float, digits: int) -> str:
     return "inf" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
+def _seconds(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
 def evaluate(
-    source: str | Path,
+    sources: str | Path | Sequence[str | Path],
     data: list[str],
     *,
     region: str | None = None,
@@ -134,62 +153,118 @@ def evaluate(
     threads: int | None = 1,
     log: Callable[[str], None] = print,
 ) -> tuple[EvalReport, dict[str, np.ndarray]]:
-    """Score a model and the baselines on one held-out stack region; returns the report and the stacks.
+    """Score one or several models and the baselines on one held-out stack region; returns the
+    report and the stacks.
 
-    `source` is a checkpoint (or `default`) or an exported engine folder; the model's stack is
-    predicted by `infer.predict_image` on `backend`, the tiling and engine code `mfpi-run` runs.
+    Each source is a checkpoint (or `default`) or an exported engine folder; its stack is
+    predicted by `infer.predict_image` on `backend`, the tiling and engine code `mfpi-run` runs
+    (Deep-Z: one pass per plane). One model is named "model"; several are named by architecture.
     """
-    path = resolve_checkpoint(source)
-    with open_backend(backend, path, threads=threads, fp16=fp16, log=log) as engine:
-        spec = engine.spec
-        if spec.needs_dpm:
-            raise MfpiError(f"{source}: evaluation takes an MFPINet model, not {spec.architecture}")
-        planes = planes or spec.planes
-        if planes != spec.planes:
-            raise MfpiError(
-                f"{source}: the network gives {spec.planes} planes, but {planes} target planes were asked for"
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not sources:
+        raise MfpiError("nothing to evaluate: give a checkpoint or an engine folder")
+    stack = open_stack(data, rule=intensity)
+    held: _HeldOut | None = None
+    predicted: dict[str, np.ndarray] = {}
+    report_sources: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for source in sources:
+        path = resolve_checkpoint(source)
+        with open_backend(backend, path, threads=threads, fp16=fp16, log=log) as engine:
+            spec = engine.spec
+            if spec.channels == 3 and stack.channels == 1:
+                raise MfpiError(f"{stack.name}: grey stack, but {source} is an RGB model")
+            if held is None:
+                held = _held_out(stack, spec.channels, planes or spec.planes, region, focus, z_step_um, degradation)
+            if spec.planes != held.planes:
+                raise MfpiError(
+                    f"{source}: the network gives {spec.planes} planes, but {held.planes} target planes were asked for"
+                )
+            if spec.channels != held.channels:
+                raise MfpiError(f"{source}: {spec.channels} channel(s), unlike the first model's {held.channels}")
+            card_offsets = list(spec.planes_um)
+            sel = held.selection
+            if not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
+                log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from {source}'s {card_offsets}")
+            r = held.rect
+            log(
+                f"evaluating {path} on {stack.name} region {r.y0}:{r.y1},{r.x0}:{r.x1} "
+                f"(input {held.input.shape[0]}x{held.input.shape[1]} px, {held.planes} planes, input plane "
+                f"{sel.input}) with {engine.describe()}"
             )
-        stack = open_stack(data, rule=intensity)
-        if spec.channels == 3 and stack.channels == 1:
-            raise MfpiError(f"{stack.name}: grey stack, but {source} is an RGB model")
-        rect = parse_rect(region, stack.height, stack.width)
-        step = degradation.scale
-        rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
-        if rect.height == 0 or rect.width == 0:
-            raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
-        sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um)
-        target = stack.read(sel.target, rect)
-        if spec.channels == 1:
-            target = to_grey(target)
-        card_offsets = list(spec.planes_um)
-        if not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
-            log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from the model's {card_offsets}")
-        c = sel.centre_index
-        inp = degrade_uint8(target[c], degradation)
-        log(
-            f"evaluating {path} on {stack.name} region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} "
-            f"(input {inp.shape[0]}x{inp.shape[1]} px, {planes} planes, input plane {sel.input}) "
-            f"with {engine.describe()}"
-        )
-        stacks = {
-            "model": predict_image(inp, engine, halo=halo, tile=tile),
-            "bicubic": np.repeat(upsample_bicubic(inp, degradation.scale)[None], planes, axis=0),
-            "in-focus copy": np.repeat(target[c][None], planes, axis=0),
-        }
+            name = DISPLAY.get(spec.architecture, spec.architecture)
+            label = "model" if len(sources) == 1 else _label(name, predicted)
+            start = time.perf_counter()
+            predicted[label] = predict_image(held.input, engine, halo=halo, tile=tile)
+            seconds[label] = round(time.perf_counter() - start, 2)
+            report_sources[label] = str(source)
+    assert held is not None
+    c = held.selection.centre_index
+    stacks = {
+        **predicted,
+        "bicubic": np.repeat(upsample_bicubic(held.input, degradation.scale)[None], held.planes, axis=0),
+        "in-focus copy": np.repeat(held.target[c][None], held.planes, axis=0),
+    }
+    r = held.rect
     report = EvalReport(
-        str(source),
+        ", ".join(str(s) for s in sources),
         stack.name,
-        [rect.y0, rect.y1, rect.x0, rect.x1],
-        list(sel.offsets_um),
-        "plane steps" if sel.offsets_in_steps else "um",
-        sel.input,
+        [r.y0, r.y1, r.x0, r.x1],
+        list(held.selection.offsets_um),
+        "plane steps" if held.selection.offsets_in_steps else "um",
+        held.selection.input,
         c,
+        sources=report_sources,
+        seconds=seconds,
     )
-    for name in METHODS:
-        report.methods[name] = MethodResult(stack_metrics(stacks[name], target))
-    stacks["target"] = target
-    stacks["input"] = inp[None]
+    for name, guess in stacks.items():
+        report.methods[name] = MethodResult(stack_metrics(guess, held.target))
+    stacks["target"] = held.target
+    stacks["input"] = held.input[None]
     return report, stacks
+
+
+def _label(name: str, taken: dict[str, np.ndarray]) -> str:
+    """`name`, or `name 2`, `name 3` ... when several models of one architecture are compared."""
+    label, n = name, 1
+    while label in taken:
+        n += 1
+        label = f"{name} {n}"
+    return label
+
+
+@dataclass(frozen=True)
+class _HeldOut:
+    """The scored region: its target planes, the degraded input and how the planes were chosen."""
+
+    rect: Box
+    selection: PlaneSelection
+    target: np.ndarray  # uint8 (Z, H, W, C)
+    input: np.ndarray  # uint8 (H/s, W/s, C)
+    planes: int
+    channels: int
+
+
+def _held_out(
+    stack: FocalStack,
+    channels: int,
+    planes: int,
+    region: str | None,
+    focus: str,
+    z_step_um: float | None,
+    degradation: Degradation,
+) -> _HeldOut:
+    rect = parse_rect(region, stack.height, stack.width)
+    step = degradation.scale
+    rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
+    if rect.height == 0 or rect.width == 0:
+        raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
+    sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um)
+    target = stack.read(sel.target, rect)
+    if channels == 1:
+        target = to_grey(target)
+    inp = degrade_uint8(target[sel.centre_index], degradation)
+    return _HeldOut(rect, sel, target, inp, planes, channels)
 
 
 def plot_psnr(report: EvalReport, path: str | Path) -> Path:

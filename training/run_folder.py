@@ -76,7 +76,7 @@ class RunFolder:
         if data.offsets_in_steps:
             text += "; z offsets are plane steps (the stack records no z spacing)"
         return ModelCard(
-            architecture="mfpinet",
+            architecture=cfg.arch,
             config=model_config,
             planes_um=list(data.planes_um),
             input_pixel_size_um=data.input_pixel_size_um,

@@ -1,4 +1,5 @@
-"""The training loop: MFPINet's L1 + adversarial recipe on a schedule fitted to the planned run.
+"""The training loop: MFPINet's L1 + adversarial recipe on a schedule fitted to the planned run
+(also the Deep-Z baseline's: the same losses on one random target plane per sample).
 
 `Trainer` holds the data, the networks and their optimisers and does one step at a time;
 `run()` loops until the plan (steps, or the time budget) is done, validating every epoch and
@@ -25,7 +26,8 @@ from mfpi_deploy.checkpoint import ModelCard
 from mfpi_deploy.checkpoint.io import load_state_strict
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.gitinfo import git_commit
-from mfpi_deploy.models import create_model
+from mfpi_deploy.models import Architecture, DeepZStack, create_model, stack_dpm_values
+from mfpi_deploy.models.deepz import with_dpm
 from mfpi_deploy.signals import sigterm_as_interrupt
 from training.config import TrainConfig
 from training.data import prepare_data
@@ -115,16 +117,21 @@ class Trainer:
         self.schedule = cfg.lr_schedule()
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
-        self.model_config = {
-            "in_channels": self.channels,
-            "planes": cfg.planes,
-            "width": cfg.width,
-            "residual": cfg.model == "residual",
-        }
-        self.gen = create_model("mfpinet", **self.model_config).to(self.device)
-        self.disc = create_model(
-            "mfpinet_discriminator", in_channels=cfg.planes * self.channels, width=cfg.disc_width
-        ).to(self.device)
+        self.deepz = cfg.arch == Architecture.DEEPZ.value
+        if self.deepz:  # one plane per pass: the image + a DPM channel, upsampled inside the network
+            self.model_config = {"in_channels": self.channels + 1, "width": cfg.width, "scale": cfg.degradation.scale}
+        else:
+            self.model_config = {
+                "in_channels": self.channels,
+                "planes": cfg.planes,
+                "width": cfg.width,
+                "residual": cfg.model == "residual",
+            }
+        self.gen = create_model(cfg.arch, **self.model_config).to(self.device)
+        # what validation scores: the whole stack (Deep-Z: one pass per plane)
+        self.stack_gen = DeepZStack(self.gen, cfg.planes) if self.deepz else self.gen
+        judged = self.channels if self.deepz else cfg.planes * self.channels  # D sees what G outputs
+        self.disc = create_model("mfpinet_discriminator", in_channels=judged, width=cfg.disc_width).to(self.device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         if cfg.init and not resume:
@@ -153,10 +160,10 @@ class Trainer:
         from mfpi_deploy.checkpoint.default import resolve_checkpoint
 
         ckpt = load_checkpoint(resolve_checkpoint(source))
-        if ckpt.card.architecture != "mfpinet" or ckpt.card.config != self.model_config:
+        if ckpt.card.architecture != self.cfg.arch or ckpt.card.config != self.model_config:
             raise MfpiError(
                 f"{source}: {ckpt.card.architecture} {ckpt.card.config} does not match this run's "
-                f"mfpinet {self.model_config}"
+                f"{self.cfg.arch} {self.model_config}"
             )
         self.gen.load_state_dict(ckpt.model.state_dict())
         self.log(f"generator initialised from {source}")
@@ -219,6 +226,14 @@ class Trainer:
         x, y = self.data.batch(patches, codes, self.cfg.degradation)
         return x.to(self.device), y.to(self.device)
 
+    def plane_pairs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deep-Z's training pairs: each sample's input with the DPM of one random target plane, and
+        that plane (drawn from torch's generator, which last/ saves, so a resume draws the same)."""
+        k = torch.randint(self.cfg.planes, (len(x),))
+        values = torch.tensor(stack_dpm_values(self.cfg.planes))[k]
+        target = y.unflatten(1, (self.cfg.planes, self.channels))[torch.arange(len(x)), k.to(y.device)]
+        return with_dpm(x, values), target
+
     # ---- one step ------------------------------------------------------------------------
     def fraction(self) -> float:
         """Share of the planned run done (steps or time budget, whichever is further)."""
@@ -243,6 +258,8 @@ class Trainer:
     def step(self, x: torch.Tensor, y: torch.Tensor, gan: bool) -> dict[str, float]:
         """One optimisation step of G (and of D when the adversarial term is on)."""
         self.gen.train()
+        if self.deepz:
+            x, y = self.plane_pairs(x, y)
         fake = self.gen(x)
         l1 = F.l1_loss(fake, y)
         out = {"l1": float(l1.detach())}
@@ -281,7 +298,7 @@ class Trainer:
             self.batch(val[i : i + size], np.zeros(len(val[i : i + size]), int)) for i in range(0, len(val), size)
         )
         return validate(
-            self.gen,
+            self.stack_gen,
             chunks,
             planes=self.cfg.planes,
             channels=self.channels,

@@ -23,6 +23,7 @@ from mfpi_deploy.backends.probe import (
     fastest,
     time_candidates,
 )
+from mfpi_deploy.backends.sweep import PlaneSweep
 from mfpi_deploy.checkpoint.io import load_checkpoint
 from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, Manifest, is_engine_folder
 from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision, artifact_key
@@ -253,6 +254,7 @@ def open_backend(
     device: str | None = None,
     precision: Precision | str | None = None,
     measure: bool = True,
+    per_plane: bool = False,
 ) -> Backend:
     """Load `source` (an exported engine folder, or a checkpoint for `torch`) on backend `kind`.
 
@@ -260,7 +262,9 @@ def open_backend(
     takes the fastest engine that passed its accuracy gate (measured, see choose_backend),
     and logs what it took and why. `precision` (fp32, fp16, bf16, int8) forces a variant;
     without it a named backend runs its default (default_precision). `threads` sets CPU
-    threads (ort-cpu, openvino, torch). `device` is torch's (default: cpu).
+    threads (ort-cpu, openvino, torch). `device` is torch's (default: cpu). A Deep-Z engine
+    comes as a stack engine (one pass per plane, see PlaneSweep) unless `per_plane` asks for
+    the raw one-plane engine with its DPM input (mfpi-bench times the passes itself).
     """
     kind = BackendKind.parse(kind)
     if is_engine_folder(source):  # every file as exported, whichever one this backend runs
@@ -292,7 +296,7 @@ def open_backend(
     except BaseException:
         backend.close()
         raise
-    return backend
+    return backend if per_plane or not backend.spec.needs_dpm else PlaneSweep(backend)
 
 
 def _open(

@@ -144,5 +144,11 @@ def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) 
     """Open the engine of `req` on its backend, in `req.precision` (torch runs the checkpoint itself)."""
     source = req.source if req.kind is BackendKind.TORCH else engine_folder(req, work_dir, log)
     return select.open_backend(
-        req.kind, source, threads=req.threads, device=engine_device(req.kind), log=log, precision=req.precision
+        req.kind,
+        source,
+        threads=req.threads,
+        device=engine_device(req.kind),
+        log=log,
+        precision=req.precision,
+        per_plane=True,
     )

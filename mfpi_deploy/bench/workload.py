@@ -9,7 +9,7 @@ from enum import Enum
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.models import DeepZConfig, MFPINetConfig, dpm_value, profile_model
+from mfpi_deploy.models import DeepZConfig, MFPINetConfig, profile_model, stack_dpm_values
 
 
 class BenchModel(str, Enum):
@@ -65,7 +65,7 @@ class Workload:
 
     def dpm_values(self) -> list[float]:
         """DPM constants of the passes, planes most negative z first (Deep-Z only)."""
-        return [dpm_value(i - self.planes // 2) for i in range(self.planes)]
+        return stack_dpm_values(self.planes)
 
     def sample_input(self, seed: int = 0) -> np.ndarray:
         """A random uint8 input batch (timing does not depend on the pixel values)."""

@@ -10,8 +10,7 @@ import numpy as np
 
 from mfpi_deploy.checkpoint.card import ModelCard
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.models.deepz import DeepZConfig
-from mfpi_deploy.models.factory import Architecture
+from mfpi_deploy.models.factory import Architecture, make_config
 from mfpi_deploy.models.mfpinet import MFPINetConfig
 from mfpi_deploy.tiling import TileProfile
 
@@ -20,9 +19,11 @@ from mfpi_deploy.tiling import TileProfile
 class EngineSpec:
     """The network contract of an engine and the tile/batch sizes it takes.
 
-    For Deep-Z, planes is 1 per pass and the engine takes a second input, the DPM value per
-    tile (`needs_dpm`). `precision` is that of the artifact a backend runs (not stored in
-    the manifest's engine block: each artifact records its own).
+    For a Deep-Z engine, planes is 1 per pass and the engine takes a second input, the DPM value
+    per tile (`needs_dpm`); `backends.sweep.PlaneSweep` runs it once per plane and presents the
+    whole stack (planes = len(planes_um)), as an MFPINet engine gives it. `precision` is that of
+    the artifact a backend runs (not stored in the manifest's engine block: each artifact records
+    its own).
     """
 
     architecture: str
@@ -36,7 +37,8 @@ class EngineSpec:
 
     @property
     def needs_dpm(self) -> bool:
-        return self.architecture == Architecture.DEEPZ.value
+        """A raw Deep-Z engine: one plane per pass, chosen by a DPM input."""
+        return self.architecture == Architecture.DEEPZ.value and self.planes == 1
 
     @classmethod
     def from_card(
@@ -47,7 +49,8 @@ class EngineSpec:
         if arch is Architecture.MFPINET:
             planes, scale, stride = card.config["planes"], MFPINetConfig.SCALE, MFPINetConfig.STRIDE
         elif arch is Architecture.DEEPZ:
-            planes, scale, stride = 1, DeepZConfig.SCALE, DeepZConfig.STRIDE
+            cfg = make_config(arch, **card.config)
+            planes, scale, stride = 1, cfg.scale, cfg.input_stride
         else:
             raise MfpiError(f"{arch.value} is not an image-to-stack network and cannot be deployed")
         return cls(

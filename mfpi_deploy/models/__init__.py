@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mfpi_deploy.models.deepz import DeepZConfig, DeepZGenerator, dpm_channel, dpm_value
+from mfpi_deploy.models.deepz import DeepZConfig, DeepZGenerator, DeepZStack, dpm_channel, dpm_value, stack_dpm_values
 from mfpi_deploy.models.discriminator import DiscriminatorConfig, MFPINetDiscriminator
 from mfpi_deploy.models.factory import Architecture, create_model, make_config
 from mfpi_deploy.models.flops import ModelProfile, profile_model
@@ -20,6 +20,8 @@ __all__ = [
     "MFPINetDiscriminator",
     "DeepZConfig",
     "DeepZGenerator",
+    "DeepZStack",
+    "stack_dpm_values",
     "dpm_channel",
     "dpm_value",
 ]

@@ -1,7 +1,9 @@
 """Deep-Z generator (the authors' re-implementation of the Table III baseline).
 
 One forward pass refocuses an image to one plane, chosen by a constant "digital
-propagation matrix" (DPM) channel; a stack of P planes costs P passes.
+propagation matrix" (DPM) channel; a stack of P planes costs P passes (`DeepZStack`).
+With `scale` 2 the network first upsamples its input (bicubic), so as a baseline it takes
+the same low-resolution image as MFPINet and gives the same high-resolution stack.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mfpi_deploy.models.shapes import check_input
@@ -16,15 +19,18 @@ from mfpi_deploy.models.shapes import check_input
 
 @dataclass(frozen=True)
 class DeepZConfig:
-    """in_channels counts the DPM channel (RGB + DPM = 4); width is level 1's (48 in the paper)."""
+    """in_channels counts the DPM channel (RGB + DPM = 4); width is level 1's (48 in the paper);
+    scale: bicubic upsampling of the input before the network (1 in the authors' code)."""
 
     in_channels: int = 4
     width: int = 48
+    scale: int = 1
 
-    STRIDE = 16  # four 2x2 poolings
-    SCALE = 1
+    STRIDE = 16  # four 2x2 poolings, at the upsampled size
 
     def __post_init__(self) -> None:
+        if self.scale < 1 or self.STRIDE % self.scale:
+            raise ValueError(f"Deep-Z scale must divide {self.STRIDE}, got {self.scale}")
         if self.in_channels < 2:
             raise ValueError("Deep-Z takes the image channels plus one DPM channel (>= 2)")
         if self.width % self.in_channels or self.width % 2:
@@ -37,15 +43,31 @@ class DeepZConfig:
     def image_channels(self) -> int:
         return self.in_channels - 1
 
+    @property
+    def input_stride(self) -> int:
+        """Input sides must be multiples of this (the grid of the upsampled size)."""
+        return self.STRIDE // self.scale
+
 
 def dpm_value(plane_index: int) -> float:
     """DPM constant of the authors' code for plane_index in -5..+5 (0 = in focus)."""
     return (plane_index + 1e-4) / 2
 
 
+def stack_dpm_values(planes: int) -> list[float]:
+    """DPM constants of a stack's planes, most negative z first (plane `planes // 2` in focus)."""
+    return [dpm_value(i - planes // 2) for i in range(planes)]
+
+
 def dpm_channel(image: torch.Tensor, plane_index: int) -> torch.Tensor:
     """Append the DPM channel for `plane_index` to an (N, C, H, W) image: (N, C+1, H, W)."""
-    dpm = torch.full_like(image[:, :1], dpm_value(plane_index))
+    return with_dpm(image, torch.full((len(image),), dpm_value(plane_index)))
+
+
+def with_dpm(image: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Append a constant DPM channel per sample (`values`, shape (N,)) to an (N, C, H, W) image."""
+    n, _, h, w = image.shape
+    dpm = values.to(image.dtype).to(image.device).reshape(n, 1, 1, 1).expand(n, 1, h, w)
     return torch.cat([image, dpm], dim=1)
 
 
@@ -80,7 +102,9 @@ class DeepZGenerator(nn.Module):
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, channels=self.config.in_channels, stride=DeepZConfig.STRIDE, name="Deep-Z")
+        check_input(x, channels=self.config.in_channels, stride=self.config.input_stride, name="Deep-Z")
+        if self.config.scale > 1:  # a constant DPM channel stays constant under bicubic upsampling
+            x = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
         reps = self.config.width // self.config.in_channels
         skips = [self.conv12(self.conv11(x)) + x.repeat(1, reps, 1, 1)]
         for level in range(2, 6):
@@ -93,3 +117,16 @@ class DeepZGenerator(nn.Module):
             y = torch.cat([skips.pop(), up], dim=1)
             d = getattr(self, f"conv{step + 5}2")(getattr(self, f"conv{step + 5}1")(y)) + up
         return self.out(d)
+
+
+class DeepZStack(nn.Module):
+    """A whole stack from Deep-Z: (N, C, H, W) -> (N, planes*C, sH, sW), plane-major like MFPINet,
+    by one pass per plane with that plane's DPM value (for validation and evaluation in torch)."""
+
+    def __init__(self, net: DeepZGenerator, planes: int) -> None:
+        super().__init__()
+        self.net = net
+        self.values = stack_dpm_values(planes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net(with_dpm(x, torch.full((len(x),), v))) for v in self.values], dim=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfpi_deploy.models.deepz import DeepZGenerator
+from mfpi_deploy.models.deepz import DeepZGenerator, with_dpm
 from mfpi_deploy.models.mfpinet import MFPINetGenerator
 
 
@@ -39,7 +39,7 @@ class Uint8MFPINet(nn.Module):
 
 
 class Uint8DeepZ(nn.Module):
-    """uint8 (N, H, W, C) and DPM values (N,) float32 -> uint8 (N, H, W, C), one plane per pass."""
+    """uint8 (N, H, W, C) and DPM values (N,) float32 -> uint8 (N, sH, sW, C), one plane per pass."""
 
     def __init__(self, net: DeepZGenerator) -> None:
         super().__init__()
@@ -47,7 +47,5 @@ class Uint8DeepZ(nn.Module):
 
     def forward(self, tiles: torch.Tensor, dpm: torch.Tensor) -> torch.Tensor:
         param = next(self.net.parameters())
-        x = to_unit_float(tiles, param.dtype)
-        d = dpm.to(param.dtype).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, x.shape[2], x.shape[3])
-        y = self.net(torch.cat([x, d], dim=1))
+        y = self.net(with_dpm(to_unit_float(tiles, param.dtype), dpm))
         return to_uint8(y.permute(0, 2, 3, 1))

@@ -120,7 +120,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
     fmt = OutputFormat.from_path(output)
     spec = engine.spec
     if spec.needs_dpm:
-        raise MfpiError("mfpi-run runs image-to-stack engines (MFPINet); Deep-Z needs one pass per plane")
+        raise MfpiError("a per-plane Deep-Z engine cannot write a stack: open it as a stack engine (PlaneSweep)")
     with open_slide(
         input_path,
         options.level,

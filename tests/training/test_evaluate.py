@@ -89,7 +89,8 @@ def test_evaluate_scores_model_and_baselines(tiny_ckpt, sim_path, tmp_path):
     assert all(math.isfinite(m.psnr) for i, m in enumerate(copy.planes) if i != 2)
     table = report.table()
     lines = table.strip().splitlines()
-    assert len(lines) == 2 + 5 + 2 and "+0 (input)" in table and "inf" in lines[4]
+    assert len(lines) == 2 + 5 + 2 + 1 and "+0 (input)" in table and "inf" in lines[4]
+    assert lines[-1].startswith("| seconds for this stack | ") and report.seconds["model"] > 0
     paths = write_report(report, tmp_path / "out")
     data = json.loads(paths["json"].read_text())
     assert data["methods"]["in-focus copy"]["planes"][2]["psnr"] == "inf"
@@ -130,3 +131,43 @@ def test_eval_command_prints_table_and_one_line_errors(tiny_ckpt, sim_path, tmp_
     assert len(err) == 1 and "bad.tif" in err[0] and "Traceback" not in res.output
     res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(sim_path), "--planes", "3"])
     assert res.exit_code == 2 and "5 planes" in res.output
+
+
+@pytest.fixture
+def tiny_deepz(tmp_path):
+    config = {"in_channels": 4, "width": 4, "scale": 2}
+    card = ModelCard("deepz", config, planes_um=[-5.4, -2.7, 0.0, 2.7, 5.4])
+    return save_checkpoint(create_model("deepz", **config), card, tmp_path / "deepz")
+
+
+def test_mfpinet_and_deepz_side_by_side_and_deepz_through_mfpi_run(tiny_ckpt, tiny_deepz, sim_path, tmp_path):
+    """Table II on the user's data: both models, bicubic and the in-focus copy in one table and plot;
+    the Deep-Z stack is what `mfpi-run` writes with that model (one pass per plane, same layout)."""
+    import tifffile
+
+    from mfpi_deploy.cli.run import main as run_main
+    from mfpi_deploy.output import zarr_stack
+
+    kw = dict(region="0:1.0,0.5:1.0", focus="middle", backend="torch", log=lambda m: None)
+    report, stacks = evaluate([tiny_ckpt, tiny_deepz], [str(sim_path)], **kw)
+    assert list(report.methods) == ["MFPINet", "Deep-Z", "bicubic", "in-focus copy"]
+    assert report.sources == {"MFPINet": str(tiny_ckpt), "Deep-Z": str(tiny_deepz)}
+    assert set(report.seconds) == {"MFPINet", "Deep-Z"} and all(v > 0 for v in report.seconds.values())
+    alone, alone_stacks = evaluate(tiny_deepz, [str(sim_path)], **kw)
+    np.testing.assert_array_equal(stacks["Deep-Z"], alone_stacks["model"])
+    assert [m.psnr for m in report.methods["Deep-Z"].planes] == [m.psnr for m in alone.methods["model"].planes]
+    assert "MFPINet " in report.verdict() and "; Deep-Z " in report.verdict()
+    head = report.table().splitlines()[0]
+    assert "MFPINet PSNR" in head and "Deep-Z PSNR" in head and "bicubic PSNR" in head
+    paths = write_report(report, tmp_path / "side")
+    assert set(json.loads(paths["json"].read_text())["methods"]) == set(report.methods)
+
+    slide = tmp_path / "input.tif"
+    tifffile.imwrite(slide, stacks["input"][0], photometric="rgb")
+    out = tmp_path / "deepz.ome.zarr"
+    args = [str(slide), "-o", str(out), "--engine", str(tiny_deepz), "--backend", "torch", "--quiet"]
+    res = CliRunner().invoke(run_main, [*args, "--pixel-size", "0.5"])
+    assert res.exit_code == 0, res.output
+    written = np.moveaxis(zarr_stack.open_level(out, 0)[:], 0, -1)  # (Z, Y, X, C)
+    assert written.shape == (5, 192, 96, 3)
+    np.testing.assert_array_equal(written, stacks["Deep-Z"])

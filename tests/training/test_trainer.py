@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ from safetensors.torch import load_file
 
 from mfpi_deploy.checkpoint import load_checkpoint
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.models import stack_dpm_values
 from training.config import TrainConfig
 from training.trainer import Trainer, resume, train
 
@@ -191,3 +193,32 @@ def test_best_is_chosen_by_margin_over_bicubic_and_shortfalls_are_named(sim_path
     assert best.card.provenance.epochs == 2 and best.card.provenance.metrics["val_margin_db"] == pytest.approx(3.5)
     assert any("below bicubic on plane(s) [1]" in line for line in logs)
     assert "BELOW bicubic on plane(s) [1] (of 5)" in logs[-1]
+
+
+def test_deepz_baseline_trains_on_one_target_plane_per_sample(sim_path, tmp_path):
+    """--arch deepz: the input with the DPM of a random plane, that plane as the target; validation
+    and best/ score the whole stack (one pass per plane) like MFPINet's."""
+    cfg = _cfg(sim_path, tmp_path / "pairs", arch="deepz", adv_start=0.0, schedule="step", lr_halve_every=10)
+    assert TrainConfig(data=[], arch="deepz").width == 48 and TrainConfig(data=[]).width == 64  # the paper's
+    t = Trainer(cfg, log=lambda m: None)
+    patches, codes = t.epoch_plan(0)
+    x, y = t.batch(patches[:6], codes[:6])
+    xd, yd = t.plane_pairs(x, y)
+    assert xd.shape == (6, 4, 32, 32) and yd.shape == (6, 3, 64, 64)
+    assert torch.equal(xd[:, :3], x)
+    values = stack_dpm_values(5)
+    for i in range(6):
+        k = int(np.argmin([abs(v - float(xd[i, 3, 0, 0])) for v in values]))
+        assert torch.all(xd[i, 3] == xd[i, 3, 0, 0])  # a constant channel
+        assert torch.equal(yd[i], y[i, 3 * k : 3 * k + 3])
+
+    result = train(dataclasses.replace(cfg, out=str(tmp_path / "run")), log=lambda m: None)
+    assert result.stopped == "done"
+    ckpt = load_checkpoint(tmp_path / "run" / "best")
+    assert ckpt.card.architecture == "deepz" and ckpt.card.config == {"in_channels": 4, "width": 4, "scale": 2}
+    assert ckpt.card.planes_um == [-5.4, -2.7, 0.0, 2.7, 5.4]
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(len(r["val_psnr_planes"]) == 5 for r in records)
+    assert records[1]["gan"] is True and "loss_d" in records[1]  # D judges single planes
+    with pytest.raises(MfpiError, match="unknown architecture"):
+        TrainConfig(data=[], arch="unet")

@@ -12,6 +12,7 @@ from mfpi_deploy.backends.ort_backend import CUDA_EP, OrtBackend, available_prov
 from mfpi_deploy.backends.select import choose_backend, open_backend, unavailable_reason
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export.accuracy import parity, psnr_per_plane
+from mfpi_deploy.models import stack_dpm_values
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
 HAS_CUDA_EP = CUDA_EP in available_providers()
@@ -75,13 +76,18 @@ def test_cpu_backends_agree(mfpinet_engine, shape):
 def test_deepz_backends_agree(deepz_engine):
     tiles = np.random.default_rng(9).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     dpm = np.array([-1.0, 2.0], np.float32)
-    with open_backend("torch", deepz_engine, threads=1) as t, open_backend("ort-cpu", deepz_engine, threads=1) as o:
+    raw = {"threads": 1, "per_plane": True}
+    with open_backend("torch", deepz_engine, **raw) as t, open_backend("ort-cpu", deepz_engine, **raw) as o:
         a, b = t.run(tiles, dpm), o.run(tiles, dpm)
         with pytest.raises(MfpiError, match="DPM"):
             o.run(tiles)
         many = list(o.run_many([(tiles, dpm), (tiles[:1], dpm[:1])]))
-    assert a.shape == b.shape == (2, 1, 32, 32, 3) and parity(a, b).max_abs_diff <= 1
+        planes = [o.run(tiles, np.full(2, v, np.float32))[:, 0] for v in stack_dpm_values(11)]
+    assert a.shape == b.shape == (2, 1, 64, 64, 3) and parity(a, b).max_abs_diff <= 1
     assert np.array_equal(many[0], b) and np.array_equal(many[1], b[:1])
+    with open_backend("ort-cpu", deepz_engine, threads=1) as stack:  # as mfpi-run opens it: the whole stack
+        assert stack.spec.planes == 11 and not stack.spec.needs_dpm
+        np.testing.assert_array_equal(stack.run(tiles), np.stack(planes, axis=1))
 
 
 def test_ort_fp16_graph_on_cpu_within_gate(mfpinet_engine):

@@ -114,9 +114,9 @@ def test_deepz_engine_takes_dpm(tmp_path, monkeypatch):
     )
     tiles = np.random.default_rng(2).integers(0, 256, (2, 32, 16, 3), dtype=np.uint8)
     dpm = np.array([-2.5, 2.5], np.float32)
-    with open_backend("trt", folder, **QUIET) as backend:
+    with open_backend("trt", folder, **QUIET, per_plane=True) as backend:
         out = backend.run(tiles, dpm)
         with pytest.raises(MfpiError, match="DPM"):
             backend.run(tiles)
     want = ort_session(folder / "model.fp16.onnx").run(None, {"tiles": tiles, "dpm": dpm})[0]
-    assert out.shape == (2, 1, 32, 16, 3) and np.array_equal(out[:, 0], want)
+    assert out.shape == (2, 1, 64, 32, 3) and np.array_equal(out[:, 0], want)

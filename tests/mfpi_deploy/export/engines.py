@@ -16,7 +16,7 @@ from mfpi_deploy.models import create_model
 
 CONFIGS = {
     "mfpinet": {"in_channels": 1, "width": 8},  # grey, like the real data
-    "deepz": {"in_channels": 4, "width": 8},  # RGB + DPM
+    "deepz": {"in_channels": 4, "width": 8, "scale": 2},  # RGB + DPM, on the low-resolution input like MFPINet
 }
 _CACHE: dict[tuple, Path] = {}
 

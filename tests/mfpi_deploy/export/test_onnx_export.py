@@ -112,13 +112,13 @@ def test_deepz_exports_with_dpm_input(deepz_engine):
     assert [i.name for i in model.graph.input] == ["tiles", "dpm"]
     assert model.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     m = json.loads((deepz_engine / "manifest.json").read_text())
-    assert tuple(m["engine"][k] for k in ("architecture", "channels", "planes", "stride")) == ("deepz", 3, 1, 16)
+    assert tuple(m["engine"][k] for k in ("architecture", "channels", "planes", "stride")) == ("deepz", 3, 1, 8)
     tiles = np.random.default_rng(3).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
     dpm = np.array([-2.5, 0.0, 2.5], np.float32)
     got = ort_session(deepz_engine / "model.onnx").run(None, {"tiles": tiles, "dpm": dpm})[0]
     with torch.inference_mode():
         want = Uint8DeepZ(load_checkpoint(deepz_engine).model)(torch.from_numpy(tiles), torch.from_numpy(dpm)).numpy()
-    assert got.shape == (3, 32, 48, 3) and np.abs(got.astype(int) - want).max() <= 1
+    assert got.shape == (3, 64, 96, 3) and np.abs(got.astype(int) - want).max() <= 1
     assert not np.array_equal(got[0], got[2])  # the DPM reaches the network
     with TorchBackend(load_checkpoint(deepz_engine)) as backend:
         assert np.abs(backend.run(tiles, dpm)[:, 0].astype(int) - got).max() <= 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mfpi_deploy.errors import InputShapeError, MfpiError
-from mfpi_deploy.models import create_model, dpm_channel, dpm_value
+from mfpi_deploy.models import DeepZStack, create_model, dpm_channel, dpm_value, stack_dpm_values
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 
 
@@ -123,3 +123,33 @@ def test_residual_mfpinet_starts_at_bicubic_with_the_papers_parameters():
         net.conv_block[2].bias.fill_(0.5)
         assert net(x).max() > 1.4
         assert net.eval()(x).max() == 1.0
+
+
+def test_deepz_at_scale_2_takes_the_low_resolution_input():
+    """scale 2: bicubic upsampling inside, so the input grid is 8 and the output is twice the input."""
+    net = create_model("deepz", in_channels=2, width=8, scale=2).eval()
+    x = dpm_channel(torch.rand(2, 1, 24, 40), 3)
+    with torch.no_grad():
+        y = net(x)
+        ref = create_model("deepz", in_channels=2, width=8).eval()
+        ref.load_state_dict(net.state_dict())  # same weights: the same network after the upsampling
+        up = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        assert torch.allclose(up[:, 1], torch.full_like(up[:, 1], dpm_value(3)))  # the DPM stays constant
+        assert torch.equal(y, ref(up))
+    assert y.shape == (2, 1, 48, 80)
+    with pytest.raises(InputShapeError, match="multiples of 8"):
+        net(dpm_channel(torch.rand(1, 1, 20, 24), 0))
+    with pytest.raises(MfpiError, match="scale must divide 16"):
+        create_model("deepz", width=8, scale=3)
+
+
+def test_deepz_stack_is_one_pass_per_plane_in_plane_major_order():
+    net = create_model("deepz", width=8, scale=2).eval()
+    stack = DeepZStack(net, planes=5)
+    assert stack_dpm_values(5) == [dpm_value(i) for i in (-2, -1, 0, 1, 2)]
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        y = stack(x)
+        assert y.shape == (2, 15, 32, 32)
+        for i, z in enumerate((-2, -1, 0, 1, 2)):
+            assert torch.equal(y[:, 3 * i : 3 * i + 3], net(dpm_channel(x, z)))
