@@ -103,7 +103,13 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--batch", default=4)
 @click.option("--epochs", default=20, help="Planned epochs (the run ends earlier when --max-minutes runs out).")
 @click.option("--steps-per-epoch", default=500, help="Steps between validations.")
-@click.option("--lr", default=5e-4, help="Peak learning rate (Adam, both networks).")
+@click.option(
+    "--lr",
+    type=float,
+    default=None,
+    help="Peak learning rate (Adam, both networks). Default: MFPINet 5e-4 up to width 32, 5e-4 x 32/width "
+    "above (2.5e-4 at 64); Deep-Z 1e-4.",
+)
 @click.option(
     "--schedule",
     type=click.Choice(["cosine", "step"]),

@@ -136,6 +136,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         if cfg.init and not resume:
             self._init_from(cfg.init)
+        elif self.deepz and not resume:
+            start_deepz_at_mid_grey(self.gen)
         self.progress = Progress(plan_s=cfg.max_minutes * 60 if cfg.max_minutes else None)
         self.commit = git_commit()  # the code that starts the run, not whatever HEAD is at a later save
         if resume:
@@ -411,6 +413,16 @@ class Trainer:
     def _best_validation(self) -> Validation | None:
         planes = self.progress.best_planes
         return Validation(**planes) if planes else None
+
+
+def start_deepz_at_mid_grey(gen: torch.nn.Module) -> None:
+    """Deep-Z's last layer is a conv + ReLU: from a random start its output is far off, and within a few
+    steps the ReLU can die (every output 0, no gradient: the run never learns). Starting that conv at
+    zero weights and a bias of 0.5 makes every plane mid-grey, inside the ReLU's live range; its
+    weights get gradients from the first step."""
+    with torch.no_grad():
+        gen.out[0].weight.zero_()
+        gen.out[0].bias.fill_(0.5)
 
 
 def summary_line(val: Validation, p: Progress) -> str:

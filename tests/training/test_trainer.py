@@ -201,6 +201,8 @@ def test_deepz_baseline_trains_on_one_target_plane_per_sample(sim_path, tmp_path
     cfg = _cfg(sim_path, tmp_path / "pairs", arch="deepz", adv_start=0.0, schedule="step", lr_halve_every=10)
     assert TrainConfig(data=[], arch="deepz").width == 48 and TrainConfig(data=[]).width == 64  # the paper's
     t = Trainer(cfg, log=lambda m: None)
+    with torch.no_grad():  # starts mid-grey (a live output ReLU), whatever the input
+        assert torch.all(t.gen(torch.rand(1, 4, 32, 32)) == 0.5)
     patches, codes = t.epoch_plan(0)
     x, y = t.batch(patches[:6], codes[:6])
     xd, yd = t.plane_pairs(x, y)
@@ -222,3 +224,10 @@ def test_deepz_baseline_trains_on_one_target_plane_per_sample(sim_path, tmp_path
     assert records[1]["gan"] is True and "loss_d" in records[1]  # D judges single planes
     with pytest.raises(MfpiError, match="unknown architecture"):
         TrainConfig(data=[], arch="unet")
+
+
+def test_default_learning_rate_shrinks_with_width():
+    assert TrainConfig(data=[], width=32).lr == 5e-4 and TrainConfig(data=[], width=16).lr == 5e-4
+    assert TrainConfig(data=[]).lr == pytest.approx(2.5e-4)  # the paper's width 64
+    assert TrainConfig(data=[], arch="deepz").lr == 1e-4
+    assert TrainConfig(data=[], lr=3e-3).lr == 3e-3
