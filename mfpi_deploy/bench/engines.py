@@ -1,6 +1,6 @@
-"""Which backends mfpi-bench runs (`mfpi_deploy.backends.select`'s probe), and each network's engine on them:
-random weights (timing does not depend on them), exported by `mfpi_deploy.export` with the precision variants
-asked for; a variant that fails its accuracy gate is left out of the folder and its figure kept beside it."""
+"""Which backends and precision variants mfpi-bench runs, and each network's engine on them: random weights (timing
+does not depend on them), exported by `mfpi_deploy.export` with the variants asked for; a variant that fails its
+accuracy gate is left out of the folder and its figure kept beside it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.models import create_model
 
 BENCH_ORDER = (*select.AUTO_ORDER, BackendKind.TORCH)  # what `auto` runs, fastest first
+# CPU backends whose engine folders hold precision variants; the others run one engine each (GPU: --fp16).
+VARIANT_KINDS = (BackendKind.ORT_CPU, BackendKind.OPENVINO)
+GPU_KINDS = (BackendKind.TRT, BackendKind.ORT_CUDA)
 
 
 def select_backends(requested: tuple[str, ...]) -> tuple[list[BackendKind], dict[str, str]]:
@@ -43,16 +46,51 @@ def select_backends(requested: tuple[str, ...]) -> tuple[list[BackendKind], dict
     return kinds, {}
 
 
+def parse_precisions(text: str | None) -> tuple[str, ...] | None:
+    """'fp32,int8,bf16' -> ('fp32', 'int8', 'bf16') in that order, duplicates dropped; None: every one."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise MfpiError("--precisions: name at least one of fp32, fp16, bf16, int8 (comma-separated)")
+    return tuple(dict.fromkeys(Precision.parse(n).value for n in names))
+
+
+def planned(kind: BackendKind, asked: tuple[str, ...] | None, fp16: bool = False) -> tuple[Precision, ...]:
+    """The precisions `kind` is measured in: on ort-cpu and openvino every variant it runs (or those of `asked`
+    it runs); on TensorRT / onnxruntime CUDA fp16 with `fp16`, else fp32; torch fp32."""
+    if kind in VARIANT_KINDS:
+        return tuple(p for p in select.KIND_PRECISIONS[kind] if asked is None or p.value in asked)
+    return (Precision.FP16 if fp16 and kind in GPU_KINDS else Precision.FP32,)
+
+
+def not_here(kind: BackendKind, precision: Precision) -> str | None:
+    """Why this machine cannot run `precision` on `kind` whatever the engine (bf16 without bf16 arithmetic)."""
+    if kind is BackendKind.OPENVINO and precision is Precision.BF16:
+        from mfpi_deploy.backends import openvino_backend
+
+        return openvino_backend.no_bf16_reason()
+    return None
+
+
+def export_variants(kinds: list[BackendKind], asked: tuple[str, ...] | None) -> frozenset[Precision]:
+    """The variants besides fp32 to export for the CPU backends in `kinds` (one folder per network serves
+    them all): every one some backend will run here."""
+    return frozenset(
+        p
+        for kind in kinds
+        if kind in VARIANT_KINDS
+        for p in planned(kind, asked)
+        if p is not Precision.FP32 and not_here(kind, p) is None
+    )
+
+
 def random_checkpoint(workload: Workload, folder: Path) -> Path:
     """Save a random-weight checkpoint of the network the workload measures."""
-    arch = workload.model.architecture
-    card = ModelCard(
-        architecture=arch,
-        config=dict(workload.config),
-        provenance=Provenance(source="random weights (mfpi-bench; timing only)"),
-    )
+    arch, config = workload.model.architecture, dict(workload.config)
+    card = ModelCard(arch, config, provenance=Provenance(source="random weights (mfpi-bench; timing only)"))
     path = folder / f"{workload.model.value}-random"
-    save_checkpoint(create_model(arch, **workload.config).eval(), card, path, overwrite=True)
+    save_checkpoint(create_model(arch, **config).eval(), card, path, overwrite=True)
     return path
 
 
@@ -112,9 +150,8 @@ def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]
                 raise
             log(f"{req.source.name}: {exc}")
             variants.discard(Precision.parse(exc.precision))
-            failed[exc.precision] = dataclasses.asdict(
-                GateFigure(exc.precision, "", exc.min_psnr_db, exc.threshold_db, "failed at export")
-            )
+            figure = GateFigure(exc.precision, "", exc.min_psnr_db, exc.threshold_db, "failed at export")
+            failed[exc.precision] = dataclasses.asdict(figure)
     if req.variants:
         write_atomic(failed_gates_path(target), json.dumps(failed, indent=2) + "\n")
     return target
@@ -134,10 +171,9 @@ def variant_gate(kind: BackendKind, folder: Path | None, precision: Precision) -
 
 def engine_device(kind: BackendKind) -> str:
     """'cpu' or 'cuda': the device `kind` computes on (torch: CUDA when present)."""
-    cpu = kind in (BackendKind.ORT_CPU, BackendKind.OPENVINO) or (
-        kind is BackendKind.TORCH and not torch.cuda.is_available()
-    )
-    return "cpu" if cpu else "cuda"
+    if kind in VARIANT_KINDS or (kind is BackendKind.TORCH and not torch.cuda.is_available()):
+        return "cpu"
+    return "cuda"
 
 
 def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Backend:

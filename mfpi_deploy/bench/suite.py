@@ -3,13 +3,12 @@ interleaved, one report."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable, Hashable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,10 +16,15 @@ import torch
 from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.bench.engines import (
+    GPU_KINDS,
+    VARIANT_KINDS,
     EngineRequest,
     engine_device,
     engine_folder,
+    export_variants,
+    not_here,
     open_engine,
+    planned,
     random_checkpoint,
     variant_gate,
 )
@@ -37,9 +41,14 @@ from mfpi_deploy.bench.report import (
     paired_ratios,
     summarize,
 )
-from mfpi_deploy.bench.runner import PeakSampler, cuda_used_bytes, matmul_runner, measure_interleaved, stack_runner
-from mfpi_deploy.bench.slide_run import measure_pipeline
-from mfpi_deploy.bench.variants import GPU_KINDS, VARIANT_KINDS, export_variants, not_here, planned
+from mfpi_deploy.bench.runner import (
+    PeakSampler,
+    cuda_used_bytes,
+    matmul_runner,
+    measure_interleaved,
+    measure_pipeline,
+    stack_runner,
+)
 from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
@@ -97,6 +106,10 @@ def quick_settings(**overrides: object) -> BenchSettings:
     return BenchSettings(**{**base, **{k: v for k, v in overrides.items() if v is not None}})  # type: ignore[arg-type]
 
 
+def _precisions(kind: BackendKind) -> str:
+    return ", ".join(p.value for p in select.KIND_PRECISIONS[kind])
+
+
 def run_benchmark(
     settings: BenchSettings,
     backends: list[BackendKind],
@@ -112,14 +125,10 @@ def run_benchmark(
     engines cannot be opened is an error (named by the user); else it is skipped and the others run (`auto`)."""
     plans = {kind: planned(kind, settings.precisions, settings.fp16) for kind in backends}
     if not any(plans.values()):
-        raise MfpiError(
-            f"no backend runs --precisions {','.join(settings.precisions or ())} ("
-            + "; ".join(f"{k.value} runs {', '.join(p.value for p in select.KIND_PRECISIONS[k])}" for k in backends)
-            + ")"
-        )
-    workloads = make_workloads(
-        settings.tile, settings.batch, channels=settings.channels, planes=settings.planes, width=settings.width
-    )
+        runs = "; ".join(f"{k.value} runs {_precisions(k)}" for k in backends)
+        raise MfpiError(f"no backend runs --precisions {','.join(settings.precisions or ())} ({runs})")
+    s = settings
+    workloads = make_workloads(s.tile, s.batch, channels=s.channels, planes=s.planes, width=s.width)
     report = BenchReport(
         command=command,
         created_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -128,47 +137,42 @@ def run_benchmark(
         quick=settings.quick,
         skipped=dict(skipped or {}),
     )
+
+    def skip(kind: BackendKind, reason: str) -> None:
+        report.skipped[kind.value] = reason
+        log(f"skipping {kind.value}: {reason}")
+
     with tempfile.TemporaryDirectory(prefix="mfpi-bench-") as tmp:
         root = Path(work_dir or tmp)
         sources = {m: random_checkpoint(w, root) for m, w in workloads.items()}
         variants = export_variants(backends, settings.precisions)
         for kind in backends:
-            if not (precisions := plans[kind]):
-                report.skipped[kind.value] = (
-                    f"it runs {', '.join(p.value for p in select.KIND_PRECISIONS[kind])}; "
-                    f"--precisions asked for {', '.join(settings.precisions or ())}"
+            if not plans[kind]:
+                skip(
+                    kind, f"it runs {_precisions(kind)}; --precisions asked for {', '.join(settings.precisions or ())}"
                 )
-                log(f"skipping {kind.value}: {report.skipped[kind.value]}")
                 continue
-            log(f"{kind.value}: opening engines ({', '.join(p.value for p in precisions)})")
+            log(f"{kind.value}: opening engines ({', '.join(p.value for p in plans[kind])})")
+            requests = {
+                m: EngineRequest(
+                    kind,
+                    sources[m],
+                    w.in_tile,
+                    w.batch,
+                    settings.fp16 and kind in GPU_KINDS,
+                    settings.threads,
+                    variants=variants if kind in VARIANT_KINDS else frozenset(),
+                )
+                for m, w in workloads.items()
+            }
             with ExitStack() as opened:  # closes every engine opened, also when one fails to open
                 try:
-                    engines = _open_variants(
-                        report,
-                        kind,
-                        precisions,
-                        {
-                            m: EngineRequest(
-                                kind,
-                                sources[m],
-                                w.in_tile,
-                                w.batch,
-                                settings.fp16 and kind in GPU_KINDS,
-                                settings.threads,
-                                variants=variants if kind in VARIANT_KINDS else frozenset(),
-                            )
-                            for m, w in workloads.items()
-                        },
-                        opened,
-                        root,
-                        log,
-                    )
+                    engines = _open_variants(report, kind, plans[kind], requests, opened, root, log)
                 except MfpiError as exc:
                     if strict:
                         raise
                     report.variants = [v for v in report.variants if v.backend != kind.value]
-                    report.skipped[kind.value] = f"its engines could not be opened ({exc})"
-                    log(f"skipping {kind.value}: {report.skipped[kind.value]}")
+                    skip(kind, f"its engines could not be opened ({exc})")
                     continue
                 if not engines:
                     continue
@@ -177,20 +181,14 @@ def run_benchmark(
                     first = next(run.precision for run in engines)
                     log(f"{kind.value}: pipeline mode (run_slide on a generated slide, {first.value})")
                     try:
-                        report.pipeline.append(
-                            measure_pipeline(
-                                engines[Run(BenchModel.MFPINET, first)], settings.tile, settings.batch, root, log
-                            )
-                        )
+                        mfpinet = engines[Run(BenchModel.MFPINET, first)]
+                        report.pipeline.append(measure_pipeline(mfpinet, settings.tile, settings.batch, root, log))
                     except MfpiError as exc:
                         report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
     report.notes.extend(notes)
     if hasattr(os, "getloadavg"):
-        report.notes.append(
-            "load average at end: "
-            + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-            + f" ({report.machine.logical_cores} logical cores)"
-        )
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        report.notes.append(f"load average at end: {load} ({report.machine.logical_cores} logical cores)")
     report.notes.extend(NOTES)
     if settings.width is not None:
         report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
@@ -214,7 +212,7 @@ def _open_variants(
             report.variants.append(Variant(kind.value, precision.value, SKIPPED, reason))
             log(f"{kind.value} {precision.value}: skipped ({reason})")
             continue
-        reqs = {m: dataclasses.replace(r, precision=precision) for m, r in requests.items()}
+        reqs = {m: replace(r, precision=precision) for m, r in requests.items()}
         folders = {m: None if kind is BackendKind.TORCH else engine_folder(r, root, log) for m, r in reqs.items()}
         gates = {m: g for m, folder in folders.items() if (g := variant_gate(kind, folder, precision)) is not None}
         failed = [f"{m.label} {g.min_psnr_db:.1f} dB < {g.threshold_db} dB" for m, g in gates.items() if not g.passed]
@@ -225,12 +223,9 @@ def _open_variants(
             and folder is not None
             and (r := select.unavailable_reason(kind, folder, precision))
         ]
+        status = GATE_FAILED if failed else SKIPPED if why else MEASURED
         row = Variant(
-            kind.value,
-            precision.value,
-            GATE_FAILED if failed else SKIPPED if why else MEASURED,
-            "; ".join(failed or why),
-            {m.value: g for m, g in gates.items()},
+            kind.value, precision.value, status, "; ".join(failed or why), {m.value: g for m, g in gates.items()}
         )
         report.variants.append(row)
         if row.status != MEASURED:
