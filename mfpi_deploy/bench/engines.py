@@ -4,17 +4,18 @@ accuracy gate is left out of the folder and its figure kept beside it."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.bench.workload import Workload
+from mfpi_deploy.bench.report import GATE_FAILED, MEASURED, SKIPPED, BenchReport, Variant
+from mfpi_deploy.bench.workload import BenchModel, Workload
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
 from mfpi_deploy.checkpoint.card import Provenance
 from mfpi_deploy.engine.manifest import GateFigure, Manifest, is_engine_folder
@@ -151,7 +152,7 @@ def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]
             log(f"{req.source.name}: {exc}")
             variants.discard(Precision.parse(exc.precision))
             figure = GateFigure(exc.precision, "", exc.min_psnr_db, exc.threshold_db, "failed at export")
-            failed[exc.precision] = dataclasses.asdict(figure)
+            failed[exc.precision] = asdict(figure)
     if req.variants:
         write_atomic(failed_gates_path(target), json.dumps(failed, indent=2) + "\n")
     return target
@@ -188,3 +189,50 @@ def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) 
         precision=req.precision,
         per_plane=True,
     )
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one runner of a backend's interleaved rounds computes: one network's stack in one precision."""
+
+    model: BenchModel
+    precision: Precision
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.label} {self.precision.value}"
+
+
+def open_variants(
+    report: BenchReport,
+    kind: BackendKind,
+    precisions: tuple[Precision, ...],
+    requests: dict[BenchModel, EngineRequest],
+    opened: ExitStack,
+    root: Path,
+    log: Callable[[str], None],
+) -> dict[Run, Backend]:
+    """Every network's engine in each of `precisions` on `kind`, entered into `opened`; a precision that cannot run
+    here, or whose gate failed for some network, is a row of `report.variants` saying so (with the figures)."""
+    engines: dict[Run, Backend] = {}
+    for precision in precisions:
+        if reason := not_here(kind, precision):
+            report.variants.append(Variant(kind.value, precision.value, SKIPPED, reason))
+            log(f"{kind.value} {precision.value}: skipped ({reason})")
+            continue
+        reqs = {m: replace(r, precision=precision) for m, r in requests.items()}
+        folders = {m: None if kind is BackendKind.TORCH else engine_folder(r, root, log) for m, r in reqs.items()}
+        gates = {m: g for m, folder in folders.items() if (g := variant_gate(kind, folder, precision)) is not None}
+        failed = [f"{m.label} {g.min_psnr_db:.1f} dB < {g.threshold_db} dB" for m, g in gates.items() if not g.passed]
+        checked = folders if kind in VARIANT_KINDS else {}  # torch has no folder, the GPU kinds no variants
+        why = [f"{m.label}: {r}" for m, f in checked.items() if (r := select.unavailable_reason(kind, f, precision))]
+        status = GATE_FAILED if failed else SKIPPED if why else MEASURED
+        reason = "; ".join(failed or why)
+        row = Variant(kind.value, precision.value, status, reason, {m.value: g for m, g in gates.items()})
+        report.variants.append(row)
+        if row.status != MEASURED:
+            log(f"{kind.value} {precision.value}: {row.status} ({row.reason})")
+            continue
+        for m, r in reqs.items():
+            engines[Run(m, precision)] = opened.enter_context(open_engine(r, root, log))
+    return engines
