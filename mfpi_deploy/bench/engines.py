@@ -1,6 +1,5 @@
-"""Which backends and precision variants mfpi-bench runs, and each network's engine on them: random weights (timing
-does not depend on them), exported by `mfpi_deploy.export` with the variants asked for; a variant that fails its
-accuracy gate is left out of the folder and its figure kept beside it."""
+"""Which backends and precision variants mfpi-bench runs, and each network's engine: random weights (timing does not
+depend on them) exported by mfpi_deploy.export; a variant failing its accuracy gate is left out, its figure kept."""
 
 from __future__ import annotations
 
@@ -77,12 +76,9 @@ def not_here(kind: BackendKind, precision: Precision) -> str | None:
 def export_variants(kinds: list[BackendKind], asked: tuple[str, ...] | None) -> frozenset[Precision]:
     """The variants besides fp32 to export for the CPU backends in `kinds` (one folder per network serves
     them all): every one some backend will run here."""
+    cpu_kinds = [kind for kind in kinds if kind in VARIANT_KINDS]
     return frozenset(
-        p
-        for kind in kinds
-        if kind in VARIANT_KINDS
-        for p in planned(kind, asked)
-        if p is not Precision.FP32 and not_here(kind, p) is None
+        p for k in cpu_kinds for p in planned(k, asked) if p is not Precision.FP32 and not_here(k, p) is None
     )
 
 

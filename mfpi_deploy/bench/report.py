@@ -361,8 +361,9 @@ def variant_rows(report: BenchReport) -> Table:
     Markdown); rows not measured say why."""
     found = {(r.backend, r.precision, r.workload.model): r for r in report.results}
     ratios = {(s.backend, s.precision): s.per_round for s in report.speedups}
-    header = ["backend", "precision", "MFPINet ms (p10-p90)", "MFPINet Mvox/s"]
-    header += [f"Deep-Z x{report.settings.get('planes', 11)} ms", "speed-up (p10-p90)", "MFPINet gate", "Deep-Z gate"]
+    planes = report.settings.get("planes", 11)
+    header = ["backend", "precision", "MFPINet ms (p10-p90)", "MFPINet Mvox/s", f"Deep-Z x{planes} ms"]
+    header += ["speed-up (p10-p90)", "MFPINet gate", "Deep-Z gate", "status"]
     rows = []
     for v in report.variants:
         mfpi, deepz = (found.get((v.backend, v.precision, m)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ))
@@ -372,7 +373,7 @@ def variant_rows(report: BenchReport) -> Table:
             timing = [_ms(mfpi.latency_ms), _rate(mfpi.megavoxels_per_s), f"{deepz.latency_ms.median:,.1f}", speedup]
         gates = [_gate_cell(v.precision, v.gates.get(m.value)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ)]
         rows.append([v.backend, v.precision, *timing, *gates, v.status + (f": {v.reason}" if v.reason else "")])
-    return [*header, "status"], rows
+    return header, rows
 
 
 def _settings_line(report: BenchReport) -> str:

@@ -1,6 +1,5 @@
-"""Interleaved timing of every model's stack and the matrix-product reference on one backend, with per-runner memory
-peaks (rounds alternate order so load from other processes hits all runners alike); and pipeline mode: the MFPINet
-engine inside `run_slide` on a generated slide against the same engine alone, to show what the pipeline costs."""
+"""Timing on one backend: every model's stack and the matmul reference in interleaved rounds (order alternating, so
+load from other processes hits all alike) with memory peaks; and pipeline mode, the MFPINet engine inside run_slide."""
 
 from __future__ import annotations
 

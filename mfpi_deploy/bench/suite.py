@@ -169,15 +169,9 @@ def _measure(
     probe = runner.cuda_used_bytes if device == "cuda" and torch.cuda.is_available() else None
     with runner.PeakSampler(device_probe=probe) as sampler:
         times = runner.measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
-    report.matmul.append(
-        matmul := MatmulReference(
-            device,
-            settings.matmul_size,
-            (settings.threads or torch.get_num_threads()) if device == "cpu" else None,
-            summarize(times[MATMUL]),
-            backend=kind.value,
-        )
-    )
+    threads = (settings.threads or torch.get_num_threads()) if device == "cpu" else None
+    matmul = MatmulReference(device, settings.matmul_size, threads, summarize(times[MATMUL]), backend=kind.value)
+    report.matmul.append(matmul)
     for run in opened:
         report.results.append(
             ModelResult(
@@ -195,11 +189,5 @@ def _measure(
         paper = times[Run(BenchModel.MFPINET, precision)]
         for model, found in ((BenchModel.DEEPZ, report.speedups), (BenchModel.MFPINET_RESIDUAL, report.residual)):
             other = times[Run(model, precision)]
-            found.append(
-                Ratio(
-                    kind.value,
-                    summarize(paired_ratios(other, paper)),
-                    summarize(other).median / summarize(paper).median,
-                    precision.value,
-                )
-            )
+            of_medians = summarize(other).median / summarize(paper).median
+            found.append(Ratio(kind.value, summarize(paired_ratios(other, paper)), of_medians, precision.value))
