@@ -34,20 +34,11 @@ def render_chart(report: BenchReport) -> bytes:
         ys = [r.latency_ms.median for r in rows]
         lo = [r.latency_ms.median - r.latency_ms.p10 for r in rows]
         hi = [r.latency_ms.p90 - r.latency_ms.median for r in rows]
-        passes = "one pass" if rows[0].workload.passes == 1 else "one pass per plane"
-        bars = ax.bar(
-            xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(model.value), label=f"{rows[0].label} ({passes})"
-        )
+        label = f"{rows[0].label} ({'one pass' if rows[0].workload.passes == 1 else 'one pass per plane'})"
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=COLOURS.get(model.value), label=label)
         for bar, y, up in zip(bars, ys, hi):
-            ax.annotate(
-                _ms(y),
-                (bar.get_x() + bar.get_width() / 2, y + up),
-                xytext=(0, 3),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
+            top = (bar.get_x() + bar.get_width() / 2, y + up)
+            ax.annotate(_ms(y), top, xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlim(-0.75, len(groups) - 0.25)
     ax.set_xticks(range(len(groups)), [g.replace(" (", "\n(", 1) for g in groups])
@@ -65,14 +56,9 @@ def render_chart(report: BenchReport) -> bytes:
     where = {(r.backend, r.precision): groups.index(r.engine) for r in report.results}
     for sp in report.speedups:
         gate = report.gate(sp.backend, sp.precision, BenchModel.MFPINET)
-        accuracy = f"\ngate {gate.min_psnr_db:.1f} dB" if gate is not None else ""
-        ax.annotate(
-            f"{sp.per_round.median:.1f}x faster{accuracy}",
-            (where[(sp.backend, sp.precision)], ymax * 2.5),
-            ha="center",
-            fontsize=9,
-            fontweight="bold",
-        )
+        text = f"{sp.per_round.median:.1f}x faster" + (f"\ngate {gate.min_psnr_db:.1f} dB" if gate is not None else "")
+        at = (where[(sp.backend, sp.precision)], ymax * 2.5)
+        ax.annotate(text, at, ha="center", fontsize=9, fontweight="bold")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.text(0.01, 0.01, report.machine.one_line().split(";")[0], fontsize=6, color="0.4")

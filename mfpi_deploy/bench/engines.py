@@ -1,20 +1,20 @@
-"""Which backends mfpi-bench runs (`mfpi_deploy.backends.select`'s probe), and each network's engine on them:
-random weights (timing does not depend on them), exported by `mfpi_deploy.export` with the precision variants
-asked for; a variant that fails its accuracy gate is left out of the folder and its figure kept beside it."""
+"""Which backends and precision variants mfpi-bench runs, and each network's engine: random weights (timing does not
+depend on them) exported by mfpi_deploy.export; a variant failing its accuracy gate is left out, its figure kept."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.bench.workload import Workload
+from mfpi_deploy.bench.report import GATE_FAILED, MEASURED, SKIPPED, BenchReport, Variant
+from mfpi_deploy.bench.workload import BenchModel, Workload
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
 from mfpi_deploy.checkpoint.card import Provenance
 from mfpi_deploy.engine.manifest import GateFigure, Manifest, is_engine_folder
@@ -26,6 +26,9 @@ from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.models import create_model
 
 BENCH_ORDER = (*select.AUTO_ORDER, BackendKind.TORCH)  # what `auto` runs, fastest first
+# CPU backends whose engine folders hold precision variants; the others run one engine each (GPU: --fp16).
+VARIANT_KINDS = (BackendKind.ORT_CPU, BackendKind.OPENVINO)
+GPU_KINDS = (BackendKind.TRT, BackendKind.ORT_CUDA)
 
 
 def select_backends(requested: tuple[str, ...]) -> tuple[list[BackendKind], dict[str, str]]:
@@ -43,16 +46,48 @@ def select_backends(requested: tuple[str, ...]) -> tuple[list[BackendKind], dict
     return kinds, {}
 
 
+def parse_precisions(text: str | None) -> tuple[str, ...] | None:
+    """'fp32,int8,bf16' -> ('fp32', 'int8', 'bf16') in that order, duplicates dropped; None: every one."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise MfpiError("--precisions: name at least one of fp32, fp16, bf16, int8 (comma-separated)")
+    return tuple(dict.fromkeys(Precision.parse(n).value for n in names))
+
+
+def planned(kind: BackendKind, asked: tuple[str, ...] | None, fp16: bool = False) -> tuple[Precision, ...]:
+    """The precisions `kind` is measured in: on ort-cpu and openvino every variant it runs (or those of `asked`
+    it runs); on TensorRT / onnxruntime CUDA fp16 with `fp16`, else fp32; torch fp32."""
+    if kind in VARIANT_KINDS:
+        return tuple(p for p in select.KIND_PRECISIONS[kind] if asked is None or p.value in asked)
+    return (Precision.FP16 if fp16 and kind in GPU_KINDS else Precision.FP32,)
+
+
+def not_here(kind: BackendKind, precision: Precision) -> str | None:
+    """Why this machine cannot run `precision` on `kind` whatever the engine (bf16 without bf16 arithmetic)."""
+    if kind is BackendKind.OPENVINO and precision is Precision.BF16:
+        from mfpi_deploy.backends import openvino_backend
+
+        return openvino_backend.no_bf16_reason()
+    return None
+
+
+def export_variants(kinds: list[BackendKind], asked: tuple[str, ...] | None) -> frozenset[Precision]:
+    """The variants besides fp32 to export for the CPU backends in `kinds` (one folder per network serves
+    them all): every one some backend will run here."""
+    cpu_kinds = [kind for kind in kinds if kind in VARIANT_KINDS]
+    return frozenset(
+        p for k in cpu_kinds for p in planned(k, asked) if p is not Precision.FP32 and not_here(k, p) is None
+    )
+
+
 def random_checkpoint(workload: Workload, folder: Path) -> Path:
     """Save a random-weight checkpoint of the network the workload measures."""
-    arch = workload.model.architecture
-    card = ModelCard(
-        architecture=arch,
-        config=dict(workload.config),
-        provenance=Provenance(source="random weights (mfpi-bench; timing only)"),
-    )
+    arch, config = workload.model.architecture, dict(workload.config)
+    card = ModelCard(arch, config, provenance=Provenance(source="random weights (mfpi-bench; timing only)"))
     path = folder / f"{workload.model.value}-random"
-    save_checkpoint(create_model(arch, **workload.config).eval(), card, path, overwrite=True)
+    save_checkpoint(create_model(arch, **config).eval(), card, path, overwrite=True)
     return path
 
 
@@ -112,9 +147,8 @@ def engine_folder(req: EngineRequest, work_dir: Path, log: Callable[[str], None]
                 raise
             log(f"{req.source.name}: {exc}")
             variants.discard(Precision.parse(exc.precision))
-            failed[exc.precision] = dataclasses.asdict(
-                GateFigure(exc.precision, "", exc.min_psnr_db, exc.threshold_db, "failed at export")
-            )
+            figure = GateFigure(exc.precision, "", exc.min_psnr_db, exc.threshold_db, "failed at export")
+            failed[exc.precision] = asdict(figure)
     if req.variants:
         write_atomic(failed_gates_path(target), json.dumps(failed, indent=2) + "\n")
     return target
@@ -134,10 +168,9 @@ def variant_gate(kind: BackendKind, folder: Path | None, precision: Precision) -
 
 def engine_device(kind: BackendKind) -> str:
     """'cpu' or 'cuda': the device `kind` computes on (torch: CUDA when present)."""
-    cpu = kind in (BackendKind.ORT_CPU, BackendKind.OPENVINO) or (
-        kind is BackendKind.TORCH and not torch.cuda.is_available()
-    )
-    return "cpu" if cpu else "cuda"
+    if kind in VARIANT_KINDS or (kind is BackendKind.TORCH and not torch.cuda.is_available()):
+        return "cpu"
+    return "cuda"
 
 
 def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Backend:
@@ -152,3 +185,50 @@ def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) 
         precision=req.precision,
         per_plane=True,
     )
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one runner of a backend's interleaved rounds computes: one network's stack in one precision."""
+
+    model: BenchModel
+    precision: Precision
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.label} {self.precision.value}"
+
+
+def open_variants(
+    report: BenchReport,
+    kind: BackendKind,
+    precisions: tuple[Precision, ...],
+    requests: dict[BenchModel, EngineRequest],
+    opened: ExitStack,
+    root: Path,
+    log: Callable[[str], None],
+) -> dict[Run, Backend]:
+    """Every network's engine in each of `precisions` on `kind`, entered into `opened`; a precision that cannot run
+    here, or whose gate failed for some network, is a row of `report.variants` saying so (with the figures)."""
+    engines: dict[Run, Backend] = {}
+    for precision in precisions:
+        if reason := not_here(kind, precision):
+            report.variants.append(Variant(kind.value, precision.value, SKIPPED, reason))
+            log(f"{kind.value} {precision.value}: skipped ({reason})")
+            continue
+        reqs = {m: replace(r, precision=precision) for m, r in requests.items()}
+        folders = {m: None if kind is BackendKind.TORCH else engine_folder(r, root, log) for m, r in reqs.items()}
+        gates = {m: g for m, folder in folders.items() if (g := variant_gate(kind, folder, precision)) is not None}
+        failed = [f"{m.label} {g.min_psnr_db:.1f} dB < {g.threshold_db} dB" for m, g in gates.items() if not g.passed]
+        checked = folders if kind in VARIANT_KINDS else {}  # torch has no folder, the GPU kinds no variants
+        why = [f"{m.label}: {r}" for m, f in checked.items() if (r := select.unavailable_reason(kind, f, precision))]
+        status = GATE_FAILED if failed else SKIPPED if why else MEASURED
+        reason = "; ".join(failed or why)
+        row = Variant(kind.value, precision.value, status, reason, {m.value: g for m, g in gates.items()})
+        report.variants.append(row)
+        if row.status != MEASURED:
+            log(f"{kind.value} {precision.value}: {row.status} ({row.reason})")
+            continue
+        for m, r in reqs.items():
+            engines[Run(m, precision)] = opened.enter_context(open_engine(r, root, log))
+    return engines

@@ -14,19 +14,8 @@ import torch
 
 from mfpi_deploy.gitinfo import git_commit
 
-SIMD_FEATURES = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_bf16",
-    "asimd",
-    "sve",
-)
+# SIMD features that decide convolution speed, as /proc/cpuinfo names them (x86, then Arm)
+SIMD_FEATURES = tuple("sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 asimd sve".split())
 PACKAGES = ("mfpi-deploy", "torch", "numpy", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda")
 
 
@@ -72,11 +61,8 @@ def cpu_details(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str], 
             fields.setdefault(key.strip(), value.strip())
     name = next((fields[k] for k in ("model name", "Hardware", "Processor") if fields.get(k)), "")
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
-    ident = " ".join(
-        f"{label}{fields[key]}"
-        for key, label in (("vendor_id", ""), ("cpu family", "family "), ("model", "model "))
-        if fields.get(key)
-    )
+    labels = (("vendor_id", ""), ("cpu family", "family "), ("model", "model "))
+    ident = " ".join(f"{label}{fields[key]}" for key, label in labels if fields.get(key))
     return (
         name or platform.processor() or platform.machine() or "unknown CPU",
         [f for f in SIMD_FEATURES if f in flags],

@@ -4,8 +4,9 @@ Markdown: every rendering reads the same `BenchReport`, so the numbers agree acr
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, astuple, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ QUICK_NOTE = (
     "QUICK MODE: smaller tile and fewer runs than the paper's 384 -> 768; "
     "absolute times are not comparable with Table III, the speed-up is indicative"
 )
+MEASURED, SKIPPED, GATE_FAILED = "measured", "skipped", "gate failed"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Summary:
 
     def scaled(self, factor: float) -> Summary:
         """The same summary with every value multiplied by a positive `factor` (e.g. s -> ms)."""
-        return Summary(self.n, *(factor * v for v in (self.median, self.p10, self.p90, self.mean, self.min, self.max)))
+        return Summary(self.n, *(factor * v for v in astuple(self)[1:]))
 
 
 def summarize(samples: Sequence[float]) -> Summary:
@@ -55,15 +57,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     if values.ndim != 1 or values.size == 0:
         raise ValueError("summarize needs a non-empty 1-D sequence of samples")
     p10, p50, p90 = np.percentile(values, [10.0, 50.0, 90.0])
-    return Summary(
-        int(values.size),
-        float(p50),
-        float(p10),
-        float(p90),
-        float(values.mean()),
-        float(values.min()),
-        float(values.max()),
-    )
+    return Summary(int(values.size), *(float(v) for v in (p50, p10, p90, values.mean(), values.min(), values.max())))
 
 
 def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
@@ -188,7 +182,8 @@ class Ratio:
         }
 
 
-MEASURED, SKIPPED, GATE_FAILED = "measured", "skipped", "gate failed"
+def _gate_dict(gate: GateFigure | None) -> dict[str, object] | None:
+    return None if gate is None else asdict(gate) | {"passed": gate.passed}
 
 
 @dataclass(frozen=True)
@@ -203,13 +198,8 @@ class Variant:
     gates: dict[str, GateFigure] = field(default_factory=dict)  # none for fp32 (the reference)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "backend": self.backend,
-            "precision": self.precision,
-            "status": self.status,
-            "reason": self.reason,
-            "accuracy": {m: asdict(g) | {"passed": g.passed} for m, g in self.gates.items()},
-        }
+        fields = {k: v for k, v in asdict(self).items() if k != "gates"}
+        return fields | {"accuracy": {m: _gate_dict(g) for m, g in self.gates.items()}}
 
 
 @dataclass(frozen=True)
@@ -285,12 +275,33 @@ class BenchReport:
         }
 
 
-def _gate_dict(gate: GateFigure | None) -> dict[str, object] | None:
-    return None if gate is None else asdict(gate) | {"passed": gate.passed}
-
-
 def to_json(report: BenchReport) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+# Rendering for people. A table is a header and rows of cells, written as plain text or Markdown; its columns
+# are (title, the cell of one item) pairs, so each title sits beside how its cells are written.
+Table = tuple[list[str], list[list[str]]]
+Columns = Sequence[tuple[str, Callable[[Any], str]]]
+
+
+def _table(columns: Columns, items: Sequence[Any]) -> Table:
+    return [title for title, _ in columns], [[cell(item) for _, cell in columns] for item in items]
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A plain-text table: header, rule, rows, columns padded to their widest cell."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
+    return [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+        "  ".join("-" * w for w in widths),
+        *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows),
+    ]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table and the blank line after it."""
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows), ""]
 
 
 def _rate(value: float) -> str:
@@ -303,87 +314,63 @@ def _pct(ratio: float) -> str:
     return f"{100 * (ratio - 1):+.1f}%"
 
 
-def table_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the results table (shared by terminal and Markdown)."""
-    header = [
-        "backend",
-        "precision",
-        "model",
-        "params",
-        "GFLOP/stack",
-        "latency ms (p10-p90)",
-        "Mvox/s",
-        "GFLOP/s",
-        "of matmul",
-        "peak RSS MiB",
-        "device MiB",
-        "gate (min PSNR vs fp32)",
-    ]
-    rows = []
-    for r in report.results:
-        lat = r.latency_ms
-        rows.append(
-            [
-                f"{r.backend} ({r.device})",
-                r.precision,
-                r.label,
-                f"{r.workload.parameters:,}",
-                f"{r.workload.flops / 1e9:,.2f}",
-                f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
-                _rate(r.megavoxels_per_s),
-                f"{r.gflops_per_s:,.1f}",
-                "-" if r.matmul_share is None else f"{100 * r.matmul_share:.0f}%",
-                *("-" if b is None else f"{b / 2**20:,.0f}" for b in (r.peak_rss_bytes, r.peak_device_bytes)),
-                _gate_cell(r.precision, report.gate(r.backend, r.precision, r.workload.model)),
-            ]
-        )
-    return header, rows
+def _ms(latency: Summary) -> str:
+    """Median latency with its p10-p90 spread: '11.0 (10.2-11.8)'."""
+    return f"{latency.median:,.1f} ({latency.p10:,.1f}-{latency.p90:,.1f})"
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:,.0f}"
 
 
 def _gate_cell(precision: str, gate: GateFigure | None) -> str:
     """'47.3 dB', '44.1 dB < 45 dB' (failed), 'reference' (fp32) or '-' (no gate recorded)."""
     if gate is None:
         return "reference" if precision == "fp32" else "-"
-    how = f" ({gate.method})" if gate.method and gate.method != gate.runtime and gate.passed else ""
     if gate.passed:
-        return f"{gate.min_psnr_db:.1f} dB{how}"
-    return (
-        f"{gate.min_psnr_db:.1f} dB < {gate.threshold_db:g} dB"
-        if gate.threshold_db is not None
-        else f"{gate.min_psnr_db:.1f} dB (no threshold)"
-    )
+        return f"{gate.min_psnr_db:.1f} dB" + (f" ({gate.method})" if gate.method not in ("", gate.runtime) else "")
+    if gate.threshold_db is None:
+        return f"{gate.min_psnr_db:.1f} dB (no threshold)"
+    return f"{gate.min_psnr_db:.1f} dB < {gate.threshold_db:g} dB"
 
 
-def variant_rows(report: BenchReport) -> tuple[list[str], list[list[str]]]:
+def table_rows(report: BenchReport) -> Table:
+    """Header and cells of the results table (shared by terminal and Markdown)."""
+    columns: list[tuple[str, Callable[[ModelResult], str]]] = [
+        ("backend", lambda r: f"{r.backend} ({r.device})"),
+        ("precision", lambda r: r.precision),
+        ("model", lambda r: r.label),
+        ("params", lambda r: f"{r.workload.parameters:,}"),
+        ("GFLOP/stack", lambda r: f"{r.workload.flops / 1e9:,.2f}"),
+        ("latency ms (p10-p90)", lambda r: _ms(r.latency_ms)),
+        ("Mvox/s", lambda r: _rate(r.megavoxels_per_s)),
+        ("GFLOP/s", lambda r: f"{r.gflops_per_s:,.1f}"),
+        ("of matmul", lambda r: "-" if r.matmul_share is None else f"{100 * r.matmul_share:.0f}%"),
+        ("peak RSS MiB", lambda r: _mib(r.peak_rss_bytes)),
+        ("device MiB", lambda r: _mib(r.peak_device_bytes)),
+        (
+            "gate (min PSNR vs fp32)",
+            lambda r: _gate_cell(r.precision, report.gate(r.backend, r.precision, r.workload.model)),
+        ),
+    ]
+    return _table(columns, report.results)
+
+
+def variant_rows(report: BenchReport) -> Table:
     """Header and cells of the backend x precision table: MFPINet against Deep-Z with both gates (terminal and
     Markdown); rows not measured say why."""
-    planes = report.settings.get("planes", 11)
-    header = [
-        "backend",
-        "precision",
-        "MFPINet ms (p10-p90)",
-        "MFPINet Mvox/s",
-        f"Deep-Z x{planes} ms",
-        "speed-up (p10-p90)",
-        "MFPINet gate",
-        "Deep-Z gate",
-        "status",
-    ]
     found = {(r.backend, r.precision, r.workload.model): r for r in report.results}
-    ratios = {(s.backend, s.precision): s for s in report.speedups}
+    ratios = {(s.backend, s.precision): s.per_round for s in report.speedups}
+    planes = report.settings.get("planes", 11)
+    header = ["backend", "precision", "MFPINet ms (p10-p90)", "MFPINet Mvox/s", f"Deep-Z x{planes} ms"]
+    header += ["speed-up (p10-p90)", "MFPINet gate", "Deep-Z gate", "status"]
     rows = []
     for v in report.variants:
         mfpi, deepz = (found.get((v.backend, v.precision, m)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ))
-        ratio = ratios.get((v.backend, v.precision))
         timing = ["-"] * 4
-        if mfpi is not None and deepz is not None and ratio is not None:
-            lat, r = mfpi.latency_ms, ratio.per_round
-            timing = [
-                f"{lat.median:,.1f} ({lat.p10:,.1f}-{lat.p90:,.1f})",
-                _rate(mfpi.megavoxels_per_s),
-                f"{deepz.latency_ms.median:,.1f}",
-                f"{r.median:.1f}x ({r.p10:.1f}-{r.p90:.1f})",
-            ]
+        if mfpi is not None and deepz is not None and (r := ratios.get((v.backend, v.precision))) is not None:
+            speedup = f"{r.median:.1f}x ({r.p10:.1f}-{r.p90:.1f})"
+            timing = [_ms(mfpi.latency_ms), _rate(mfpi.megavoxels_per_s), f"{deepz.latency_ms.median:,.1f}", speedup]
         gates = [_gate_cell(v.precision, v.gates.get(m.value)) for m in (BenchModel.MFPINET, BenchModel.DEEPZ)]
         rows.append([v.backend, v.precision, *timing, *gates, v.status + (f": {v.reason}" if v.reason else "")])
     return header, rows
@@ -403,16 +390,6 @@ def _matmul_where(m: MatmulReference) -> str:
     threads = f", {m.threads} thread(s)" if m.threads else ""
     rounds = f", interleaved with the {m.backend} rounds" if m.backend else ""
     return f" ({m.device}, torch.matmul, float32 {m.size}x{m.size}{threads}{rounds})"
-
-
-def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A plain-text table: header, rule, rows, columns padded to their widest cell."""
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
-    return [
-        "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-        "  ".join("-" * w for w in widths),
-        *("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows),
-    ]
 
 
 def format_table(report: BenchReport) -> str:
@@ -438,16 +415,14 @@ def format_table(report: BenchReport) -> str:
         r = c.per_round
         lines.append(
             f"{c.backend} {c.precision}: MFPINet residual costs {_pct(r.median)} per stack over MFPINet "
-            f"(per-round p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; "
-            f"ratio of median latencies {c.of_medians:.3f})"
+            f"(per-round p10-p90 {_pct(r.p10)} to {_pct(r.p90)}; ratio of median latencies {c.of_medians:.3f})"
         )
     for p in report.pipeline:
         lines.append(
             f"pipeline ({p.backend}, MFPINet, {p.slide_side}x{p.slide_side} slide, {p.tiles} tiles of "
             f"{p.tile} px, halo {p.halo}): engine {p.engine_megavoxels_per_s_in_pipeline:,.2f} Mvox/s inside "
             f"run_slide vs {p.bare_engine_megavoxels_per_s:,.2f} bare = {100 * p.efficiency:.0f}% efficiency "
-            "(target 90%); "
-            f"{p.end_to_end_megavoxels_per_s:,.2f} Mvox/s of stack end to end "
+            f"(target 90%); {p.end_to_end_megavoxels_per_s:,.2f} Mvox/s of stack end to end "
             f"({100 * p.halo_overhead:.0f}% of computed output is halo)"
         )
     lines += [f"skipped {kind}: {reason}" for kind, reason in report.skipped.items()]
@@ -455,9 +430,24 @@ def format_table(report: BenchReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table and the blank line after it."""
-    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(r)} |" for r in rows), ""]
+RESIDUAL_COLUMNS: Columns = [
+    ("backend", lambda c: c.backend),
+    ("precision", lambda c: c.precision),
+    ("extra (median of rounds)", lambda c: _pct(c.per_round.median)),
+    ("p10-p90", lambda c: f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}"),
+    ("ratio of median latencies", lambda c: f"{c.of_medians:.3f}"),
+]
+PIPELINE_COLUMNS: Columns = [
+    ("backend", lambda p: p.backend),
+    ("slide", lambda p: f"{p.slide_side}x{p.slide_side}"),
+    ("tiles", lambda p: f"{p.tiles} x {p.tile} px"),
+    ("halo", lambda p: str(p.halo)),
+    ("engine Mvox/s in pipeline", lambda p: f"{p.engine_megavoxels_per_s_in_pipeline:,.2f}"),
+    ("bare engine Mvox/s", lambda p: f"{p.bare_engine_megavoxels_per_s:,.2f}"),
+    ("efficiency", lambda p: f"{100 * p.efficiency:.0f}%"),
+    ("end-to-end Mvox/s of stack", lambda p: f"{p.end_to_end_megavoxels_per_s:,.2f}"),
+    ("halo overhead", lambda p: f"{100 * p.halo_overhead:.0f}%"),
+]
 
 
 def to_markdown(report: BenchReport) -> str:
@@ -466,12 +456,12 @@ def to_markdown(report: BenchReport) -> str:
     if report.quick:
         out += [f"**{QUICK_NOTE}.**", ""]
     machine = report.machine
+    commit = f" (source commit {machine.source_commit})" if machine.source_commit else ""
     out += [
         f"- Command: `{report.command}`",
         f"- Measured: {report.created_utc}",
         f"- Machine: {machine.one_line()}",
-        f"- Packages: {', '.join(f'{k} {v}' for k, v in machine.packages.items())}"
-        + (f" (source commit {machine.source_commit})" if machine.source_commit else ""),
+        f"- Packages: {', '.join(f'{k} {v}' for k, v in machine.packages.items())}{commit}",
         f"- Workload: {_settings_line(report)}",
     ]
     if machine.load_average:
@@ -480,17 +470,15 @@ def to_markdown(report: BenchReport) -> str:
         f"- Matrix-product reference{_matmul_where(m)}: {m.gflops_per_s:,.1f} GFLOP/s (median of rounds)"
         for m in report.matmul
     ]
+    out += ["", *_md_table(*table_rows(report))]
     out += [
-        "",
-        *_md_table(*table_rows(report)),
         "Latency is per output stack (MFPINet, both forms: one pass; Deep-Z: one pass per plane). "
         "A voxel is one pixel of one plane (all colour channels).",
         "",
     ]
     if report.variants:
+        out += ["## Speed-up of MFPINet over Deep-Z by backend and precision (same output volume)", ""]
         out += [
-            "## Speed-up of MFPINet over Deep-Z by backend and precision (same output volume)",
-            "",
             *_md_table(*variant_rows(report)),
             f"Speed-up: median of per-round ratios (Deep-Z over MFPINet, timed in the same rounds); paper "
             f"{PAPER['speedup']}x on {PAPER['hardware']}. Gate: the engine's lowest per-plane PSNR against its "
@@ -498,54 +486,12 @@ def to_markdown(report: BenchReport) -> str:
             "",
         ]
     if report.residual:
-        out += [
-            "## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)",
-            "",
-            *_md_table(
-                ["backend", "precision", "extra (median of rounds)", "p10-p90", "ratio of median latencies"],
-                [
-                    [
-                        c.backend,
-                        c.precision,
-                        _pct(c.per_round.median),
-                        f"{_pct(c.per_round.p10)} to {_pct(c.per_round.p90)}",
-                        f"{c.of_medians:.3f}",
-                    ]
-                    for c in report.residual
-                ],
-            ),
-        ]
+        out += ["## Extra cost of the residual form (MFPINet residual over MFPINet, per stack)", ""]
+        out += _md_table(*_table(RESIDUAL_COLUMNS, report.residual))
     if report.pipeline:
+        out += ["## Pipeline efficiency (MFPINet inside run_slide)", ""]
         out += [
-            "## Pipeline efficiency (MFPINet inside run_slide)",
-            "",
-            *_md_table(
-                [
-                    "backend",
-                    "slide",
-                    "tiles",
-                    "halo",
-                    "engine Mvox/s in pipeline",
-                    "bare engine Mvox/s",
-                    "efficiency",
-                    "end-to-end Mvox/s of stack",
-                    "halo overhead",
-                ],
-                [
-                    [
-                        p.backend,
-                        f"{p.slide_side}x{p.slide_side}",
-                        f"{p.tiles} x {p.tile} px",
-                        str(p.halo),
-                        f"{p.engine_megavoxels_per_s_in_pipeline:,.2f}",
-                        f"{p.bare_engine_megavoxels_per_s:,.2f}",
-                        f"{100 * p.efficiency:.0f}%",
-                        f"{p.end_to_end_megavoxels_per_s:,.2f}",
-                        f"{100 * p.halo_overhead:.0f}%",
-                    ]
-                    for p in report.pipeline
-                ],
-            ),
+            *_md_table(*_table(PIPELINE_COLUMNS, report.pipeline)),
             "Efficiency counts every computed tile's output (halos included) per second of the tile loop, against "
             "the same engine timed alone on batches of the same shape just before and after; target at least 90%. "
             "End to end counts only the slide's stack over the whole call (halos, pyramid and writing included).",

@@ -3,7 +3,6 @@ interleaved, one report."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import tempfile
@@ -16,32 +15,11 @@ import torch
 
 from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
-from mfpi_deploy.bench.engines import (
-    EngineRequest,
-    engine_device,
-    engine_folder,
-    open_engine,
-    random_checkpoint,
-    variant_gate,
-)
+from mfpi_deploy.bench import engines, runner
+from mfpi_deploy.bench.engines import EngineRequest, Run
 from mfpi_deploy.bench.machine import describe_machine
-from mfpi_deploy.bench.report import (
-    GATE_FAILED,
-    MEASURED,
-    SKIPPED,
-    BenchReport,
-    MatmulReference,
-    ModelResult,
-    Ratio,
-    Variant,
-    paired_ratios,
-    summarize,
-)
-from mfpi_deploy.bench.runner import PeakSampler, cuda_used_bytes, matmul_runner, measure_interleaved, stack_runner
-from mfpi_deploy.bench.slide_run import measure_pipeline
-from mfpi_deploy.bench.variants import GPU_KINDS, VARIANT_KINDS, export_variants, not_here, planned
+from mfpi_deploy.bench.report import BenchReport, MatmulReference, ModelResult, Ratio, paired_ratios, summarize
 from mfpi_deploy.bench.workload import BenchModel, Workload, make_workloads
-from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 
 MATMUL = "matmul"
@@ -54,18 +32,6 @@ NOTES = (
     "MFPINet residual is the same network plus an in-graph bicubic upsampling of the input (a fixed depthwise "
     "convolution, counted in its GFLOPs) added to every plane",
 )
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one runner of a backend's interleaved rounds computes: one network's stack in one precision."""
-
-    model: BenchModel
-    precision: Precision
-
-    @property
-    def label(self) -> str:
-        return f"{self.model.label} {self.precision.value}"
 
 
 @dataclass(frozen=True)
@@ -97,6 +63,10 @@ def quick_settings(**overrides: object) -> BenchSettings:
     return BenchSettings(**{**base, **{k: v for k, v in overrides.items() if v is not None}})  # type: ignore[arg-type]
 
 
+def _precisions(kind: BackendKind) -> str:
+    return ", ".join(p.value for p in select.KIND_PRECISIONS[kind])
+
+
 def run_benchmark(
     settings: BenchSettings,
     backends: list[BackendKind],
@@ -110,16 +80,13 @@ def run_benchmark(
 ) -> BenchReport:
     """Measure every model on every backend in `backends` and return the report. `strict`: a backend whose
     engines cannot be opened is an error (named by the user); else it is skipped and the others run (`auto`)."""
-    plans = {kind: planned(kind, settings.precisions, settings.fp16) for kind in backends}
+    plans = {kind: engines.planned(kind, settings.precisions, settings.fp16) for kind in backends}
+    asked = settings.precisions or ()
     if not any(plans.values()):
-        raise MfpiError(
-            f"no backend runs --precisions {','.join(settings.precisions or ())} ("
-            + "; ".join(f"{k.value} runs {', '.join(p.value for p in select.KIND_PRECISIONS[k])}" for k in backends)
-            + ")"
-        )
-    workloads = make_workloads(
-        settings.tile, settings.batch, channels=settings.channels, planes=settings.planes, width=settings.width
-    )
+        runs = "; ".join(f"{k.value} runs {_precisions(k)}" for k in backends)
+        raise MfpiError(f"no backend runs --precisions {','.join(asked)} ({runs})")
+    s = settings
+    workloads = make_workloads(s.tile, s.batch, channels=s.channels, planes=s.planes, width=s.width)
     report = BenchReport(
         command=command,
         created_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -128,153 +95,84 @@ def run_benchmark(
         quick=settings.quick,
         skipped=dict(skipped or {}),
     )
+
+    def skip(kind: BackendKind, reason: str) -> None:
+        report.skipped[kind.value] = reason
+        log(f"skipping {kind.value}: {reason}")
+
     with tempfile.TemporaryDirectory(prefix="mfpi-bench-") as tmp:
         root = Path(work_dir or tmp)
-        sources = {m: random_checkpoint(w, root) for m, w in workloads.items()}
-        variants = export_variants(backends, settings.precisions)
+        sources = {m: engines.random_checkpoint(w, root) for m, w in workloads.items()}
+        variants = engines.export_variants(backends, settings.precisions)
         for kind in backends:
-            if not (precisions := plans[kind]):
-                report.skipped[kind.value] = (
-                    f"it runs {', '.join(p.value for p in select.KIND_PRECISIONS[kind])}; "
-                    f"--precisions asked for {', '.join(settings.precisions or ())}"
-                )
-                log(f"skipping {kind.value}: {report.skipped[kind.value]}")
+            if not plans[kind]:
+                skip(kind, f"it runs {_precisions(kind)}; --precisions asked for {', '.join(asked)}")
                 continue
-            log(f"{kind.value}: opening engines ({', '.join(p.value for p in precisions)})")
-            with ExitStack() as opened:  # closes every engine opened, also when one fails to open
+            log(f"{kind.value}: opening engines ({', '.join(p.value for p in plans[kind])})")
+            fp16 = settings.fp16 and kind in engines.GPU_KINDS
+            cpu_variants = variants if kind in engines.VARIANT_KINDS else frozenset()
+            requests = {
+                m: EngineRequest(kind, sources[m], w.in_tile, w.batch, fp16, settings.threads, variants=cpu_variants)
+                for m, w in workloads.items()
+            }
+            with ExitStack() as stack:  # closes every engine opened, also when one fails to open
                 try:
-                    engines = _open_variants(
-                        report,
-                        kind,
-                        precisions,
-                        {
-                            m: EngineRequest(
-                                kind,
-                                sources[m],
-                                w.in_tile,
-                                w.batch,
-                                settings.fp16 and kind in GPU_KINDS,
-                                settings.threads,
-                                variants=variants if kind in VARIANT_KINDS else frozenset(),
-                            )
-                            for m, w in workloads.items()
-                        },
-                        opened,
-                        root,
-                        log,
-                    )
+                    opened = engines.open_variants(report, kind, plans[kind], requests, stack, root, log)
                 except MfpiError as exc:
                     if strict:
                         raise
                     report.variants = [v for v in report.variants if v.backend != kind.value]
-                    report.skipped[kind.value] = f"its engines could not be opened ({exc})"
-                    log(f"skipping {kind.value}: {report.skipped[kind.value]}")
+                    skip(kind, f"its engines could not be opened ({exc})")
                     continue
-                if not engines:
+                if not opened:
                     continue
-                _measure(report, kind, engines, workloads, settings, log)
+                _measure(report, kind, opened, workloads, settings, log)
                 if settings.pipeline:
-                    first = next(run.precision for run in engines)
+                    first = next(run.precision for run in opened)
                     log(f"{kind.value}: pipeline mode (run_slide on a generated slide, {first.value})")
                     try:
-                        report.pipeline.append(
-                            measure_pipeline(
-                                engines[Run(BenchModel.MFPINET, first)], settings.tile, settings.batch, root, log
-                            )
-                        )
+                        mfpinet = opened[Run(BenchModel.MFPINET, first)]
+                        report.pipeline.append(runner.measure_pipeline(mfpinet, s.tile, s.batch, root, log))
                     except MfpiError as exc:
                         report.notes.append(f"pipeline mode on {kind.value} did not run: {exc}")
     report.notes.extend(notes)
     if hasattr(os, "getloadavg"):
-        report.notes.append(
-            "load average at end: "
-            + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-            + f" ({report.machine.logical_cores} logical cores)"
-        )
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        report.notes.append(f"load average at end: {load} ({report.machine.logical_cores} logical cores)")
     report.notes.extend(NOTES)
     if settings.width is not None:
         report.notes.append(f"networks narrowed to width {settings.width} (test setting, not the paper's networks)")
     return report
 
 
-def _open_variants(
-    report: BenchReport,
-    kind: BackendKind,
-    precisions: tuple[Precision, ...],
-    requests: dict[BenchModel, EngineRequest],
-    opened: ExitStack,
-    root: Path,
-    log: Callable[[str], None],
-) -> dict[Run, Backend]:
-    """Every network's engine in each of `precisions` on `kind`, entered into `opened`; a precision that cannot run
-    here, or whose gate failed for some network, is a row of `report.variants` saying so (with the figures)."""
-    engines: dict[Run, Backend] = {}
-    for precision in precisions:
-        if reason := not_here(kind, precision):
-            report.variants.append(Variant(kind.value, precision.value, SKIPPED, reason))
-            log(f"{kind.value} {precision.value}: skipped ({reason})")
-            continue
-        reqs = {m: dataclasses.replace(r, precision=precision) for m, r in requests.items()}
-        folders = {m: None if kind is BackendKind.TORCH else engine_folder(r, root, log) for m, r in reqs.items()}
-        gates = {m: g for m, folder in folders.items() if (g := variant_gate(kind, folder, precision)) is not None}
-        failed = [f"{m.label} {g.min_psnr_db:.1f} dB < {g.threshold_db} dB" for m, g in gates.items() if not g.passed]
-        why = [
-            f"{m.label}: {r}"
-            for m, folder in folders.items()
-            if kind in VARIANT_KINDS
-            and folder is not None
-            and (r := select.unavailable_reason(kind, folder, precision))
-        ]
-        row = Variant(
-            kind.value,
-            precision.value,
-            GATE_FAILED if failed else SKIPPED if why else MEASURED,
-            "; ".join(failed or why),
-            {m.value: g for m, g in gates.items()},
-        )
-        report.variants.append(row)
-        if row.status != MEASURED:
-            log(f"{kind.value} {precision.value}: {row.status} ({row.reason})")
-            continue
-        for m, r in reqs.items():
-            engines[Run(m, precision)] = opened.enter_context(open_engine(r, root, log))
-    return engines
-
-
 def _measure(
     report: BenchReport,
     kind: BackendKind,
-    engines: dict[Run, Backend],
+    opened: dict[Run, Backend],
     workloads: dict[BenchModel, Workload],
     settings: BenchSettings,
     log: Callable[[str], None],
 ) -> None:
     """Time every network in every precision opened, and the matmul reference, in interleaved rounds on one
     backend; add the rows to `report`."""
-    device = engine_device(kind)
+    device = engines.engine_device(kind)
     # open_engine checked each engine's output shape; every precision of a network gets the same input
     inputs = {m: w.sample_input(seed=i) for i, (m, w) in enumerate(workloads.items())}
     runners: dict[Hashable, Callable[[], object]] = {
-        run: stack_runner(backend, workloads[run.model], inputs[run.model]) for run, backend in engines.items()
+        run: runner.stack_runner(backend, workloads[run.model], inputs[run.model]) for run, backend in opened.items()
     }
-    runners[MATMUL] = matmul_runner(settings.matmul_size, device, settings.threads)
+    runners[MATMUL] = runner.matmul_runner(settings.matmul_size, device, settings.threads)
     log(
         f"{kind.value}: {settings.runs} rounds after {settings.warmup} warm-up "
-        f"({', '.join(run.label for run in engines)} stacks, {settings.matmul_size}x{settings.matmul_size} matmul)"
+        f"({', '.join(run.label for run in opened)} stacks, {settings.matmul_size}x{settings.matmul_size} matmul)"
     )
-    probe = cuda_used_bytes if device == "cuda" and torch.cuda.is_available() else None
-    with PeakSampler(device_probe=probe) as sampler:
-        times = measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
-    report.matmul.append(
-        matmul := MatmulReference(
-            device,
-            settings.matmul_size,
-            (settings.threads or torch.get_num_threads()) if device == "cpu" else None,
-            summarize(times[MATMUL]),
-            backend=kind.value,
-        )
-    )
-    for run in engines:
+    probe = runner.cuda_used_bytes if device == "cuda" and torch.cuda.is_available() else None
+    with runner.PeakSampler(device_probe=probe) as sampler:
+        times = runner.measure_interleaved(runners, settings.runs, settings.warmup, sampler, log)
+    threads = (settings.threads or torch.get_num_threads()) if device == "cpu" else None
+    matmul = MatmulReference(device, settings.matmul_size, threads, summarize(times[MATMUL]), backend=kind.value)
+    report.matmul.append(matmul)
+    for run in opened:
         report.results.append(
             ModelResult(
                 backend=kind.value,
@@ -287,15 +185,9 @@ def _measure(
                 matmul_gflops_per_s=matmul.gflops_per_s,
             )
         )
-    for precision in dict.fromkeys(run.precision for run in engines):
+    for precision in dict.fromkeys(run.precision for run in opened):
         paper = times[Run(BenchModel.MFPINET, precision)]
         for model, found in ((BenchModel.DEEPZ, report.speedups), (BenchModel.MFPINET_RESIDUAL, report.residual)):
             other = times[Run(model, precision)]
-            found.append(
-                Ratio(
-                    kind.value,
-                    summarize(paired_ratios(other, paper)),
-                    summarize(other).median / summarize(paper).median,
-                    precision.value,
-                )
-            )
+            of_medians = summarize(other).median / summarize(paper).median
+            found.append(Ratio(kind.value, summarize(paired_ratios(other, paper)), of_medians, precision.value))

@@ -102,8 +102,6 @@ def make_workloads(
             config["residual"] = True
         if width is not None:
             config["width"] = width
-        profile = profile_model(model.architecture, (batch, in_channels, side, side), **config)
-        found[model] = Workload(
-            model, batch, side, out, channels, planes, passes, profile.parameters, profile.flops, config
-        )
+        cost = profile_model(model.architecture, (batch, in_channels, side, side), **config)
+        found[model] = Workload(model, batch, side, out, channels, planes, passes, cost.parameters, cost.flops, config)
     return found

@@ -111,10 +111,9 @@ def main(
     engine's manifest, for MFPINet and Deep-Z.
     """
     from mfpi_deploy.bench.chart import save_chart
-    from mfpi_deploy.bench.engines import select_backends
+    from mfpi_deploy.bench.engines import parse_precisions, select_backends
     from mfpi_deploy.bench.report import format_table, to_json, to_markdown
     from mfpi_deploy.bench.suite import BenchSettings, quick_settings, run_benchmark
-    from mfpi_deploy.bench.variants import parse_precisions
     from mfpi_deploy.bench.workload import check_tile
     from mfpi_deploy.fileio import write_atomic
 

@@ -114,7 +114,7 @@ def test_gpu_backends_end_to_end(tmp_path, kind):
 
 def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
     """With auto, a backend that fails to build is skipped with its reason; named, it is an error."""
-    from mfpi_deploy.bench import engines, suite
+    from mfpi_deploy.bench import engines
     from mfpi_deploy.errors import MfpiError
 
     real_folder = engines.engine_folder
@@ -124,7 +124,7 @@ def test_auto_skips_a_backend_whose_engines_fail(monkeypatch, tmp_path):
             raise MfpiError("export failed: simulated")
         return real_folder(req, work_dir, log)
 
-    monkeypatch.setattr(suite, "engine_folder", flaky_folder)
+    monkeypatch.setattr(engines, "engine_folder", flaky_folder)
     monkeypatch.setattr(
         select, "runtime_missing", lambda kind: None if kind in (BackendKind.ORT_CPU, BackendKind.TORCH) else "not here"
     )

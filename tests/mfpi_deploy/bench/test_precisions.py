@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mfpi_deploy.backends import openvino_backend, select
 from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.bench import engines
-from mfpi_deploy.bench.variants import export_variants, not_here, parse_precisions, planned
+from mfpi_deploy.bench.engines import export_variants, not_here, parse_precisions, planned
 from mfpi_deploy.cli.bench import main
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tifffile
 
-from mfpi_deploy.bench.slide_run import pipeline_halo, write_test_slide
+from mfpi_deploy.bench.runner import pipeline_halo, write_test_slide
 
 
 def test_halo_is_the_default_unless_the_tile_is_small():
