@@ -1,13 +1,22 @@
-"""Interleaving, warm-up, per-runner memory peaks, the stack each model computes, and the matmul reference."""
+"""Interleaving, warm-up, per-runner memory peaks, the stack each model computes, the matmul reference, and the
+pipeline mode's helpers (halo for small tiles, the generated slide)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from mfpi_deploy.backends.torch_backend import TorchBackend
-from mfpi_deploy.bench.runner import PeakSampler, matmul_runner, measure_interleaved, stack_runner
+from mfpi_deploy.bench.runner import (
+    PeakSampler,
+    matmul_runner,
+    measure_interleaved,
+    pipeline_halo,
+    stack_runner,
+    write_test_slide,
+)
 from mfpi_deploy.bench.workload import BenchModel, make_workloads
 from mfpi_deploy.checkpoint import Checkpoint, ModelCard
 from mfpi_deploy.models import create_model
@@ -81,3 +90,23 @@ def test_matmul_runner_computes_the_seeded_product():
     got = run()
     assert got.shape == (64, 64) and got.dtype == torch.float32
     torch.testing.assert_close(got, a @ b)
+
+
+def test_halo_is_the_default_unless_the_tile_is_small():
+    assert pipeline_halo(384, 32) == 32
+    assert pipeline_halo(128, 32) == 32
+    assert pipeline_halo(128, 48) == 32
+    assert pipeline_halo(64, 32) == 16
+    assert pipeline_halo(32, 32) == 8
+    assert pipeline_halo(8, 32) == 0
+    for tile in (16, 32, 48, 64, 128):
+        h = pipeline_halo(tile, 32)
+        assert h % 8 == 0 and tile - 2 * h >= tile // 2
+
+
+def test_generated_slide(tmp_path):
+    for channels in (1, 3):
+        path = write_test_slide(tmp_path / f"s{channels}.tif", 96, channels)
+        data = tifffile.imread(path)
+        assert data.shape == ((96, 96, 3) if channels == 3 else (96, 96)) and data.dtype.name == "uint8"
+        assert data.std() > 10
