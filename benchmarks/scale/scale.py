@@ -393,10 +393,10 @@ def write(out: str, r: dict, small: int, big: int) -> None:
         f"{r['cpu']}, {r['cores']} cores, engine `{Path(r['engine']).name}` on {r['backend']} "
         f"(the bundled default model, fp32 ONNX). Measured {r['date']} with `python benchmarks/scale/scale.py"
         f"{' --quick' if r['quick'] else ''}{f' --big {big}' if big != 4096 and not r['quick'] else ''}`. "
-        "**Shared machine**: other developers' jobs ran at the same time; "
-        f"the 1-minute load average (on {r['cores']} cores) is given with every figure (at start "
-        f"{r['load_at_start'][0]}, at end {r['load_at_end'][0]}). A load above {r['cores']} means the runs got "
-        f"only part of the CPU, so absolute figures are low and ratios carry that noise.",
+        f"The 1-minute load average (on {r['cores']} cores) is given with every figure (at start "
+        f"{r['load_at_start'][0]}, at end {r['load_at_end'][0]}); it counts the runs' own processes (a "
+        "2-worker cluster runs 2 engines, the client and the writers), so a load above the cores is expected "
+        "there. A load above that at the start means other jobs shared the machine and the figures are low.",
         "",
         "## Throughput: 1 worker x 2 threads against 2 workers x 1 thread",
         "",
