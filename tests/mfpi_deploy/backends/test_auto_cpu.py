@@ -64,7 +64,13 @@ def test_auto_takes_the_fastest_measured_and_caches_it(mfpinet_engine, monkeypat
         assert (backend.kind, backend.spec.precision) == (BackendKind.ORT_CPU, "int8")
     assert timer.calls == 1
     line = logs[0]
-    assert line.startswith("backend: ort-cpu int8 (fastest of ") and "ort-cpu int8 30 ms, openvino int8 50 ms" in line
+    listed = line.split("probe tile: ")[1].split(";")[0]  # fastest first; bf16 only where the CPU has it
+    assert line.startswith("backend: ort-cpu int8 (fastest of ") and listed.startswith("ort-cpu int8 30 ms, ")
+    order = ["ort-cpu int8 30 ms", "openvino int8 50 ms", "openvino fp32 80 ms", "ort-cpu fp32 90 ms"]
+    assert [listed.index(t) for t in order] == sorted(listed.index(t) for t in order)
+    from mfpi_deploy.backends.openvino_backend import cpu_capabilities
+
+    assert ("openvino bf16 40 ms" in listed) == ("BF16" in cpu_capabilities())
     assert "skipped trt: no GPU here; ort-cuda: no GPU here" in line
     # the second open reuses the measurement (cached per machine and engine under cache_root()/probe)
     logs.clear()
