@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,11 @@ from mfpi_deploy.run.lock import lock_path
 from mfpi_deploy.run.state import partial_dir
 from tests.faults.conftest import BATCHES, cli, finished, listing, start_run, wait_for_batches
 
-# Two points while tiles are computed, one after the last tile (while the output is finished).
-POINTS = [*np.random.default_rng().choice(np.arange(1, BATCHES), size=2, replace=False).tolist(), BATCHES]
+# Two points while tiles are computed, one after the last tile (while the output is finished). New points every
+# run; one draw for all pytest-xdist workers of a run (they must collect the same tests), seeded by its run id.
+_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_RNG = np.random.default_rng(int(_RUN_ID, 16) if _RUN_ID else None)
+POINTS = [*_RNG.choice(np.arange(1, BATCHES), size=2, replace=False).tolist(), BATCHES]
 
 
 @pytest.mark.parametrize("batches_done", POINTS)
