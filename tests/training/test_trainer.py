@@ -76,9 +76,11 @@ def test_run_folder_checkpoints_and_logs(sim_path, tmp_path):
         Trainer(_cfg(sim_path, out), log=lambda m: None)
 
 
-def test_resume_after_interrupt_continues_exactly(sim_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("arch", ["mfpinet", "deepz"])  # Deep-Z also draws its target planes from saved state
+def test_resume_after_interrupt_continues_exactly(sim_path, tmp_path, monkeypatch, arch):
     straight = tmp_path / "straight"
-    train(_cfg(sim_path, straight, lr_halve_every=1, schedule="step", adv_start=0.0), log=lambda m: None)
+    recipe = dict(lr_halve_every=1, schedule="step", adv_start=0.0, arch=arch)
+    train(_cfg(sim_path, straight, **recipe), log=lambda m: None)
 
     broken = tmp_path / "broken"
     calls = {"n": 0}
@@ -92,7 +94,7 @@ def test_resume_after_interrupt_continues_exactly(sim_path, tmp_path, monkeypatc
 
     monkeypatch.setattr(Trainer, "step", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        train(_cfg(sim_path, broken, lr_halve_every=1, schedule="step", adv_start=0.0), log=lambda m: None)
+        train(_cfg(sim_path, broken, **recipe), log=lambda m: None)
     monkeypatch.setattr(Trainer, "step", original)
     state = json.loads((broken / "last" / "train_state.json").read_text())
     assert state["progress"]["epoch"] == 1 and state["progress"]["step_in_epoch"] == 1
