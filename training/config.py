@@ -10,10 +10,11 @@ from typing import Any
 
 from mfpi_deploy.degrade import Degradation
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.models.factory import config_class
 from training.patches import Foreground
 from training.schedule import LrSchedule, Schedule
 
-PAPER_WIDTH = {"mfpinet": 64, "deepz": 48}  # the generators' widths in the paper
+TRAINABLE = ("mfpinet", "deepz")  # the generators mfpi-train trains
 
 
 def default_lr(arch: str, width: int) -> float:
@@ -92,10 +93,10 @@ class TrainConfig:
             self.degradation = Degradation(**self.degradation)
         if isinstance(self.foreground, dict):
             self.foreground = Foreground(**self.foreground)
-        if self.arch not in PAPER_WIDTH:
-            raise MfpiError(f"unknown architecture {self.arch!r}; expected {' or '.join(PAPER_WIDTH)}")
-        if self.width is None:
-            self.width = PAPER_WIDTH[self.arch]
+        if self.arch not in TRAINABLE:
+            raise MfpiError(f"unknown architecture {self.arch!r}; expected {' or '.join(TRAINABLE)}")
+        if self.width is None:  # the paper's, the network config's default
+            self.width = config_class(self.arch)().width
         if self.lr is None:
             self.lr = default_lr(self.arch, self.width)
         for name in ("width", "disc_width", "patch", "batch", "epochs", "steps_per_epoch", "lr_halve_every", "block"):

@@ -26,6 +26,7 @@ from mfpi_deploy.degrade import Degradation, degrade_uint8, upsample_bicubic
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.infer import predict_image
+from mfpi_deploy.models import Architecture
 from mfpi_deploy.tiling import DEFAULT_HALO, Box
 from training.data import parse_rect, to_grey
 from training.metrics import PlaneMetrics, stack_metrics
@@ -33,7 +34,6 @@ from training.planes import PlaneSelection, select_planes
 from training.stack import FocalStack, IntensityRule, open_stack
 
 BASELINES = ("bicubic", "in-focus copy")
-DISPLAY = {"mfpinet": "MFPINet", "deepz": "Deep-Z"}
 
 
 @dataclass
@@ -192,7 +192,7 @@ def evaluate(
                 f"(input {held.input.shape[0]}x{held.input.shape[1]} px, {held.planes} planes, input plane "
                 f"{sel.input}) with {engine.describe()}"
             )
-            name = DISPLAY.get(spec.architecture, spec.architecture)
+            name = Architecture.parse(spec.architecture).label
             label = "model" if len(sources) == 1 else _label(name, predicted)
             start = time.perf_counter()
             predicted[label] = predict_image(held.input, engine, halo=halo, tile=tile)

@@ -26,8 +26,9 @@ class PlaneSweep(Backend):
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         if dpm is not None:
             raise MfpiError("a plane sweep sets the DPM of every pass itself")
-        passes = [self.inner.run(tiles, np.full(len(tiles), v, np.float32))[:, 0] for v in self.values]
-        return np.stack(passes, axis=1)
+        # run_many: a GPU backend keeps several passes in flight (copies overlap compute)
+        passes = self.inner.run_many((tiles, np.full(len(tiles), v, np.float32)) for v in self.values)
+        return np.stack([out[:, 0] for out in passes], axis=1)
 
     def close(self) -> None:
         self.inner.close()

@@ -9,7 +9,7 @@ from enum import Enum
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.models import DeepZConfig, MFPINetConfig, profile_model, stack_dpm_values
+from mfpi_deploy.models import Architecture, DeepZConfig, MFPINetConfig, profile_model, stack_dpm_values
 
 
 class BenchModel(str, Enum):
@@ -21,7 +21,8 @@ class BenchModel(str, Enum):
 
     @property
     def label(self) -> str:
-        return {"mfpinet": "MFPINet", "mfpinet-residual": "MFPINet residual", "deepz": "Deep-Z"}[self.value]
+        name = Architecture.parse(self.architecture).label
+        return f"{name} residual" if self is BenchModel.MFPINET_RESIDUAL else name
 
     @property
     def architecture(self) -> str:

@@ -21,6 +21,11 @@ class Architecture(Choice):
     MFPINET_DISCRIMINATOR = "mfpinet_discriminator"
     DEEPZ = "deepz"
 
+    @property
+    def label(self) -> str:
+        """The name people read in tables and plots."""
+        return {"mfpinet": "MFPINet", "mfpinet_discriminator": "MFPINet discriminator", "deepz": "Deep-Z"}[self.value]
+
 
 _REGISTRY: dict[Architecture, tuple[type, type[nn.Module]]] = {
     Architecture.MFPINET: (MFPINetConfig, MFPINetGenerator),
