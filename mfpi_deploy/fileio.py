@@ -63,3 +63,35 @@ def existing_dir(target: str | Path) -> Path | None:
         return target
     old = old_path(target)
     return old if old.is_dir() else None
+
+
+def write_durable(path: str | Path, data: bytes) -> Path:
+    """Like `write_atomic`, and on the disk when it returns (file and folder entry fsynced): what a
+    journal may name after a power loss. Creates missing folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a folder's entries (files just renamed into it) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

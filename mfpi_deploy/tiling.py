@@ -9,6 +9,7 @@ images smaller than the halo).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -172,10 +173,17 @@ class TileProfile:
 
 
 MAX_DYNAMIC_TILE = 1024  # largest tile chosen for engines without a maximum tile
+OUTPUT_TILE = 256  # output tile side viewers are tuned for (TIFF tiles, pyramid tiles): cores align to it
 
 
 def choose_plan(
-    height: int, width: int, halo: int, profiles: Iterable[TileProfile], stride: int = 8, tile: int | None = None
+    height: int,
+    width: int,
+    halo: int,
+    profiles: Iterable[TileProfile],
+    stride: int = 8,
+    tile: int | None = None,
+    scale: int | None = None,
 ) -> tuple[TilePlan, int]:
     """The tile size (within the engine's profiles) that computes the fewest pixels, and a batch.
 
@@ -183,8 +191,28 @@ def choose_plan(
     Profiles without one (onnxruntime, torch) keep the pixels per call the engine was sized
     for (opt_batch x opt_tile^2): tiles up to that area (and MAX_DYNAMIC_TILE), with the
     batch shrunk to match, so fewer pixels go to halos at the same memory.
-    A given `tile` is checked against the profiles instead. Returns (plan, batch size).
+    A given `tile` is checked against the profiles instead. With the network's `scale`, only tiles
+    whose output core is a multiple of OUTPUT_TILE are candidates (the output's tiles then line up
+    with the cores: each is encoded once, by one engine tile), unless none fits.
+    Returns (plan, batch size).
     """
+    profiles = tuple(profiles)
+    core_multiple = max(stride, OUTPUT_TILE // scale) if scale else 1
+    if tile is None and core_multiple > 1:
+        with contextlib.suppress(MfpiError):
+            return _choose(height, width, halo, profiles, stride, None, core_multiple)
+    return _choose(height, width, halo, profiles, stride, tile, 1)
+
+
+def _choose(
+    height: int,
+    width: int,
+    halo: int,
+    profiles: tuple[TileProfile, ...],
+    stride: int,
+    tile: int | None,
+    core_multiple: int,
+) -> tuple[TilePlan, int]:
     best: tuple[int, int, TilePlan, int] | None = None
     for prof in profiles:
         lo = max(prof.min_tile or 0, 2 * halo + stride)
@@ -200,6 +228,8 @@ def choose_plan(
         else:
             sizes = tile_candidates(lo, hi, stride)
         for size in sizes:
+            if (size - 2 * halo) % core_multiple:
+                continue
             plan = TilePlan(height, width, size, halo, stride)
             if prof.max_tile:
                 batch = prof.opt_batch

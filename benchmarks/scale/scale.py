@@ -183,10 +183,13 @@ def _megapixels(path: Path) -> float:
 
 def stage_costs(engine: str, backend: str, slide: Path, threads: int, repeats: int) -> dict:
     """Per-tile seconds of each stage, alone, on one thread of this machine: read (decode and cut
-    a window with its halo), engine (bare run of one batch), write (core into the Zarr, compressed)."""
+    a window with its halo), engine (bare run of one batch), write (core and its pyramid levels encoded
+    with the default OME-TIFF codec into the staging folder, synced)."""
     from mfpi_deploy.backends.select import open_backend
-    from mfpi_deploy.output import zarr_stack
-    from mfpi_deploy.output.layout import StackLayout
+    from mfpi_deploy.output.codecs import floor_db, parse_codec
+    from mfpi_deploy.output.ome_tiff import TiffTileStore
+    from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, level_shapes, tile_side
+    from mfpi_deploy.run.pipeline import DEFAULT_TIFF_CODEC
     from mfpi_deploy.slide import TileSource, open_slide, pixel_rule
     from mfpi_deploy.tiling import DEFAULT_HALO, choose_plan
 
@@ -194,7 +197,9 @@ def stage_costs(engine: str, backend: str, slide: Path, threads: int, repeats: i
         spec = be.spec
         rule = pixel_rule(s.info.dtype, s.info.samples, spec.channels)
         source = TileSource(s, rule)
-        plan, batch = choose_plan(source.height, source.width, DEFAULT_HALO, spec.profiles, spec.stride)
+        plan, batch = choose_plan(
+            source.height, source.width, DEFAULT_HALO, spec.profiles, spec.stride, scale=spec.scale
+        )
         tiles = [plan.tile_at(i) for i in range(min(plan.n_tiles, max(repeats, batch)))]
         start = time.perf_counter()
         windows = [source.read(t.window) for t in tiles]
@@ -205,24 +210,18 @@ def stage_costs(engine: str, backend: str, slide: Path, threads: int, repeats: i
         for _ in range(repeats):
             out = be.run(data)
         engine_s = (time.perf_counter() - start) / repeats / batch
-        layout = StackLayout(
-            planes=spec.planes,
-            channels=spec.channels,
-            height=spec.scale * plan.height,
-            width=spec.scale * plan.width,
-            chunk=spec.scale * plan.core,
-            pixel_size_um=None,
-            planes_um=tuple(float(z) for z in spec.planes_um),
-        )
+        core = spec.scale * plan.core
+        grid = PyramidGrid(level_shapes(spec.scale * plan.height, spec.scale * plan.width), core, tile_side(core))
         with tempfile.TemporaryDirectory() as tmp:
-            zarr_stack.create_stack(Path(tmp) / "s.ome.zarr", layout)
-            arr = zarr_stack.open_level(Path(tmp) / "s.ome.zarr", 0, "r+")
+            codec = parse_codec(DEFAULT_TIFF_CODEC)
+            store = TiffTileStore(Path(tmp) / "tiles", grid, codec, floor_db(None))
+            builder = PyramidBuilder(grid, Path(tmp) / "pyramid", store)
             start = time.perf_counter()
             for t in tiles:
                 ys, xs = t.crop(plan.halo, spec.scale)
-                zarr_stack.write_core(arr, t.core.scaled(spec.scale), out[0][:, ys, xs, :])
+                builder.add_engine_tile(t.row, t.col, out[0][:, ys, xs, :])
             write = (time.perf_counter() - start) / len(tiles)
-            written = sum(f.stat().st_size for f in (Path(tmp) / "s.ome.zarr").rglob("*") if f.is_file())
+            written = sum(f.stat().st_size for f in (Path(tmp) / "tiles").rglob("*") if f.is_file())
     return {
         "tile": plan.tile,
         "core": plan.core,
@@ -320,7 +319,7 @@ def main() -> None:
             costs = stage_costs(engine, args.backend, big_slide, 1, args.repeats)
             bare = {}
             for name, size in (("cohort", small), ("slide", big)):
-                plan, batch = choose_plan(size, size, DEFAULT_HALO, spec.profiles, spec.stride)
+                plan, batch = choose_plan(size, size, DEFAULT_HALO, spec.profiles, spec.stride, scale=spec.scale)
                 bare[name] = {t: bare_engine(engine, args.backend, plan.tile, batch, t, args.repeats) for t in (1, 2)}
         result["stage_costs"] = {**costs, **load.summary()}
         result["bare_engine_tiles_per_s"] = {k: {str(t): round(v, 4) for t, v in d.items()} for k, d in bare.items()}
@@ -333,7 +332,7 @@ def main() -> None:
         ]
         # mfpi-run picks the least wasteful tile per slide, and the tile sets the engine's memory: the small
         # slide runs at the big slide's tile, so the memory figures differ by slide size alone
-        big_tile = choose_plan(big, big, DEFAULT_HALO, spec.profiles, spec.stride)[0].tile
+        big_tile = choose_plan(big, big, DEFAULT_HALO, spec.profiles, spec.stride, scale=spec.scale)[0].tile
         result["memory_tile"] = big_tile
         for kind, slides, workers, threads in configs:
             out = tmp_path / f"out-{kind}-{workers}x{threads}"

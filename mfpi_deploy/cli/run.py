@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def engine_identity(source: Path) -> str:
         if f.is_file():
             return f"{source.resolve()}#{hashlib.sha256(f.read_bytes()).hexdigest()[:16]}"
     return str(source.resolve())
+
+
+def model_psnr_db(source: Path) -> float | None:
+    """The model's validation PSNR against truth from its card (engine folder or checkpoint), if recorded."""
+    for f in (
+        (source / "card.json", source / "model" / "card.json") if source.is_dir() else (source.with_suffix(".json"),)
+    ):
+        if f.is_file():
+            try:
+                value = json.loads(f.read_text()).get("provenance", {}).get("metrics", {}).get("val_psnr")
+            except (OSError, ValueError, AttributeError):
+                return None
+            return float(value) if isinstance(value, (int, float)) else None
+    return None
 
 
 def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
@@ -110,11 +125,12 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
 @click.option(
     "--compression",
-    default="zlib",
-    show_default=True,
-    type=click.Choice(["zlib", "lzw", "zstd", "none"]),
-    help="OME-TIFF compression (zlib and lzw open everywhere).",
+    metavar="CODEC[:LEVEL]",
+    help="jpeg[:QUALITY], jpegxl[:QUALITY] (OME-TIFF only), zstd[:LEVEL], zlib[:LEVEL] or none. Default: "
+    "jpeg:90 for OME-TIFF, each tile checked against the lossless planes and raised to a higher quality "
+    "where it falls short; zstd (lossless) for OME-Zarr.",
 )
+@click.option("--lossless", is_flag=True, help="Bit-exact planes for analysis (OME-TIFF: zlib, OME-Zarr: zstd).")
 @click.option(
     "--sync-every",
     default=5.0,
@@ -201,7 +217,8 @@ def main(
     threads: int | None,
     overwrite: bool,
     resume: bool,
-    compression: str,
+    compression: str | None,
+    lossless: bool,
     sync_every: float,
     allow_empty_tiles: bool,
     preview: str | None,
@@ -267,7 +284,8 @@ def main(
         batch=batch,
         overwrite=overwrite,
         resume=resume,
-        compression=None if compression == "none" else compression,
+        compression=compression,
+        lossless=lossless,
         allow_empty_tiles=allow_empty_tiles,
         preview=look,
         progress=not quiet,
@@ -339,7 +357,7 @@ def _engine_ref(
     (this one or a Dask worker) opens that engine."""
     from mfpi_deploy.cohort import EngineRef
 
-    options = dataclasses.replace(options, engine_id=engine_identity(source))
+    options = dataclasses.replace(options, engine_id=engine_identity(source), model_psnr_db=model_psnr_db(source))
     engine_threads = _engine_threads(cluster, threads, log)
     ref = EngineRef(backend, str(source.resolve()), engine_threads, options.engine_id, precision)
     return options, ref

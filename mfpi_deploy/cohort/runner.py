@@ -357,6 +357,6 @@ def _slide_on_dask(
         raise RunFailed(
             f"{input_path}: {len(missing)} batch(es) have no journal entry after all tasks ended; rerun with --resume"
         )
-    finish_run(run, options, clean=True)
+    report = finish_run(run, options, clean=True)
     backend = f"{facts.describe()} on {workers} Dask worker(s)"
-    return run_summary(run, backend, done_tiles, time.perf_counter() - started, loop_seconds, resumed)
+    return run_summary(run, backend, done_tiles, time.perf_counter() - started, loop_seconds, resumed, report)

@@ -74,9 +74,10 @@ class RegionResult:
 def run_region(
     run: PlannedRun, batches: Sequence[int], ref: EngineRef, options: RunOptions, token: str, name: str, worker: str
 ) -> RegionResult:
-    """Run batches of a planned slide into its partial stack. Each batch writes whole chunks (a
-    tile's core is exactly its chunks), so tasks need no lock; each task attempt journals into its
-    own file. Stops (RunSuperseded) once `token` no longer owns the run."""
+    """Run batches of a planned slide into its partial stack. Each batch writes whole tiles and
+    chunks of its own (a tile's core is exactly its chunks), so tasks need no lock; the pyramid
+    levels shared by several tasks are left to the client's finish. Each task attempt journals
+    into its own file. Stops (RunSuperseded) once `token` no longer owns the run."""
     started = time.perf_counter()
     state = run.state
     check = owner_check(state, token)
@@ -88,7 +89,7 @@ def run_region(
         with ENGINE_LOCK:
             backend = worker_backend(ref, log=options.log)
             with open_source(run) as source, state.open_journal(task=f"{name}-{uuid.uuid4().hex[:8]}") as journal:
-                stream_batches(source, run, todo, backend, journal, options, check=check)
+                stream_batches(source, run, todo, backend, journal, options, check=check, build_upper=False)
     return RegionResult(sum(len(groups[b]) for b in todo), time.perf_counter() - started, worker)
 
 

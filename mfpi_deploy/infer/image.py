@@ -39,7 +39,7 @@ def predict_image(
         slide.info.dtype, slide.info.samples, spec.channels, where="image", convert_channels=convert_channels
     )
     source = TileSource(slide, rule)
-    plan, chosen = choose_plan(source.height, source.width, halo, spec.profiles, spec.stride, tile)
+    plan, chosen = choose_plan(source.height, source.width, halo, spec.profiles, spec.stride, tile, spec.scale)
     groups = batches(plan.n_tiles, batch or chosen)
     scale = spec.scale
     out = np.empty((spec.planes, scale * source.height, scale * source.width, spec.channels), np.uint8)

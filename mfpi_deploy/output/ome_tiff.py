@@ -1,104 +1,167 @@
-"""OME-TIFF from a finished OME-Zarr stack in the layout Bio-Formats (QuPath, Fiji) reads best.
+"""OME-TIFF in the layout Bio-Formats (QuPath, Fiji) reads best, encoded once.
 
-BigTIFF, one tiled and compressed IFD per focal plane (RGB pages for RGB stacks), the 2x
-pyramid in each plane's SubIFDs, tiles of 256 or 512 pixels, and OME-XML that validates
-against the OME schema: SizeZ, physical sizes with units and each plane's PositionZ.
-Tiles are streamed from the Zarr a band at a time, so memory stays bounded.
+Each tile is encoded once, as its engine tile finishes, into a packet file of the staging folder
+(`TiffTileStore`, a pyramid sink); the finished file is then assembled by copying those bytes
+(`assemble_ome_tiff`): BigTIFF, one tiled IFD per focal plane (RGB pages for RGB stacks), the 2x
+pyramid in each plane's SubIFDs, and OME-XML that validates against the OME schema (SizeZ,
+physical sizes with units, each plane's PositionZ).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import struct
 import uuid as uuid_module
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
-import zarr
 
-from mfpi_deploy.output import zarr_stack
+from mfpi_deploy.fileio import write_durable
+from mfpi_deploy.output.codecs import Codec, encode_checked, tiff_options
 from mfpi_deploy.output.layout import StackLayout
+from mfpi_deploy.output.pyramid import PyramidGrid
+from mfpi_deploy.tiling import Box
 
-TIFF_TILES = (256, 512)  # the tile sides viewers (QuPath, Bio-Formats) are tuned for
-
-
-def tiff_tile_size(layout: StackLayout) -> int:
-    """TIFF tile side: 512 for stacks chunked at 512 or more, else 256."""
-    return TIFF_TILES[1] if layout.chunk >= TIFF_TILES[1] else TIFF_TILES[0]
+_MAGIC = b"MFPK1\n"
+_KEY = tuple[int, int, int, int]  # level, z, row, col
 
 
-def _row_tiles(level: zarr.Array, z: int, y: int, tile: int) -> Iterator[np.ndarray]:
-    """The tiles of one tile row of plane z, (C, h, w) each; every Zarr chunk the row touches is
-    read once (the row is read in chunk-aligned segments kept until the tiles pass them)."""
-    width, step = level.shape[-1], level.chunks[-1]
-    rows = slice(y, min(y + tile, level.shape[-2]))
-    buf, start = level[:, z, rows, 0:0], 0  # buf holds columns [start, start + buf width)
-    for x in range(0, width, tile):
-        need = min(x + tile, width)
-        end = start + buf.shape[-1]
-        if end < need:
-            new_end = min(width, -(-need // step) * step)
-            buf = np.concatenate([buf[..., x - start :], level[:, z, rows, end:new_end]], axis=-1)
-            start = x
-        yield buf[..., x - start : need - start]
+@dataclass(frozen=True)
+class TileEntry:
+    """Where one encoded tile's bytes are, and how it was encoded."""
+
+    path: Path
+    offset: int
+    length: int
+    level: int | None  # codec level it was encoded at (a lossy tile may have been raised)
+    psnr_db: float | None  # against the lossless tile (lossy codecs); None: lossless
+    met_floor: bool
 
 
-def _tiles(level: zarr.Array, tile: int) -> Iterator[np.ndarray]:
-    channels, planes, h, _ = level.shape
-    for z in range(planes):
-        for y in range(0, h, tile):
-            for block in _row_tiles(level, z, y, tile):
-                block = np.moveaxis(block, 0, -1)
-                yield block if channels > 1 else block[..., 0]
+class TiffTileStore:
+    """Encoded TIFF tiles in packet files: one per engine tile (its levels 0..direct) and one per upper tile."""
+
+    def __init__(self, root: str | Path, grid: PyramidGrid, codec: Codec, floor_db: float) -> None:
+        self.root, self.grid, self.codec, self.floor_db = Path(root), grid, codec, floor_db
+
+    def put_engine_tile(self, index: int, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
+        self._write(self.root / f"e{index}.pkt", blocks)
+
+    def put_tile(self, level: int, row: int, col: int, planes: np.ndarray) -> None:
+        self._write(self.root / f"L{level}_{row}_{col}.pkt", [(level, self.grid.tile_box(level, row, col), planes)])
+
+    def _write(self, path: Path, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
+        t = self.grid.tile
+        header: list[list] = []
+        payload: list[bytes] = []
+        offset = 0
+        for level, box, planes in blocks:
+            for r, c in self.grid.tiles_in(level, box):
+                tb = self.grid.tile_box(level, r, c)
+                ys, xs = slice(tb.y0 - box.y0, tb.y1 - box.y0), slice(tb.x0 - box.x0, tb.x1 - box.x0)
+                for z in range(planes.shape[0]):
+                    tile = np.zeros((t, t, planes.shape[-1]), np.uint8)
+                    tile[: tb.height, : tb.width] = planes[z, ys, xs]
+                    enc = encode_checked(self.codec, tile, (tb.height, tb.width), self.floor_db)
+                    header.append([level, z, r, c, offset, len(enc.data), enc.level, _num(enc.psnr_db), enc.met_floor])
+                    payload.append(enc.data)
+                    offset += len(enc.data)
+        head = json.dumps(header, separators=(",", ":")).encode()
+        write_durable(path, b"".join([_MAGIC, struct.pack("<Q", len(head)), head, *payload]))
 
 
-def write_ome_tiff(
-    stack_path: str | Path,
-    out_path: str | Path,
-    *,
-    tile: int | None = None,
-    compression: str = "zlib",
-    levels: int | None = None,
-    uuid: str | None = None,
-) -> None:
-    """Write `out_path` from the OME-Zarr at `stack_path` (all its pyramid levels).
+def _num(value: float | None) -> float | str | None:
+    return "inf" if value is not None and math.isinf(value) else value
 
-    The file's bytes depend only on the stack and the arguments: give `uuid` (the OME UUID)
-    for that; without it, one is derived from the stack's layout. No timestamps are written.
+
+def read_index(root: str | Path) -> dict[_KEY, TileEntry]:
+    """Every encoded tile of a store (later packets of the same tile replace earlier ones: identical bytes)."""
+    index: dict[_KEY, TileEntry] = {}
+    for path in sorted(Path(root).glob("*.pkt")):
+        with open(path, "rb") as f:
+            if f.read(len(_MAGIC)) != _MAGIC:
+                raise ValueError(f"{path}: not a tile packet")
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        start = len(_MAGIC) + 8 + size
+        for level, z, r, c, offset, length, q, psnr, met in header:
+            psnr = math.inf if psnr == "inf" else psnr
+            index[(level, z, r, c)] = TileEntry(path, start + offset, length, q, psnr, met)
+    return index
+
+
+class _Reader:
+    """pread of tile bytes with a bounded set of open packet files."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self.fds: OrderedDict[Path, int] = OrderedDict()
+        self.keep = keep
+
+    def read(self, entry: TileEntry) -> bytes:
+        fd = self.fds.pop(entry.path, None)
+        if fd is None:
+            fd = os.open(entry.path, os.O_RDONLY)
+            if len(self.fds) >= self.keep:
+                os.close(self.fds.popitem(last=False)[1])
+        self.fds[entry.path] = fd
+        return os.pread(fd, entry.length, entry.offset)
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+def assemble_ome_tiff(
+    store: str | Path, grid: PyramidGrid, layout: StackLayout, codec: Codec, out_path: str | Path, uuid: str | None
+) -> dict[_KEY, TileEntry]:
+    """Write the OME-TIFF from a complete store by copying its tiles' bytes; returns the index used.
+
+    The bytes depend only on the tiles, the layout and `uuid` (no timestamps are written).
     """
-    layout = zarr_stack.read_layout(stack_path)
-    tile = tile or tiff_tile_size(layout)
-    n_levels = levels or zarr_stack.level_count(stack_path)
-    rgb = layout.channels == 3
-    options = dict(
-        tile=(tile, tile),
-        compression=compression,
-        dtype=np.uint8,
-        photometric="rgb" if rgb else "minisblack",
-        planarconfig="contig" if rgb else None,
-    )
+    index = read_index(store)
+    missing = [
+        (k, z, r, c)
+        for k in range(grid.levels)
+        for z in range(layout.planes)
+        for r in range(grid.grid(k)[0])
+        for c in range(grid.grid(k)[1])
+        if (k, z, r, c) not in index
+    ]
+    if missing:
+        raise ValueError(f"{store}: {len(missing)} tile(s) were never encoded, e.g. level/z/row/col {missing[0]}")
+    reader = _Reader()
+
+    def tiles(level: int) -> Iterator[bytes]:
+        rows, cols = grid.grid(level)
+        for z in range(layout.planes):
+            for r in range(rows):
+                for c in range(cols):
+                    yield reader.read(index[(level, z, r, c)])
+
+    options = dict(tile=(grid.tile, grid.tile), **tiff_options(codec, layout.channels))
     px = layout.pixel_size_um
-    with tifffile.TiffWriter(out_path, bigtiff=True, ome=True) as tif:
-        for k in range(n_levels):
-            arr = zarr_stack.open_level(stack_path, k)
-            _, planes, h, w = arr.shape
-            shape = (planes, h, w, 3) if rgb else (planes, h, w)
-            extra: dict = {}
-            if px:
-                extra = dict(resolution=(1e4 / (px * 2**k), 1e4 / (px * 2**k)), resolutionunit="CENTIMETER")
-            if k == 0:
-                tif.write(
-                    _tiles(arr, tile),
-                    shape=shape,
-                    subifds=n_levels - 1,
-                    metadata=ome_metadata(layout, uuid),
-                    software="mfpi-deploy",
-                    **options,
-                    **extra,
-                )
-            else:
-                tif.write(_tiles(arr, tile), shape=shape, subfiletype=1, metadata=None, **options, **extra)
+    try:
+        with tifffile.TiffWriter(out_path, bigtiff=True, ome=True) as tif:
+            for k, (h, w) in enumerate(grid.shapes):
+                shape = (layout.planes, h, w, 3) if layout.channels == 3 else (layout.planes, h, w)
+                extra: dict = {}
+                if px:
+                    extra = dict(resolution=(1e4 / (px * 2**k), 1e4 / (px * 2**k)), resolutionunit="CENTIMETER")
+                if k == 0:
+                    extra.update(subifds=grid.levels - 1, metadata=ome_metadata(layout, uuid), software="mfpi-deploy")
+                else:
+                    extra.update(subfiletype=1, metadata=None)
+                tif.write(tiles(k), shape=shape, **options, **extra)
+    finally:
+        reader.close()
+    return index
 
 
 def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
@@ -122,3 +185,6 @@ def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
             PhysicalSizeYUnit="µm",
         )
     return meta
+
+
+__all__ = ["TiffTileStore", "assemble_ome_tiff", "ome_metadata", "read_index"]

@@ -1,7 +1,8 @@
 """The output stack as OME-Zarr (NGFF 0.4 on zarr format 2): axes c, z, y, x, a 2x pyramid.
 
-Level 0 is chunked (1, 1, chunk, chunk) with chunk = one tile's output core, so each tile
-writes its chunks exactly once.
+Staged in the run's partial folder and renamed when complete. Levels an engine tile fills alone
+are chunked by its block (each tile writes its chunks exactly once); the levels above by the
+pyramid tile (`output.pyramid`), written whole when the builder makes them.
 """
 
 from __future__ import annotations
@@ -15,48 +16,107 @@ import numcodecs
 import numpy as np
 import zarr
 
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.fileio import fsync_dir
+from mfpi_deploy.output.codecs import Codec
 from mfpi_deploy.output.layout import StackLayout
+from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
 
 NGFF_VERSION = "0.4"
-MIN_LEVEL_SIDE = 256  # stop the pyramid when a level's longer side is this small
-MIN_PYRAMID_CHUNK = 256  # levels 1.. use chunks at least this big (small chunks cost per-chunk overhead)
 _COLOURS = {1: ["FFFFFF"], 3: ["FF0000", "00FF00", "0000FF"]}
 _NAMES = {1: ["grey"], 3: ["R", "G", "B"]}
 
 
-def _compressor() -> numcodecs.abc.Codec:
-    return numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.NOSHUFFLE)
+def compressor(codec: Codec | None = None) -> numcodecs.abc.Codec | None:
+    """The Zarr compressor of a codec (default zstd, lossless); JPEG through imagecodecs' numcodecs."""
+    codec = codec or Codec("zstd", 3)
+    if codec.name == "zstd":
+        return numcodecs.Blosc(cname="zstd", clevel=min(codec.level or 3, 9), shuffle=numcodecs.Blosc.NOSHUFFLE)
+    if codec.name == "zlib":
+        return numcodecs.Zlib(level=codec.level)
+    if codec.name == "none":
+        return None
+    if codec.name == "jpeg":
+        register_codecs()
+        from imagecodecs.numcodecs import Jpeg
+
+        return Jpeg(level=codec.level)
+    raise MfpiError(f"compression {codec.name} is not available for OME-Zarr (use zstd, zlib, jpeg or none)")
 
 
-def create_stack(path: str | Path, layout: StackLayout) -> zarr.Array:
-    """Create the group and its level-0 array (empty chunks read as 0); returns level 0."""
+def register_codecs() -> None:
+    """Make imagecodecs' numcodecs codecs (JPEG chunks) readable by zarr in this process."""
+    from imagecodecs.numcodecs import register_codecs as register
+
+    register()
+
+
+def level_chunks(grid: PyramidGrid) -> list[int]:
+    """Chunk side of every level: an engine tile's block at levels 0..direct, the pyramid tile above."""
+    return [grid.core // 2**k if k <= grid.direct else grid.tile for k in range(grid.levels)]
+
+
+def create_stack(path: str | Path, layout: StackLayout, grid: PyramidGrid, codec: Codec | None = None) -> None:
+    """Create the group and all its level arrays (empty chunks read as 0), with the NGFF attributes."""
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
-    arr = _create_level(group, "0", layout.shape, layout.chunk)
-    group.attrs.update(ngff_attrs(layout, 1))
-    return arr
-
-
-def _create_level(group: zarr.Group, name: str, shape: tuple[int, ...], chunk: int) -> zarr.Array:
-    return group.create_array(
-        name,
-        shape=shape,
-        chunks=(1, 1, chunk, chunk),
-        dtype="uint8",
-        fill_value=0,
-        compressors=_compressor(),
-        chunk_key_encoding={"name": "v2", "separator": "/"},
-        overwrite=True,
-    )
+    for k, ((h, w), chunk) in enumerate(zip(grid.shapes, level_chunks(grid))):
+        group.create_array(
+            str(k),
+            shape=(layout.channels, layout.planes, h, w),
+            chunks=(1, 1, chunk, chunk),
+            dtype="uint8",
+            fill_value=0,
+            compressors=compressor(codec),
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+            overwrite=True,
+        )
+    group.attrs.update(ngff_attrs(layout, grid.levels))
 
 
 def open_level(path: str | Path, level: int = 0, mode: str = "r") -> zarr.Array:
+    register_codecs()
     return zarr.open_array(str(Path(path) / str(level)), mode=mode, zarr_format=2)
 
 
-def write_core(arr: zarr.Array, core_out: Box, planes: np.ndarray) -> None:
-    """Write one tile's core: planes uint8 (Z, h, w, C) into [:, :, y0:y1, x0:x1]."""
-    arr[:, :, core_out.y0 : core_out.y1, core_out.x0 : core_out.x1] = np.moveaxis(planes, -1, 0)
+class ZarrSink:
+    """Pyramid sink writing whole chunks of the staged OME-Zarr, synced to disk before returning."""
+
+    def __init__(self, path: str | Path, grid: PyramidGrid) -> None:
+        self.path, self.grid = Path(path), grid
+        self.arrays = [open_level(path, k, mode="r+") for k in range(grid.levels)]
+        self.chunks = level_chunks(grid)
+
+    def put_engine_tile(self, index: int, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
+        for level, box, planes in blocks:
+            self._put(level, box, planes)
+
+    def put_tile(self, level: int, row: int, col: int, planes: np.ndarray) -> None:
+        self._put(level, self.grid.tile_box(level, row, col), planes)
+
+    def _put(self, level: int, box: Box, planes: np.ndarray) -> None:
+        self.arrays[level][:, :, box.y0 : box.y1, box.x0 : box.x1] = np.moveaxis(planes, -1, 0)
+        chunk = self.chunks[level]
+        channels, planes_n = self.arrays[level].shape[:2]
+        folders = set()
+        for c in range(channels):
+            for z in range(planes_n):
+                for cy in range(box.y0 // chunk, -(-box.y1 // chunk)):
+                    for cx in range(box.x0 // chunk, -(-box.x1 // chunk)):
+                        path = self.path / str(level) / str(c) / str(z) / str(cy) / str(cx)
+                        if path.exists():  # an all-zero chunk is not stored
+                            _fsync(path)
+                            folders.add(path.parent)
+        for folder in folders:
+            fsync_dir(folder)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # zarr's LocalStore writes a chunk as <key>.<uuid hex>.partial, then renames it to <key>
@@ -72,49 +132,6 @@ def remove_temporaries(path: str | Path) -> int:
                 os.unlink(os.path.join(folder, name))
                 removed += 1
     return removed
-
-
-def pyramid_chunk(layout: StackLayout) -> int:
-    """Chunk side of levels 1..: the tile chunk, or a multiple of it of at least 256."""
-    return layout.chunk * -(-MIN_PYRAMID_CHUNK // layout.chunk)
-
-
-def pyramid_shapes(layout: StackLayout, min_side: int = MIN_LEVEL_SIDE) -> list[tuple[int, int]]:
-    """(height, width) of every level, halving (rounding up) until the longer side <= min_side."""
-    shapes = [(layout.height, layout.width)]
-    while max(shapes[-1]) > min_side:
-        h, w = shapes[-1]
-        shapes.append(((h + 1) // 2, (w + 1) // 2))
-    return shapes
-
-
-def downsample2(block: np.ndarray) -> np.ndarray:
-    """2x2 mean of (..., h, w) uint8, rounding half up; odd edges repeat the last row/column."""
-    h, w = block.shape[-2:]
-    if h % 2 or w % 2:
-        pad = [(0, 0)] * (block.ndim - 2) + [(0, h % 2), (0, w % 2)]
-        block = np.pad(block, pad, mode="edge")
-    b = block.astype(np.uint16)
-    s = b[..., 0::2, 0::2] + b[..., 1::2, 0::2] + b[..., 0::2, 1::2] + b[..., 1::2, 1::2]
-    return ((s + 2) // 4).astype(np.uint8)
-
-
-def build_pyramid(path: str | Path, layout: StackLayout, min_side: int = MIN_LEVEL_SIDE) -> int:
-    """Write levels 1.. from level 0 block by block (bounded memory); returns the level count."""
-    group = zarr.open_group(str(path), mode="r+", zarr_format=2)
-    shapes = pyramid_shapes(layout, min_side)
-    prev = group["0"]
-    step = pyramid_chunk(layout)
-    for level, (h, w) in enumerate(shapes[1:], start=1):
-        arr = _create_level(group, str(level), (layout.channels, layout.planes, h, w), step)
-        for y in range(0, h, step):
-            for x in range(0, w, step):
-                src = prev[:, :, 2 * y : 2 * min(y + step, h), 2 * x : 2 * min(x + step, w)]
-                out = downsample2(src)
-                arr[:, :, y : y + out.shape[-2], x : x + out.shape[-1]] = out
-        prev = arr
-    group.attrs.update(ngff_attrs(layout, len(shapes)))
-    return len(shapes)
 
 
 def ngff_attrs(layout: StackLayout, levels: int) -> dict:

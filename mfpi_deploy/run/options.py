@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.output.codecs import CodecReport, parse_codec
 from mfpi_deploy.slide.source import Region
 from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
 from mfpi_deploy.tiling import DEFAULT_HALO
@@ -47,9 +48,11 @@ class RunOptions:
     resume: bool = False
     skip_finished: bool = False  # an existing output recorded with this run's settings is kept, not refused
     queue_batches: int = 2  # bound of each queue between reader, engine and writer
-    sync_seconds: float = 5.0  # how often written tiles are synced to disk and journaled
-    writers: int = 2  # writer threads (compression releases the GIL; one can bottleneck a GPU)
-    compression: str | None = "zlib"  # OME-TIFF compression (None: uncompressed)
+    sync_seconds: float = 5.0  # how often finished batches are journaled (their files are synced at once)
+    writers: int | None = None  # encoder threads (codecs release the GIL); None: one per core
+    compression: str | None = None  # "jpeg:90", "zstd", "zlib", "none", ...; None: the format's default
+    lossless: bool = False  # with no compression given: the format's lossless codec (bit-exact planes)
+    model_psnr_db: float | None = None  # the model's PSNR against truth (its card): sets the lossy floor
     engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
     allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing
     preview: PreviewOptions | None = None  # a PNG montage of input and planes after the output is in place
@@ -73,6 +76,10 @@ class RunOptions:
             if value is not None and value < low:
                 raise MfpiError(f"{name} must be at least {low}, got {value}")
         check_plane(self.plane)
+        if self.compression is not None:
+            parse_codec(self.compression)  # a bad name or level is refused before anything is read
+        if self.writers is not None and self.writers < 1:
+            raise MfpiError(f"--writers must be at least 1, got {self.writers}")
         if not (math.isfinite(self.sync_seconds) and self.sync_seconds >= 0):
             raise MfpiError(f"--sync-every must be zero or a positive number of seconds, got {self.sync_seconds}")
 
@@ -94,12 +101,18 @@ class RunSummary:
     halo_overhead: float  # share of computed input pixels thrown away (halos, edge overhang)
     resumed: bool = False
     skipped: bool = False  # the output was already finished with the same settings (skip_finished)
+    codec: CodecReport | None = None  # what the output's tiles were encoded with, and the fidelity check
+    output_bytes: int = 0
 
     @property
     def megapixels_per_second(self) -> float:
         """Input megapixels computed per second of the tile loop (this call's tiles only)."""
         share = self.tiles_computed / self.tiles if self.tiles else 0.0
         return self.input_megapixels * share / self.inference_seconds if self.inference_seconds else 0.0
+
+    @property
+    def bytes_per_input_megapixel(self) -> float:
+        return self.output_bytes / self.input_megapixels if self.input_megapixels else 0.0
 
     @property
     def tiles_per_second(self) -> float:
@@ -116,4 +129,6 @@ class RunSummary:
             f"time: {self.seconds:.1f} s total, {self.inference_seconds:.1f} s tiles; "
             f"{self.tiles_per_second:.2f} tiles/s, {self.megapixels_per_second:.3f} MP/s",
             f"halo overhead: {100 * self.halo_overhead:.1f}% of computed pixels thrown away",
+            *([f"compression: {self.codec.line()}"] if self.codec is not None else []),
+            f"size: {self.output_bytes / 1e6:.1f} MB, {self.bytes_per_input_megapixel / 1e6:.2f} MB per input Mpx",
         ]

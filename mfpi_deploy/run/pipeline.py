@@ -32,7 +32,9 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import replace_dir
 from mfpi_deploy.infer.stream import stream_tiles
 from mfpi_deploy.output import ome_tiff, zarr_stack
+from mfpi_deploy.output.codecs import Codec, CodecReport, floor_db, parse_codec
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
+from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, TileSink, level_shapes, tile_side
 from mfpi_deploy.run.lock import output_lock
 from mfpi_deploy.run.options import PreviewOptions, RunOptions, RunSummary
 from mfpi_deploy.run.preview import preview_box, write_preview
@@ -47,7 +49,7 @@ from mfpi_deploy.run.state import (
 )
 from mfpi_deploy.slide import PixelRule, Region, SlideInputError, TileSource, open_slide, pixel_rule
 from mfpi_deploy.slide.zstack import SHARPEST
-from mfpi_deploy.tiling import Tile, TilePlan, batches, choose_plan
+from mfpi_deploy.tiling import OUTPUT_TILE, Tile, TilePlan, batches, choose_plan
 
 
 class RunInterrupted(MfpiError):
@@ -95,8 +97,10 @@ class PlannedRun:
     batch: int
     layout: StackLayout
     settings: dict[str, Any]  # what decides the output; a resume must match all of it
-    compression: str | None  # OME-TIFF compression (part of what the output record compares)
-    description: str  # one line: slide, pixels, tiles, batch, backend
+    codec: Codec  # how every output tile is encoded (staged encoded: part of the settings)
+    floor_db: float  # a lossy tile's PSNR against the lossless planes must reach this
+    grid: PyramidGrid  # the pyramid's levels and tile side
+    description: str  # one line: slide, pixels, tiles, batch, backend, compression
 
     @property
     def groups(self) -> list[range]:
@@ -109,9 +113,39 @@ class PlannedRun:
 
     @property
     def made_with(self) -> dict[str, Any]:
-        """What the finished output's record holds: the settings, and how the output file is written."""
-        compression = self.compression if self.format is OutputFormat.OME_TIFF else None
-        return {**self.settings, "output_format": self.format.value, "compression": compression}
+        """What the finished output's record holds: the settings (format and codec included)."""
+        return self.settings
+
+    def sink(self) -> TileSink:
+        """Where this run's finished tiles go: encoded TIFF tiles, or the staged Zarr's chunks."""
+        if self.format is OutputFormat.OME_TIFF:
+            return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db)
+        return zarr_stack.ZarrSink(self.state.stack, self.grid)
+
+    def pyramid(self) -> PyramidBuilder:
+        return PyramidBuilder(self.grid, self.state.pyramid, self.sink())
+
+
+def choose_codec(fmt: OutputFormat, options: RunOptions) -> Codec:
+    """The run's codec: --compression, else lossless (--lossless) or the format's default."""
+    if options.compression:
+        codec = parse_codec(options.compression)
+        if options.lossless and not codec.lossless:
+            raise MfpiError(f"--lossless contradicts --compression {codec.label}")
+    elif fmt is OutputFormat.OME_ZARR:
+        codec = parse_codec(DEFAULT_ZARR_CODEC)
+    else:
+        codec = parse_codec(LOSSLESS_TIFF_CODEC if options.lossless else DEFAULT_TIFF_CODEC)
+    if fmt is OutputFormat.OME_ZARR and codec.name == "jpegxl":
+        raise MfpiError("JPEG-XL is for OME-TIFF only; OME-Zarr takes zstd, zlib, jpeg or none")
+    return codec
+
+
+# Defaults (README, "Output size"): JPEG q90 with the per-tile fidelity floor for OME-TIFF, like the
+# scanners' own files; lossless deflate (opens everywhere) with --lossless; zstd for OME-Zarr.
+DEFAULT_TIFF_CODEC = "jpeg:90"
+LOSSLESS_TIFF_CODEC = "zlib"
+DEFAULT_ZARR_CODEC = "zstd"
 
 
 def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFacts, options: RunOptions) -> PlannedRun:
@@ -150,7 +184,16 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
         source = TileSource(slide, rule, options.region)
         if options.preview is not None:
             preview_box(options.preview, source.region)  # refuse a bad --preview-region before any tile
-        plan, batch = choose_plan(source.height, source.width, options.halo, spec.profiles, spec.stride, options.tile)
+        codec = choose_codec(fmt, options)
+        plan, batch = choose_plan(
+            source.height,
+            source.width,
+            options.halo,
+            spec.profiles,
+            spec.stride,
+            options.tile,
+            spec.scale,
+        )
         if options.batch is not None:
             if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
                 raise MfpiError(f"batch {options.batch} of {plan.tile} px tiles is outside the engine's profiles")
@@ -161,6 +204,12 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
                 f"warning: {input_path.name}: the input's pixel size is unknown (no metadata); the output "
                 "has no physical x/y size (pass --pixel-size UM to set it)"
             )
+        grid = PyramidGrid(
+            level_shapes(spec.scale * source.height, spec.scale * source.width),
+            spec.scale * plan.core,
+            tile_side(spec.scale * plan.core),
+        )
+        floor = floor_db(options.model_psnr_db)
         layout = StackLayout(
             planes=spec.planes,
             channels=spec.channels,
@@ -172,6 +221,9 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             name=input_path.stem,
         )
         settings = run_settings(input_path, info, options, plan, batch, layout, engine, rule.describe())
+        settings.update(output_format=fmt.value, compression=codec.label, tile_side=grid.tile)
+        if not codec.lossless:
+            settings["floor_db"] = round(floor, 3)
         series = f" series {info.series}" if info.series_count > 1 else ""
         series += f" plane {info.plane} of {info.planes}" if info.plane is not None else ""
         description = (
@@ -179,7 +231,13 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             f"{rule.describe()}; region {source.width}x{source.height} -> "
             f"{plan.n_tiles} tiles of {plan.tile} px (halo {plan.halo}, "
             f"{100 * plan.halo_overhead:.1f}% of computed pixels in halos), batch {batch}, "
-            f"{engine.describe()}"
+            f"{engine.describe()}; {fmt.value} {codec.label} in {grid.tile} px tiles"
+            + (
+                f" (a --tile whose core is a multiple of {OUTPUT_TILE // spec.scale} px gives {OUTPUT_TILE}+)"
+                if grid.tile < OUTPUT_TILE
+                else ""
+            )
+            + ("" if codec.lossless else f" (each tile >= {floor:.1f} dB against lossless, else raised)")
         )
         return PlannedRun(
             input=input_path,
@@ -195,7 +253,9 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             batch=batch,
             layout=layout,
             settings=settings,
-            compression=options.compression,
+            codec=codec,
+            floor_db=floor,
+            grid=grid,
             description=description,
         )
 
@@ -248,12 +308,20 @@ def _run_locked(input_path: Path, output: Path, backend: Backend, options: RunOp
         with state.open_journal() as journal:
             stream_batches(source, run, todo, backend, journal, options, done_tiles, check)
     loop_seconds = time.perf_counter() - loop_start
-    finish_run(run, options, clean=resumed)
-    return run_summary(run, backend.describe(), done_tiles, time.perf_counter() - started, loop_seconds, resumed)
+    report = finish_run(run, options, clean=resumed)
+    return run_summary(
+        run, backend.describe(), done_tiles, time.perf_counter() - started, loop_seconds, resumed, report
+    )
 
 
 def run_summary(
-    run: PlannedRun, backend: str, done_tiles: int, seconds: float, inference_seconds: float, resumed: bool
+    run: PlannedRun,
+    backend: str,
+    done_tiles: int,
+    seconds: float,
+    inference_seconds: float,
+    resumed: bool,
+    codec: CodecReport | None = None,
 ) -> RunSummary:
     """The summary of a finished run that computed all tiles but `done_tiles` (kept from before)."""
     return RunSummary(
@@ -269,7 +337,16 @@ def run_summary(
         input_megapixels=run.plan.height * run.plan.width / 1e6,
         halo_overhead=run.plan.halo_overhead,
         resumed=resumed,
+        codec=codec,
+        output_bytes=output_bytes(run.output),
     )
+
+
+def output_bytes(path: Path) -> int:
+    """Bytes of a finished output file or folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def skipped_summary(run: PlannedRun, backend: str, seconds: float) -> RunSummary:
@@ -297,7 +374,7 @@ def start_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]:
     resuming = options.resume and state.exists()
     left = 1.0 - (len(state.done_batches()) / len(groups) if resuming and groups else 0.0)
     check_free_space(run.output, run.layout, run.format, left, options.log)
-    return prepare_state(state, run.settings, run.layout, options)
+    return prepare_state(run, options)
 
 
 def check_finished(run: PlannedRun, options: RunOptions) -> bool:
@@ -339,15 +416,16 @@ def tile_errors(state: RunState, resumed: bool) -> Iterator[None]:
         raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, rerun with --resume") from None
 
 
-def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> None:
-    """All tiles written: pyramid, final format, rename, record. `clean` first removes temporary
-    chunk files a killed writer may have left (resumed and distributed runs)."""
+def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> CodecReport:
+    """All tiles written: the pyramid's last tiles, the final file, rename, record. `clean` first
+    removes temporary chunk files a killed writer may have left (resumed and distributed runs).
+    Returns what the codec check found (every tile of the output, earlier runs' included)."""
     state, output = run.state, run.output
     try:
-        if clean:
+        if clean and state.stack.exists():
             zarr_stack.remove_temporaries(state.stack)
-        zarr_stack.build_pyramid(state.stack, run.layout)
-        finish_output(state, output, run.format, options, run.made_with)
+        run.pyramid().complete()
+        report = finish_output(run, options)
     except KeyboardInterrupt:
         zarr_stack.settle_io()
         raise RunInterrupted(
@@ -362,6 +440,7 @@ def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> 
         ) from None
     if options.preview is not None:
         write_run_preview(run, options.preview, options.log)
+    return report
 
 
 def write_run_preview(run: PlannedRun, preview: PreviewOptions, log: Callable[[str], None]) -> None:
@@ -404,8 +483,8 @@ def _human(n: float) -> str:
 
 
 def stack_bytes(layout: StackLayout, fmt: OutputFormat, share_left: float = 1.0) -> int:
-    """Uncompressed bytes a run still writes: the Zarr stack (level 0 and its pyramid, the
-    unfinished share of it) and, for an OME-TIFF, the file made from it at the end (both
+    """Uncompressed bytes a run still writes: the staged stack (level 0 and its pyramid, the
+    unfinished share of it) and, for an OME-TIFF, the file assembled from it at the end (both
     exist until the final rename)."""
     level0 = layout.planes * layout.channels * layout.height * layout.width
     stack = level0 * 4 // 3  # 2x pyramid: 1 + 1/4 + 1/16 + ...
@@ -468,8 +547,9 @@ def run_settings(
     }
 
 
-def prepare_state(state: RunState, settings: dict, layout: StackLayout, options: RunOptions) -> tuple[set[int], bool]:
+def prepare_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]:
     """Start a fresh partial run or pick up a matching one; returns (finished batches, resumed)."""
+    state, settings = run.state, run.settings
     if state.root.exists():
         if options.resume and state.exists():
             saved = state.settings()
@@ -490,31 +570,34 @@ def prepare_state(state: RunState, settings: dict, layout: StackLayout, options:
     elif options.resume:
         options.log(f"nothing to resume at {state.root}; starting a new run")
     state.create(settings)
-    zarr_stack.create_stack(state.stack, layout)
+    if run.format is OutputFormat.OME_ZARR:
+        zarr_stack.create_stack(state.stack, run.layout, run.grid, run.codec)
+    else:
+        state.tiles.mkdir()
     return set(), False
 
 
-def finish_output(
-    state: RunState, output: Path, fmt: OutputFormat, options: RunOptions, made_with: dict | None = None
-) -> None:
+def finish_output(run: PlannedRun, options: RunOptions) -> CodecReport:
     """Turn the finished partial run into the output under its final name (rename last), then
     record what it was made with (the old record goes first: a crash leaves none, never a wrong one)."""
-    if fmt is OutputFormat.OME_TIFF:
+    state, output = run.state, run.output
+    if run.format is OutputFormat.OME_TIFF:
         tmp = state.root / "output.ome.tif"
-        ome_tiff.write_ome_tiff(
-            state.stack,
-            tmp,
-            compression=options.compression,
-            uuid=output_uuid(made_with) if made_with is not None else None,
+        index = ome_tiff.assemble_ome_tiff(
+            state.tiles, run.grid, run.layout, run.codec, tmp, uuid=output_uuid(run.made_with)
         )
+        report = CodecReport.of(run.codec, run.floor_db, index.values())
         remove_record(output)
         replace_dir(tmp, output)
     else:
+        report = CodecReport.of(run.codec, run.floor_db, [])
         remove_record(output)
         replace_dir(state.stack, output)  # the old output stays until the new one is in place
-    if made_with is not None:
-        write_record(output, made_with)
+    write_record(output, run.made_with)
     state.remove()
+    if report.below_floor:
+        options.log(f"warning: {output}: {report.line()}; pass --lossless for bit-exact planes")
+    return report
 
 
 def output_uuid(made_with: dict) -> str:
@@ -575,10 +658,9 @@ class _Progress:
             self.check()
 
     def _flush(self) -> None:
-        # Chunks reach the disk before the journal names their batch (power-loss safe); one
-        # sync per interval instead of an fsync per chunk file.
+        # The sinks fsync what they write before a batch is reported, so the journal may name
+        # it at once (power-loss safe); the journal itself is fsynced once per interval.
         if self.pending:
-            os.sync()
             self.journal.record(self.pending)
             self.pending = []
         self.last_sync = time.monotonic()
@@ -601,15 +683,19 @@ def stream_batches(
     options: RunOptions,
     done_tiles: int = 0,
     check: Callable[[], None] | None = None,
+    build_upper: bool = True,
 ) -> None:
-    """Run batches `todo` of the planned slide into its partial stack, journaling each written batch."""
-    scale = backend.spec.scale
+    """Run batches `todo` of the planned slide into its partial stack, journaling each written batch.
+
+    Every finished engine tile is encoded at once, with its pyramid levels; with `build_upper`
+    the levels above it are built as soon as their tiles are complete (a distributed task leaves
+    them to the client's finish, which builds whatever is missing)."""
     groups = run.groups
-    arr = zarr_stack.open_level(run.state.stack, 0, mode="r+")
+    builder = run.pyramid()
     progress = _Progress(journal, run.plan, options, done_tiles, sum(len(groups[b]) for b in todo), check)
 
     def write(t: Tile, planes: np.ndarray) -> None:
-        zarr_stack.write_core(arr, t.core.scaled(scale), planes)
+        builder.add_engine_tile(t.row, t.col, planes, build=build_upper)
 
     try:
         stream_tiles(
@@ -621,7 +707,7 @@ def stream_batches(
             write,
             on_batch=progress.batch_done,
             queue_batches=options.queue_batches,
-            writers=options.writers,
+            writers=options.writers or os.cpu_count() or 1,
         )
     finally:
         progress.close()

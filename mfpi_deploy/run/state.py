@@ -1,4 +1,5 @@
-"""Run state on disk: `<output>.partial/` holds the growing Zarr, the run's settings and a journal.
+"""Run state on disk: `<output>.partial/` holds the staged output (an OME-Zarr, or an OME-TIFF's
+encoded tiles), the pyramid's pending pieces, the run's settings and a journal.
 
 The journal lists finished batches, one index per line, appended only after the batch's
 chunks are flushed to disk, so a resumed run skips exactly the batches that are safely
@@ -24,7 +25,9 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
 
 PARTIAL_SUFFIX = ".partial"
-STACK_NAME = "stack.ome.zarr"
+STACK_NAME = "stack.ome.zarr"  # an OME-Zarr output, staged
+TILES_NAME = "tiles"  # an OME-TIFF output's encoded tiles, staged
+PYRAMID_NAME = "pyramid"  # lossless pieces of pyramid levels not yet made
 SETTINGS_NAME = "run.json"
 JOURNAL_NAME = "done-batches.txt"
 JOURNAL_GLOB = "done-batches*.txt"
@@ -44,6 +47,14 @@ class RunState:
     @property
     def stack(self) -> Path:
         return self.root / STACK_NAME
+
+    @property
+    def tiles(self) -> Path:
+        return self.root / TILES_NAME
+
+    @property
+    def pyramid(self) -> Path:
+        return self.root / PYRAMID_NAME
 
     @property
     def settings_path(self) -> Path:

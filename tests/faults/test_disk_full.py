@@ -13,7 +13,7 @@ from tests.faults.conftest import cli, start_run
 def test_disk_full_in_pyramid_one_line_then_resume(tmp_path: Path, clean_run: tuple) -> None:
     src, args, clean = clean_run
     out = tmp_path / "out.ome.tif"
-    proc = start_run([src, "-o", out, *args], "--enospc-level", "1")  # level 1: written after all tiles
+    proc = start_run([src, "-o", out, *args], "--enospc-finish")  # the file is assembled after all tiles
     _, err = proc.communicate(timeout=120)
     stderr = err.decode()
     assert proc.returncode == 2, stderr

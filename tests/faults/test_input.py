@@ -129,7 +129,7 @@ def test_not_enough_disk_space_refused_before_the_first_tile(
     real = shutil.disk_usage
     monkeypatch.setattr(pipeline.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
     written: list = []
-    monkeypatch.setattr(pipeline.zarr_stack, "write_core", lambda *a: written.append(a))
+    monkeypatch.setattr(pipeline.PyramidBuilder, "add_engine_tile", lambda *a, **k: written.append(a))
     before = listing(tmp_path)
     line = refused(cli([src, "-o", tmp_path / "out.ome.tif", "--engine", ckpt, *SMALL]))
     assert "not enough disk space" in line and "has 1.0 KB free" in line and "100:1" in line, line
@@ -184,10 +184,10 @@ def test_unexpected_error_is_one_line_and_traceback_only_with_mfpi_debug(
 
     src = write_tiff(tmp_path / "in.tif", textured(32, 32))
 
-    def broken(*args):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("kernel exploded\nsecond line")
 
-    monkeypatch.setattr(pipeline.zarr_stack, "write_core", broken)
+    monkeypatch.setattr(pipeline.PyramidBuilder, "add_engine_tile", broken)
     args = [str(src), "-o", str(tmp_path / "o.ome.tif"), "--engine", str(ckpt), *SMALL, "--overwrite"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output

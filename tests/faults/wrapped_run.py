@@ -1,10 +1,9 @@
-"""`python -m tests.faults.wrapped_run [--slow S] [--slow-finish S] [--enospc-level N] -- ARGS`:
+"""`python -m tests.faults.wrapped_run [--slow S] [--slow-finish S] [--enospc-finish] -- ARGS`:
 mfpi-run with test hooks.
 
---slow S: every engine call sleeps S seconds; --slow-finish S: writing the OME-TIFF waits S
-seconds first; so a test can kill the run at a chosen point. --enospc-level N: every chunk write of pyramid
-level N fails with ENOSPC inside zarr's own I/O (as on a full disk, where the pyramid is
-the last thing written before the OME-TIFF).
+--slow S: every engine call sleeps S seconds; --slow-finish S: assembling the OME-TIFF waits S
+seconds first; so a test can kill the run at a chosen point. --enospc-finish: the disk fills up
+while the OME-TIFF is assembled (its first plane is written, the next write fails with ENOSPC).
 """
 
 from __future__ import annotations
@@ -12,14 +11,17 @@ from __future__ import annotations
 import errno
 import sys
 import time
-from pathlib import Path
 
 
 def main() -> None:
     argv = sys.argv[1:]
     sep = argv.index("--")
     hooks, args = argv[:sep], argv[sep + 1 :]
-    opts = dict(zip(hooks[::2], hooks[1::2]))
+    flags = {"--enospc-finish"}
+    opts: dict[str, str] = {}
+    while hooks:
+        name = hooks.pop(0)
+        opts[name] = "" if name in flags else hooks.pop(0)
     if "--slow" in opts:
         from mfpi_deploy.backends.torch_backend import TorchBackend
 
@@ -33,25 +35,25 @@ def main() -> None:
     if "--slow-finish" in opts:
         from mfpi_deploy.output import ome_tiff
 
-        write, wait = ome_tiff.write_ome_tiff, float(opts["--slow-finish"])
+        write, wait = ome_tiff.assemble_ome_tiff, float(opts["--slow-finish"])
 
         def slow_write(*a, **k):  # type: ignore[no-untyped-def]
             time.sleep(wait)
             return write(*a, **k)
 
-        ome_tiff.write_ome_tiff = slow_write
-    if "--enospc-level" in opts:
-        import zarr.storage._local as local
+        ome_tiff.assemble_ome_tiff = slow_write
+    if "--enospc-finish" in opts:
+        import tifffile
 
-        marker = f"stack.ome.zarr/{opts['--enospc-level']}/"
-        put = local._put
+        page_write, calls = tifffile.TiffWriter.write, []
 
-        def full_put(path, value, exclusive=False):  # type: ignore[no-untyped-def]
-            if marker in str(path) and not Path(path).name.startswith("."):
-                raise OSError(errno.ENOSPC, "No space left on device", str(path))
-            return put(path, value, exclusive=exclusive)
+        def full_write(self, *a, **k):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return page_write(self, *a, **k)
 
-        local._put = full_put
+        tifffile.TiffWriter.write = full_write
     from mfpi_deploy.cli.run import main as run_main
 
     run_main(args, prog_name="mfpi-run")

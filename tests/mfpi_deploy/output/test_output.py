@@ -10,32 +10,44 @@ import zarr
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output import OutputFormat, StackLayout, ome_tiff, zarr_stack
+from mfpi_deploy.output.codecs import parse_codec
+from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, downsample2, level_shapes
 from mfpi_deploy.tiling import Box
 
 PLANES_UM = tuple(round(2.7 * i, 4) for i in range(-5, 6))
 
 
-def _stack(tmp_path: Path, channels: int = 3, pixel: float | None = 0.25) -> tuple[Path, StackLayout, np.ndarray]:
+def _stack(
+    tmp_path: Path, channels: int = 3, pixel: float | None = 0.25, codec: str = "zlib"
+) -> tuple[Path, Path, StackLayout, np.ndarray]:
+    """The same 300x520 random stack as OME-Zarr and OME-TIFF, written as a run writes them: engine
+    tiles of 256 px cores fed to the pyramid builder (Zarr chunks, encoded TIFF tiles), then assembled."""
     layout = StackLayout(
         planes=11,
         channels=channels,
         height=300,
         width=520,
-        chunk=128,
+        chunk=256,
         pixel_size_um=pixel,
         planes_um=PLANES_UM,
         name="t",
     )
     rng = np.random.default_rng(1)
     data = rng.integers(0, 256, (11, 300, 520, channels), dtype=np.uint8)
-    path = tmp_path / "s.ome.zarr"
-    arr = zarr_stack.create_stack(path, layout)
-    for y in range(0, 300, 128):
-        for x in range(0, 520, 128):
-            box = Box(y, x, min(y + 128, 300), min(x + 128, 520))
-            zarr_stack.write_core(arr, box, data[:, box.y0 : box.y1, box.x0 : box.x1])
-    assert zarr_stack.build_pyramid(path, layout) == 3  # 520 -> 260 -> 130
-    return path, layout, data
+    grid = PyramidGrid(level_shapes(300, 520), 256, 256)
+    zarr_path, tif_path = tmp_path / "s.ome.zarr", tmp_path / "s.ome.tif"
+    zarr_stack.create_stack(zarr_path, layout, grid)
+    store = ome_tiff.TiffTileStore(tmp_path / "tiles", grid, parse_codec(codec), 40.0)
+    sinks = {"zarr": zarr_stack.ZarrSink(zarr_path, grid), "tif": store}
+    for name, sink in sinks.items():
+        builder = PyramidBuilder(grid, tmp_path / f"pyramid-{name}", sink)
+        for r in range(grid.engine_rows):
+            for c in range(grid.engine_cols):
+                box = grid.engine_block(r, c, 0)
+                builder.add_engine_tile(r, c, data[:, box.y0 : box.y1, box.x0 : box.x1])
+        builder.complete()
+    ome_tiff.assemble_ome_tiff(tmp_path / "tiles", grid, layout, parse_codec(codec), tif_path, None)
+    return zarr_path, tif_path, layout, data
 
 
 def test_format_follows_name() -> None:
@@ -45,21 +57,16 @@ def test_format_follows_name() -> None:
         OutputFormat.from_path("b.png")
 
 
-def test_downsample2_rounds_and_handles_odd_edges() -> None:
-    block = np.array([[[[0, 1, 9], [2, 2, 9]]]], np.uint8)  # (1, 1, 2, 3)
-    assert zarr_stack.downsample2(block).tolist() == [[[[1, 9]]]]
-
-
 def test_ome_zarr_reads_back_with_ome_zarr_py(tmp_path: Path) -> None:
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
 
-    path, layout, data = _stack(tmp_path)
+    path, _, layout, data = _stack(tmp_path)
     node = list(Reader(parse_url(str(path)))())[0]
     assert [d.shape for d in node.data] == [(3, 11, 300, 520), (3, 11, 150, 260), (3, 11, 75, 130)]
     assert np.array_equal(np.asarray(node.data[0]), np.moveaxis(data, -1, 0))
     level1 = np.asarray(node.data[1])
-    assert np.array_equal(level1[:, :, :10, :10], zarr_stack.downsample2(np.moveaxis(data, -1, 0)[:, :, :20, :20]))
+    assert np.array_equal(np.moveaxis(level1, 0, -1)[:, :10, :10], downsample2(data[:, :20, :20]))
     assert [a["name"] for a in node.metadata["axes"]] == ["c", "z", "y", "x"]
     scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]
     assert scales == [
@@ -70,7 +77,7 @@ def test_ome_zarr_reads_back_with_ome_zarr_py(tmp_path: Path) -> None:
     assert node.metadata["coordinateTransformations"][0][1]["translation"][1] == pytest.approx(-13.5)
     assert node.metadata["channel_names"] == ["R", "G", "B"]
     group = zarr.open_group(str(path), mode="r")
-    assert group["0"].chunks == (1, 1, 128, 128)
+    assert group["0"].chunks == (1, 1, 256, 256)
     from ome_zarr_models.v04 import Image
 
     Image.from_zarr(group)  # validates against the NGFF 0.4 schema
@@ -78,9 +85,7 @@ def test_ome_zarr_reads_back_with_ome_zarr_py(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("channels", [3, 1])
 def test_ome_tiff_pyramid_and_physical_sizes(tmp_path: Path, channels: int) -> None:
-    path, layout, data = _stack(tmp_path, channels=channels)
-    out = tmp_path / "s.ome.tif"
-    ome_tiff.write_ome_tiff(path, out)
+    _, out, layout, data = _stack(tmp_path, channels=channels)
     with tifffile.TiffFile(out) as tif:
         assert tif.is_bigtiff and tif.is_ome
         series = tif.series[0]
@@ -107,9 +112,7 @@ def test_ome_tiff_validates_in_the_bio_formats_layout(tmp_path: Path, channels: 
     units and PositionZ; one IFD per plane, the pyramid in its SubIFDs, 256 or 512 px tiles."""
     from ome_types import from_xml
 
-    path, layout, data = _stack(tmp_path, channels=channels, pixel=pixel)
-    out = tmp_path / "s.ome.tif"
-    ome_tiff.write_ome_tiff(path, out)
+    path, out, layout, data = _stack(tmp_path, channels=channels, pixel=pixel)
     with tifffile.TiffFile(out) as tif:
         ome = from_xml(tif.ome_metadata, validate=True)  # raises on anything the OME schema refuses
         assert len(tif.pages) == 11  # top-level IFDs: one per plane, nothing else
@@ -134,33 +137,11 @@ def test_ome_tiff_validates_in_the_bio_formats_layout(tmp_path: Path, channels: 
     assert pixels.tiff_data_blocks[0].plane_count == 11
 
 
-def test_ome_tiff_tiles_are_256_or_512() -> None:
-    def layout(chunk: int) -> StackLayout:
-        return StackLayout(
-            planes=11, channels=3, height=9, width=9, chunk=chunk, pixel_size_um=None, planes_um=PLANES_UM
-        )
-
-    sizes = [ome_tiff.tiff_tile_size(layout(c)) for c in (64, 320, 511, 512, 832, 2048)]
-    assert sizes == [256, 256, 256, 512, 512, 512]
-
-
-def test_ome_tiff_tiles_not_aligned_with_the_zarr_chunks(tmp_path: Path) -> None:
-    path, _, data = _stack(tmp_path, channels=1)  # chunks 128 (level 0) and 256 (levels 1, 2)
-    out = tmp_path / "s.ome.tif"
-    ome_tiff.write_ome_tiff(path, out, tile=80)
-    with tifffile.TiffFile(out) as tif:
-        assert tif.pages[0].tilewidth == 80
-        assert np.array_equal(tif.series[0].asarray(), data[..., 0])
-        assert np.array_equal(tif.series[0].levels[1].asarray(), zarr_stack.open_level(path, 1)[0])
-
-
 @pytest.mark.parametrize("channels", [3, 1])
 def test_stack_reader_reads_windows_of_both_formats(tmp_path: Path, channels: int) -> None:
     from mfpi_deploy.output.reader import StackReader
 
-    path, _, data = _stack(tmp_path, channels=channels)
-    out = tmp_path / "s.ome.tif"
-    ome_tiff.write_ome_tiff(path, out)
+    path, out, _, data = _stack(tmp_path, channels=channels)
     box = Box(100, 130, 290, 400)  # across chunk and tile borders
     for stack_path in (path, out):
         with StackReader(stack_path) as stack:

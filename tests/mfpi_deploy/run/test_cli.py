@@ -9,7 +9,7 @@ import tifffile
 from click.testing import CliRunner
 
 from mfpi_deploy.cli.run import default_output, main
-from mfpi_deploy.output import zarr_stack
+from mfpi_deploy.output import ome_tiff, zarr_stack
 from tests.mfpi_deploy.run.helpers import focal_stack, textured, tiny_checkpoint, write_tiff, write_zstack
 
 
@@ -138,23 +138,23 @@ def test_disk_full_is_one_line_and_resumable(
     tmp_path: Path, ckpts: dict[int, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = write_tiff(tmp_path / "a.tif", textured(48, 48))
-    real = zarr_stack.write_core
+    real = ome_tiff.write_durable
     calls = {"n": 0}
 
-    def fills_up(*args: object) -> None:
+    def fills_up(*args: object) -> None:  # the disk fills up after the first tile's packet
         calls["n"] += 1
         if calls["n"] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(*args)
 
-    monkeypatch.setattr(zarr_stack, "write_core", fills_up)
+    monkeypatch.setattr(ome_tiff, "write_durable", fills_up)
     out = tmp_path / "o.ome.tif"
     result = _run([str(src), "-o", str(out), "--tile", "48", "--halo", "8"], ckpts[3])
     assert result.exit_code != 0
     _assert_one_error_line(result.stderr)
     assert "no space left on device" in result.stderr and "--resume" in result.stderr
     assert not out.exists()
-    monkeypatch.setattr(zarr_stack, "write_core", real)
+    monkeypatch.setattr(ome_tiff, "write_durable", real)
     result = _run([str(src), "-o", str(out), "--tile", "48", "--halo", "8", "--resume"], ckpts[3])
     assert result.exit_code == 0, result.output
     assert out.is_file()

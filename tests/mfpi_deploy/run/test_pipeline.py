@@ -8,7 +8,7 @@ import tifffile
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.infer import whole_image
-from mfpi_deploy.output import zarr_stack
+from mfpi_deploy.output import ome_tiff, zarr_stack
 from mfpi_deploy.run import RunFailed, RunInterrupted, RunOptions, run_slide
 from mfpi_deploy.run.state import partial_dir
 from mfpi_deploy.slide import Region
@@ -108,7 +108,7 @@ def test_grey_16_bit_and_rgba_inputs(tmp_path: Path) -> None:
 def test_ome_tiff_output_metadata_and_equality_with_zarr(tmp_path: Path, backend) -> None:
     src = write_tiff(tmp_path / "a.tif", textured(64, 72), pixel_size_um=0.5)
     run_slide(src, tmp_path / "a.ome.zarr", backend, RunOptions(**QUIET))
-    run_slide(src, tmp_path / "a.ome.tif", backend, RunOptions(**QUIET))
+    run_slide(src, tmp_path / "a.ome.tif", backend, RunOptions(lossless=True, **QUIET))
     with tifffile.TiffFile(tmp_path / "a.ome.tif") as tif:
         assert tif.series[0].axes == "ZYXS"
         assert np.array_equal(tif.series[0].asarray(), _level0(tmp_path / "a.ome.zarr"))
@@ -182,7 +182,7 @@ def test_disk_full_while_writing_leaves_no_output(tmp_path: Path, backend, monke
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(zarr_stack, "write_core", full)
+    monkeypatch.setattr(ome_tiff, "write_durable", full)
     out = tmp_path / "o.ome.tif"
     with pytest.raises(RunFailed, match="no space left"):
         run_slide(src, out, backend, RunOptions(**QUIET))

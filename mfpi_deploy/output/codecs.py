@@ -1,0 +1,199 @@
+"""Tile codecs of the output: names users type (`jpeg:90`, `zstd`), how a tile is encoded, and the
+fidelity rule of lossy ones (each tile's quality is raised until it is close enough to the lossless planes).
+
+A TIFF tile is encoded here exactly as tifffile would encode it (same imagecodecs call and
+arguments), so a finished file is assembled by copying these bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import imagecodecs
+import numpy as np
+
+from mfpi_deploy.errors import MfpiError
+
+NAMES = ("jpeg", "jpegxl", "zstd", "zlib", "none")
+LOSSY = ("jpeg", "jpegxl")
+DEFAULT_LEVEL = {"jpeg": 90, "jpegxl": 90, "zstd": 5, "zlib": 6, "none": None}
+LEVEL_RANGE = {"jpeg": (1, 100), "jpegxl": (1, 100), "zstd": (1, 22), "zlib": (1, 9)}
+# Qualities a lossy tile steps up through when it misses the fidelity floor (from the chosen one).
+QUALITY_LADDER = (90, 95, 98, 100)
+# Without a model PSNR to add the margin to, lossy tiles must reach this PSNR against the lossless planes.
+DEFAULT_FLOOR_DB = 40.0
+# The floor is the model's own PSNR against truth + this margin: the codec's error is then at most a
+# tenth of the model's (in MSE), costing at most 10*log10(1.1) = 0.41 dB of fidelity to truth.
+FLOOR_MARGIN_DB = 10.0
+_TIFF_NAMES = {"jpeg": "jpeg", "jpegxl": "jpegxl", "zstd": "zstd", "zlib": "zlib", "none": None}
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One codec and its level: JPEG/JPEG-XL quality (1-100), zstd (1-22) or zlib (1-9) level."""
+
+    name: str
+    level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in NAMES:
+            raise MfpiError(f"unknown compression {self.name!r}: choose one of {', '.join(NAMES)}")
+        if self.name == "none":
+            if self.level is not None:
+                raise MfpiError("compression none takes no level")
+            return
+        lo, hi = LEVEL_RANGE[self.name]
+        if self.level is None or not lo <= self.level <= hi:
+            raise MfpiError(f"{self.name} level must be {lo} to {hi}, got {self.level}")
+
+    @property
+    def lossless(self) -> bool:
+        return self.name not in LOSSY
+
+    @property
+    def label(self) -> str:
+        return self.name if self.level is None else f"{self.name}:{self.level}"
+
+    def ladder(self) -> tuple[int | None, ...]:
+        """Levels a tile tries in turn: the chosen one, then the higher rungs of the quality ladder."""
+        if self.lossless:
+            return (self.level,)
+        return (self.level, *(q for q in QUALITY_LADDER if q > (self.level or 0)))
+
+
+def parse_codec(text: str) -> Codec:
+    """`jpeg`, `jpeg:85`, `zstd:9`, `none`, ... (the level defaults per codec)."""
+    name, _, level = text.strip().lower().partition(":")
+    if name not in NAMES:
+        raise MfpiError(f"unknown compression {text!r}: choose one of {', '.join(NAMES)} (e.g. jpeg:90)")
+    if not level:
+        return Codec(name, DEFAULT_LEVEL[name])
+    try:
+        return Codec(name, int(level))
+    except ValueError:
+        raise MfpiError(f"compression level must be a whole number, got {text!r}") from None
+
+
+def floor_db(model_psnr_db: float | None) -> float:
+    """The PSNR a lossy tile must reach against the lossless planes (see FLOOR_MARGIN_DB)."""
+    if model_psnr_db is None or not math.isfinite(model_psnr_db):
+        return DEFAULT_FLOOR_DB
+    return max(DEFAULT_FLOOR_DB, model_psnr_db + FLOOR_MARGIN_DB)
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of uint8 arrays (peak 255); inf when equal."""
+    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+# ---- TIFF tiles -------------------------------------------------------------------------------
+
+
+def tiff_options(codec: Codec, channels: int) -> dict:
+    """tifffile.write keywords for pages of this codec (photometric, subsampling and predictor tags)."""
+    options: dict = {"compression": _TIFF_NAMES[codec.name], "dtype": np.uint8}
+    rgb = channels == 3
+    options["photometric"] = "rgb" if rgb else "minisblack"
+    if rgb:
+        options["planarconfig"] = "contig"
+    if codec.name in ("zstd", "zlib"):
+        options["predictor"] = True  # horizontal differencing: about a third smaller on image tiles
+    if codec.name == "jpeg" and rgb:
+        options["subsampling"] = (2, 2)  # YCbCr 4:2:0, as scanners write it
+    return options
+
+
+def encode_tiff_tile(codec: Codec, tile: np.ndarray, level: int | None = None) -> bytes:
+    """One TIFF tile (h, w, C) uint8, full tile size, as tifffile encodes it for `tiff_options`."""
+    level = codec.level if level is None else level
+    rgb = tile.shape[-1] == 3
+    data = tile if rgb else tile[..., 0]
+    if codec.name == "jpeg":
+        if rgb:
+            return imagecodecs.jpeg8_encode(
+                data, level=level, colorspace="RGB", outcolorspace="YCBCR", subsampling=(2, 2)
+            )
+        return imagecodecs.jpeg8_encode(data, level=level)
+    if codec.name == "jpegxl":
+        return imagecodecs.jpegxl_encode(data, level=level)
+    if codec.name == "none":
+        return np.ascontiguousarray(data).tobytes()
+    delta = imagecodecs.delta_encode(np.ascontiguousarray(data), axis=1)  # along the row, per sample
+    if codec.name == "zstd":
+        return imagecodecs.zstd_encode(delta, level=level)
+    return imagecodecs.deflate_encode(delta, level=level)
+
+
+def decode_lossy(codec: Codec, data: bytes, channels: int) -> np.ndarray:
+    """A JPEG or JPEG-XL tile back to (h, w, C) uint8 (for the fidelity check)."""
+    if codec.name == "jpeg":
+        out = imagecodecs.jpeg8_decode(data)
+    else:
+        out = imagecodecs.jpegxl_decode(data)
+    return out if out.ndim == 3 else out[..., None]
+
+
+@dataclass(frozen=True)
+class EncodedTile:
+    """A tile's bytes, the level it was encoded at, and its PSNR against the lossless tile (lossy only)."""
+
+    data: bytes
+    level: int | None
+    psnr_db: float | None  # None: lossless
+    met_floor: bool = True
+
+
+def encode_checked(codec: Codec, tile: np.ndarray, valid: tuple[int, int], floor: float) -> EncodedTile:
+    """Encode `tile` (padded to the TIFF tile size; `valid` = (h, w) of real pixels); a lossy tile
+    steps up the quality ladder until its PSNR on the valid pixels reaches `floor`."""
+    if codec.lossless:
+        return EncodedTile(encode_tiff_tile(codec, tile), codec.level, None)
+    h, w = valid
+    truth = tile[:h, :w]
+    last: EncodedTile | None = None
+    for level in codec.ladder():
+        data = encode_tiff_tile(codec, tile, level)
+        score = psnr_db(decode_lossy(codec, data, tile.shape[-1])[:h, :w], truth)
+        last = EncodedTile(data, level, score, score >= floor)
+        if last.met_floor:
+            break
+    assert last is not None
+    return last
+
+
+@dataclass(frozen=True)
+class CodecReport:
+    """What a run's tiles were encoded with, and how the lossy ones fared against their floor."""
+
+    codec: str
+    floor_db: float | None  # None: lossless
+    tiles: int = 0  # encoded tiles checked (every tile of every plane and level)
+    min_psnr_db: float | None = None
+    raised: int = 0  # tiles encoded above the chosen quality to reach the floor
+    below_floor: int = 0  # tiles that missed the floor even at the top of the ladder
+
+    @classmethod
+    def of(cls, codec: Codec, floor: float, entries: object) -> CodecReport:
+        """Summarise index entries (objects with level, psnr_db and met_floor)."""
+        if codec.lossless:
+            return cls(codec.label, None)
+        tiles = raised = below = 0
+        low = math.inf
+        for e in entries:  # type: ignore[attr-defined]
+            tiles += 1
+            raised += e.level != codec.level
+            below += not e.met_floor
+            low = min(low, e.psnr_db)
+        return cls(codec.label, floor, tiles, low if tiles else None, raised, below)
+
+    def line(self) -> str:
+        if self.floor_db is None:
+            return f"{self.codec} (lossless)"
+        low = "inf" if self.min_psnr_db is None or math.isinf(self.min_psnr_db) else f"{self.min_psnr_db:.1f}"
+        text = (
+            f"{self.codec}; every tile checked against the lossless planes: lowest {low} dB "
+            f"(floor {self.floor_db:.1f} dB), {self.raised} of {self.tiles} tiles raised to a higher quality"
+        )
+        return text + (f", {self.below_floor} below the floor even at quality 100" if self.below_floor else "")

@@ -1,0 +1,273 @@
+"""The 2x pyramid, grown as engine tiles finish instead of in a pass after the last one.
+
+Levels 0..`direct` are cut from each engine tile's own output (its core is a whole number of
+tiles at those levels). The level above (`direct + 1`) is put together from the pieces the engine
+tiles left there, and every higher tile is the 2x2 mean of four finished tiles below it. All of
+it is computed from lossless planes (pieces and finished upper tiles are kept as .npy files in
+the staging folder until their parent is made), so a resumed or distributed run writes the same
+pixels as one uninterrupted run. The mathematics (`PyramidGrid`) is pure; `PyramidBuilder` adds
+the files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from mfpi_deploy.fileio import write_durable
+from mfpi_deploy.tiling import Box
+
+MIN_LEVEL_SIDE = 256  # stop the pyramid when a level's longer side is this small
+TILE_SIDES = (512, 256, 128, 64, 32, 16)  # output tile sides, largest first (TIFF tiles are multiples of 16)
+
+
+def level_shapes(height: int, width: int, min_side: int = MIN_LEVEL_SIDE) -> tuple[tuple[int, int], ...]:
+    """(height, width) of every level, halving (rounding up) until the longer side <= min_side."""
+    shapes = [(height, width)]
+    while max(shapes[-1]) > min_side:
+        h, w = shapes[-1]
+        shapes.append(((h + 1) // 2, (w + 1) // 2))
+    return tuple(shapes)
+
+
+def tile_side(core: int, largest: int = TILE_SIDES[0]) -> int:
+    """The largest tile side in TILE_SIDES (up to `largest`) that divides the engine core (output px)."""
+    for side in TILE_SIDES:
+        if side <= largest and core % side == 0:
+            return side
+    raise ValueError(f"engine core {core} is not a multiple of 16 output pixels")
+
+
+def downsample2(block: np.ndarray) -> np.ndarray:
+    """2x2 mean of (..., h, w, C) uint8, rounding half up; an odd last row/column is repeated."""
+    h, w = block.shape[-3:-1]
+    if h % 2 or w % 2:
+        pad = [(0, 0)] * (block.ndim - 3) + [(0, h % 2), (0, w % 2), (0, 0)]
+        block = np.pad(block, pad, mode="edge")
+    b = block.astype(np.uint16)
+    s = b[..., 0::2, 0::2, :] + b[..., 1::2, 0::2, :] + b[..., 0::2, 1::2, :] + b[..., 1::2, 1::2, :]
+    return ((s + 2) // 4).astype(np.uint8)
+
+
+def _halve(box: Box, shape: tuple[int, int]) -> Box:
+    return Box(box.y0 // 2, box.x0 // 2, min(-(-box.y1 // 2), shape[0]), min(-(-box.x1 // 2), shape[1]))
+
+
+@dataclass(frozen=True)
+class PyramidGrid:
+    """Levels, the engine's core grid at level 0 and the tile side of every level (output pixels)."""
+
+    shapes: tuple[tuple[int, int], ...]
+    core: int  # engine core side at level 0 (a multiple of `tile`)
+    tile: int
+
+    def __post_init__(self) -> None:
+        if self.core % self.tile:
+            raise ValueError(f"engine core {self.core} is not a multiple of the tile side {self.tile}")
+
+    @property
+    def levels(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def direct(self) -> int:
+        """The highest level cut from each engine tile alone (its block there is whole tiles)."""
+        k = 0
+        while k + 1 < self.levels and self.core % (self.tile * 2 ** (k + 1)) == 0:
+            k += 1
+        return k
+
+    @property
+    def engine_rows(self) -> int:
+        return -(-self.shapes[0][0] // self.core)
+
+    @property
+    def engine_cols(self) -> int:
+        return -(-self.shapes[0][1] // self.core)
+
+    def engine_block(self, row: int, col: int, level: int) -> Box:
+        """The box an engine tile's core covers at `level` (<= direct + 1)."""
+        h, w = self.shapes[0]
+        box = Box(row * self.core, col * self.core, min((row + 1) * self.core, h), min((col + 1) * self.core, w))
+        for k in range(1, level + 1):
+            box = _halve(box, self.shapes[k])
+        return box
+
+    def grid(self, level: int) -> tuple[int, int]:
+        """Rows and columns of tiles at `level`."""
+        h, w = self.shapes[level]
+        return -(-h // self.tile), -(-w // self.tile)
+
+    def tile_box(self, level: int, row: int, col: int) -> Box:
+        h, w = self.shapes[level]
+        t = self.tile
+        return Box(row * t, col * t, min((row + 1) * t, h), min((col + 1) * t, w))
+
+    def tiles_in(self, level: int, box: Box) -> list[tuple[int, int]]:
+        """Tiles of `level` that overlap `box`, row by row."""
+        t = self.tile
+        return [(r, c) for r in range(box.y0 // t, -(-box.y1 // t)) for c in range(box.x0 // t, -(-box.x1 // t))]
+
+    def sources(self, row: int, col: int) -> list[tuple[int, int]]:
+        """Engine tiles (row, col) whose pieces make tile (row, col) of level direct + 1."""
+        box = self.tile_box(self.direct + 1, row, col).scaled(2 ** (self.direct + 1))
+        h, w = self.shapes[0]
+        y1, x1 = min(box.y1, h), min(box.x1, w)
+        return [
+            (r, c)
+            for r in range(box.y0 // self.core, -(-y1 // self.core))
+            for c in range(box.x0 // self.core, -(-x1 // self.core))
+        ]
+
+    def children(self, level: int, row: int, col: int) -> list[tuple[int, int]]:
+        """Tiles of `level - 1` whose 2x2 mean is tile (row, col) of `level` (> direct + 1)."""
+        rows, cols = self.grid(level - 1)
+        return [(r, c) for r in (2 * row, 2 * row + 1) for c in (2 * col, 2 * col + 1) if r < rows and c < cols]
+
+
+class TileSink(Protocol):
+    """Where finished pyramid pixels go (encoded TIFF tiles, or Zarr chunks)."""
+
+    def put_engine_tile(self, index: int, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
+        """An engine tile's blocks of levels 0..direct: (level, box, planes (Z, h, w, C)); durable on return."""
+
+    def put_tile(self, level: int, row: int, col: int, planes: np.ndarray) -> None:
+        """One tile of a level above `direct`; durable on return."""
+
+
+class PyramidBuilder:
+    """Feeds a sink every level of every finished engine tile, and builds the levels above
+    `direct` as soon as what they need is there (or all at once with `complete`)."""
+
+    def __init__(self, grid: PyramidGrid, root: str | Path, sink: TileSink) -> None:
+        self.grid, self.root, self.sink = grid, Path(root), sink
+        self.lock = threading.Lock()
+
+    # -- files: pieces of level direct+1 per engine tile, finished tiles of the levels above direct
+    def _piece(self, level_tile: tuple[int, int], engine: tuple[int, int]) -> Path:
+        r, c = level_tile
+        return self.root / f"{self.grid.direct + 1}" / f"{r}_{c}" / f"{engine[0]}_{engine[1]}.npy"
+
+    def _raw(self, level: int, row: int, col: int) -> Path:
+        return self.root / f"{level}" / f"{row}_{col}.npy"
+
+    def done(self, level: int, row: int, col: int) -> bool:
+        """A tile above `direct` is done when its lossless copy is kept, or its parent is done."""
+        if self._raw(level, row, col).is_file():
+            return True
+        return level + 1 < self.grid.levels and self.done(level + 1, row // 2, col // 2)
+
+    def add_engine_tile(self, row: int, col: int, planes: np.ndarray, *, build: bool = True) -> None:
+        """The lossless core of engine tile (row, col), (Z, h, w, C): levels 0..direct to the sink,
+        its pieces of the level above kept; then (with `build`) every upper tile it completes."""
+        grid = self.grid
+        index = row * grid.engine_cols + col
+        blocks = []
+        for level in range(grid.direct + 1):
+            if level:
+                planes = downsample2(planes)
+            blocks.append((level, grid.engine_block(row, col, level), planes))
+        self.sink.put_engine_tile(index, blocks)
+        if grid.direct + 1 >= grid.levels:
+            return
+        upper = grid.direct + 1
+        block = grid.engine_block(row, col, upper)
+        seed = downsample2(planes)
+        touched = grid.tiles_in(upper, block)
+        for r, c in touched:
+            box = grid.tile_box(upper, r, c)
+            y0, x0 = max(box.y0, block.y0), max(box.x0, block.x0)
+            y1, x1 = min(box.y1, block.y1), min(box.x1, block.x1)
+            piece = seed[:, y0 - block.y0 : y1 - block.y0, x0 - block.x0 : x1 - block.x0]
+            write_durable(self._piece((r, c), (row, col)), _npy(piece))
+        if build:
+            with self.lock:
+                for r, c in touched:
+                    self._build_up(upper, r, c)
+
+    def complete(self) -> None:
+        """Build every upper tile not yet done (after the last engine tile; idempotent)."""
+        with self.lock:
+            for level in range(self.grid.direct + 1, self.grid.levels):
+                rows, cols = self.grid.grid(level)
+                for r in range(rows):
+                    for c in range(cols):
+                        if not self.done(level, r, c) and not self._build(level, r, c):
+                            raise RuntimeError(f"pyramid level {level} tile {r},{c}: inputs missing")
+
+    def _build_up(self, level: int, row: int, col: int) -> None:
+        while level < self.grid.levels and not self.done(level, row, col) and self._build(level, row, col):
+            level, row, col = level + 1, row // 2, col // 2
+
+    def _inputs(self, level: int, row: int, col: int) -> list[tuple[Path, Box]] | None:
+        """The files tile (level, row, col) is made from, each with its box at `level`, or None if one is missing."""
+        grid = self.grid
+        if level == grid.direct + 1:
+            box = grid.tile_box(level, row, col)
+            found = []
+            for er, ec in grid.sources(row, col):
+                block = grid.engine_block(er, ec, level)
+                part = Box(max(box.y0, block.y0), max(box.x0, block.x0), min(box.y1, block.y1), min(box.x1, block.x1))
+                found.append((self._piece((row, col), (er, ec)), part))
+        else:
+            found = [
+                (self._raw(level - 1, r, c), grid.tile_box(level - 1, r, c)) for r, c in grid.children(level, row, col)
+            ]
+        return found if all(path.is_file() for path, _ in found) else None
+
+    def _build(self, level: int, row: int, col: int) -> bool:
+        inputs = self._inputs(level, row, col)
+        if inputs is None:
+            return False
+        grid = self.grid
+        if level == grid.direct + 1:
+            box = grid.tile_box(level, row, col)
+            planes = _assemble(inputs, box)
+        else:
+            below = grid.tile_box(level - 1, 2 * row, 2 * col)
+            span = Box(
+                below.y0,
+                below.x0,
+                min(below.y0 + 2 * grid.tile, grid.shapes[level - 1][0]),
+                min(below.x0 + 2 * grid.tile, grid.shapes[level - 1][1]),
+            )
+            planes = downsample2(_assemble(inputs, span))
+        self.sink.put_tile(level, row, col, planes)
+        write_durable(self._raw(level, row, col), _npy(planes))
+        for path, _ in inputs:  # the inputs are not needed once this tile is kept
+            path.unlink(missing_ok=True)
+        if level == grid.direct + 1:
+            _rmdir(self._piece((row, col), (0, 0)).parent)
+        return True
+
+
+def _assemble(inputs: Iterable[tuple[Path, Box]], span: Box) -> np.ndarray:
+    out: np.ndarray | None = None
+    for path, box in inputs:
+        part = np.load(path)
+        if out is None:
+            out = np.zeros((part.shape[0], span.height, span.width, part.shape[-1]), np.uint8)
+        out[:, box.y0 - span.y0 : box.y1 - span.y0, box.x0 - span.x0 : box.x1 - span.x0] = part
+    assert out is not None
+    return out
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
