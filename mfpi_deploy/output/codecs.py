@@ -84,7 +84,8 @@ def floor_db(model_psnr_db: float | None) -> float:
 
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR of uint8 arrays (peak 255); inf when equal."""
-    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    diff = np.subtract(a, b, dtype=np.int16).ravel().astype(np.float32)
+    mse = float(np.dot(diff, diff)) / max(diff.size, 1)
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -141,14 +142,14 @@ class EncodedTile:
 
     data: bytes
     level: int | None
-    psnr_db: float | None  # None: lossless
+    psnr_db: float | None  # None: lossless, or not checked (pyramid overview levels)
     met_floor: bool = True
 
 
-def encode_checked(codec: Codec, tile: np.ndarray, valid: tuple[int, int], floor: float) -> EncodedTile:
+def encode_checked(codec: Codec, tile: np.ndarray, valid: tuple[int, int], floor: float | None) -> EncodedTile:
     """Encode `tile` (padded to the TIFF tile size; `valid` = (h, w) of real pixels); a lossy tile
-    steps up the quality ladder until its PSNR on the valid pixels reaches `floor`."""
-    if codec.lossless:
+    steps up the quality ladder until its PSNR on the valid pixels reaches `floor` (None: no check)."""
+    if codec.lossless or floor is None:
         return EncodedTile(encode_tiff_tile(codec, tile), codec.level, None)
     h, w = valid
     truth = tile[:h, :w]
@@ -169,19 +170,21 @@ class CodecReport:
 
     codec: str
     floor_db: float | None  # None: lossless
-    tiles: int = 0  # encoded tiles checked (every tile of every plane and level)
+    tiles: int = 0  # encoded tiles checked (every full-resolution tile of every plane)
     min_psnr_db: float | None = None
     raised: int = 0  # tiles encoded above the chosen quality to reach the floor
     below_floor: int = 0  # tiles that missed the floor even at the top of the ladder
 
     @classmethod
     def of(cls, codec: Codec, floor: float, entries: object) -> CodecReport:
-        """Summarise index entries (objects with level, psnr_db and met_floor)."""
+        """Summarise index entries (objects with level, psnr_db and met_floor; unchecked ones are skipped)."""
         if codec.lossless:
             return cls(codec.label, None)
         tiles = raised = below = 0
         low = math.inf
         for e in entries:  # type: ignore[attr-defined]
+            if e.psnr_db is None:
+                continue
             tiles += 1
             raised += e.level != codec.level
             below += not e.met_floor
@@ -193,7 +196,7 @@ class CodecReport:
             return f"{self.codec} (lossless)"
         low = "inf" if self.min_psnr_db is None or math.isinf(self.min_psnr_db) else f"{self.min_psnr_db:.1f}"
         text = (
-            f"{self.codec}; every tile checked against the lossless planes: lowest {low} dB "
+            f"{self.codec}; every full-resolution tile checked against the lossless planes: lowest {low} dB "
             f"(floor {self.floor_db:.1f} dB), {self.raised} of {self.tiles} tiles raised to a higher quality"
         )
         return text + (f", {self.below_floor} below the floor even at quality 100" if self.below_floor else "")

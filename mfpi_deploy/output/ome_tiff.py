@@ -68,7 +68,8 @@ class TiffTileStore:
                 for z in range(planes.shape[0]):
                     tile = np.zeros((t, t, planes.shape[-1]), np.uint8)
                     tile[: tb.height, : tb.width] = planes[z, ys, xs]
-                    enc = encode_checked(self.codec, tile, (tb.height, tb.width), self.floor_db)
+                    floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
+                    enc = encode_checked(self.codec, tile, (tb.height, tb.width), floor)
                     header.append([level, z, r, c, offset, len(enc.data), enc.level, _num(enc.psnr_db), enc.met_floor])
                     payload.append(enc.data)
                     offset += len(enc.data)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 from mfpi_deploy.fileio import write_durable
 from mfpi_deploy.tiling import Box
@@ -45,14 +46,15 @@ def tile_side(core: int, largest: int = TILE_SIDES[0]) -> int:
 
 
 def downsample2(block: np.ndarray) -> np.ndarray:
-    """2x2 mean of (..., h, w, C) uint8, rounding half up; an odd last row/column is repeated."""
-    h, w = block.shape[-3:-1]
-    if h % 2 or w % 2:
-        pad = [(0, 0)] * (block.ndim - 3) + [(0, h % 2), (0, w % 2), (0, 0)]
-        block = np.pad(block, pad, mode="edge")
-    b = block.astype(np.uint16)
-    s = b[..., 0::2, 0::2, :] + b[..., 1::2, 0::2, :] + b[..., 0::2, 1::2, :] + b[..., 1::2, 1::2, :]
-    return ((s + 2) // 4).astype(np.uint8)
+    """2x2 mean of (Z, h, w, C) uint8, rounding half up; an odd last row/column is averaged alone
+    (as if repeated). Pillow's box reduction: about twice as fast as numpy, same values."""
+    channels = block.shape[-1]
+    out = []
+    for plane in block:
+        image = Image.fromarray(np.ascontiguousarray(plane if channels == 3 else plane[..., 0]))
+        small = np.asarray(image.reduce(2))
+        out.append(small if channels == 3 else small[..., None])
+    return np.stack(out)
 
 
 def _halve(box: Box, shape: tuple[int, int]) -> Box:

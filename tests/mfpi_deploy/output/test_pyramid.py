@@ -43,6 +43,15 @@ def test_downsample2_rounds_and_repeats_odd_edges() -> None:
     assert downsample2(block)[..., 0].tolist() == [[[1, 9]]]
 
 
+@pytest.mark.parametrize("shape", [(2, 7, 9, 3), (1, 300, 521, 1), (3, 33, 64, 3), (1, 1, 1, 1), (2, 5, 1, 3)])
+def test_downsample2_is_the_2x2_mean_of_the_edge_padded_block(shape: tuple) -> None:
+    block = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    h, w = shape[1:3]
+    padded = np.pad(block, [(0, 0), (0, h % 2), (0, w % 2), (0, 0)], mode="edge").astype(np.uint16)
+    total = padded[:, 0::2, 0::2] + padded[:, 1::2, 0::2] + padded[:, 0::2, 1::2] + padded[:, 1::2, 1::2]
+    assert np.array_equal(downsample2(block), ((total + 2) // 4).astype(np.uint8))
+
+
 def test_tile_side_is_the_largest_power_of_two_dividing_the_core() -> None:
     assert [tile_side(c) for c in (1024, 768, 256, 1184, 96)] == [512, 256, 256, 32, 32]
 
