@@ -189,7 +189,7 @@ def stage_costs(engine: str, backend: str, slide: Path, threads: int, repeats: i
     from mfpi_deploy.output.codecs import floor_db, parse_codec
     from mfpi_deploy.output.ome_tiff import TiffTileStore
     from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, level_shapes, tile_side
-    from mfpi_deploy.run.pipeline import DEFAULT_TIFF_CODEC
+    from mfpi_deploy.run.plan import DEFAULT_TIFF_CODEC
     from mfpi_deploy.slide import TileSource, open_slide, pixel_rule
     from mfpi_deploy.tiling import DEFAULT_HALO, choose_plan
 

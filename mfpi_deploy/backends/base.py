@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfpi_deploy.choices import Choice
+from mfpi_deploy.engine.identity import EngineIdentity
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 
@@ -32,6 +33,7 @@ class EngineFacts:
     kind: BackendKind
     spec: EngineSpec
     description: str
+    identity: EngineIdentity = EngineIdentity()
 
     def describe(self) -> str:
         return self.description
@@ -42,6 +44,7 @@ class Backend(ABC):
 
     kind: BackendKind
     spec: EngineSpec
+    identity: EngineIdentity = EngineIdentity()  # set by open_backend: what a resume must match
 
     @abstractmethod
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
@@ -89,7 +92,7 @@ class Backend(ABC):
         return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision})"
 
     def facts(self) -> EngineFacts:
-        return EngineFacts(self.kind, self.spec, self.describe())
+        return EngineFacts(self.kind, self.spec, self.describe(), self.identity)
 
     def __enter__(self) -> Backend:
         return self

@@ -25,6 +25,7 @@ from mfpi_deploy.backends.probe import (
 )
 from mfpi_deploy.backends.sweep import PlaneSweep
 from mfpi_deploy.checkpoint.io import load_checkpoint
+from mfpi_deploy.engine.identity import identify
 from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, Manifest, is_engine_folder
 from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision, artifact_key
 from mfpi_deploy.errors import MfpiError
@@ -296,7 +297,12 @@ def open_backend(
     except BaseException:
         backend.close()
         raise
-    return backend if per_plane or not backend.spec.needs_dpm else PlaneSweep(backend)
+    backend.identity = identify(source)
+    if per_plane or not backend.spec.needs_dpm:
+        return backend
+    sweep = PlaneSweep(backend)
+    sweep.identity = backend.identity
+    return sweep
 
 
 def _open(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import click
 
 from mfpi_deploy.backends.base import BackendKind
 from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.engine.identity import engine_identity
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
@@ -28,29 +27,6 @@ def default_output(slide: Path) -> Path:
     from mfpi_deploy.cohort.jobs import default_output as cohort_default
 
     return cohort_default(slide)
-
-
-def engine_identity(source: Path) -> str:
-    """Path plus a hash of the engine's manifest (or card): what a resume must match."""
-    for name in ("manifest.json", "card.json"):
-        f = source / name if source.is_dir() else source.with_suffix(".json")
-        if f.is_file():
-            return f"{source.resolve()}#{hashlib.sha256(f.read_bytes()).hexdigest()[:16]}"
-    return str(source.resolve())
-
-
-def model_psnr_db(source: Path) -> float | None:
-    """The model's validation PSNR against truth from its card (engine folder or checkpoint), if recorded."""
-    for f in (
-        (source / "card.json", source / "model" / "card.json") if source.is_dir() else (source.with_suffix(".json"),)
-    ):
-        if f.is_file():
-            try:
-                value = json.loads(f.read_text()).get("provenance", {}).get("metrics", {}).get("val_psnr")
-            except (OSError, ValueError, AttributeError):
-                return None
-            return float(value) if isinstance(value, (int, float)) else None
-    return None
 
 
 def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
@@ -333,7 +309,7 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     default engine, and hold the output's lock from here: a second run on it is refused at once."""
     from mfpi_deploy.output.layout import OutputFormat
     from mfpi_deploy.run.lock import output_lock
-    from mfpi_deploy.run.pipeline import check_output_target
+    from mfpi_deploy.run.target import check_output_target
     from mfpi_deploy.slide import open_slide
 
     OutputFormat.from_path(output)
@@ -357,7 +333,7 @@ def _engine_ref(
     (this one or a Dask worker) opens that engine."""
     from mfpi_deploy.cohort import EngineRef
 
-    options = dataclasses.replace(options, engine_id=engine_identity(source), model_psnr_db=model_psnr_db(source))
+    options = dataclasses.replace(options, engine_id=engine_identity(source))
     engine_threads = _engine_threads(cluster, threads, log)
     ref = EngineRef(backend, str(source.resolve()), engine_threads, options.engine_id, precision)
     return options, ref

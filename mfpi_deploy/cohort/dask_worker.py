@@ -18,7 +18,7 @@ from mfpi_deploy.cohort.jobs import SlideJob
 from mfpi_deploy.cohort.report import SlideRow
 from mfpi_deploy.cohort.tasks import RegionResult, run_job, run_region
 from mfpi_deploy.run.options import RunOptions
-from mfpi_deploy.run.pipeline import PlannedRun
+from mfpi_deploy.run.plan import PlannedRun
 
 
 class EnginePlugin(WorkerPlugin):

@@ -25,21 +25,13 @@ from mfpi_deploy.cohort.jobs import SlideJob
 from mfpi_deploy.cohort.report import CohortReport, SlideRow, SlideStatus
 from mfpi_deploy.cohort.tasks import run_job, split_regions
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.run.errors import RunFailed, RunInterrupted
 from mfpi_deploy.run.lock import output_lock
 from mfpi_deploy.run.options import RunOptions, RunSummary
-from mfpi_deploy.run.pipeline import (
-    RunFailed,
-    RunInterrupted,
-    check_finished,
-    check_output_target,
-    finish_run,
-    plan_run,
-    run_summary,
-    skipped_summary,
-    start_state,
-    tile_errors,
-)
+from mfpi_deploy.run.pipeline import SlideRun
+from mfpi_deploy.run.stage import tile_errors
 from mfpi_deploy.run.state import RunState, partial_dir
+from mfpi_deploy.run.target import check_output_target
 
 REGIONS_PER_WORKER = 8  # regions of a big slide per worker: balances the load; a killed worker loses little
 STOP_WAIT_SECONDS = 60.0  # after an error or Ctrl-C: how long running tasks get to notice and stop
@@ -304,13 +296,10 @@ def _slide_on_dask(
 
     from mfpi_deploy.cohort.dask_worker import region_task
 
-    started = time.perf_counter()
-    run = plan_run(input_path, output, facts, options)
-    if check_finished(run, options):
-        return skipped_summary(run, facts.describe(), time.perf_counter() - started)
-    state = run.state
-    done, resumed = start_state(run, options)
-    token = state.claim()
+    began = SlideRun.begin(input_path, output, facts, options, time.perf_counter())
+    if isinstance(began, RunSummary):
+        return began
+    run, state, token, resumed, done = began.run, began.run.state, began.token, began.resumed, began.done
     groups = run.groups
     workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     regions = [
@@ -318,7 +307,7 @@ def _slide_on_dask(
         for r in ([b for b in region if b not in done] for region in split_regions(run, workers * REGIONS_PER_WORKER))
         if r
     ]
-    done_tiles = sum(len(groups[b]) for b in done if b < len(groups))
+    done_tiles = began.done_tiles
     options.log(f"{run.description}; {len(regions)} region(s) on {workers} Dask worker(s)")
     bars = _Bars(None, options.progress, tiles=run.plan.n_tiles, initial_tiles=done_tiles)
     topic = f"mfpi-{uuid.uuid4().hex[:12]}"
@@ -357,6 +346,4 @@ def _slide_on_dask(
         raise RunFailed(
             f"{input_path}: {len(missing)} batch(es) have no journal entry after all tasks ended; rerun with --resume"
         )
-    report = finish_run(run, options, clean=True)
-    backend = f"{facts.describe()} on {workers} Dask worker(s)"
-    return run_summary(run, backend, done_tiles, time.perf_counter() - started, loop_seconds, resumed, report)
+    return began.finish(f"{facts.describe()} on {workers} Dask worker(s)", loop_seconds, clean=True)

@@ -17,8 +17,12 @@ from mfpi_deploy.cohort.engine import ENGINE_LOCK, EngineRef, worker_backend
 from mfpi_deploy.cohort.jobs import SlideJob
 from mfpi_deploy.cohort.report import SlideRow, SlideStatus
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.run.compute import stream_batches
+from mfpi_deploy.run.errors import RunInterrupted
 from mfpi_deploy.run.options import RunOptions
-from mfpi_deploy.run.pipeline import PlannedRun, RunInterrupted, open_source, owner_check, run_slide, stream_batches
+from mfpi_deploy.run.pipeline import run_slide
+from mfpi_deploy.run.plan import PlannedRun, open_source
+from mfpi_deploy.run.stage import owner_check
 
 
 def run_job(job: SlideJob, ref: EngineRef, options: RunOptions, worker: str) -> SlideRow:

@@ -52,8 +52,8 @@ class RunOptions:
     writers: int | None = None  # encoder threads (codecs release the GIL); None: one per core
     compression: str | None = None  # "jpeg:90", "zstd", "zlib", "none", ...; None: the format's default
     lossless: bool = False  # with no compression given: the format's lossless codec (bit-exact planes)
-    model_psnr_db: float | None = None  # the model's PSNR against truth (its card): sets the lossy floor
-    engine_id: str = ""  # identifies the engine for resume checks (e.g. engine folder + manifest hash)
+    model_psnr_db: float | None = None  # overrides the model's PSNR against truth (default: its card's)
+    engine_id: str = ""  # overrides the engine's identity for resume checks (default: what open_backend recorded)
     allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing
     preview: PreviewOptions | None = None  # a PNG montage of input and planes after the output is in place
     progress: bool = True

@@ -13,7 +13,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from mfpi_deploy.run import pipeline
+from mfpi_deploy.output.pyramid import PyramidBuilder
+from mfpi_deploy.run import target
 from mfpi_deploy.run.sample import write_pyramidal_rgb
 from tests.faults.conftest import SMALL, cli, listing, refused
 from tests.mfpi_deploy.run.helpers import textured, write_tiff
@@ -127,9 +128,9 @@ def test_not_enough_disk_space_refused_before_the_first_tile(
 ) -> None:
     src = write_tiff(tmp_path / "in.tif", textured(64, 64))
     real = shutil.disk_usage
-    monkeypatch.setattr(pipeline.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    monkeypatch.setattr(target.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
     written: list = []
-    monkeypatch.setattr(pipeline.PyramidBuilder, "add_engine_tile", lambda *a, **k: written.append(a))
+    monkeypatch.setattr(PyramidBuilder, "add_engine_tile", lambda *a, **k: written.append(a))
     before = listing(tmp_path)
     line = refused(cli([src, "-o", tmp_path / "out.ome.tif", "--engine", ckpt, *SMALL]))
     assert "not enough disk space" in line and "has 1.0 KB free" in line and "100:1" in line, line
@@ -187,7 +188,7 @@ def test_unexpected_error_is_one_line_and_traceback_only_with_mfpi_debug(
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("kernel exploded\nsecond line")
 
-    monkeypatch.setattr(pipeline.PyramidBuilder, "add_engine_tile", broken)
+    monkeypatch.setattr(PyramidBuilder, "add_engine_tile", broken)
     args = [str(src), "-o", str(tmp_path / "o.ome.tif"), "--engine", str(ckpt), *SMALL, "--overwrite"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output

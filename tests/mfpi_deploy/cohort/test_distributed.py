@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mfpi_deploy.cli.run import engine_identity, main
+from mfpi_deploy.cli.run import main
 from mfpi_deploy.cohort import ClusterOptions, EngineRef, run_slide_distributed
+from mfpi_deploy.engine.identity import engine_identity
 from mfpi_deploy.run import RunOptions
 from mfpi_deploy.run.state import JOURNAL_GLOB, partial_dir
 from tests.mfpi_deploy.cohort.conftest import engine_args, tree_bytes

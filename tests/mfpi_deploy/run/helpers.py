@@ -75,7 +75,7 @@ class FailingBackend(Backend):
 
     def __init__(self, inner: Backend, fail_at: int, exc: BaseException) -> None:
         self.inner, self.fail_at, self.exc, self.calls = inner, fail_at, exc, 0
-        self.kind, self.spec = inner.kind, inner.spec
+        self.kind, self.spec, self.identity = inner.kind, inner.spec, inner.identity
 
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         if self.calls == self.fail_at:

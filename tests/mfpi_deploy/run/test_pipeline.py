@@ -235,3 +235,24 @@ def test_zstack_plane_is_a_resume_setting(tmp_path: Path, backend) -> None:
     assert np.array_equal(_level0(out), _level0(reference))
     with pytest.raises(MfpiError, match="--plane must be"):
         RunOptions(plane=-1)
+
+
+def test_library_resume_with_another_engine_is_refused(tmp_path: Path) -> None:
+    """The engine's identity comes from open_backend, not from the CLI: a library caller that
+    resumes with another engine is refused too."""
+    from mfpi_deploy.backends.select import open_backend
+    from tests.mfpi_deploy.run.helpers import tiny_checkpoint
+
+    src = write_tiff(tmp_path / "a.tif", textured(120, 120))
+    out = tmp_path / "a.ome.zarr"
+    opts = dict(tile=96, halo=16, batch=1, **QUIET)
+    first = tiny_checkpoint(tmp_path / "first", seed=0)
+    other = tiny_checkpoint(tmp_path / "other", seed=1)
+    with open_backend("torch", first, log=lambda m: None) as be:
+        assert be.identity.id.startswith(str(first.resolve()))
+        with pytest.raises(RuntimeError, match="died"):
+            run_slide(src, out, FailingBackend(be, fail_at=1, exc=RuntimeError("died")), RunOptions(**opts))
+    with open_backend("torch", other, log=lambda m: None) as be, pytest.raises(MfpiError, match="different engine"):
+        run_slide(src, out, be, RunOptions(resume=True, **opts))
+    with open_backend("torch", first, log=lambda m: None) as be:
+        assert run_slide(src, out, be, RunOptions(resume=True, **opts)).resumed

@@ -1,0 +1,66 @@
+"""The output target, checked before anything is read: it may be written, and the stack fits the disk."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.output.layout import OutputFormat, StackLayout
+from mfpi_deploy.run.options import RunOptions
+
+
+def check_output_target(output: Path, options: RunOptions) -> None:
+    """Refuse an existing output (unless overwrite, or skip_finished: decided once planned) and a
+    folder we cannot write into."""
+    if output.exists() and not (options.overwrite or options.skip_finished):
+        raise MfpiError(f"{output} exists; pass --overwrite to replace it")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise MfpiError(f"output folder {parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".mfpi-probe-"):
+            pass
+    except OSError as exc:
+        raise MfpiError(f"cannot write into output folder {parent} ({exc.strerror or exc})") from None
+
+
+# Free-space check: a stack that cannot fit even at this compression ratio is refused.
+MAX_COMPRESSION_RATIO = 100
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def stack_bytes(layout: StackLayout, fmt: OutputFormat, share_left: float = 1.0) -> int:
+    """Uncompressed bytes a run still writes: the staged stack (level 0 and its pyramid, the
+    unfinished share of it) and, for an OME-TIFF, the file assembled from it at the end (both
+    exist until the final rename)."""
+    level0 = layout.planes * layout.channels * layout.height * layout.width
+    stack = level0 * 4 // 3  # 2x pyramid: 1 + 1/4 + 1/16 + ...
+    return int(stack * share_left) + (stack if fmt is OutputFormat.OME_TIFF else 0)
+
+
+def check_free_space(output: Path, layout: StackLayout, fmt: OutputFormat, share_left: float, log: Any) -> None:
+    """Before the first tile: refuse an output that cannot fit in the free space even if it
+    compressed MAX_COMPRESSION_RATIO:1; warn when it fits only if it compresses well."""
+    folder = output.parent if str(output.parent) else Path(".")
+    need = stack_bytes(layout, fmt, share_left)
+    free = shutil.disk_usage(folder).free
+    if need <= free:
+        return
+    ratio = need / max(free, 1)
+    what = f"the output needs about {_human(need)} uncompressed and {folder} has {_human(free)} free"
+    if ratio > MAX_COMPRESSION_RATIO:
+        raise MfpiError(
+            f"not enough disk space: {what}, so it would have to compress better than "
+            f"{MAX_COMPRESSION_RATIO}:1; free space or write elsewhere (-o)"
+        )
+    log(f"warning: {what}; it fits only if it compresses better than {ratio:.1f}:1")
