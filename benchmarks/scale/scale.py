@@ -286,6 +286,7 @@ def main() -> None:
     ap.add_argument("--backend", default="ort-cpu")
     ap.add_argument("--repeats", type=int, default=2, help="engine calls per bare-engine figure")
     ap.add_argument("--out", default=str(RESULTS / "scale"))
+    ap.add_argument("--costs-only", action="store_true", help="only the per-tile costs and the GPU-worker estimate")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -308,6 +309,23 @@ def main() -> None:
         "load_at_start": [round(v, 2) for v in os.getloadavg()],
         "runs": [],
     }
+    if args.costs_only:
+        from mfpi_deploy.bench.machine import describe_machine
+
+        info = describe_machine()
+        with tempfile.TemporaryDirectory() as tmp:
+            _, big_slide, _ = make_slides(Path(tmp), small, big)
+            with LoadSampler() as load:
+                costs = stage_costs(engine, args.backend, big_slide, 1, args.repeats)
+        result.update(
+            stage_costs={**costs, **load.summary()},
+            gpu_estimate=gpu_estimate(costs, cores),
+            big=big,
+            commit=info.source_commit,
+            cpu_flags=" ".join(info.cpu_features),
+        )
+        write_costs(args.out + "-costs", result)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         cohort, big_slide, small_slide = make_slides(tmp_path, small, big)
@@ -390,7 +408,6 @@ def write(out: str, r: dict, small: int, big: int) -> None:
     """OUT.json and OUT.md."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out + ".json").write_text(json.dumps(r, indent=2) + "\n")
-    c = r["stage_costs"]
     lines = [
         "# Scaling of mfpi-run on Dask",
         "",
@@ -434,14 +451,23 @@ def write(out: str, r: dict, small: int, big: int) -> None:
             f"{(big / small) ** 2:.0f}x the pixels). The client, which plans, builds the pyramid and writes "
             f"the OME-TIFF: {a['client_peak_rss_mb']} MB and {b['client_peak_rss_mb']} MB.",
         ]
-    lines += [
+    lines += costs_lines(r)
+    Path(out + ".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def costs_lines(r: dict) -> list[str]:
+    """The per-tile costs and the N-GPU-worker estimate, as Markdown lines."""
+    c = r["stage_costs"]
+    lines = [
         "",
         "## Per-tile costs and N GPU workers (on paper)",
         "",
         f"Measured here, one thread each, {c['tile']} px tiles ({c['core']} px cores, batch {c['batch']}), "
         f"load avg {c['load_mean']}: read {c['read_s']} s (decode the zlib TIFF, cut the window with its halo), "
-        f"engine {c['engine_s']} s (ort-cpu), write {c['write_s']} s (11 planes x 3 channels of the core into the "
-        f"Zarr, zstd; {c['written_mb_per_tile']} MB a tile on disk).",
+        f"engine {c['engine_s']} s (ort-cpu), write {c['write_s']} s (the core's 11 planes x 3 channels and their "
+        f"pyramid levels encoded with the default OME-TIFF codec into the staging folder, synced; "
+        f"{c['written_mb_per_tile']} MB a tile on disk).",
         "",
         f"A GPU worker overlaps the stages (reader thread, engine, 2 writer threads), so it runs at its slowest "
         f"stage; all workers share the host's cores for reading and writing. The GPU engine time is not measured "
@@ -461,8 +487,23 @@ def write(out: str, r: dict, small: int, big: int) -> None:
         )
     lines += [
         "",
-        "Beyond these, a single slide's finish (pyramid and OME-TIFF conversion) runs in the client "
-        "alone, and a cluster's shared storage must take the written MB/s.",
+        "Beyond these, a single slide's finish (the pyramid levels shared by several tasks, and the OME-TIFF "
+        "assembled by copying encoded tiles) runs in the client alone, and a cluster's shared storage must take "
+        "the written MB/s.",
+    ]
+    return lines
+
+
+def write_costs(out: str, r: dict) -> None:
+    """OUT.json and OUT.md of a --costs-only run."""
+    Path(out + ".json").write_text(json.dumps(r, indent=2) + "\n")
+    lines = [
+        "# Per-tile costs of mfpi-run and N GPU workers (on paper)",
+        "",
+        f"{r['cpu']} ({r['cpu_flags']}), {r['cores']} cores, engine `{Path(r['engine']).name}` on {r['backend']}. "
+        f"Measured {r['date']} at commit {r['commit']} with `python benchmarks/scale/scale.py --costs-only "
+        f"--big {r['big']}`; load average at start {r['load_at_start']}.",
+        *costs_lines(r)[1:],
     ]
     Path(out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
