@@ -68,6 +68,9 @@ def session_options(threads: int | None):
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only
+    # Without the CPU arena, memory freed after a tile goes back to the system instead of staying
+    # reserved: a 608 px tile of the bundled model peaked at 0.87 GB instead of 1.63 GB, no slower.
+    opts.enable_cpu_mem_arena = False
     return opts
 
 
