@@ -32,6 +32,8 @@ def compressor(codec: Codec | None = None) -> numcodecs.abc.Codec | None:
     """The Zarr compressor of a codec (default zstd, lossless); JPEG through imagecodecs' numcodecs."""
     codec = codec or Codec("zstd", 3)
     if codec.name == "zstd":
+        # Blosc (what NGFF readers expect): clevel 3 gave 5.1:1 at 290 MB/s a core on output planes, 5 only
+        # 5.7:1 at 110 MB/s; Blosc's own threads stay off in writer threads (numcodecs' default there).
         return numcodecs.Blosc(cname="zstd", clevel=min(codec.level or 3, 9), shuffle=numcodecs.Blosc.NOSHUFFLE)
     if codec.name == "zlib":
         return numcodecs.Zlib(level=codec.level)
@@ -84,7 +86,11 @@ class ZarrSink:
 
     def __init__(self, path: str | Path, grid: PyramidGrid) -> None:
         self.path, self.grid = Path(path), grid
-        self.arrays = [open_level(path, k, mode="r+") for k in range(grid.levels)]
+        # every chunk is written, blank ones too: zarr's test for all-fill chunks cost more than writing them
+        self.arrays = [
+            zarr.open_array(str(self.path / str(k)), mode="r+", zarr_format=2, config={"write_empty_chunks": True})
+            for k in range(grid.levels)
+        ]
         self.chunks = level_chunks(grid)
 
     def put_engine_tile(self, index: int, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
@@ -104,9 +110,8 @@ class ZarrSink:
                 for cy in range(box.y0 // chunk, -(-box.y1 // chunk)):
                     for cx in range(box.x0 // chunk, -(-box.x1 // chunk)):
                         path = self.path / str(level) / str(c) / str(z) / str(cy) / str(cx)
-                        if path.exists():  # an all-zero chunk is not stored
-                            _fsync(path)
-                            folders.add(path.parent)
+                        _fsync(path)
+                        folders.add(path.parent)
         for folder in folders:
             fsync_dir(folder)
 

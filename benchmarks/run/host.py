@@ -1,0 +1,279 @@
+"""Host path of a slide run: read, encode, write, pyramid and finish, with the engine taken out.
+
+`run_slide` runs the bundled default engine (ort-cpu, as `mfpi-run` with no --engine) wrapped in
+a *null engine*: the real engine's output for the first batch of each input shape, returned for
+every later batch of that shape (cached as .npy in the work folder, filled by a priming run per
+size that is reported apart). The output compresses like real output, but the engine costs nothing, so what is
+measured is what the host adds around any engine. Every run is a fresh subprocess (peak RSS is
+that run's own). With --real, the real engine also runs end to end, and alone ("bare") over
+batches of the same shapes: bare / run = 1.0 means the run is as fast as its engine.
+
+    python benchmarks/run/host.py [--sizes 2048 4096] [--cases ome-tif:default ...] [--real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, write_report
+
+CASES = ["ome-tif:default", "ome-tif:zlib", "ome-tif:jpeg", "ome-tif:zstd", "ome-zarr:default"]
+SUFFIX = {"ome-tif": ".ome.tif", "ome-zarr": ".ome.zarr"}
+
+
+def open_engine() -> Any:
+    """The bundled default engine on ort-cpu, found and opened as `mfpi-run` does without --engine."""
+    from mfpi_deploy.backends.select import open_backend
+    from mfpi_deploy.cli.run import resolve_engine
+
+    return open_backend("ort-cpu", resolve_engine(None, "ort-cpu", log=lambda m: None), log=lambda m: None)
+
+
+def null_engine(real: Any, cache: Path) -> Any:
+    """A Backend that runs `real` once per input shape and then returns that output (read-only) again."""
+    from mfpi_deploy.backends.base import Backend
+
+    class NullEngine(Backend):
+        def __init__(self) -> None:
+            self.kind, self.spec = real.kind, real.spec
+            self.identity = getattr(real, "identity", None)  # absent before the engine identity moved into the library
+            self.outputs: dict[str, np.ndarray] = {}
+            self.engine_seconds = 0.0  # spent in the real engine (0 once the cache is primed)
+
+        def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
+            key = "x".join(map(str, tiles.shape)) + ("-dpm" if dpm is not None else "")
+            path = cache / f"{key}.npy"
+            if key not in self.outputs and path.exists():
+                self.outputs[key] = np.load(path)
+            elif key not in self.outputs:
+                start = time.perf_counter()
+                self.outputs[key] = np.array(real.run(tiles, dpm))  # a copy: no buffer the engine reuses
+                self.engine_seconds += time.perf_counter() - start
+                np.save(cache / f".{key}.npy", self.outputs[key])
+                os.replace(cache / f".{key}.npy", path)
+            self.outputs[key].flags.writeable = False  # the pipeline must not write into it
+            return self.outputs[key]
+
+        def describe(self) -> str:
+            return f"null engine over {real.describe()}"
+
+        def close(self) -> None:
+            real.close()
+
+    return NullEngine()
+
+
+def reset_peak_rss() -> dict[str, Any]:
+    """Start ru_maxrss afresh from the current RSS (Linux: clear_refs 5), so the peak read after the
+    run is the run's own, not that of imports and opening the engine; the RSS it starts from."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        rss = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS"))
+        return {"rss_at_start_mb": int(rss.split()[1]) / 1024}
+    except (OSError, StopIteration):
+        return {}  # the peak then includes the start-up
+
+
+def du(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (.ome.zarr)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def child(job: dict[str, Any]) -> dict[str, Any]:
+    """One run in this (fresh) process; the result as a dict (printed as the last line of stdout)."""
+    import mfpi_deploy
+    from mfpi_deploy.errors import MfpiError
+    from mfpi_deploy.run import RunOptions
+    from mfpi_deploy.run.pipeline import run_slide
+
+    fmt, codec = job["case"].split(":")
+    res: dict[str, Any] = {"module": mfpi_deploy.__file__}
+    lines: list[str] = []
+    ticks: list[float] = []
+    try:
+        options = RunOptions(
+            **({} if codec == "default" else {"compression": codec}),
+            progress=False,
+            overwrite=True,
+            log=lines.append,
+            on_tiles=lambda done, todo: ticks.append(time.perf_counter()) if done else None,
+        )
+    except (MfpiError, TypeError, ValueError) as exc:
+        return {**res, "unsupported": f"options: {exc}"}
+    real = open_engine()
+    backend = real if job["real"] else null_engine(real, Path(job["cache"]))
+    out = Path(job["output"])
+    res |= {"startup_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **reset_peak_rss()}
+    start = time.perf_counter()
+    try:
+        summary = run_slide(job["input"], out, backend, options)
+    except (MfpiError, ValueError) as exc:
+        if ticks:  # tiles were computed: a failure of the run, not an option this version refuses
+            raise
+        return {**res, "unsupported": f"plan: {exc}", "log": lines}
+    end = time.perf_counter()
+    res |= {
+        "seconds": end - start,
+        "after_last_tile_s": end - ticks[-1] if ticks else None,
+        "output_bytes": du(out),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tile": summary.tile,
+        "batch": summary.batch,
+        "tiles": summary.tiles,
+        "backend": summary.backend,
+        "codec": summary.codec.line() if getattr(summary, "codec", None) else None,
+        "engine_seconds": getattr(backend, "engine_seconds", None),
+        "log": lines,
+    }
+    if job["real"]:  # the engine alone over batches of the run's shapes (random uint8 tiles)
+        rng = np.random.default_rng(0)
+        sizes = [summary.batch] * (summary.tiles // summary.batch) + [summary.tiles % summary.batch] * bool(
+            summary.tiles % summary.batch
+        )
+        shape = (summary.tile, summary.tile, real.spec.channels)
+        inputs = {n: rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in set(sizes)}
+        start = time.perf_counter()
+        for n in sizes:
+            real.run(inputs[n])
+        res["bare_seconds"] = time.perf_counter() - start
+    backend.close()
+    return res
+
+
+def run_child(job: dict[str, Any]) -> dict[str, Any]:
+    """`child(job)` in a fresh interpreter (same one, same environment), with the load around it."""
+    before = os.getloadavg()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, cwd=ROOT
+    )
+    if proc.returncode:
+        sys.exit(f"run {job} failed:\n{proc.stderr[-4000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**job, **res, "load_before": before, "load_after": os.getloadavg()}
+
+
+def sample(work: Path, size: int) -> Path:
+    """The `mfpi-run --make-sample` slide of this size (seed 0), made once per work folder, in a
+    subprocess: a child's ru_maxrss starts from its parent's peak (kept across exec)."""
+    path = work / f"sample-{size}.tif"
+    if not path.exists():
+        make = f"from mfpi_deploy.run.sample import write_sample; write_sample({str(path)!r}, {size}, 0)"
+        subprocess.run([sys.executable, "-c", make], check=True, cwd=ROOT)
+    return path
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| size | engine | format | compression | wall (s) | input Mpx/s | after last tile (s, share) "
+        "| MB per input Mpx | peak RSS in run (MB; at start) | bare / run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        fmt, codec = r["case"].split(":")
+        head = f"| {r['size']} | {'real' if r['real'] else 'null'} | {fmt} | {codec} "
+        if "unsupported" in r:
+            lines.append(head + f"| not supported by this version ({r['unsupported'][:80]}) |" + " |" * 5)
+            continue
+        mpx = r["size"] ** 2 / 1e6
+        after = r["after_last_tile_s"]
+        ratio = f"{r['bare_seconds'] / r['seconds']:.2f}" if "bare_seconds" in r else ""
+        rss = f"{r['peak_rss_mb']:.0f} ({r.get('rss_at_start_mb', float('nan')):.0f})"
+        lines.append(
+            head + f"| {r['seconds']:.1f} | {mpx / r['seconds']:.2f} | {after:.1f} ({after / r['seconds']:.0%}) "
+            f"| {r['output_bytes'] / mpx / 1e6:.2f} | {rss} | {ratio} |"
+        )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    ap.add_argument("--cases", nargs="+", default=CASES, help="FORMAT:COMPRESSION (default: do not set it)")
+    ap.add_argument("--real", action="store_true", help="also the real engine (ome-tif:default) and bare engine")
+    ap.add_argument("--real-sizes", type=int, nargs="+", default=[2048])
+    ap.add_argument("--work", type=Path, help="folder for samples, engine-output cache and outputs (default: temp)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/run/results/host"))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    from mfpi_deploy.bench.machine import describe_machine
+    from mfpi_deploy.gitinfo import git_commit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        (work / "cache").mkdir(parents=True, exist_ok=True)
+        rows, primes = [], []
+        for size in args.sizes:
+            src = str(sample(work, size))
+
+            def job(case: str, real: bool = False, s: int = size, src: str = src) -> dict[str, Any]:
+                fmt = case.split(":")[0]
+                out = work / f"out-{s}-{case.replace(':', '-')}{SUFFIX.get(fmt, '.' + fmt)}"
+                return {"size": s, "case": case, "real": real, "input": src, "output": str(out)}
+
+            # reported apart: fills the engine-output cache for this size's batch shapes
+            primes.append(run_child({**job("ome-tif:default"), "cache": str(work / "cache")}))
+            for case in args.cases:
+                rows.append(run_child({**job(case), "cache": str(work / "cache")}))
+                print(table(rows[-1:])[-1], flush=True)
+            if args.real and size in args.real_sizes:
+                rows.append(run_child(job("ome-tif:default", real=True)))
+                print(table(rows[-1:])[-1], flush=True)
+    machine = describe_machine()
+    result = {
+        "what": "host path of run_slide (null engine: cached real output per batch shape), default engine on ort-cpu",
+        "commit": git_commit(),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {**machine.__dict__, "one_line": machine.one_line()},
+        "rows": rows,
+        "priming_runs": primes,
+    }
+    modules = sorted({r["module"] for r in rows + primes})
+    lines = [
+        "# Host path of a slide run",
+        "",
+        f"Commit `{result['commit']}` (mfpi_deploy from {', '.join(modules)}), {result['date']}; "
+        f"`{result['command']}`.",
+        f"Machine: {result['machine']['one_line']}.",
+        "",
+        "Null engine: the default engine's (ort-cpu) output for the first batch of each shape, returned for "
+        "every batch. Each run is a fresh process; input Mpx/s = slide pixels / wall seconds of run_slide; "
+        "after last tile = end of run_slide - last on_tiles callback; peak RSS = ru_maxrss at the end, reset "
+        "(clear_refs) just before run_slide, with the RSS it started from; bare / run = the real engine alone over "
+        "the run's batch shapes / the real run (1.0: the run costs no more than its engine).",
+        "",
+        *table(rows),
+        "",
+        "Priming runs (fill the cache; not in the table): "
+        + "; ".join(
+            f"{p['size']}: {p['seconds']:.1f} s, {p['engine_seconds']:.1f} s of it in the engine" for p in primes
+        ),
+        "",
+        "Load average (1 min) before -> after each run: "
+        + "; ".join(
+            f"{r['size']} {'real' if r['real'] else 'null'} {r['case']}: "
+            f"{r['load_before'][0]:.2f} -> {r['load_after'][0]:.2f}"
+            for r in rows
+        ),
+    ]
+    write_report(args.out, result, lines)
+
+
+if __name__ == "__main__":
+    main()
