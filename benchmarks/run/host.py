@@ -34,12 +34,16 @@ CASES = ["ome-tif:default", "ome-tif:zlib", "ome-tif:jpeg", "ome-tif:zstd", "ome
 SUFFIX = {"ome-tif": ".ome.tif", "ome-zarr": ".ome.zarr"}
 
 
-def open_engine() -> Any:
-    """The bundled default engine on ort-cpu, found and opened as `mfpi-run` does without --engine."""
+def open_engine(engine: str = "ort-cpu") -> Any:
+    """`BACKEND[:PRECISION][@FOLDER]`: by default the bundled engine on ort-cpu in fp32, found as `mfpi-run`
+    does without --engine (a FOLDER from `mfpi-export ... --int8` for the int8 variant)."""
     from mfpi_deploy.backends.select import open_backend
     from mfpi_deploy.cli.run import resolve_engine
 
-    return open_backend("ort-cpu", resolve_engine(None, "ort-cpu", log=lambda m: None), log=lambda m: None)
+    spec, _, folder = engine.partition("@")
+    backend, _, precision = spec.partition(":")
+    source = folder or resolve_engine(None, backend, log=lambda m: None)
+    return open_backend(backend, source, precision=precision or None, log=lambda m: None)
 
 
 def null_engine(real: Any, cache: Path) -> Any:
@@ -113,7 +117,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         )
     except (MfpiError, TypeError, ValueError) as exc:
         return {**res, "unsupported": f"options: {exc}"}
-    real = open_engine()
+    real = open_engine(job.get("engine") or "ort-cpu")
     backend = real if job["real"] else null_engine(real, Path(job["cache"]))
     out = Path(job["output"])
     res |= {"startup_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **reset_peak_rss()}
@@ -183,7 +187,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for r in rows:
         fmt, codec = r["case"].split(":")
-        head = f"| {r['size']} | {'real' if r['real'] else 'null'} | {fmt} | {codec} "
+        head = f"| {r['size']} | {r.get('engine', 'ort-cpu') if r['real'] else 'null'} | {fmt} | {codec} "
         if "unsupported" in r:
             lines.append(head + f"| not supported by this version ({r['unsupported'][:80]}) |" + " |" * 5)
             continue
@@ -198,12 +202,33 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def speedups(rows: list[dict[str, Any]]) -> list[str]:
+    """Each real engine against the first one of its size: its speed-up inside the run and bare."""
+    out = []
+    for size in sorted({r["size"] for r in rows}):
+        real = [r for r in rows if r["real"] and r["size"] == size and "seconds" in r]
+        for r in real[1:]:
+            base = real[0]
+            in_run, bare = base["seconds"] / r["seconds"], base["bare_seconds"] / r["bare_seconds"]
+            out.append(
+                f"{size}: {r['engine']} over {base['engine']}: {in_run:.2f}x in the run, {bare:.2f}x bare "
+                f"(the run keeps {in_run / bare:.0%} of the engines' ratio)"
+            )
+    return ["", *out] if out else []
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
     ap.add_argument("--cases", nargs="+", default=CASES, help="FORMAT:COMPRESSION (default: do not set it)")
     ap.add_argument("--real", action="store_true", help="also the real engine (ome-tif:default) and bare engine")
     ap.add_argument("--real-sizes", type=int, nargs="+", default=[2048])
+    ap.add_argument(
+        "--real-engines",
+        nargs="+",
+        default=["ort-cpu"],
+        help="BACKEND[:PRECISION][@FOLDER] for the real runs, e.g. ort-cpu openvino:int8@engines/default-int8",
+    )
     ap.add_argument("--work", type=Path, help="folder for samples, engine-output cache and outputs (default: temp)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/run/results/host"))
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -232,8 +257,9 @@ def main() -> None:
                 rows.append(run_child({**job(case), "cache": str(work / "cache")}))
                 print(table(rows[-1:])[-1], flush=True)
             if args.real and size in args.real_sizes:
-                rows.append(run_child(job("ome-tif:default", real=True)))
-                print(table(rows[-1:])[-1], flush=True)
+                for engine in args.real_engines:
+                    rows.append(run_child({**job("ome-tif:default", real=True), "engine": engine}))
+                    print(table(rows[-1:])[-1], flush=True)
     machine = describe_machine()
     result = {
         "what": "host path of run_slide (null engine: cached real output per batch shape), default engine on ort-cpu",
@@ -267,11 +293,12 @@ def main() -> None:
         "",
         "Load average (1 min) before -> after each run: "
         + "; ".join(
-            f"{r['size']} {'real' if r['real'] else 'null'} {r['case']}: "
+            f"{r['size']} {r.get('engine', 'ort-cpu') if r['real'] else 'null'} {r['case']}: "
             f"{r['load_before'][0]:.2f} -> {r['load_after'][0]:.2f}"
             for r in rows
         ),
     ]
+    lines += speedups(rows)
     write_report(args.out, result, lines)
 
 

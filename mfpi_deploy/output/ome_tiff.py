@@ -23,7 +23,7 @@ import numpy as np
 import tifffile
 
 from mfpi_deploy.fileio import write_durable
-from mfpi_deploy.output.codecs import Codec, encode_checked, tiff_options
+from mfpi_deploy.output.codecs import Codec, encode_planes, tiff_options
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
@@ -65,11 +65,13 @@ class TiffTileStore:
             for r, c in self.grid.tiles_in(level, box):
                 tb = self.grid.tile_box(level, r, c)
                 ys, xs = slice(tb.y0 - box.y0, tb.y1 - box.y0), slice(tb.x0 - box.x0, tb.x1 - box.x0)
+                tiles = []
                 for z in range(planes.shape[0]):
                     tile = np.zeros((t, t, planes.shape[-1]), np.uint8)
                     tile[: tb.height, : tb.width] = planes[z, ys, xs]
-                    floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
-                    enc = encode_checked(self.codec, tile, (tb.height, tb.width), floor)
+                    tiles.append(tile)
+                floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
+                for z, enc in enumerate(encode_planes(self.codec, tiles, (tb.height, tb.width), floor)):
                     header.append([level, z, r, c, offset, len(enc.data), enc.level, _num(enc.psnr_db), enc.met_floor])
                     payload.append(enc.data)
                     offset += len(enc.data)

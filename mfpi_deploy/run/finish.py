@@ -79,7 +79,7 @@ def finish_output(run: PlannedRun, options: RunOptions) -> CodecReport:
         index = ome_tiff.assemble_ome_tiff(
             state.tiles, run.grid, run.layout, run.codec, tmp, uuid=output_uuid(run.made_with)
         )
-        report = CodecReport.of(run.codec, run.floor_db, index.values())
+        report = CodecReport.of(run.codec, run.floor_db, index.values(), run.layout.planes)
         remove_record(output)
         replace_dir(tmp, output)
     else:
