@@ -103,7 +103,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
     "--compression",
     metavar="CODEC[:LEVEL]",
     help="jpeg[:QUALITY], jpegxl[:QUALITY] (OME-TIFF only), zstd[:LEVEL], zlib[:LEVEL] or none. Default: "
-    "jpeg:90 for OME-TIFF, each tile checked against the lossless planes and raised to a higher quality "
+    "jpeg:85 for OME-TIFF, each tile checked against the lossless planes and raised to a higher quality "
     "where it falls short; zstd (lossless) for OME-Zarr.",
 )
 @click.option("--lossless", is_flag=True, help="Bit-exact planes for analysis (OME-TIFF: zlib, OME-Zarr: zstd).")

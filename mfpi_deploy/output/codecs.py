@@ -204,7 +204,7 @@ class CodecReport:
     floor_db: float | None  # None: lossless
     tiles: int = 0  # tiles checked (full resolution; the checked planes at every tile position)
     min_psnr_db: float | None = None
-    raised: int = 0  # tiles encoded above the chosen quality to reach the floor
+    raised: int = 0  # checked tiles encoded above the chosen quality (their position needed it)
     below_floor: int = 0  # tiles that missed the floor even at the top of the ladder
     planes: str = ""  # which planes were checked, e.g. "0, 5, 10"
 
@@ -216,10 +216,10 @@ class CodecReport:
         tiles = raised = below = 0
         low = math.inf
         for e in entries:  # type: ignore[attr-defined]
-            raised += e.level is not None and e.level != codec.level
             if e.psnr_db is None:
                 continue
             tiles += 1
+            raised += e.level != codec.level
             below += not e.met_floor
             low = min(low, e.psnr_db)
         checked = ", ".join(map(str, checked_planes(planes))) if planes else ""
@@ -231,6 +231,6 @@ class CodecReport:
         low = "inf" if self.min_psnr_db is None or math.isinf(self.min_psnr_db) else f"{self.min_psnr_db:.1f}"
         text = (
             f"{self.codec}; full-resolution tiles of planes {self.planes} checked against the lossless planes: "
-            f"lowest {low} dB (floor {self.floor_db:.1f} dB), {self.raised} tiles raised to a higher quality"
+            f"lowest {low} dB (floor {self.floor_db:.1f} dB), {self.raised} of {self.tiles} raised to a higher quality"
         )
         return text + (f", {self.below_floor} below the floor even at quality 100" if self.below_floor else "")

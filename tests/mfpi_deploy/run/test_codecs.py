@@ -101,11 +101,11 @@ def test_every_full_resolution_jpeg_tile_meets_its_floor(tmp_path: Path) -> None
     floor = 46.0
     summary = run_slide(src, tmp_path / "j.ome.tif", backend, RunOptions(model_psnr_db=floor - 10, **OPTS))
     report = summary.codec
-    assert report is not None and report.codec == "jpeg:90" and report.floor_db == floor
+    assert report is not None and report.codec == "jpeg:85" and report.floor_db == floor
     scores = _tile_scores(_levels_tiff(tmp_path / "j.ome.tif")[0], _levels_tiff(tmp_path / "ref.ome.tif")[0], 128)
     assert len(scores) == report.tiles
     assert min(scores) >= floor and min(scores) == pytest.approx(report.min_psnr_db)
-    assert report.below_floor == 0 and report.raised > 0  # q90 alone does not reach 46 dB here
+    assert report.below_floor == 0 and report.raised > 0  # q85 alone does not reach 46 dB here
     got, want = _levels_tiff(tmp_path / "j.ome.tif")[0], _levels_tiff(tmp_path / "ref.ome.tif")[0]
     assert psnr_db(got, want) >= floor - 1.0
 
