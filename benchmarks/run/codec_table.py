@@ -180,7 +180,7 @@ def table(res: dict[str, Any]) -> list[str]:
     ]
     for r in res["rows"]:
         lossy = r.get("floor_db") is not None
-        raised = f"{r['raised']} of {res['level0_tiles']}" if lossy else ""
+        raised = f"{r['raised']} of {r['tiles']}" if lossy else ""
         whole = "bit-exact" if r["bit_exact"] else db(r["psnr_level0_db"])
         lines.append(
             f"| {r['codec']} | {r['bytes_per_input_mpx'] / 1e6:.2f} | {r['ratio_to_none']:.3f} "
@@ -241,8 +241,8 @@ def main() -> None:
         "tifffile zlib at its default level, no predictor, same tile size, overviews in SubIFDs). PSNR vs "
         "lossless = all planes of level 0 against the reference; lowest tile PSNR and below floor = the run's own "
         "fidelity check (CodecReport: level-0 tiles of the first, centre and last plane scored against the "
-        "floor); tiles raised = CodecReport's count of level-0 tiles encoded above the chosen quality, out of "
-        "all level-0 tiles of every plane (a position's planes are raised together). Every level is stored "
+        "floor); tiles raised = CodecReport's count of those checked tiles encoded above the chosen quality "
+        "(a position's planes are all encoded at the quality its checked planes needed). Every level is stored "
         "in whole TIFF tiles, so the padding of partial tiles weighs on the size of small inputs.",
         "",
         *notes,
