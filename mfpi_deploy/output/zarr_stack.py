@@ -88,8 +88,7 @@ class ZarrSink:
         self.path, self.grid = Path(path), grid
         # every chunk is written, blank ones too: zarr's test for all-fill chunks cost more than writing them
         self.arrays = [
-            zarr.open_array(str(self.path / str(k)), mode="r+", zarr_format=2, config={"write_empty_chunks": True})
-            for k in range(grid.levels)
+            open_level(path, k, mode="r+").with_config({"write_empty_chunks": True}) for k in range(grid.levels)
         ]
         self.chunks = level_chunks(grid)
 

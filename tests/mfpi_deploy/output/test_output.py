@@ -147,3 +147,19 @@ def test_stack_reader_reads_windows_of_both_formats(tmp_path: Path, channels: in
         with StackReader(stack_path) as stack:
             assert (stack.planes, stack.height, stack.width) == (11, 300, 520)
             assert np.array_equal(stack.read(7, box), data[7, 100:290, 130:400])
+
+
+def test_zarr_sink_writes_and_syncs_blank_chunks_too(tmp_path: Path) -> None:
+    """An all-zero block is stored as a chunk file (the sink syncs every chunk it wrote, and a
+    resumed run must not mistake a missing chunk for a blank one)."""
+    layout = StackLayout(
+        planes=2, channels=3, height=300, width=520, chunk=256, pixel_size_um=None, planes_um=(0.0, 1.0)
+    )
+    grid = PyramidGrid(level_shapes(300, 520), 256, 256)
+    path = tmp_path / "s.ome.zarr"
+    zarr_stack.create_stack(path, layout, grid)
+    sink = zarr_stack.ZarrSink(path, grid)
+    sink.put_engine_tile(0, [(0, grid.engine_block(0, 0, 0), np.zeros((2, 256, 256, 3), np.uint8))])
+    assert sorted(
+        p.relative_to(path / "0").as_posix() for p in (path / "0").rglob("*") if p.is_file() and "." not in p.name
+    ) == [f"{c}/{z}/0/0" for c in range(3) for z in range(2)]
