@@ -15,15 +15,13 @@ from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.infer.stream import stream_tiles
 from mfpi_deploy.run.options import RunOptions
 from mfpi_deploy.run.plan import PlannedRun
-from mfpi_deploy.run.state import (
-    Journal,
-)
+from mfpi_deploy.run.state import Journal
 from mfpi_deploy.slide import TileSource
 from mfpi_deploy.tiling import Tile, TilePlan
 
 
 class _Progress:
-    """Journals finished batches (after syncing their chunks), moves the progress bar and calls
+    """Journals finished batches (the sinks synced their files), moves the progress bar and calls
     `on_tiles`; thread-safe. `check` runs after each batch and may raise to stop the loop."""
 
     def __init__(

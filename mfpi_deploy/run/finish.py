@@ -18,10 +18,7 @@ from mfpi_deploy.run.errors import RunFailed, RunInterrupted
 from mfpi_deploy.run.options import PreviewOptions, RunOptions
 from mfpi_deploy.run.plan import PlannedRun, open_source
 from mfpi_deploy.run.preview import write_preview
-from mfpi_deploy.run.state import (
-    remove_record,
-    write_record,
-)
+from mfpi_deploy.run.state import remove_record, write_record
 
 
 def output_bytes(path: Path) -> int:
@@ -34,7 +31,7 @@ def output_bytes(path: Path) -> int:
 def finish_run(run: PlannedRun, options: RunOptions, *, clean: bool = False) -> CodecReport:
     """All tiles written: the pyramid's last tiles, the final file, rename, record. `clean` first
     removes temporary chunk files a killed writer may have left (resumed and distributed runs).
-    Returns what the codec check found (every tile of the output, earlier runs' included)."""
+    Returns what the codec check found (all checked tiles, earlier runs' included)."""
     state, output = run.state, run.output
     try:
         if clean and state.stack.exists():

@@ -17,10 +17,7 @@ from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, TileSink, level_shapes, tile_side
 from mfpi_deploy.run.options import RunOptions
 from mfpi_deploy.run.preview import preview_box
-from mfpi_deploy.run.state import (
-    RunState,
-    partial_dir,
-)
+from mfpi_deploy.run.state import RunState, partial_dir
 from mfpi_deploy.slide import PixelRule, Region, SlideInputError, TileSource, open_slide, pixel_rule
 from mfpi_deploy.slide.zstack import SHARPEST
 from mfpi_deploy.tiling import OUTPUT_TILE, TilePlan, batches, choose_plan

@@ -13,11 +13,7 @@ from mfpi_deploy.output.layout import OutputFormat
 from mfpi_deploy.run.errors import RunFailed, RunInterrupted, RunSuperseded
 from mfpi_deploy.run.options import RunOptions
 from mfpi_deploy.run.plan import PlannedRun
-from mfpi_deploy.run.state import (
-    RunState,
-    mismatches,
-    record_differences,
-)
+from mfpi_deploy.run.state import RunState, mismatches, record_differences
 from mfpi_deploy.run.target import check_free_space
 from mfpi_deploy.slide import SlideInputError
 
