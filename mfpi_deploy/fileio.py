@@ -8,10 +8,12 @@ import uuid
 from pathlib import Path
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
+def write_atomic(path: str | Path, data: str | bytes, *, durable: bool = False) -> Path:
     """Write `data` to `path` via a temporary file in the same folder and an atomic rename.
 
-    The temporary file is opened normally, so the result has the usual (umask) file mode.
+    The temporary file is opened normally, so the result has the usual (umask) file mode. With
+    `durable`, the file and its folder entry are also on the disk when this returns (fsynced):
+    what a journal may name after a power loss.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -19,11 +21,30 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     try:
         with open(tmp, "xb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_path(path.parent)
     return path
+
+
+def write_durable(path: str | Path, data: bytes) -> Path:
+    """`write_atomic(..., durable=True)`: the staged tiles and pyramid pieces a run journals."""
+    return write_atomic(path, data, durable=True)
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file, or a folder's entries (files just renamed into it), to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:
@@ -64,34 +85,3 @@ def existing_dir(target: str | Path) -> Path | None:
     old = old_path(target)
     return old if old.is_dir() else None
 
-
-def write_durable(path: str | Path, data: bytes) -> Path:
-    """Like `write_atomic`, and on the disk when it returns (file and folder entry fsynced): what a
-    journal may name after a power loss. Creates missing folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
-
-
-def fsync_dir(folder: str | Path) -> None:
-    """Make a folder's entries (files just renamed into it) durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.fileio import fsync_dir
+from mfpi_deploy.fileio import fsync_path
 from mfpi_deploy.output.codecs import Codec
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
@@ -109,18 +109,10 @@ class ZarrSink:
                 for cy in range(box.y0 // chunk, -(-box.y1 // chunk)):
                     for cx in range(box.x0 // chunk, -(-box.x1 // chunk)):
                         path = self.path / str(level) / str(c) / str(z) / str(cy) / str(cx)
-                        _fsync(path)
+                        fsync_path(path)
                         folders.add(path.parent)
         for folder in folders:
-            fsync_dir(folder)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            fsync_path(folder)
 
 
 # zarr's LocalStore writes a chunk as <key>.<uuid hex>.partial, then renames it to <key>
