@@ -84,4 +84,3 @@ def existing_dir(target: str | Path) -> Path | None:
         return target
     old = old_path(target)
     return old if old.is_dir() else None
-

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.output.codecs import psnr_db
 
 PSNR_IDENTICAL = 100.0  # reported instead of infinity when two planes are identical
 
@@ -46,10 +47,9 @@ def parity(a: np.ndarray, b: np.ndarray) -> Parity:
     return Parity(int(d.max()) if d.size else 0, float(np.count_nonzero(d)) / max(d.size, 1), int(d.size))
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB of two uint8 arrays (PSNR_IDENTICAL if they are equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return PSNR_IDENTICAL if mse == 0 else float(min(PSNR_IDENTICAL, 10 * np.log10(peak * peak / mse)))
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 arrays (`output.codecs.psnr_db`), PSNR_IDENTICAL at most (when equal)."""
+    return min(PSNR_IDENTICAL, psnr_db(a, b))
 
 
 def psnr_per_plane(test: np.ndarray, reference: np.ndarray) -> list[float]:

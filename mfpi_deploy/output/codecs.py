@@ -28,7 +28,6 @@ DEFAULT_FLOOR_DB = 40.0
 # The floor is the model's own PSNR against truth + this margin: the codec's error is then at most a
 # tenth of the model's (in MSE), costing at most 10*log10(1.1) = 0.41 dB of fidelity to truth.
 FLOOR_MARGIN_DB = 10.0
-_TIFF_NAMES = {"jpeg": "jpeg", "jpegxl": "jpegxl", "zstd": "zstd", "zlib": "zlib", "none": None}
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def floor_db(model_psnr_db: float | None) -> float:
 
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR of uint8 arrays (peak 255); inf when equal."""
-    diff = np.subtract(a, b, dtype=np.int16).ravel().astype(np.float32)
+    diff = np.subtract(a, b, dtype=np.int16).ravel().astype(np.float64)
     mse = float(np.dot(diff, diff)) / max(diff.size, 1)
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
@@ -96,7 +95,7 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
 
 def tiff_options(codec: Codec, channels: int) -> dict:
     """tifffile.write keywords for pages of this codec (photometric, subsampling and predictor tags)."""
-    options: dict = {"compression": _TIFF_NAMES[codec.name], "dtype": np.uint8}
+    options: dict = {"compression": None if codec.name == "none" else codec.name, "dtype": np.uint8}
     rgb = channels == 3
     options["photometric"] = "rgb" if rgb else "minisblack"
     if rgb:
@@ -148,22 +147,24 @@ class EncodedTile:
     met_floor: bool = True
 
 
+def _scored(codec: Codec, tile: np.ndarray, valid: tuple[int, int], level: int | None, floor: float) -> EncodedTile:
+    """`tile` encoded at `level`, decoded and scored on its valid pixels against `floor`."""
+    h, w = valid
+    data = encode_tiff_tile(codec, tile, level)
+    score = psnr_db(decode_lossy(codec, data, tile.shape[-1])[:h, :w], tile[:h, :w])
+    return EncodedTile(data, level, score, score >= floor)
+
+
 def encode_checked(codec: Codec, tile: np.ndarray, valid: tuple[int, int], floor: float | None) -> EncodedTile:
     """Encode `tile` (padded to the TIFF tile size; `valid` = (h, w) of real pixels); a lossy tile
     steps up the quality ladder until its PSNR on the valid pixels reaches `floor` (None: no check)."""
     if codec.lossless or floor is None:
         return EncodedTile(encode_tiff_tile(codec, tile), codec.level, None)
-    h, w = valid
-    truth = tile[:h, :w]
-    last: EncodedTile | None = None
     for level in codec.ladder():
-        data = encode_tiff_tile(codec, tile, level)
-        score = psnr_db(decode_lossy(codec, data, tile.shape[-1])[:h, :w], truth)
-        last = EncodedTile(data, level, score, score >= floor)
-        if last.met_floor:
+        enc = _scored(codec, tile, valid, level, floor)
+        if enc.met_floor:
             break
-    assert last is not None
-    return last
+    return enc
 
 
 def checked_planes(planes: int) -> tuple[int, ...]:
@@ -182,14 +183,11 @@ def encode_planes(
         return [EncodedTile(encode_tiff_tile(codec, tile), codec.level, None) for tile in tiles]
     checked = {z: encode_checked(codec, tiles[z], valid, floor) for z in checked_planes(len(tiles))}
     level = max(enc.level or 0 for enc in checked.values())
-    h, w = valid
     out = []
     for z, tile in enumerate(tiles):
         enc = checked.get(z)
         if enc is not None and enc.level != level:  # checked, and raised with its neighbours: score it again
-            data = encode_tiff_tile(codec, tile, level)
-            score = psnr_db(decode_lossy(codec, data, tile.shape[-1])[:h, :w], tile[:h, :w])
-            enc = EncodedTile(data, level, score, score >= floor)
+            enc = _scored(codec, tile, valid, level, floor)
         elif enc is None:
             enc = EncodedTile(encode_tiff_tile(codec, tile, level), level, None)
         out.append(enc)

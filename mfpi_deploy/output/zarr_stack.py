@@ -18,7 +18,7 @@ import zarr
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import fsync_path
-from mfpi_deploy.output.codecs import Codec
+from mfpi_deploy.output.codecs import Codec, parse_codec
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
@@ -30,7 +30,7 @@ _NAMES = {1: ["grey"], 3: ["R", "G", "B"]}
 
 def compressor(codec: Codec | None = None) -> numcodecs.abc.Codec | None:
     """The Zarr compressor of a codec (default zstd, lossless); JPEG through imagecodecs' numcodecs."""
-    codec = codec or Codec("zstd", 3)
+    codec = codec or parse_codec("zstd")
     if codec.name == "zstd":
         # Blosc (what NGFF readers expect): clevel 3 gave 5.1:1 at 290 MB/s a core on output planes, 5 only
         # 5.7:1 at 110 MB/s; Blosc's own threads stay off in writer threads (numcodecs' default there).
