@@ -74,7 +74,7 @@ def finish_output(run: PlannedRun, options: RunOptions) -> CodecReport:
     if run.format is OutputFormat.OME_TIFF:
         tmp = state.root / "output.ome.tif"
         index = ome_tiff.assemble_ome_tiff(
-            state.tiles, run.grid, run.layout, run.codec, tmp, uuid=output_uuid(run.made_with)
+            state.tiles, run.grid, run.layout, run.codec, tmp, uuid=output_uuid(run.settings)
         )
         report = CodecReport.of(run.codec, run.floor_db, index.values(), run.layout.planes)
         remove_record(output)
@@ -83,7 +83,7 @@ def finish_output(run: PlannedRun, options: RunOptions) -> CodecReport:
         report = CodecReport.of(run.codec, run.floor_db, [])
         remove_record(output)
         replace_dir(state.stack, output)  # the old output stays until the new one is in place
-    write_record(output, run.made_with)
+    write_record(output, run.settings)
     state.remove()
     if report.below_floor:
         options.log(f"warning: {output}: {report.line()}; pass --lossless for bit-exact planes")

@@ -42,7 +42,7 @@ class PlannedRun:
     plan: TilePlan
     batch: int
     layout: StackLayout
-    settings: dict[str, Any]  # what decides the output; a resume must match all of it
+    settings: dict[str, Any]  # what decides the output (format and codec included): a resume and the record match it
     codec: Codec  # how every output tile is encoded (staged encoded: part of the settings)
     floor_db: float  # a lossy tile's PSNR against the lossless planes must reach this
     grid: PyramidGrid  # the pyramid's levels and tile side
@@ -56,11 +56,6 @@ class PlannedRun:
     @property
     def state(self) -> RunState:
         return RunState(partial_dir(self.output))
-
-    @property
-    def made_with(self) -> dict[str, Any]:
-        """What the finished output's record holds: the settings (format and codec included)."""
-        return self.settings
 
     def sink(self) -> TileSink:
         """Where this run's finished tiles go: encoded TIFF tiles, or the staged Zarr's chunks."""

@@ -44,7 +44,7 @@ def check_finished(run: PlannedRun, options: RunOptions) -> bool:
     settings); MfpiError if it exists and may not be replaced; False: compute it."""
     if not (run.output.exists() or run.output.is_symlink()):
         return False
-    differ = record_differences(run.output, run.made_with)
+    differ = record_differences(run.output, run.settings)
     if options.skip_finished and differ == []:
         return True
     if options.overwrite:
