@@ -309,19 +309,13 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     default engine, and hold the output's lock from here: a second run on it is refused at once."""
     from mfpi_deploy.output.layout import OutputFormat
     from mfpi_deploy.run.lock import output_lock
+    from mfpi_deploy.run.plan import open_input
     from mfpi_deploy.run.target import check_output_target
-    from mfpi_deploy.slide import open_slide
 
     OutputFormat.from_path(output)
     check_output_target(output, options)
     with output_lock(output):
-        with open_slide(
-            slide,
-            options.level,
-            series=options.series,
-            plane=options.plane,
-            allow_empty_tiles=options.allow_empty_tiles,
-        ):
+        with open_input(slide, options):
             pass
         yield
 

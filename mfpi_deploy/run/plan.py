@@ -95,6 +95,17 @@ LOSSLESS_TIFF_CODEC = "zlib"
 DEFAULT_ZARR_CODEC = "zstd"
 
 
+def open_input(input_path: str | Path, options: RunOptions) -> Any:
+    """The slide as the run options select it (level, series, Z plane, empty tiles), opened lazily."""
+    return open_slide(
+        input_path,
+        options.level,
+        series=options.series,
+        plane=options.plane,
+        allow_empty_tiles=options.allow_empty_tiles,
+    )
+
+
 def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFacts, options: RunOptions) -> PlannedRun:
     """Read the slide's header and decide tiles, batch, layout and settings (no tile is read)."""
     input_path, output = Path(input_path), Path(output_path)
@@ -102,13 +113,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
     spec = engine.spec
     if spec.needs_dpm:
         raise MfpiError("a per-plane Deep-Z engine cannot write a stack: open it as a stack engine (PlaneSweep)")
-    with open_slide(
-        input_path,
-        options.level,
-        series=options.series,
-        plane=options.plane,
-        allow_empty_tiles=options.allow_empty_tiles,
-    ) as slide:
+    with open_input(input_path, options) as slide:
         info = slide.info
         for warning in slide.warnings:
             options.log(f"warning: {input_path.name}: {warning}")
