@@ -13,6 +13,7 @@ import click
 
 from mfpi_deploy.cli.common import user_errors
 from mfpi_deploy.degrade import Degradation
+from mfpi_deploy.errors import MfpiError
 from training.config import TrainConfig
 from training.eval_cli import eval_main
 from training.patches import Foreground
@@ -57,7 +58,16 @@ def _command_line(ctx: click.Context) -> str:
     help="Run folder (config, logs, last/ and best/ checkpoints).",
 )
 @click.option(
-    "--resume", is_flag=True, help="Continue the run in --out with its saved config, optimizer state and schedule."
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out with its saved config, optimizer state and plan (--max-minutes then limits "
+    "this sitting only).",
+)
+@click.option(
+    "--extend",
+    is_flag=True,
+    help="With --resume: change the plan instead (--epochs, --max-steps or a new --max-minutes budget from here; "
+    "the rest of the schedule is planned over it).",
 )
 @click.option(
     "--region", default=None, help="Training+validation region y0:y1,x0:x1 in pixels or fractions, e.g. 0:1.0,0:0.75."
@@ -90,9 +100,9 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--width", type=int, default=None, help="Generator width. Default: the paper's (MFPINet 64, Deep-Z 48).")
 @click.option(
     "--disc-width",
-    default=16,
-    help="Discriminator width (paper: 64; 16 makes an adversarial step cost about 1.7x an L1 step "
-    "instead of 5x on a CPU).",
+    default=64,
+    help="Discriminator width (the paper's 64; used only with the adversarial term). An adversarial step "
+    "costs about 5x an L1 step on a CPU at 64, 1.7x at 16.",
 )
 @click.option(
     "--patch",
@@ -102,7 +112,13 @@ def _command_line(ctx: click.Context) -> str:
 )
 @click.option("--batch", default=4)
 @click.option("--epochs", default=20, help="Planned epochs (the run ends earlier when --max-minutes runs out).")
-@click.option("--steps-per-epoch", default=500, help="Steps between validations.")
+@click.option("--steps-per-epoch", default=500, help="Steps per epoch (a validation at the end of each).")
+@click.option(
+    "--max-steps",
+    type=int,
+    default=None,
+    help="The plan in steps (replaces --epochs): unlike --max-minutes, the same on a busy or a quiet machine.",
+)
 @click.option(
     "--lr",
     type=float,
@@ -131,8 +147,19 @@ def _command_line(ctx: click.Context) -> str:
     default=None,
     help="Block size of the train/validation split. Default: 256, smaller for small regions.",
 )
-@click.option("--val-fraction", default=0.15)
-@click.option("--val-patches", default=32)
+@click.option("--val-fraction", default=0.15, help="Share of the blocks, spread over the region, kept for validation.")
+@click.option(
+    "--val-patches",
+    type=int,
+    default=None,
+    help="Validation patches. Default: enough to cover the validation blocks twice (16 to 256).",
+)
+@click.option("--validations", default=10, help="Validation passes over the planned run (and one at each epoch end).")
+@click.option(
+    "--patience",
+    default=4,
+    help="Stop early after this many validations in a row without a better best/ (0 = never).",
+)
 @click.option("--no-augment", is_flag=True, help="Do not flip/rotate patches.")
 @click.option("--blur-sigma", default=3.0, help="Gaussian blur sigma of the degradation (paper: 3).")
 @click.option("--blur-size", default=5, help="Gaussian window of the degradation (paper: 5; 0 = no blur).")
@@ -159,6 +186,7 @@ def train_main(
     data,
     out,
     resume,
+    extend,
     region,
     planes,
     focus,
@@ -173,6 +201,7 @@ def train_main(
     batch,
     epochs,
     steps_per_epoch,
+    max_steps,
     lr,
     schedule,
     lr_warmup,
@@ -184,6 +213,8 @@ def train_main(
     block,
     val_fraction,
     val_patches,
+    validations,
+    patience,
     no_augment,
     blur_sigma,
     blur_size,
@@ -200,10 +231,14 @@ def train_main(
     from training.trainer import resume as resume_run
     from training.trainer import train
 
+    if extend and not resume:
+        raise MfpiError("--extend changes the plan of a run being resumed: give it with --resume")
     if resume:
         ctx = click.get_current_context()
         given = ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE
-        result = resume_run(out, epochs=epochs if given else None, max_minutes=max_minutes)
+        result = resume_run(
+            out, extend=extend, epochs=epochs if given else None, max_steps=max_steps, max_minutes=max_minutes
+        )
     else:
         cfg = TrainConfig(
             data=list(data),
@@ -222,6 +257,7 @@ def train_main(
             batch=batch,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
+            max_steps=max_steps,
             lr=lr,
             schedule=schedule,
             lr_warmup=lr_warmup,
@@ -233,6 +269,8 @@ def train_main(
             block=block,
             val_fraction=val_fraction,
             val_patches=val_patches,
+            validations=validations,
+            patience=patience,
             augment=not no_augment,
             degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
             foreground=Foreground(fg_min_std, fg_min_fraction),
@@ -246,9 +284,9 @@ def train_main(
         result = train(cfg)
     p = result.progress
     click.echo(
-        f"{result.stopped}: {p.epoch} epoch(s) + {p.step_in_epoch} step(s); best/ from epoch "
-        f"{p.best_epoch if p.best_epoch is not None else '-'}; checkpoints in {Path(out) / 'best'} and "
-        f"{Path(out) / 'last'}"
+        f"{result.stopped}: {p.global_step} steps ({p.epoch} epoch(s) + {p.step_in_epoch}) in {p.elapsed_s:.0f} s "
+        f"wall-clock, {p.cpu_s:.0f} CPU s; best/ from epoch {p.best_epoch if p.best_epoch is not None else '-'}; "
+        f"checkpoints in {Path(out) / 'best'} and {Path(out) / 'last'}"
     )
 
 

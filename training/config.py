@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,17 @@ class TrainConfig:
     width: generator width; None takes the paper's (MFPINet 64, Deep-Z 48).
     lr: peak learning rate; None takes default_lr(arch, width).
     patch, block: target patch side and train/validation block side; None fits them to the region.
-    epochs x steps_per_epoch: the planned run; with max_minutes, the run is planned over that
-           budget (whichever ends first), and validation runs every epoch and at the end.
+    epochs x steps_per_epoch: the planned run in steps (max_steps, when given, sets it exactly);
+           with max_minutes, the run is planned over that wall-clock budget (whichever ends first).
+    validations: validation passes per planned run (also at each epoch's end and at the end); best/
+           is the checkpoint with the largest validation margin over bicubic.
+    patience: stop early after this many validations in a row without a better best/ (0: never).
+    val_patches: validation patches; None sizes the set from the validation blocks' area.
     schedule: `cosine` (lr_warmup share of linear warm-up, then cosine decay to lr_final x lr at
            the end of the plan) or `step` (the paper's: halve every lr_halve_every epochs).
     adv_weight: weight of the adversarial BCE term (0.01 in the paper; 0 = L1 only); it joins once
            adv_start of the run is done (and after warmup_epochs), after an L1 phase.
+    disc_width: the discriminator's width (the paper's 64); only used when adv_weight > 0.
     init: a checkpoint (ours, `default`, or one imported from the authors' .pth) whose generator
           weights start the run, to fine-tune instead of training from scratch.
     """
@@ -61,7 +67,7 @@ class TrainConfig:
     arch: str = "mfpinet"
     model: str = "residual"
     width: int | None = None
-    disc_width: int = 16
+    disc_width: int = 64
     patch: int | None = None
     batch: int = 4
     epochs: int = 20
@@ -76,7 +82,9 @@ class TrainConfig:
     warmup_epochs: int = 0
     block: int | None = None
     val_fraction: float = 0.15
-    val_patches: int = 32
+    val_patches: int | None = None
+    validations: int = 10
+    patience: int = 4
     augment: bool = True
     degradation: Degradation = field(default_factory=Degradation)
     foreground: Foreground = field(default_factory=Foreground)
@@ -84,6 +92,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = 1
     max_minutes: float | None = None
+    max_steps: int | None = None
     init: str | None = None
     device: str = "auto"
     command: str = ""
@@ -99,10 +108,15 @@ class TrainConfig:
             self.width = config_class(self.arch)().width
         if self.lr is None:
             self.lr = default_lr(self.arch, self.width)
-        for name in ("width", "disc_width", "patch", "batch", "epochs", "steps_per_epoch", "lr_halve_every", "block"):
+        positive = ("width", "disc_width", "patch", "batch", "epochs", "steps_per_epoch", "lr_halve_every", "block")
+        for name in (*positive, "val_patches", "validations", "max_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise MfpiError(f"{name} must be positive, got {value}")
+        if self.patience < 0:
+            raise MfpiError(f"patience must be 0 (never stop early) or more, got {self.patience}")
+        if self.max_steps is not None:  # the plan in steps; enough epochs to hold it
+            self.epochs = math.ceil(self.max_steps / self.steps_per_epoch)
         if self.adv_weight < 0 or self.lr <= 0:
             raise MfpiError("lr must be positive and adv_weight non-negative")
         if self.model not in ("residual", "paper"):
@@ -110,6 +124,10 @@ class TrainConfig:
         LrSchedule.parse(self.schedule)
         if not (0 <= self.lr_warmup < 1 and 0 < self.lr_final <= 1 and 0 <= self.adv_start <= 1):
             raise MfpiError("lr_warmup must be in [0, 1), lr_final in (0, 1] and adv_start in [0, 1]")
+
+    def planned_steps(self) -> int:
+        """Steps in the plan: max_steps, else epochs x steps_per_epoch."""
+        return self.max_steps if self.max_steps is not None else self.epochs * self.steps_per_epoch
 
     def lr_schedule(self) -> Schedule:
         return Schedule(
@@ -124,6 +142,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         if "schedule" not in data:  # a run folder from before the fitted schedule: keep its recipe
             data = {**data, "schedule": "step", "adv_start": 0.0, "model": "paper"}
+        if "patience" not in data:  # from before early stopping: validate per epoch only, never stop early
+            data = {**data, "patience": 0, "validations": 1}
         unknown = sorted(set(data) - known)
         if unknown:
             raise MfpiError(f"{where}: unknown field(s) {', '.join(unknown)}")

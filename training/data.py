@@ -10,7 +10,15 @@ import torch
 from mfpi_deploy.degrade import Degradation, degrade_tensor
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.tiling import Box
-from training.patches import CELL, Foreground, Region, candidate_patches, draw, fit_sizes, split_blocks
+from training.patches import (
+    CELL,
+    Foreground,
+    Region,
+    candidate_patches,
+    fit_sizes,
+    split_blocks,
+    validation_patches,
+)
 from training.planes import PlaneSelection, select_planes
 from training.stack import FocalStack, IntensityRule, open_stack
 
@@ -225,7 +233,7 @@ def prepare_data(
     patch: int | None,
     block: int | None,
     val_fraction: float,
-    val_patches: int,
+    val_patches: int | None,
     foreground: Foreground,
     scale: int,
     seed: int,
@@ -247,5 +255,5 @@ def prepare_data(
             f"--fg-min-std / --fg-min-fraction, or check that the region holds cells"
         )
     val_candidates = region_candidates(sources, val_blocks, patch, foreground) if val_blocks else []
-    val = draw(val_candidates, val_patches, np.random.default_rng([seed, 99])) if val_candidates else []
+    val = validation_patches(val_candidates, len(val_blocks) * block * block, patch, val_patches)
     return TrainingData(sources, source_channels(sources), patch, block, train, val, len(train_blocks), len(val_blocks))

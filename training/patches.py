@@ -31,6 +31,7 @@ DEFAULT_BLOCK = 256
 MIN_BLOCKS = 6  # blocks a region should hold when sizes are chosen for it (train + validation)
 MIN_SIDE = 32  # smallest patch and block side chosen automatically
 PATCH_STEP = 16  # patches are multiples of the network stride (8) x the degradation scale (2)
+VAL_MIN, VAL_MAX = 16, 256  # validation patches when sized from the data (enough to rank epochs; cheap to score)
 
 
 def fit_sizes(
@@ -85,7 +86,8 @@ def split_blocks(
     rect: Box, block: int, val_fraction: float, seed: int, source: int = 0
 ) -> tuple[list[Region], list[Region]]:
     """Tile `rect` with block x block squares (the remainder at the far edges is unused) and
-    give a fraction of them, chosen by seed, to validation."""
+    give a fraction of them to validation, spread over the region (`spread_choice`): a small
+    region's validation then samples all of it, not one corner that may be unlike the rest."""
     if block < CELL or block % CELL:
         raise MfpiError(f"block size must be a positive multiple of {CELL}, got {block}")
     if not 0.0 <= val_fraction < 1.0:
@@ -105,11 +107,39 @@ def split_blocks(
         n_val = min(max(n_val, 1), len(blocks) - 1)
     if len(blocks) - n_val < 1:
         raise MfpiError("no block left for training; use a smaller block size or validation fraction")
-    order = np.random.default_rng([seed, source, 7]).permutation(len(blocks))
-    val_ids = set(order[:n_val].tolist())
+    val_ids = set(spread_choice(rows, cols, n_val, np.random.default_rng([seed, source, 7])))
     train = [b for i, b in enumerate(blocks) if i not in val_ids]
     val = [b for i, b in enumerate(blocks) if i in val_ids]
     return train, val
+
+
+def spread_choice(rows: int, cols: int, count: int, rng: np.random.Generator) -> list[int]:
+    """`count` of the rows x cols blocks (row-major indices), evenly spaced along a serpentine walk
+    of the grid (rows alternate direction, so neighbours in the walk are neighbours in the image),
+    starting at a seeded offset: different seeds give different blocks, every seed covers the region."""
+    n = rows * cols
+    if count <= 0:
+        return []
+    walk = [r * cols + (c if r % 2 == 0 else cols - 1 - c) for r in range(rows) for c in range(cols)]
+    step = n / count
+    start = rng.uniform(0, step)
+    return sorted({walk[min(int(start + k * step), n - 1)] for k in range(count)})
+
+
+def validation_patches(
+    candidates: list[tuple[int, Box]], area: int, patch: int, count: int | None = None
+) -> list[tuple[int, Box]]:
+    """The fixed validation set: `count` patches, or (None) as many as cover the validation area
+    about twice (between VAL_MIN and VAL_MAX), taken evenly from the candidates without repeats,
+    so every validation block is scored and no patch counts twice."""
+    if not candidates:
+        return []
+    if count is None:
+        count = int(min(VAL_MAX, max(VAL_MIN, round(2 * area / patch**2))))
+    if count >= len(candidates):
+        return list(candidates)
+    keep = np.linspace(0, len(candidates) - 1, count).round().astype(int)
+    return [candidates[i] for i in keep]
 
 
 def cell_std(plane: np.ndarray) -> np.ndarray:

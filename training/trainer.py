@@ -56,6 +56,8 @@ class Progress:
     last_val_psnr: float | None = None
     best_planes: dict[str, list[float]] | None = None  # per-plane PSNR of best/: model, bicubic, focus_copy
     finished: bool = False
+    next_val: int = 1  # the next validation is due when this many 1/validations of the plan are done
+    since_best: int = 0  # validations in a row without a better best/ (the patience count)
     sums: dict[str, float] = field(default_factory=dict)  # running loss sums since the last validation
 
 
@@ -63,7 +65,7 @@ class Progress:
 class RunResult:
     out: Path
     progress: Progress
-    stopped: str  # "done", "time budget"
+    stopped: str  # "done", "time budget", "early stop" or "session limit"
     validation: Validation | None = None  # of best/
 
 
@@ -86,10 +88,14 @@ class Trainer:
         cfg: TrainConfig,
         *,
         resume: bool = False,
+        extend: bool = False,
+        session_limit_s: float | None = None,
         log: Callable[[str], None] = print,
         clock: Clock = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        self.extend = extend  # resume: the config's plan replaces the saved one
+        self.session_limit_s = session_limit_s  # stop this sitting after so long, leaving the plan as it is
         self.log = log
         self.clock = clock
         self.folder = RunFolder(cfg.out)
@@ -207,8 +213,11 @@ class Trainer:
             p[key] = -math.inf if p.get(key) is None else p[key]
         plan_s = self.progress.plan_s
         self.progress = Progress(**p)
-        if plan_s is not None:  # a new budget on resume: the plan ends when it runs out
-            self.progress.plan_s = self.progress.elapsed_s + plan_s
+        if self.extend:  # a new plan: its budget counts from here; the run is no longer finished
+            if plan_s is not None:
+                self.progress.plan_s = self.progress.elapsed_s + plan_s
+            self.progress.finished, self.progress.since_best = False, 0
+            self.progress.next_val = math.floor(self.fraction() * self.cfg.validations) + 1
         self.log(
             f"resumed {self.out} at epoch {self.progress.epoch}, step {self.progress.step_in_epoch}, "
             f"{100 * self.fraction():.0f}% of the planned run done"
@@ -240,7 +249,7 @@ class Trainer:
     def fraction(self) -> float:
         """Share of the planned run done (steps or time budget, whichever is further)."""
         p = self.progress
-        return run_fraction(p.global_step, self.cfg.epochs * self.cfg.steps_per_epoch, p.elapsed_s, p.plan_s)
+        return run_fraction(p.global_step, self.cfg.planned_steps(), p.elapsed_s, p.plan_s)
 
     def gan_active(self) -> bool:
         cfg = self.cfg
@@ -315,15 +324,27 @@ class Trainer:
         with sigterm_as_interrupt():
             return self._run()
 
+    def _stop_reason(self, session_start: float) -> str:
+        """Why the run stops now ("" to go on): the plan is done (steps, or its time budget), or this
+        sitting's limit is reached."""
+        p = self.progress
+        if self.fraction() >= 1.0:
+            out_of_time = p.plan_s is not None and p.elapsed_s >= p.plan_s
+            return "time budget" if out_of_time and p.global_step < self.cfg.planned_steps() else "done"
+        if self.session_limit_s is not None and self.clock() - session_start >= self.session_limit_s:
+            return "session limit"
+        return ""
+
     def _run(self) -> RunResult:
         cfg, p = self.cfg, self.progress
-        start = self.clock() - p.elapsed_s  # elapsed_s is cumulative over resumes
+        session_start = self.clock()
+        start = session_start - p.elapsed_s  # elapsed_s is cumulative over resumes
         cpu_start = time.process_time() - p.cpu_s
-        stopped = "done"
+        stopped = "done" if p.finished else self._stop_reason(session_start)
         lr, gan = self.set_lr(), self.gan_active()
         try:
-            while p.epoch < cfg.epochs and self.fraction() < 1.0:
-                patches, codes = self.epoch_plan(p.epoch)
+            while not stopped:
+                patches, codes = self.epoch_plan(p.epoch)  # a function of (seed, epoch): mid-epoch re-entry is exact
                 bar = tqdm(
                     range(p.step_in_epoch, cfg.steps_per_epoch),
                     desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
@@ -346,15 +367,24 @@ class Trainer:
                         {"lr": f"{lr:.2g}", **{k: f"{v / p.sums['n']:.4f}" for k, v in p.sums.items() if k != "n"}},
                         refresh=False,
                     )
-                    if self.fraction() >= 1.0:  # the one budget check: steps or time, whichever ends first
+                    stopped = self._stop_reason(session_start)
+                    if stopped or self.fraction() >= p.next_val / cfg.validations:
                         break
                 bar.close()
                 if p.step_in_epoch == cfg.steps_per_epoch:
                     p.epoch, p.step_in_epoch = p.epoch + 1, 0
-                if self.fraction() >= 1.0 and p.epoch < cfg.epochs:
-                    stopped = "time budget" if p.plan_s else "done"
-                self._validate_and_save(lr, gan)
-            p.finished = stopped == "done"
+                p.next_val = math.floor(self.fraction() * cfg.validations) + 1
+                improved = self._validate_and_save(lr, gan)
+                p.since_best = 0 if improved else p.since_best + 1
+                if not stopped and cfg.patience and p.since_best >= cfg.patience:
+                    stopped = "early stop"
+                    self.log(
+                        f"early stop: {p.since_best} validations without a better best/ (patience {cfg.patience}); "
+                        f"best/ from epoch {p.best_epoch:g}"
+                    )
+            p.finished = stopped in ("done", "early stop")
+            if p.finished:
+                self.save(self._metrics())
         except KeyboardInterrupt:
             p.elapsed_s = self.clock() - start
             self.save(self._metrics())
@@ -365,6 +395,8 @@ class Trainer:
                 f"time budget of {cfg.max_minutes} min used: stopped at epoch {p.epoch}, step {p.step_in_epoch}; "
                 f"state saved to {self.out / 'last'}"
             )
+        elif stopped == "session limit":
+            self.log(f"session limit reached: state saved to {self.out / 'last'}; --resume continues the plan")
         best = self._best_validation()
         if best is not None:
             self.log(summary_line(best, p))
@@ -375,7 +407,8 @@ class Trainer:
         out = {"val_psnr": p.last_val_psnr} if p.last_val_psnr is not None else {}
         return {k: round(v, 4) for k, v in out.items()}
 
-    def _validate_and_save(self, lr: float, gan: bool) -> None:
+    def _validate_and_save(self, lr: float, gan: bool) -> bool:
+        """Score the validation patches, log, save last/ (and best/ when it improved); True if it did."""
         p = self.progress
         val = self.validate()
         p.last_val_psnr = None if val is None else val.mean
@@ -394,7 +427,8 @@ class Trainer:
         metrics = self._metrics()
         if val is not None:
             metrics["val_margin_db"] = round(val.margin, 4)
-        if val is None or val.margin > p.best_margin:
+        improved = val is None or val.margin > p.best_margin
+        if improved:
             if val is not None:
                 p.best_margin, p.best_psnr, p.best_epoch = val.margin, val.mean, record["epoch"]
                 p.best_planes = dataclasses.asdict(val)
@@ -409,6 +443,7 @@ class Trainer:
             )
             + (f"; below bicubic on plane(s) {below}" if below else "")
         )
+        return improved
 
     def _best_validation(self) -> Validation | None:
         planes = self.progress.best_planes
@@ -447,16 +482,32 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print, clock: Clock 
 def resume(
     out: str | Path,
     *,
+    extend: bool = False,
     epochs: int | None = None,
+    max_steps: int | None = None,
     max_minutes: float | None = None,
     log: Callable[[str], None] = print,
     clock: Clock = time.monotonic,
 ) -> RunResult:
-    """Continue the run in `out` with its saved config (optionally more epochs, or a new budget
-    that the rest of the schedule is planned over)."""
+    """Continue the run in `out` with its saved config and plan. max_minutes limits this sitting
+    (it stops cleanly, the plan unchanged, and can be resumed again). With extend=True the plan
+    changes instead: epochs or max_steps replace the planned steps, max_minutes becomes a new
+    budget from here, and the rest of the schedule is planned over it."""
     cfg = TrainConfig.read(Path(out) / "config.json")
     cfg.out = str(out)
+    if not extend:
+        if epochs is not None or max_steps is not None:
+            raise MfpiError("--resume continues the saved plan; add --extend to change its epochs or steps")
+        cfg.max_minutes = None
+        return Trainer(cfg, resume=True, session_limit_s=_seconds(max_minutes), log=log, clock=clock).run()
     if epochs is not None:
-        cfg.epochs = epochs
+        cfg.epochs, cfg.max_steps = epochs, None
+    if max_steps is not None:
+        cfg.max_steps = max_steps
+        cfg.epochs = math.ceil(max_steps / cfg.steps_per_epoch)
     cfg.max_minutes = max_minutes
-    return Trainer(cfg, resume=True, log=log, clock=clock).run()
+    return Trainer(cfg, resume=True, extend=True, log=log, clock=clock).run()
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else minutes * 60

@@ -36,15 +36,19 @@ def test_train_command_runs_and_resumes(sim_path, tmp_path):
         "0.25",
         "--val-patches",
         "2",
+        "--validations",
+        "1",
     ]
     res = CliRunner().invoke(train_main, args)
     assert res.exit_code == 0, res.output
-    assert "done: 1 epoch(s)" in res.output
+    assert "done: 2 steps (1 epoch(s) + 0)" in res.output
     card = json.loads((out / "best" / "card.json").read_text())
     assert "--patch 64" in card["provenance"]["command"] and card["provenance"]["epochs"] == 1
     res = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "2"])
+    assert res.exit_code != 0 and "add --extend" in res.output  # resume keeps the plan unless told to extend it
+    res = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--extend", "--epochs", "2"])
     assert res.exit_code == 0, res.output
-    assert "resumed" in res.output and "done: 2 epoch(s)" in res.output
+    assert "resumed" in res.output and "done: 4 steps (2 epoch(s) + 0)" in res.output
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
 
 

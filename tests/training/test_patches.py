@@ -5,7 +5,19 @@ import pytest
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.tiling import Box
-from training.patches import CELL, Foreground, Region, candidate_patches, draw, is_foreground, split_blocks
+from training.patches import (
+    CELL,
+    VAL_MAX,
+    VAL_MIN,
+    Foreground,
+    Region,
+    candidate_patches,
+    draw,
+    is_foreground,
+    split_blocks,
+    spread_choice,
+    validation_patches,
+)
 
 
 def test_split_has_no_overlap_and_is_reproducible():
@@ -22,6 +34,33 @@ def test_split_has_no_overlap_and_is_reproducible():
     assert cover.max() == 1 and cover.min() == 1
     assert split_blocks(rect, 256, 0.17, seed=0) == (train, val)
     assert split_blocks(rect, 256, 0.17, seed=1)[1] != val
+
+
+def test_validation_blocks_are_spread_over_the_region():
+    """Validation blocks, whatever the seed, are never all in one half of the grid: every seed's
+    choice has one block in each of `count` consecutive stretches of the serpentine walk."""
+    rows, cols, count = 6, 8, 4
+    walk = [r * cols + (c if r % 2 == 0 else cols - 1 - c) for r in range(rows) for c in range(cols)]
+    stretch = len(walk) // count
+    choices = set()
+    for seed in range(20):
+        chosen = spread_choice(rows, cols, count, np.random.default_rng(seed))
+        assert len(chosen) == count
+        positions = sorted(walk.index(i) for i in chosen)
+        assert [p // stretch for p in positions] == list(range(count))
+        choices.add(tuple(chosen))
+    assert len(choices) > 1  # the seed still matters
+
+
+def test_validation_set_is_sized_from_its_area_without_repeats():
+    cands = [(0, Box(y, x, y + 32, x + 32)) for y in range(0, 512, 8) for x in range(0, 512, 8)]
+    two_blocks = 2 * 128 * 128
+    val = validation_patches(cands, two_blocks, 32)
+    assert len(val) == 2 * two_blocks // 32**2 == len(set(val))  # covers the area twice, no patch twice
+    assert len(validation_patches(cands, 64 * 64, 64)) == VAL_MIN
+    assert len(validation_patches(cands, 10**8, 32)) == VAL_MAX
+    assert validation_patches(cands[:5], two_blocks, 32) == cands[:5]  # fewer candidates: all of them
+    assert len(validation_patches(cands, two_blocks, 32, count=7)) == 7
 
 
 def test_patches_stay_inside_their_blocks():

@@ -30,6 +30,8 @@ def _cfg(sim_path, out, **kw) -> TrainConfig:
         block=96,
         val_fraction=0.25,
         val_patches=4,
+        validations=1,  # validate at epoch ends only
+        patience=0,
         warmup_epochs=1,
         lr=1e-3,
         seed=0,
@@ -233,3 +235,64 @@ def test_default_learning_rate_shrinks_with_width():
     assert TrainConfig(data=[]).lr == pytest.approx(2.5e-4)  # the paper's width 64
     assert TrainConfig(data=[], arch="deepz").lr == 1e-4
     assert TrainConfig(data=[], lr=3e-3).lr == 3e-3
+
+
+def test_validations_spread_over_the_plan_and_patience_stops_early(sim_path, tmp_path, monkeypatch):
+    """10 validations over a 20-step plan (one every 2 steps, plus epoch ends); with patience 2 the run
+    stops after two validations in a row that do not beat best/, keeping the best one."""
+    from training.validation import Validation
+
+    margins = iter([1.0, 2.0, 1.5, 1.8, 5.0, 5.0])
+
+    def fake_validate(self):
+        m = next(margins)
+        return Validation([30.0 + m] + [30.0] * 4, [30.0] * 5, [20.0] * 5)
+
+    monkeypatch.setattr(Trainer, "validate", fake_validate)
+    cfg = _cfg(sim_path, tmp_path / "run", epochs=2, steps_per_epoch=10, validations=10, patience=2)
+    result = train(cfg, log=lambda m: None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["global_step"] for r in records] == [2, 4, 6, 8]  # the 4th validation is the 2nd without a gain
+    assert result.stopped == "early stop" and result.progress.best_epoch == pytest.approx(0.4)
+    assert result.progress.finished
+    assert resume(tmp_path / "run", log=lambda m: None).progress.global_step == 8  # a finished run stays finished
+
+
+def test_max_steps_plans_in_steps(sim_path, tmp_path):
+    cfg = _cfg(sim_path, tmp_path / "run", max_steps=7, steps_per_epoch=3, epochs=100)
+    assert cfg.epochs == 3 and cfg.planned_steps() == 7
+    result = train(cfg, log=lambda m: None)
+    assert result.stopped == "done" and result.progress.global_step == 7
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["lr"] == pytest.approx(cfg.lr_schedule().lr(6 / 7, 2))  # the schedule spans the 7 steps
+
+
+def test_resume_keeps_the_plan_and_minutes_limit_the_sitting(sim_path, tmp_path, monkeypatch):
+    """--resume --max-minutes M: this sitting stops after M minutes, the plan (and so the lr) unchanged;
+    --extend with a new budget replans the rest of the run over it."""
+    cfg = _cfg(sim_path, tmp_path / "run", epochs=100, steps_per_epoch=10, max_minutes=2.0, lr=1e-3)
+    original, calls = Trainer.step, {"n": 0}
+
+    def interrupting(self, x, y, gan):
+        calls["n"] += 1
+        if calls["n"] == 7:  # stopped after 6 steps of the 24 the budget holds
+            raise KeyboardInterrupt
+        return original(self, x, y, gan)
+
+    monkeypatch.setattr(Trainer, "step", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, log=lambda m: None, clock=FakeClock(5.0))
+    monkeypatch.setattr(Trainer, "step", original)
+    state = json.loads((tmp_path / "run" / "last" / "train_state.json").read_text())["progress"]
+    planned = state["plan_s"]
+    assert planned == 120.0
+    result = resume(tmp_path / "run", max_minutes=0.5, log=lambda m: None, clock=FakeClock(5.0))
+    p = result.progress
+    assert result.stopped == "session limit" and p.plan_s == planned  # the plan is the original one
+    assert p.elapsed_s < planned and p.global_step < 24
+    result = resume(tmp_path / "run", log=lambda m: None, clock=FakeClock(5.0))
+    assert result.stopped == "time budget" and result.progress.elapsed_s == pytest.approx(planned, abs=5.0)
+    extended = resume(tmp_path / "run", extend=True, max_minutes=1.0, log=lambda m: None, clock=FakeClock(5.0))
+    assert extended.progress.plan_s == pytest.approx(result.progress.elapsed_s + 60.0)
+    with pytest.raises(MfpiError, match="add --extend"):
+        resume(tmp_path / "run", epochs=200, log=lambda m: None)
