@@ -15,6 +15,7 @@ import numpy as np
 from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide.metadata import OmeInfo, read_ome
+from mfpi_deploy.slide.zstack import UNNAMED_AXES
 from mfpi_deploy.tiling import Box
 
 
@@ -42,7 +43,7 @@ DIM_SHARE = 0.25  # auto: a stack whose 99.9th percentile is below this share of
 
 
 # Leading axes tifffile gives a series of planes: Z from OME/ImageJ metadata, I or Q for plain pages.
-_PLANE_AXES = ("Z", "I", "Q")
+_PLANE_AXES = ("Z", *UNNAMED_AXES)
 
 
 class FocalStack:

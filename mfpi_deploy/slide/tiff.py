@@ -24,7 +24,7 @@ import zarr
 from mfpi_deploy.slide import metadata
 from mfpi_deploy.slide.base import Slide, SlideError, SlideInfo
 from mfpi_deploy.slide.focus import central_block
-from mfpi_deploy.slide.zstack import PlaneChoice, resolve_plane
+from mfpi_deploy.slide.zstack import UNNAMED_AXES, PlaneChoice, resolve_plane
 
 _SAMPLE_AXES = ("S", "C")
 # No codec in a TIFF packs image bytes more densely than this (zlib: ~1000:1); a header
@@ -124,6 +124,17 @@ class TiffSlide(Slide):
         if len(sample_axes) > 1:
             extra.extend((a, shape[axes.index(a)]) for a in sample_axes[1:] if shape[axes.index(a)] > 1)
             sample_axes = sample_axes[:1]
+        z_axis = "Z"
+        if "Z" not in axes and len(extra) == 1 and extra[0][0] in UNNAMED_AXES:
+            if plane is None:
+                raise SlideError(
+                    f"{extra[0][1]} pages with no axis names (axes {axes}); if they are focal planes, pass "
+                    f"--plane N (0..{extra[0][1] - 1}) or --plane sharpest to run one of them"
+                )
+            z_axis, extra = extra[0][0], []
+            self.warnings += (
+                f"the file names no axes: its {shape[axes.index(z_axis)]} pages (axis {z_axis}) are taken as Z planes",
+            )
         if extra:
             dims = ", ".join(f"{a}={n}" for a, n in extra)
             raise SlideError(f"a multi-dimensional image (axes {axes}, {dims}); mfpi-run takes one 2D image")
@@ -137,10 +148,11 @@ class TiffSlide(Slide):
             raise SlideError("a palette-colour image; convert it to RGB first")
         self._check_extent(lev)
         self._axes = axes
+        self._z_axis = z_axis
         self._sample_axis = sample_axes[0] if sample_axes else None
         self._store = series.aszarr(level=level)
         self._array = zarr.open_array(self._store, mode="r")
-        planes = shape[axes.index("Z")] if "Z" in axes else 1
+        planes = shape[axes.index(z_axis)] if z_axis in axes else 1
         y0, y1, x0, x1 = central_block(shape[axes.index("Y")], shape[axes.index("X")])
         self._z = 0
         self._z = resolve_plane(plane, planes, lambda z: self._read_at(z, y0, y1, x0, x1))
@@ -249,7 +261,7 @@ class TiffSlide(Slide):
                 index.append(slice(x0, x1))
             elif axis == self._sample_axis:
                 index.append(slice(None))
-            elif axis == "Z":
+            elif axis == self._z_axis:
                 index.append(z)
             else:
                 index.append(0)

@@ -11,6 +11,10 @@ from mfpi_deploy.slide.base import SlideError
 from mfpi_deploy.slide.focus import sharpest_plane
 
 SHARPEST = "sharpest"
+# tifffile's names for an axis a file does not name: Q (a "shaped" file's unknown axis), I (a plain
+# sequence of pages). A single such axis is read as Z when a plane is asked for: focal planes saved
+# page by page with no axis metadata.
+UNNAMED_AXES = ("Q", "I")
 PlaneChoice = int | str | None  # a plane number, SHARPEST, or None (the file must be 2D)
 
 

@@ -35,6 +35,28 @@ def test_zstack_without_a_plane_or_out_of_range_is_refused_in_one_line(tmp_path:
         open_slide(path, plane=9)
 
 
+@pytest.mark.parametrize("metadata,axes", [({}, "QYX"), (None, "IYX")])  # a tifffile "shaped" file; plain pages
+@pytest.mark.parametrize("channels", [1, 3])
+def test_plain_multipage_tiff_is_a_zstack_when_a_plane_is_asked_for(
+    tmp_path: Path, metadata: dict | None, axes: str, channels: int
+) -> None:
+    import tifffile
+
+    stack = focal_stack(40, 48, planes=5, sharp=1, channels=channels)
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, stack if channels == 3 else stack.reshape(5, 40, 48), metadata=metadata)
+    assert tifffile.TiffFile(path).series[0].axes == axes + ("S" if channels == 3 else "")
+    with pytest.raises(SlideInputError) as err:  # no plane asked for: the refusal says how to run it
+        open_slide(path)
+    assert "5 pages with no axis names" in str(err.value) and "--plane" in str(err.value)
+    with open_slide(path, plane=SHARPEST) as slide:
+        assert (slide.info.plane, slide.info.planes) == (1, 5)
+        assert any(f"axis {axes[0]}) are taken as Z planes" in w for w in slide.warnings)  # and says so
+        assert np.array_equal(slide.read(0, 40, 0, 48), stack[1].reshape(40, 48, channels))
+    with open_slide(path, plane=4) as slide:
+        assert np.array_equal(slide.read(3, 20, 5, 30), stack[4, 3:20, 5:30].reshape(17, 25, channels))
+
+
 def test_plane_on_a_2d_image(tmp_path: Path) -> None:
     path = write_tiff(tmp_path / "flat.tif", textured(32, 32))
     for choice in (None, 0, SHARPEST):
