@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does the adversarial phase earn its place? Equal steps for both arms on every real stack, several seeds.
-#   benchmarks/training/gan_ab.sh [STEPS] [SEEDS...]      (default: 400 steps, seeds 0 1)
+#   [NAMES="smear isl cell"] benchmarks/training/gan_ab.sh [STEPS] [SEEDS...]   (default: 400 steps, seeds 0 1)
 # Arms: l1  = L1 only (--adv-weight 0);
 #       gan = the paper's recipe: L1, then L1 + 0.01 x adversarial BCE from half the run, discriminator
 #             at the paper's width 64.
@@ -20,7 +20,7 @@ declare -A STACKS=(
 )
 declare -A ARMS=([l1]="--adv-weight 0" [gan]="--adv-weight 0.01 --adv-start 0.5 --disc-width 64")
 for seed in $SEEDS; do
-  for name in smear isl cell; do
+  for name in ${NAMES:-smear isl cell}; do
     stack=${STACKS[$name]}
     [ -e "$stack" ] || { echo "skip $name: $stack absent"; continue; }
     for arm in l1 gan; do
