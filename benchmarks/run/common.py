@@ -20,8 +20,21 @@ def sample_image(size: int, seed: int = 0) -> tuple[np.ndarray, str]:
     return make_sample(size, seed).image, "simulated cytology sample (mfpi-run --make-sample)"
 
 
+def recorded_conditions() -> dict:
+    """The command, commit, CPU (model, SIMD flags, cores) and load at the end of a measurement."""
+    import shlex
+
+    from mfpi_deploy.gitinfo import git_commit
+    from mfpi_deploy.machine import conditions
+
+    command = "python " + shlex.join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]])
+    return {"command": command, "commit": git_commit(short=True), **conditions()}
+
+
 def write_report(out: str, result: dict, lines: list[str]) -> None:
-    """Record a measurement as OUT.json (for machines) and OUT.md (for people), and print it."""
+    """Record a measurement as OUT.json (for machines, with `recorded_conditions`) and OUT.md (for
+    people), and print it."""
+    result = {**result, "recorded": recorded_conditions()}
     Path(out + ".json").write_text(json.dumps(result, indent=2) + "\n")
     Path(out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

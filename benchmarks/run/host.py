@@ -30,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, write_report
 
+from mfpi_deploy.machine import load_average
+
 CASES = ["ome-tif:default", "ome-tif:zlib", "ome-tif:jpeg", "ome-tif:zstd", "ome-zarr:default"]
 SUFFIX = {"ome-tif": ".ome.tif", "ome-zarr": ".ome.zarr"}
 
@@ -159,14 +161,14 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
 
 def run_child(job: dict[str, Any]) -> dict[str, Any]:
     """`child(job)` in a fresh interpreter (same one, same environment), with the load around it."""
-    before = os.getloadavg()
+    before = load_average()
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, cwd=ROOT
     )
     if proc.returncode:
         sys.exit(f"run {job} failed:\n{proc.stderr[-4000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {**job, **res, "load_before": before, "load_after": os.getloadavg()}
+    return {**job, **res, "load_before": before, "load_after": load_average()}
 
 
 def sample(work: Path, size: int) -> Path:

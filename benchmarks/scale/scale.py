@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mfpi_deploy.machine import cpu_details  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "scale" / "results"
 # MFPINet (width 64) on an RTX 2080 Ti, 384x384 -> 11 x 768x768 RGB (paper, Table III)
 PAPER_GPU_MS_384 = 27.8
@@ -395,13 +397,7 @@ def main() -> None:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    return cpu_details().one_line()
 
 
 def write(out: str, r: dict, small: int, big: int) -> None:

@@ -38,9 +38,11 @@ from mfpi_deploy.checkpoint import ModelCard, save_checkpoint  # noqa: E402
 from mfpi_deploy.export.accuracy import psnr_per_plane  # noqa: E402
 from mfpi_deploy.export.api import ExportOptions, export_model  # noqa: E402
 from mfpi_deploy.infer import whole_image  # noqa: E402
+from mfpi_deploy.machine import cpu_details, load_average  # noqa: E402
 from mfpi_deploy.models import create_model  # noqa: E402
 from mfpi_deploy.output import zarr_stack  # noqa: E402
 from mfpi_deploy.run.sample import make_sample, write_sample  # noqa: E402
+from mfpi_deploy.timing import interleaved, ratio  # noqa: E402
 
 ENGINES = [
     ("torch", "fp32"),
@@ -54,19 +56,12 @@ BASE = ("ort-cpu", "fp32")
 
 
 def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+    return list(load_average() or ())
 
 
 def cpu_line() -> str:
-    fields: dict[str, str] = {}
-    for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    flags = set(fields.get("flags", "").split())
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16") if f in flags]
     return (
-        f"{fields.get('model name')} (family {fields.get('cpu family')} model {fields.get('model')}), "
-        f"{os.cpu_count()} logical cores, SIMD: {'/'.join(simd)}; OpenVINO capabilities: "
+        f"{cpu_details().one_line()}, {os.cpu_count()} logical cores; OpenVINO capabilities: "
         f"{', '.join(cpu_capabilities())}"
     )
 
@@ -105,38 +100,30 @@ def time_engines(folder: Path, threads: int, tile: int, rounds: int, image: np.n
         except Exception as exc:
             skipped[f"{kind} {precision}"] = str(exc)
     outputs = {key: b.run(x) for key, b in opened.items()}  # warm-up (compiles the shape)
-    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in opened}
     loads = [load()]
     keys = list(opened)
-    for r in range(rounds):
-        for key in keys if r % 2 == 0 else keys[::-1]:
-            start = time.perf_counter()
-            opened[key].run(x)
-            seconds[key].append(time.perf_counter() - start)
+
+    def after_round(r: int, seconds: dict) -> None:
         loads.append(load())
-        print(
-            f"  round {r + 1}/{rounds}: "
-            + ", ".join(f"{k[0]} {k[1]} {seconds[k][-1]:.3f}s" for k in keys)
-            + f" (load {loads[-1][0]})",
-            flush=True,
-        )
+        times = ", ".join(f"{k[0]} {k[1]} {seconds[k][-1]:.3f}s" for k in keys)
+        print(f"  round {r + 1}/{rounds}: {times} (load {loads[-1][0]})", flush=True)
+
+    seconds = interleaved(
+        {key: (lambda b=b: b.run(x)) for key, b in opened.items()}, rounds, 0, after_round=after_round
+    )
     for b in opened.values():
         b.close()
     rows = {}
     for key in keys:
         name = f"{key[0]} {key[1]}"
-        vs_ort = [seconds[BASE][i] / seconds[key][i] for i in range(rounds)] if BASE in seconds else []
-        vs_torch = (
-            [seconds[("torch", "fp32")][i] / seconds[key][i] for i in range(rounds)]
-            if ("torch", "fp32") in seconds
-            else []
-        )
+        vs_ort = ratio(seconds[BASE], seconds[key]) if BASE in seconds else None
+        vs_torch = ratio(seconds[("torch", "fp32")], seconds[key]) if ("torch", "fp32") in seconds else None
         rows[name] = {
             "median_s": float(np.median(seconds[key])),
             "seconds": [round(s, 4) for s in seconds[key]],
-            "speedup_vs_ort_fp32": float(np.median(vs_ort)) if vs_ort else None,
-            "speedup_vs_ort_fp32_range": [float(min(vs_ort)), float(max(vs_ort))] if vs_ort else None,
-            "speedup_vs_torch": float(np.median(vs_torch)) if vs_torch else None,
+            "speedup_vs_ort_fp32": vs_ort.median if vs_ort else None,
+            "speedup_vs_ort_fp32_range": [vs_ort.low, vs_ort.high] if vs_ort else None,
+            "speedup_vs_torch": vs_torch.median if vs_torch else None,
             "psnr_vs_ort_fp32_min_db": (min(psnr_per_plane(outputs[key], outputs[BASE])) if BASE in outputs else None),
         }
     return {"rows": rows, "skipped": skipped, "load_average_per_round": loads}

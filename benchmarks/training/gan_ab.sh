@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does the adversarial phase earn its place? Equal steps for both arms on every real stack, several seeds.
-#   [NAMES="smear isl cell"] benchmarks/training/gan_ab.sh [STEPS] [SEEDS...]   (default: 400 steps, seeds 0 1)
+#   [NAMES="smear isl cell"] [ONLY_ARMS="l1 gan"] benchmarks/training/gan_ab.sh [STEPS] [SEEDS...]   (default: 400 steps, seeds 0 1)
 # Arms: l1  = L1 only (--adv-weight 0);
 #       gan = the paper's recipe: L1, then L1 + 0.01 x adversarial BCE from half the run, discriminator
 #             at the paper's width 64.
@@ -23,7 +23,7 @@ for seed in $SEEDS; do
   for name in ${NAMES:-smear isl cell}; do
     stack=${STACKS[$name]}
     [ -e "$stack" ] || { echo "skip $name: $stack absent"; continue; }
-    for arm in l1 gan; do
+    for arm in ${ONLY_ARMS:-l1 gan}; do
       run=$RUNS/$name/$arm/seed$seed; res=$OUT/$name/$arm/seed$seed
       rm -rf "$run"; mkdir -p "$res"
       { echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"

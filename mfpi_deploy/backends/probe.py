@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,8 @@ from mfpi_deploy.engine.cache import cache_root
 from mfpi_deploy.engine.manifest import MANIFEST_NAME
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.fileio import write_atomic
+from mfpi_deploy.machine import cpu_details
+from mfpi_deploy.timing import interleaved
 
 ROUNDS = 3
 PROBE_TILE = 128  # input side of the probe tile (a 256x256 output stack): seconds per candidate
@@ -46,18 +46,6 @@ class Candidate:
         return cls(BackendKind.parse(kind), Precision.parse(precision))
 
 
-def _cpu_line(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """CPU model and flags of the first processor (Linux), else what platform knows."""
-    try:
-        fields = {}
-        for line in cpuinfo.read_text().split("\n\n")[0].splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-        return f"{fields.get('model name', '')}|{fields.get('flags', fields.get('Features', ''))}"
-    except OSError:
-        return f"{platform.processor()}|{platform.machine()}"
-
-
 def machine_key() -> str:
     """Names this machine for the cache: CPU model, SIMD flags, core count, runtime versions."""
     import os
@@ -69,7 +57,8 @@ def machine_key() -> str:
             versions.append(f"{package}={metadata.version(package)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{package}=-")
-    blob = f"{_cpu_line()}|{os.cpu_count()}|{'|'.join(versions)}"
+    cpu = cpu_details()
+    blob = f"{cpu.name}|{' '.join(cpu.flags)}|{os.cpu_count()}|{'|'.join(versions)}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -108,20 +97,15 @@ class ProbeCache:
 def time_candidates(
     backends: dict[Candidate, Backend], *, rounds: int = ROUNDS, side: int = PROBE_TILE
 ) -> dict[Candidate, float]:
-    """Median seconds per probe tile of each opened backend, rounds interleaved, after a warm-up."""
+    """Median seconds per probe tile of each opened backend, rounds interleaved with the order reversed
+    every other round (`timing.interleaved`), after a warm-up round."""
     first = next(iter(backends.values())).spec
     side = max(first.stride, side // first.stride * first.stride)
     tiles = np.random.default_rng(0).integers(0, 256, (1, side, side, first.channels), dtype=np.uint8)
     dpm = np.zeros(1, np.float32) if first.needs_dpm else None
-    for backend in backends.values():
-        backend.run(tiles, dpm)  # warm-up: compiles the shape, fills caches
-    seconds: dict[Candidate, list[float]] = {c: [] for c in backends}
-    for _ in range(rounds):
-        for cand, backend in backends.items():
-            start = time.perf_counter()
-            backend.run(tiles, dpm)
-            seconds[cand].append(time.perf_counter() - start)
-    return {c: float(np.median(s)) for c, s in seconds.items()}
+    runners = {c: (lambda b=b: b.run(tiles, dpm)) for c, b in backends.items()}
+    seconds = interleaved(runners, rounds, warmup=1)  # the warm-up round compiles the shape, fills caches
+    return {c: float(np.median(s)) for c, s in seconds.items()}  # type: ignore[misc]
 
 
 def fastest(timings: dict[Candidate, float], order: tuple[Candidate, ...]) -> Candidate:

@@ -19,6 +19,7 @@ from mfpi_deploy.bench.report import PipelineResult
 from mfpi_deploy.bench.workload import Workload
 from mfpi_deploy.run import RunOptions, run_slide
 from mfpi_deploy.tiling import DEFAULT_HALO
+from mfpi_deploy.timing import interleaved
 
 TILES_PER_SIDE = 4  # pipeline mode's slide: 4 x 4 tile cores
 
@@ -112,25 +113,17 @@ def measure_interleaved(
     sampler: PeakSampler,
     progress: Callable[[str], None] | None = None,
 ) -> dict[Hashable, list[float]]:
-    """Seconds per call of each runner in `runs` timed rounds after `warmup` untimed ones (same round = same
-    index), the order reversed every other round; `sampler` attributes memory peaks to each runner's key."""
-    if runs < 1 or warmup < 0:
-        raise ValueError("runs must be >= 1 and warmup >= 0")
-    order = list(runners)
-    seconds: dict[Hashable, list[float]] = {key: [] for key in order}
-    for r in range(warmup + runs):
-        for key in order if r % 2 == 0 else order[::-1]:
-            sampler.phase(key)
-            t = timed(runners[key])
-            sampler.phase(None)
-            if r >= warmup:
-                seconds[key].append(t)
-        if progress is not None and r < warmup:
-            progress(f"  warm-up {r + 1}/{warmup}")
+    """Seconds per call of each runner in `runs` timed rounds after `warmup` untimed ones (`timing.interleaved`:
+    the order reversed every other round); `sampler` attributes memory peaks to each runner's key."""
+
+    def report(r: int, seconds: dict[Hashable, list[float]]) -> None:
+        if progress is not None and r < 0:
+            progress(f"  warm-up {r + warmup + 1}/{warmup}")
         elif progress is not None:
-            times = ", ".join(f"{getattr(k, 'label', k)} {seconds[k][-1] * 1e3:.1f} ms" for k in order)
-            progress(f"  run {r - warmup + 1}/{runs}: {times}")
-    return seconds
+            times = ", ".join(f"{getattr(k, 'label', k)} {s[-1] * 1e3:.1f} ms" for k, s in seconds.items())
+            progress(f"  run {r + 1}/{runs}: {times}")
+
+    return interleaved(runners, runs, warmup, around=sampler.phase, after_round=report)
 
 
 def pipeline_halo(tile: int, default: int, stride: int = 8) -> int:

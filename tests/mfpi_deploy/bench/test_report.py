@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mfpi_deploy.bench.chart import render_chart, save_chart
-from mfpi_deploy.bench.machine import MachineInfo, cpu_details
+from mfpi_deploy.bench.machine import MachineInfo
 from mfpi_deploy.bench.report import (
     BenchReport,
     MatmulReference,
@@ -292,15 +292,3 @@ def test_matmul_reference_is_a_rate():
     assert m.flops == 2 * 128**3
     assert m.gflops_per_s == pytest.approx(2 * 128**3 / 0.002 / 1e9)
     assert m.to_dict()["threads"] == 1 and m.to_dict()["gflops_per_s"] == pytest.approx(m.gflops_per_s)
-
-
-def test_cpu_details_from_cpuinfo(tmp_path):
-    info = tmp_path / "cpuinfo"
-    info.write_text(
-        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
-        "model name\t: Fancy CPU 9000\nflags\t\t: fpu avx2 fma avx512f hypervisor\n\n"
-        "processor\t: 1\nflags\t\t: sse\n"
-    )
-    assert cpu_details(info) == ("Fancy CPU 9000", ["avx2", "fma", "avx512f"], "AuthenticAMD family 25 model 17", True)
-    name, features, ident, virtual = cpu_details(tmp_path / "missing")
-    assert name and (features, ident, virtual) == ([], "", None)  # the name falls back to what platform knows
