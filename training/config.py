@@ -49,8 +49,10 @@ class TrainConfig:
     val_patches: validation patches; None sizes the set from the validation blocks' area.
     schedule: `cosine` (lr_warmup share of linear warm-up, then cosine decay to lr_final x lr at
            the end of the plan) or `step` (the paper's: halve every lr_halve_every epochs).
-    adv_weight: weight of the adversarial BCE term (0.01 in the paper; 0 = L1 only); it joins once
-           adv_start of the run is done (and after warmup_epochs), after an L1 phase.
+    adv_weight: weight of the adversarial BCE term (0.01 in the paper); 0, the default, trains with L1
+           alone (benchmarks/training/gan_ab: at equal steps the adversarial phase did not beat L1 on the
+           real stacks, and it costs several times the CPU). When on, it joins once adv_start of the run
+           is done (and after warmup_epochs), after an L1 phase.
     disc_width: the discriminator's width (the paper's 64); only used when adv_weight > 0.
     init: a checkpoint (ours, `default`, or one imported from the authors' .pth) whose generator
           weights start the run, to fine-tune instead of training from scratch.
@@ -77,7 +79,7 @@ class TrainConfig:
     lr_warmup: float = 0.02
     lr_final: float = 0.01
     lr_halve_every: int = 2
-    adv_weight: float = 0.01
+    adv_weight: float = 0.0
     adv_start: float = 0.5
     warmup_epochs: int = 0
     block: int | None = None

@@ -32,6 +32,7 @@ def _cfg(sim_path, out, **kw) -> TrainConfig:
         val_patches=4,
         validations=1,  # validate at epoch ends only
         patience=0,
+        adv_weight=0.01,  # the adversarial phase is opt-in; these tests check it when on
         warmup_epochs=1,
         lr=1e-3,
         seed=0,
@@ -235,6 +236,14 @@ def test_default_learning_rate_shrinks_with_width():
     assert TrainConfig(data=[]).lr == pytest.approx(2.5e-4)  # the paper's width 64
     assert TrainConfig(data=[], arch="deepz").lr == 1e-4
     assert TrainConfig(data=[], lr=3e-3).lr == 3e-3
+
+
+def test_defaults_train_with_l1_alone(sim_path, tmp_path):
+    defaults = {f: getattr(TrainConfig(data=[]), f) for f in ("adv_weight", "disc_width")}
+    assert defaults == {"adv_weight": 0.0, "disc_width": 64}  # opt-in GAN; the paper's width when on
+    result = train(_cfg(sim_path, tmp_path / "run", adv_weight=defaults["adv_weight"], adv_start=0.0), log=print)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert result.stopped == "done" and not any(r["gan"] or "loss_d" in r for r in records)
 
 
 def test_validations_spread_over_the_plan_and_patience_stops_early(sim_path, tmp_path, monkeypatch):
