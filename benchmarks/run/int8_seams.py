@@ -80,7 +80,7 @@ def by_seam_distance(a: np.ndarray, b: np.ndarray, core: int, scale: int) -> dic
     dy = np.arange(h) // scale % core
     dx = np.arange(w) // scale % core
     dist = np.minimum.outer(np.minimum(dy, core - 1 - dy), np.minimum(dx, core - 1 - dx))
-    same = (a == b).all(axis=(0, 3))
+    same = (a == b).mean(axis=(0, 3))  # share of the pixel's values (planes x channels) identical
     return {
         f"{lo}-{hi}": float(same[(dist >= lo) & (dist < hi)].mean())
         for lo, hi in ((0, 16), (16, 48), (48, 96), (96, core))
