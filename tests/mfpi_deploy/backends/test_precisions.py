@@ -16,6 +16,7 @@ from mfpi_deploy.export.calibration import calibration_set
 from mfpi_deploy.infer import whole_image
 from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.run import RunOptions, run_slide
+from mfpi_deploy.tiling import DEFAULT_HALO
 from tests.mfpi_deploy.run.helpers import textured, write_tiff
 
 openvino = pytest.importorskip("openvino")
@@ -63,31 +64,54 @@ def test_backend_precision_runs_within_its_gate(mfpinet_engine, fresh_tiles, ref
     assert many[1].shape == (1, 11, 64, 80, 1)
     psnr = min(psnr_per_plane(got, reference))
     if precision == "fp32":
-        assert psnr >= 60  # rounding only
-    else:  # on tiles the gate did not see: within a few dB of the gate's figure
-        gate = manifest["accuracy"][precision]
-        assert gate["min_psnr_db"] >= gate["threshold_db"] and psnr >= gate["threshold_db"] - 5
+        assert psnr >= 60  # rounding only: a rare one-level difference
+    else:  # the gate's threshold is a promise about any tile, so it holds on tiles the gate did not see
+        assert psnr >= manifest["accuracy"][precision]["threshold_db"]
 
 
-def test_openvino_int8_tiles_add_no_seams(mfpinet_engine, tmp_path):
-    """mfpi-run's tiles through OpenVINO int8 (two requests in flight) against one whole-image pass.
+def _tiled(backend, image: np.ndarray, tmp_path: Path, tile: int, halo: int) -> np.ndarray:
+    name = f"{backend.spec.precision}-{tile}-{halo}"
+    src = write_tiff(tmp_path / f"{name}.tif", image[..., 0], tile=(64, 64))
+    out = tmp_path / f"{name}.ome.zarr"
+    run_slide(src, out, backend, RunOptions(tile=tile, halo=halo, batch=1, progress=False, log=lambda _: None))
+    return np.moveaxis(zarr_stack.open_level(out, 0)[:], 0, -1)
 
-    int8 rounds activations to steps, so any change of far context (beyond the halo) flips
-    some output values by one level: the reference for "no seams" is how much a whole-image
-    pass changes when only its far padding changes (fp32 needs >= 99.9% identical instead).
+
+# MFPINet's receptive field is 430 input px (benchmarks/run/halo.py): an output pixel depends on the
+# input within 215 px of it. With a halo of at least that, every tile core sees exactly what a whole-image
+# pass shows it (image or the same mirrored edge), so tiled == whole holds exactly, for every precision.
+RF_HALO = 224  # >= 215, on the 8 px grid
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_openvino_tiles_equal_the_whole_image_with_a_receptive_field_halo(mfpinet_engine, tmp_path, precision):
+    image = textured(128, 112, channels=1)[..., None]
+    with open_backend("openvino", mfpinet_engine, precision=precision, **QUIET) as backend:
+        got = _tiled(backend, image, tmp_path, 2 * RF_HALO + 64, RF_HALO)  # 2 x 2 tiles: a seam each way
+        ref = whole_image(image, backend, RF_HALO)
+    assert np.array_equal(got, ref)
+
+
+def test_openvino_tiles_at_the_default_halo(mfpinet_engine, tmp_path):
+    """At the default halo (48 px, far less than the 215 px the network sees):
+
+    fp32: DEFAULT_HALO's own criterion (mfpi_deploy/tiling.py): >= 99.9 % of uint8 values identical to a
+    whole-image pass, none off by more than 2: fp32 changes beyond 48 px are far below one output level.
+    int8: the same far-context changes move some activations across a quantisation step, and a step
+    change travels to the output (benchmarks/run/results/int8-seams.md: static scales, no shape effect,
+    identical at a 224 px halo; about 79 % identical at 48). The criterion that holds is the int8 gate's:
+    tiled int8 output is within the gate's threshold of the fp32 whole-image output, like whole int8 is.
     """
     image = textured(176, 152, channels=1)[..., None]
-    src = write_tiff(tmp_path / "a.tif", image[..., 0], tile=(64, 64))
+    with open_backend("openvino", mfpinet_engine, precision="fp32", **QUIET) as backend:
+        fp32_tiled = _tiled(backend, image, tmp_path, 128, DEFAULT_HALO)
+        fp32_whole = whole_image(image, backend, RF_HALO)
+    diff = np.abs(fp32_tiled.astype(int) - fp32_whole)
+    assert (diff == 0).mean() >= 0.999 and diff.max() <= 2
+    gate = json.loads((mfpinet_engine / "manifest.json").read_text())["accuracy"]["int8"]["threshold_db"]
     with open_backend("openvino", mfpinet_engine, precision="int8", **QUIET) as backend:
-        run_slide(
-            src, tmp_path / "a.ome.zarr", backend, RunOptions(tile=128, batch=1, progress=False, log=lambda _: None)
-        )
-        ref, far = whole_image(image, backend, 96), whole_image(image, backend, 256)
-    got = np.moveaxis(zarr_stack.open_level(tmp_path / "a.ome.zarr", 0)[:], 0, -1)
-    diff, context = np.abs(got.astype(int) - ref), np.abs(far.astype(int) - ref)
-    assert got.shape == ref.shape and diff.max() <= 2 and context.max() <= 2
-    assert (diff == 0).mean() >= (context == 0).mean() - 0.03
-    assert min(psnr_per_plane(got[None], ref[None])) >= 45
+        int8_tiled = _tiled(backend, image, tmp_path, 128, DEFAULT_HALO)
+    assert min(psnr_per_plane(int8_tiled[None], fp32_whole[None])) >= gate
 
 
 def test_openvino_caches_compiled_models(mfpinet_engine, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ in test_trt_backend.py check the real libraries.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -55,8 +56,29 @@ def test_build_uses_strongly_typed_fp16_graph_profiles_workspace_and_timing_cach
     assert m["gpu"] == {"name": "NVIDIA L4", "compute_capability": "8.9", "tensorrt": "10.9.0.34"}
     assert m["tools"]["tensorrt"] == "10.9.0.34" and m["workspace_gb"] == 0.5
     assert m["artifacts"]["engine"]["precision"] == "fp16"
-    # the engine (here: the fp16 graph) is checked against onnxruntime fp32 at build time
-    assert m["accuracy"]["engine"]["min_psnr_db"] >= 45 and m["accuracy"]["engine"]["threshold_db"] == 45
+    # the engine (here: the fp16 graph) is checked against onnxruntime fp32 at build time (the refusal: below)
+    engine = m["accuracy"]["engine"]
+    assert engine["threshold_db"] == 45 and engine["min_psnr_db"] == min(engine["psnr_db"])
+    assert len(engine["psnr_db"]) == 11 and engine["parity"]["values"] > 0
+
+
+def test_an_engine_that_differs_from_onnxruntime_is_refused_with_the_numbers(tmp_path, monkeypatch):
+    """A wrong engine (the stand-in adds 16 levels to every output value) against onnxruntime fp32:
+    where nothing saturates the error is 16 levels everywhere, PSNR 20 log10(255 / 16) = 24.0 dB; values
+    that saturate at 255 err less, so the lowest plane is at or above that, and far under the 45 dB floor."""
+    fake_gpu.install(monkeypatch, error_levels=16)
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    options = export_options(exporter=Exporter.TORCHSCRIPT, fp16=True, trt=True, tiles=(16, 32), batches=(1, 3))
+    with pytest.raises(MfpiError) as err:
+        export_model(ckpt, tmp_path / "engine", options, **QUIET)
+    msg = str(err.value)
+    pattern = r"TensorRT engine differs from onnxruntime: lowest plane PSNR ([0-9.]+) dB < 45.0 dB \(planes \[(.*)\]\)"
+    found = re.fullmatch(pattern, msg)
+    assert found, msg
+    planes = [float(v) for v in found[2].split(",")]
+    assert len(planes) == 11 and f"{min(planes):.1f}" == found[1]
+    assert 20 * np.log10(255 / 16) - 0.05 <= min(planes) < 45
+    assert not (tmp_path / "engine").exists()
 
 
 def test_auto_picks_trt_and_run_many_keeps_order_across_profiles(trt_folder):
