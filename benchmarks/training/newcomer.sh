@@ -10,10 +10,13 @@ RUN=${RUNS:-runs/newcomer}/$NAME
 RESULT=${RESULTS:-benchmarks/training/real}/$NAME
 rm -rf "$RUN"
 mkdir -p "$RESULT"
-{ echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; } > "$RESULT/conditions.txt"
-mfpi-train --data "$STACK" --region 0:1.0,0:0.75 --width 32 --max-minutes "$MINUTES" --out "$RUN" "$@"
+{ echo "started: $(date -u +%FT%TZ)"
+  echo "machine at start: $(python -m mfpi_deploy.machine)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "command: mfpi-train --data $STACK --region 0:1.0,0:0.75 --width 32 --max-minutes $MINUTES --out $RUN $*"; } > "$RESULT/conditions.txt"
+mfpi-train --data "$STACK" --region 0:1.0,0:0.75 --width 32 --max-minutes "$MINUTES" --out "$RUN" "$@" \
+  | tee "$RESULT/train.txt"
 mfpi-eval "$RUN/best" --data "$STACK" --region 0:1.0,0.75:1.0 --out "$RESULT"
-echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULT/conditions.txt"
+{ echo "finished: $(date -u +%FT%TZ)"; echo "machine at end: $(python -m mfpi_deploy.machine)"; } >> "$RESULT/conditions.txt"
 cp "$RUN/config.json" "$RESULT/train_config.json"
 cp "$RUN/log.jsonl" "$RESULT/train_log.jsonl"
