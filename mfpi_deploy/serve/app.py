@@ -225,4 +225,3 @@ def create_app(server: SlideServer) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.add_middleware(Guard, config=config)
     return app
-

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -98,8 +97,9 @@ class QueueStats:
 class ComputeQueue:
     """Computes values by key on one worker thread, newest request first; see the module docstring.
 
-    `compute(group, items)` yields (item, value) for every item (it may batch them); keys are
-    (group, item) pairs, e.g. (slide name, engine tile index).
+    `compute(group, items)` yields (item, value) for every item, and may yield more (items
+    computed in the same batch are cached too); keys are (group, item) pairs, e.g. (slide
+    name, engine tile index).
     """
 
     def __init__(self, compute: Compute, cache: ByteLRU, *, max_pending: int = 256, max_batch: int = 4) -> None:
@@ -205,12 +205,15 @@ class ComputeQueue:
             by_item = {job.key[1]: job for job in batch}
             try:
                 for item, value in self.compute(group, [job.key[1] for job in batch]):
-                    job = by_item.pop(item)
-                    self.cache.put(job.key, value)
+                    key = (group, item)
+                    self.cache.put(key, value)
                     with self._cond:
                         self.stats.engine_tiles_computed += 1
-                        self._running.pop(job.key, None)
-                    job.future.set_result(value)
+                        # computed with its batch-mates though not asked for: a queued job for it is done too
+                        job = by_item.pop(item, None) or self._pending.pop(key, None)
+                        self._running.pop(key, None)
+                    if job is not None and not job.future.done():
+                        job.future.set_result(value)
                 if by_item:
                     raise RuntimeError(f"compute gave no value for {sorted(map(str, by_item))}")
             except BaseException as exc:  # handed to every waiter of the batch
@@ -221,8 +224,3 @@ class ComputeQueue:
                 for job in by_item.values():
                     if not job.future.done():
                         job.future.set_exception(exc)
-
-
-def finished(futures: Iterable[Future]) -> list[Any]:
-    """Results of finished futures, in order."""
-    return [f.result() for f in futures]

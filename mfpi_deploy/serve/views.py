@@ -136,16 +136,21 @@ class LivePlanes:
         return full_resolution_box(box, downsample, self.height, self.width)
 
     def compute(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """The cores (planes, h, w, C) of engine tiles `indices`, through `mfpi-run`'s tile loop."""
+        """The cores (planes, h, w, C) of engine tiles `indices` and of the other tiles of their
+        batches: `mfpi-run`'s tile loop over the run's own fixed batches, so every value equals
+        what `mfpi-run` writes (an engine's float results can depend on the batch a tile is in)."""
+        groups = self.run.groups
+        batch = self.run.batch
+        todo = sorted({i // batch for i in indices})
         found: dict[int, np.ndarray] = {}
 
         def write(tile: Tile, planes: np.ndarray) -> None:
             found[tile.index] = np.array(planes, copy=True)  # the core only, not the whole batch
 
-        groups = [range(i, i + 1) for i in indices]
-        stream_tiles(self.source, self.plan, groups, range(len(groups)), self.backend, write)
-        for index in indices:
-            yield index, found[index]
+        stream_tiles(self.source, self.plan, groups, todo, self.backend, write)
+        for b in todo:
+            for index in groups[b]:
+                yield index, found[index]
 
 
 def _fit_planes(block: np.ndarray, box: Box) -> np.ndarray:
