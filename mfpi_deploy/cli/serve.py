@@ -68,6 +68,7 @@ def main(
         from mfpi_deploy.serve.server import open_server
     except ImportError as exc:
         raise MfpiError(f"mfpi-serve needs {exc.name}: pip install 'mfpi-deploy[serve]'") from None
+    check_port(host, port)  # before the slides and the engine: a taken port is one line, at once
     server = open_server(slides, config, open_engine, log)
     try:
         for slide in server.slides.values():
@@ -85,6 +86,19 @@ def main(
         )
     finally:
         server.close()
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on (taken port, foreign address) in one line."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise MfpiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from mfpi_deploy.serve.dzi import full_resolution_box
 from mfpi_deploy.serve.mapping import assemble, engine_tiles_over, reduce
 from mfpi_deploy.slide import Slide, SlideInputError, TileSource, open_slide, pixel_rule
 from mfpi_deploy.slide.metadata import read_ome
+from mfpi_deploy.slide.tiff import _tifffile_messages as tifffile_messages
 from mfpi_deploy.tiling import Box, Tile
 
 MAX_TILES_PER_REQUEST = 16  # engine tiles one DZI tile may ask to compute (lower levels: more falls back to the input)
@@ -184,18 +185,22 @@ class StoredPlanes:
             else:
                 self._open_tiff(path)
         except SlideInputError:
+            self.close()
             raise
-        except (OSError, ValueError, KeyError, tifffile.TiffFileError, zarr.errors.BaseZarrError) as exc:
+        except Exception as exc:  # tifffile and zarr raise many kinds on damaged files
+            self.close()
             raise SlideInputError(f"{path}: cannot read this output ({type(exc).__name__}: {exc})") from None
 
     def _open_tiff(self, path: Path) -> None:
         if not path.is_file():
             raise SlideInputError(f"{path}: no such file")
-        tif = tifffile.TiffFile(path)
-        self._tif = tif
-        series = tif.series[0]
+        with tifffile_messages():  # tifffile's complaints are the error below, not stray log lines
+            tif = tifffile.TiffFile(path)
+            self._tif = tif
+            if not tif.series:
+                raise SlideInputError(f"{path}: no image in this TIFF")
+            series = tif.series[0]
         if not tif.is_ome or not series.axes.startswith("ZYX"):
-            tif.close()
             raise SlideInputError(f"{path}: not an OME-TIFF stack written by mfpi-run (axes {series.axes})")
         shape = series.shape
         self.planes, self.height, self.width = shape[:3]
