@@ -13,7 +13,7 @@
   const format = params.get("format") === "png" ? "png" : "jpeg";
   const $ = (id) => document.getElementById(id);
   const state = { slide: null, plane: 5, mode: "refocused" };
-  const views = { left: null, right: null }; // {viewer, items: {key: TiledImage}, shown: key}
+  const views = { left: null, right: null }; // {viewer, items: {key: TiledImage}, shown: key, ready}
   let syncing = false;
 
   function message(text) {
@@ -44,7 +44,7 @@
       gestureSettingsMouse: { clickToZoom: false },
       keyboardNavEnabled: true,
     });
-    const view = { viewer: viewer, items: {}, shown: null, element: element };
+    const view = { viewer: viewer, items: {}, shown: null, element: element, ready: false };
     keys.forEach(function (key) {
       viewer.addTiledImage({
         tileSource: dzi(key),
@@ -75,6 +75,7 @@
       const size = view.viewer.viewport.getContainerSize();
       view.viewer.viewport.fitBounds(new OpenSeadragon.Rect(x / W, y / W, w / W, (w * size.y) / size.x / W), true);
     }
+    view.ready = true;
     refresh();
   }
 
@@ -174,7 +175,7 @@
     [views.left, views.right].forEach(function (view) {
       if (!view) return;
       const item = view.items[view.shown];
-      if (!item || !item.getFullyLoaded()) loading = true;
+      if (!view.ready || !item || !item.getFullyLoaded()) loading = true;
       hideCovered(view);
     });
     $("busy").hidden = !loading;
@@ -273,6 +274,8 @@
       bindControls();
       refresh();
       setInterval(tick, 250);
+      // for scripts and tests: the viewers and the state (read-only use intended)
+      window.mfpi = { views: views, state: state, setPlane: setPlane };
     })
     .catch((e) => message(String(e.message || e)));
 })();
