@@ -76,6 +76,7 @@
       view.viewer.viewport.fitBounds(new OpenSeadragon.Rect(x / W, y / W, w / W, (w * size.y) / size.x / W), true);
     }
     view.ready = true;
+    if (view.element.id === "right") syncTo(views.left);
     refresh();
   }
 
@@ -84,7 +85,9 @@
     const other = source === views.left ? views.right : views.left;
     if (!other) return;
     syncing = true;
-    other.viewer.viewport.fitBounds(source.viewer.viewport.getBounds(true), true);
+    const from = source.viewer.viewport;
+    other.viewer.viewport.zoomTo(from.getZoom(true), null, true);
+    other.viewer.viewport.panTo(from.getCenter(true), true);
     syncing = false;
   }
 
