@@ -21,6 +21,12 @@ from mfpi_deploy.errors import MfpiError
 @click.option("--backend", default="auto", show_default=True, type=click.Choice([k.value for k in BackendKind]))
 @click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None, help="As mfpi-run.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads of the engine.")
+@click.option(
+    "--tile",
+    type=int,
+    help="Input tile side of the engine (as mfpi-run --tile). Default: what mfpi-run takes for the slide, "
+    "so both compute the same engine tiles; smaller tiles answer sooner and waste more in halos.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; not loopback needs --token.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--token", help="Secret every request must carry (open the page as /?token=...); 16+ characters.")
@@ -35,6 +41,7 @@ def main(
     backend: str,
     precision: str | None,
     threads: int | None,
+    tile: int | None,
     host: str,
     port: int,
     token: str | None,
@@ -48,7 +55,8 @@ def main(
     """
     from mfpi_deploy.serve.config import ServeConfig
 
-    config = ServeConfig(host=host, port=port, token=token, cache_mb=cache_mb)  # refused before anything opens
+    # refused before anything opens
+    config = ServeConfig(host=host, port=port, token=token, cache_mb=cache_mb, engine_tile=tile)
     if not slides:
         raise MfpiError("missing SLIDE_OR_OUTPUT: name at least one slide or mfpi-run output to serve")
 

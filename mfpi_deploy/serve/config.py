@@ -40,7 +40,8 @@ class ServeConfig:
     jpeg_quality: int = 90
     compute_levels: int = 2  # finest DZI levels of the refocused view computed on request
     max_pending: int = 256  # engine tiles queued at most; more requests are refused (503) until it drains
-    engine_batch: int = 4  # queued engine tiles of one slide computed in one tile loop
+    engine_batch: int = 4  # queued engine tiles of one slide handed to one tile loop (each with its batch-mates)
+    engine_tile: int | None = None  # input tile side (as mfpi-run --tile); None: mfpi-run's choice
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -62,6 +63,8 @@ class ServeConfig:
             raise MfpiError(f"JPEG quality must be 1..100, got {self.jpeg_quality}")
         if self.compute_levels < 1:
             raise MfpiError(f"at least the full-resolution level is computed, got compute_levels={self.compute_levels}")
+        if self.engine_tile is not None and self.engine_tile < 1:
+            raise MfpiError(f"--tile must be at least 1, got {self.engine_tile}")
         if self.max_pending < 1 or self.engine_batch < 1:
             raise MfpiError("queue bound and engine batch must be at least 1")
 
