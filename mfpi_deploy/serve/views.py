@@ -30,6 +30,7 @@ from mfpi_deploy.slide.metadata import read_ome
 from mfpi_deploy.slide.tiff import _tifffile_messages as tifffile_messages
 from mfpi_deploy.tiling import Box, Tile
 
+BAND_PIXELS = 1 << 24  # raw pixels an input read holds at once (coarse tiles of slides without a pyramid)
 MAX_TILES_PER_REQUEST = 16  # engine tiles one DZI tile may ask to compute (lower levels: more falls back to the input)
 
 
@@ -75,17 +76,23 @@ class InputView:
         return sorted(self._levels)
 
     def region(self, downsample: int, box: Box) -> np.ndarray:
-        """Pixels of `box` in a level `downsample` (a power of two) times smaller than the slide."""
+        """Pixels of `box` in a level `downsample` (a power of two) times smaller than the slide.
+
+        Read from the finest stored level that divides it, in bands of rows, so a coarse tile of
+        a slide without a pyramid costs time but not memory (at most BAND_PIXELS raw pixels at once)."""
         d = max(k for k in self._levels if k <= downsample and downsample % k == 0)
         step = downsample // d
         slide = self._levels[d]
         info = slide.info
-        y0, x0 = box.y0 * step, box.x0 * step
-        y1, x1 = min(box.y1 * step, info.height), min(box.x1 * step, info.width)
-        with self._lock:
-            raw = slide.read(y0, y1, x0, x1)
-        pixels = self.rule.apply(raw)
-        return _fit(reduce(pixels[None], step)[0], box.height, box.width)
+        x0, x1 = box.x0 * step, min(box.x1 * step, info.width)
+        y_end = min(box.y1 * step, info.height)
+        rows = max(step, (BAND_PIXELS // max(1, x1 - x0)) // step * step)
+        bands = []
+        for y0 in range(box.y0 * step, y_end, rows):
+            with self._lock:
+                raw = slide.read(y0, min(y0 + rows, y_end), x0, x1)
+            bands.append(reduce(self.rule.apply(raw)[None], step)[0])
+        return _fit(np.concatenate(bands), box.height, box.width)
 
     def close(self) -> None:
         for slide in self._levels.values():

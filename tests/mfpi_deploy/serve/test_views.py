@@ -65,3 +65,27 @@ def test_loopback_addresses() -> None:
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.0.1", "example.com", ""))
     assert ServeConfig(host="0.0.0.0", token="t" * 16).token == "t" * 16
+
+
+def test_coarse_input_tiles_are_read_in_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mfpi_deploy.serve.views as views
+    from tests.mfpi_deploy.run.helpers import write_tiff
+
+    image = textured(300, 200, seed=2)
+    view = InputView(write_tiff(tmp_path / "flat.tif", image))  # one level: coarse tiles come from level 0
+    monkeypatch.setattr(views, "BAND_PIXELS", 200 * 20)  # at most 20 rows of 200 px at once
+    reads: list[tuple[int, int]] = []
+    slide = view._levels[1]
+    original = slide.read
+
+    def counted(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        reads.append((y1 - y0, x1 - x0))
+        return original(y0, y1, x0, x1)
+
+    monkeypatch.setattr(slide, "read", counted)
+    try:
+        got = view.region(8, Box(0, 0, 38, 25))
+        assert np.array_equal(got, reduce(image[None], 8)[0])
+        assert len(reads) > 1 and all(h * w <= 200 * 20 for h, w in reads)
+    finally:
+        view.close()
