@@ -27,6 +27,7 @@ from mfpi_deploy.errors import MfpiError
     help="Input tile side of the engine (as mfpi-run --tile). Default: what mfpi-run takes for the slide, "
     "so both compute the same engine tiles; smaller tiles answer sooner and waste more in halos.",
 )
+@click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when a slide and the engine differ.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; not loopback needs --token.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--token", help="Secret every request must carry (open the page as /?token=...); 16+ characters.")
@@ -42,6 +43,7 @@ def main(
     precision: str | None,
     threads: int | None,
     tile: int | None,
+    convert_channels: bool,
     host: str,
     port: int,
     token: str | None,
@@ -56,7 +58,9 @@ def main(
     from mfpi_deploy.serve.config import ServeConfig
 
     # refused before anything opens
-    config = ServeConfig(host=host, port=port, token=token, cache_mb=cache_mb, engine_tile=tile)
+    config = ServeConfig(
+        host=host, port=port, token=token, cache_mb=cache_mb, engine_tile=tile, convert_channels=convert_channels
+    )
     if not slides:
         raise MfpiError("missing SLIDE_OR_OUTPUT: name at least one slide or mfpi-run output to serve")
 

@@ -42,6 +42,7 @@ class ServeConfig:
     max_pending: int = 256  # engine tiles queued at most; more requests are refused (503) until it drains
     engine_batch: int = 4  # queued engine tiles of one slide handed to one tile loop (each with its batch-mates)
     engine_tile: int | None = None  # input tile side (as mfpi-run --tile); None: mfpi-run's choice
+    convert_channels: bool = False  # grey slide on an RGB engine (or the reverse), as mfpi-run --convert-channels
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -162,7 +162,7 @@ def open_live(
 ) -> ServedSlide:
     """An input slide refocused on request: planned exactly as `mfpi-run SLIDE` plans it (tile,
     halo, batch groups), so every engine tile is the one `mfpi-run` computes there."""
-    options = RunOptions(progress=False, log=log, tile=config.engine_tile)
+    options = RunOptions(progress=False, log=log, tile=config.engine_tile, convert_channels=config.convert_channels)
     run = plan_run(path, default_output(path), backend.facts(), options)
     source = slides.enter_context(open_source(run))
     live = LivePlanes(

@@ -76,3 +76,17 @@ def test_start_serves_the_named_slides_on_loopback(
     assert started["host"] == "127.0.0.1" and started["port"] == 0
     assert [s["name"] for s in started["slides"]] == ["cells"]
     assert "cells: live, 680x600 px, 11 planes" in result.output
+
+
+def test_a_grey_slide_on_an_rgb_engine_needs_convert_channels(
+    tmp_path: Path, backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.mfpi_deploy.run.helpers import textured, write_tiff
+
+    grey = write_tiff(tmp_path / "grey.tif", textured(64, 64, channels=1))
+    monkeypatch.setattr("mfpi_deploy.backends.select.open_backend", lambda *a, **k: backend)
+    refused(run([str(grey), "--backend", "torch"]), "grey.tif: a grey image but the engine takes RGB input")
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    assert run([str(grey), "--backend", "torch", "--convert-channels", "--port", "0"]).exit_code == 0
