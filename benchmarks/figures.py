@@ -16,7 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = ("README.md", "training/README.md", "mfpi_deploy/assets/default_model/README.md")
-CITATION = re.compile(r"benchmarks/[\w./-]*?(?:results|RESULTS)[\w./-]*\.(?:md|json|csv|txt)|benchmarks/training/real/[\w./-]+\.(?:md|json|txt)")
+CITATION = re.compile(
+    r"benchmarks/[\w./-]*?(?:results|RESULTS)[\w./-]*\.(?:md|json|csv|txt)"
+    r"|benchmarks/training/real/[\w./-]+\.(?:md|json|txt)"
+)
 FIGURE = re.compile(r"(?<![\w.+-])[+-]?\d+\.\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)?%")
 
 

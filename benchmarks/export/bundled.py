@@ -29,7 +29,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/export/results/bundled-default"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export_model("default", Path(tmp) / "engine", ExportOptions(fp16=True, int8=True, bf16=True), log=print)
+        options = ExportOptions(fp16=True, int8=True, bf16=True)
+        folder = export_model("default", Path(tmp) / "engine", options, log=print)
         manifest = json.loads((folder / "manifest.json").read_text())
     acc = manifest["accuracy"]
     lines = [
@@ -46,7 +47,8 @@ def main() -> None:
             continue
         mins = {k: v for k, v in section.items() if k.startswith("min_psnr") and isinstance(v, (int, float))}
         figures = ", ".join(f"{k} {v:.1f} dB" for k, v in sorted(mins.items()))
-        lines.append(f"- {name} against fp32, lowest per-plane PSNR: {figures} (gate {section.get('threshold_db')} dB).")
+        gate = section.get("threshold_db")
+        lines.append(f"- {name} against fp32, lowest per-plane PSNR: {figures} (gate {gate} dB).")
     write_report(args.out, {"accuracy": acc, "source": manifest.get("source")}, lines)
 
 

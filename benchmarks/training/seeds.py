@@ -49,7 +49,8 @@ def main(root: Path) -> int:
         "`benchmarks/training/newcomer_all.sh`, two at a time on the 2-core machine (conditions.txt in each "
         "folder: CPU, flags, load at start and end, commit).",
         "",
-        "| stack | seed | mean margin (dB) | lowest plane margin (dB) | planes above bicubic | steps | wall s | CPU s |",
+        "| stack | seed | mean margin (dB) | lowest plane margin (dB) | planes above bicubic | steps | wall s "
+        "| CPU s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     every_plane, all_means = True, []

@@ -1,0 +1,117 @@
+"""mfpi-serve: a local web viewer of slides, refocused on request (or read from finished mfpi-run outputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mfpi_deploy.backends.base import BackendKind
+from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.run import resolve_engine
+from mfpi_deploy.engine.precision import Precision
+from mfpi_deploy.errors import MfpiError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("slides", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model."
+)
+@click.option("--backend", default="auto", show_default=True, type=click.Choice([k.value for k in BackendKind]))
+@click.option("--precision", type=click.Choice([p.value for p in Precision]), default=None, help="As mfpi-run.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads of the engine.")
+@click.option(
+    "--tile",
+    type=int,
+    help="Input tile side of the engine (as mfpi-run --tile). Default: what mfpi-run takes for the slide, "
+    "so both compute the same engine tiles; smaller tiles answer sooner and waste more in halos.",
+)
+@click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when a slide and the engine differ.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; not loopback needs --token.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", help="Secret every request must carry (open the page as /?token=...); 16+ characters.")
+@click.option(
+    "--cache-mb", default=1024.0, show_default=True, type=float, help="Memory for computed engine tiles (all planes)."
+)
+@click.option("--quiet", is_flag=True, help="No request log.")
+@user_errors
+def main(
+    slides: tuple[Path, ...],
+    engine: str | None,
+    backend: str,
+    precision: str | None,
+    threads: int | None,
+    tile: int | None,
+    convert_channels: bool,
+    host: str,
+    port: int,
+    token: str | None,
+    cache_mb: float,
+    quiet: bool,
+) -> None:
+    """Serve SLIDES (input slides, refocused as you look, or finished mfpi-run outputs) to a browser.
+
+    Each is shown as Deep Zoom tiles under its file name: the input and the 11 focal planes at
+    2x; open http://HOST:PORT/ for the viewer.
+    """
+    from mfpi_deploy.serve.config import ServeConfig
+
+    # refused before anything opens
+    config = ServeConfig(
+        host=host, port=port, token=token, cache_mb=cache_mb, engine_tile=tile, convert_channels=convert_channels
+    )
+    if not slides:
+        raise MfpiError("missing SLIDE_OR_OUTPUT: name at least one slide or mfpi-run output to serve")
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
+    def open_engine():  # only when an input slide is served live
+        from mfpi_deploy.backends.select import open_backend
+
+        source = resolve_engine(engine, backend, log)
+        return open_backend(backend, source, threads=threads, log=log, precision=precision)
+
+    try:
+        import uvicorn
+
+        from mfpi_deploy.serve.app import create_app
+        from mfpi_deploy.serve.server import open_server
+    except ImportError as exc:
+        raise MfpiError(f"mfpi-serve needs {exc.name}: pip install 'mfpi-deploy[serve]'") from None
+    check_port(host, port)  # before the slides and the engine: a taken port is one line, at once
+    server = open_server(slides, config, open_engine, log)
+    try:
+        for slide in server.slides.values():
+            g = slide.geometry
+            log(f"{slide.name}: {slide.kind}, {g.width}x{g.height} px, {slide.planes} planes ({slide.path})")
+        shown = f"[{host}]" if ":" in host else host
+        log(f"mfpi-serve: http://{shown}:{port}/" + ("?token=..." if token else "") + " (Ctrl-C stops)")
+        uvicorn.run(
+            create_app(server),
+            host=host,
+            port=port,
+            log_level="warning" if quiet else "info",
+            access_log=not quiet,
+            server_header=False,
+        )
+    finally:
+        server.close()
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on (taken port, foreign address) in one line."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise MfpiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+if __name__ == "__main__":
+    main()
