@@ -20,7 +20,7 @@ CITATION = re.compile(
     r"benchmarks/[\w./-]*?(?:results|RESULTS)[\w./-]*\.(?:md|json|csv|txt)"
     r"|benchmarks/training/real/[\w./-]+\.(?:md|json|txt)"
 )
-FIGURE = re.compile(r"(?<![\w.+-])[+-]?\d+\.\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)?%")
+FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.+-])[+-]?\d+\.\d+(?![\w.%])")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def source_text(path: str) -> str | None:
     return text
 
 
+THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 86,703.7 -> 86703.7
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -81,7 +82,7 @@ def carried(figure: str, text: str) -> bool:
     bare = bare.rstrip("%")
     places = len(bare.split(".")[1]) if "." in bare else 0
     value = float(bare)
-    for token in NUMBER.findall(text):
+    for token in NUMBER.findall(THOUSANDS.sub("", text)):
         x = abs(float(token))
         if round(x, places) == value or (percent and round(100 * x, places) == value):
             return True
@@ -108,7 +109,7 @@ def check(readme: str) -> list[Miss]:
                 misses.append(Miss(readme, start, "(file)", (c,)))
         body = "\n".join(t for t in texts if t)
         for offset, line in enumerate(lines):
-            for m in FIGURE.finditer(CITATION.sub("", line)):
+            for m in FIGURE.finditer(THOUSANDS.sub("", CITATION.sub("", line))):
                 if not carried(m.group(), body):
                     misses.append(Miss(readme, start + offset, m.group(), cited))
     return misses
