@@ -34,7 +34,16 @@ def recorded_conditions() -> dict:
 def write_report(out: str, result: dict, lines: list[str]) -> None:
     """Record a measurement as OUT.json (for machines, with `recorded_conditions`) and OUT.md (for
     people), and print it."""
-    result = {**result, "recorded": recorded_conditions()}
+    recorded = recorded_conditions()
+    result = {**result, "recorded": recorded}
+    load = ", ".join(map(str, recorded["load_average"])) or "unknown"
+    lines = [
+        *lines,
+        "",
+        f"Recorded by `{recorded['command']}` at commit {recorded['commit']}: {recorded['cpu']} "
+        f"({'/'.join(recorded['cpu_features'])}), {recorded['logical_cores']} logical cores, load average {load} "
+        "at the end.",
+    ]
     Path(out + ".json").write_text(json.dumps(result, indent=2) + "\n")
     Path(out + ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
