@@ -42,8 +42,8 @@ def main(root: Path) -> None:
         "discriminator width 64. Conditions (CPU, load, commit) in each run's conditions.txt.",
         "",
         "| stack | seed | l1: mean margin (dB) | gan: mean margin (dB) | l1 / gan: lowest plane (dB) "
-        "| l1 / gan: SSIM | l1 / gan: CPU s |",
-        "|---|---|---|---|---|---|---|",
+        "| l1 / gan: SSIM | l1 / gan: CPU s | gan / l1 CPU |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     wins = {"l1": 0, "gan": 0, "tie": 0}
     for stack, seeds in runs.items():
@@ -61,7 +61,7 @@ def main(root: Path) -> None:
             lines.append(
                 f"| {stack} | {seed} | {a['mean_margin_db']:+.2f} | {g['mean_margin_db']:+.2f} | "
                 f"{a['lowest_plane_margin_db']:+.2f} / {g['lowest_plane_margin_db']:+.2f} | {a['ssim']:.4f} / "
-                f"{g['ssim']:.4f} | {a['cpu_s']:.0f} / {g['cpu_s']:.0f} |"
+                f"{g['ssim']:.4f} | {a['cpu_s']:.0f} / {g['cpu_s']:.0f} | {g['cpu_s'] / a['cpu_s']:.1f}x |"
             )
     lines += [
         "",
