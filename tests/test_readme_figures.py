@@ -31,3 +31,12 @@ def test_a_figure_the_file_does_not_carry_is_caught(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "ROOT", tmp_path)
     misses = {(m.line, m.figure) for m in figures.check("README.md")}
     assert misses == {(5, "99.97%"), (5, "12.5"), (9, "(file)"), (9, "1.5")}
+
+
+def test_refresh_names_scripts_that_exist():
+    """benchmarks/refresh is the one command behind README's figures: every script it runs exists."""
+    text = (ROOT / "benchmarks" / "refresh").read_text()
+    import re
+
+    scripts = set(re.findall(r"python (benchmarks/[\w/]+\.py)", text))
+    assert len(scripts) >= 8 and all((ROOT / s).is_file() for s in scripts), sorted(scripts)
