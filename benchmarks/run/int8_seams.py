@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +37,9 @@ from common import ROOT, write_report
 from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.export.accuracy import psnr_per_plane
 from mfpi_deploy.export.api import ExportOptions, export_model
+from mfpi_deploy.gitinfo import git_commit
 from mfpi_deploy.infer import whole_image
+from mfpi_deploy.machine import conditions, load_average
 from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.run import RunOptions, run_slide
 from mfpi_deploy.run.sample import make_sample
@@ -51,18 +51,12 @@ HALOS = (48, 96, 224)
 ENGINES = (("openvino", "fp32"), ("openvino", "int8"), ("ort-cpu", "int8"))
 
 
-def machine() -> dict[str, object]:
-    lscpu = dict(
-        (k.strip(), v.strip())
-        for k, v in (line.split(":", 1) for line in subprocess.check_output(["lscpu"], text=True).splitlines())
-    )
-    return {"cpu": lscpu.get("Model name"), "cpus": lscpu.get("CPU(s)"), "flags": lscpu.get("Flags", "")}
-
-
-def commit() -> str:
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True).stdout
-    return head + (" (with uncommitted changes)" if dirty.strip() else "")
+def comparison_table(rows: dict[str, dict]) -> list[str]:
+    """Markdown rows of `compare` results, one per engine."""
+    return ["| engine | identical | max diff | lowest plane PSNR |", "|---|---|---|---|"] + [
+        f"| {name} | {100 * c['identical']:.2f}% | {c['max_diff']} | {c['psnr_min_db']:.1f} dB |"
+        for name, c in rows.items()
+    ]
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -109,7 +103,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/run/results/int8-seams"))
     args = ap.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = list(load_average() or ())
     image = make_sample(args.size, 0).image
     rows, shape_control, whole_vs_fp32 = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,11 +138,11 @@ def main() -> None:
                     print(json.dumps(row), flush=True)
     result = {
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
-        "commit": commit(),
+        "commit": git_commit(),
         "date": started,
-        "machine": machine(),
+        "machine": conditions(),
         "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_after": list(load_average() or ()),
         "image": f"{args.size}x{args.size} simulated cytology sample (mfpi-run --make-sample, seed 0)",
         "int8_gate": manifest["accuracy"]["int8"]["min_psnr_db"],
         "int8_graph": quant,
@@ -162,8 +156,8 @@ def main() -> None:
         "# INT8 tile seams: cause",
         "",
         f"Measured {started} with `{result['command']}` at commit {result['commit']}.",
-        f"Machine: {m['cpu']}, {m['cpus']} logical CPUs; load average before {load_before}, after "
-        f"{result['load_average_after']}. CPU flags: {m['flags']}",
+        f"Machine: {m['cpu']} ({m['cpu_id']}), {'/'.join(m['cpu_features'])}, {m['logical_cores']} logical CPUs; "
+        f"load average before {load_before}, after {result['load_average_after']}.",
         "",
         f"Image: {result['image']}. Bundled model, int8 gate {result['int8_gate']} dB (export gate tiles 64 px).",
         f"INT8 graph: {quant['quantize_linear']} QuantizeLinear nodes, scales and zero points constants: "
@@ -171,21 +165,11 @@ def main() -> None:
         "",
         f"## Shape only: whole pass padded {SHAPE_PAD} vs {REF_PAD} px (no output pixel sees a different input)",
         "",
-        "| engine | identical | max diff | lowest plane PSNR |",
-        "|---|---|---|---|",
-    ]
-    for name, c in shape_control.items():
-        lines.append(f"| {name} | {100 * c['identical']:.2f}% | {c['max_diff']} | {c['psnr_min_db']:.1f} dB |")
-    lines += [
+        *comparison_table(shape_control),
         "",
         f"## Whole pass (padded {REF_PAD} px) vs the fp32 whole pass (openvino): the precision's own error",
         "",
-        "| engine | identical | max diff | lowest plane PSNR |",
-        "|---|---|---|---|",
-    ]
-    for name, c in whole_vs_fp32.items():
-        lines.append(f"| {name} | {100 * c['identical']:.2f}% | {c['max_diff']} | {c['psnr_min_db']:.1f} dB |")
-    lines += [
+        *comparison_table(whole_vs_fp32),
         "",
         f"## Tiled (mfpi-run pipeline, core 288) vs the same engine's whole pass padded {REF_PAD} px",
         "",

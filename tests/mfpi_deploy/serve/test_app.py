@@ -13,6 +13,7 @@ import pytest
 from mfpi_deploy.serve.mapping import engine_tiles_over, reduce
 from mfpi_deploy.serve.render import decode, encode
 from mfpi_deploy.tiling import Box
+from tests.mfpi_deploy.serve.asgi import get_scope
 from tests.mfpi_deploy.serve.conftest import SLIDE_SHAPE, batch_mates, client, make_server
 
 
@@ -171,19 +172,7 @@ def test_traversal_is_refused_before_any_route(live, raw: bytes) -> None:
     sent: list[dict] = []
 
     async def go() -> None:
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": raw.decode("latin-1").replace("%2f", "/").replace("%2e", "."),
-            "raw_path": raw,
-            "query_string": b"",
-            "headers": [(b"host", b"127.0.0.1:8000")],
-            "scheme": "http",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 5000),
-            "root_path": "",
-            "http_version": "1.1",
-        }
+        scope = get_scope(raw.decode("latin-1").replace("%2f", "/").replace("%2e", "."), raw)
 
         async def receive() -> dict:
             return {"type": "http.request", "body": b"", "more_body": False}

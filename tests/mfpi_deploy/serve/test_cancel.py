@@ -11,6 +11,7 @@ import numpy as np
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.serve.app import create_app
+from tests.mfpi_deploy.serve.asgi import get_scope
 from tests.mfpi_deploy.serve.conftest import make_server
 
 
@@ -35,19 +36,7 @@ def asgi_get(app, path: str, *, disconnect: asyncio.Event) -> dict:
     sent: list[dict] = []
 
     async def go() -> None:
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "headers": [(b"host", b"127.0.0.1:8000")],
-            "scheme": "http",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 5000),
-            "root_path": "",
-            "http_version": "1.1",
-        }
+        scope = get_scope(path)
         first = True
 
         async def receive() -> dict:
