@@ -34,6 +34,13 @@ from mfpi_deploy.errors import MfpiError
 @click.option(
     "--cache-mb", default=1024.0, show_default=True, type=float, help="Memory for computed engine tiles (all planes)."
 )
+@click.option(
+    "--stage",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also keep computed engine tiles on disk, as the partial run of `mfpi-run SLIDE --output "
+    "DIR/NAME.mfp.ome.zarr`: batches found there are read, not computed, and that command with --resume "
+    "computes only what the viewer has not (while an mfpi-run writes it, the viewer only reads).",
+)
 @click.option("--quiet", is_flag=True, help="No request log.")
 @user_errors
 def main(
@@ -48,6 +55,7 @@ def main(
     port: int,
     token: str | None,
     cache_mb: float,
+    stage: Path | None,
     quiet: bool,
 ) -> None:
     """Serve SLIDES (input slides, refocused as you look, or finished mfpi-run outputs) to a browser.
@@ -59,7 +67,13 @@ def main(
 
     # refused before anything opens
     config = ServeConfig(
-        host=host, port=port, token=token, cache_mb=cache_mb, engine_tile=tile, convert_channels=convert_channels
+        host=host,
+        port=port,
+        token=token,
+        cache_mb=cache_mb,
+        engine_tile=tile,
+        convert_channels=convert_channels,
+        stage=stage,
     )
     if not slides:
         raise MfpiError("missing SLIDE_OR_OUTPUT: name at least one slide or mfpi-run output to serve")

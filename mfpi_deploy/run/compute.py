@@ -97,18 +97,22 @@ def stream_batches(
     done_tiles: int = 0,
     check: Callable[[], None] | None = None,
     build_upper: bool = True,
+    on_tile: Callable[[Tile, np.ndarray], None] | None = None,
 ) -> None:
     """Run batches `todo` of the planned slide into its partial stack, journaling each written batch.
 
     Every finished engine tile is encoded at once, with its pyramid levels; with `build_upper`
     the levels above it are built as soon as their tiles are complete (a distributed task leaves
-    them to the client's finish, which builds whatever is missing)."""
+    them to the client's finish, which builds whatever is missing). `on_tile(tile, planes)` sees
+    every core once it is written (mfpi-serve keeps what it stages)."""
     groups = run.groups
     builder = run.pyramid()
     progress = _Progress(journal, run.plan, options, done_tiles, sum(len(groups[b]) for b in todo), check)
 
     def write(t: Tile, planes: np.ndarray) -> None:
         builder.add_engine_tile(t.row, t.col, planes, build=build_upper)
+        if on_tile is not None:
+            on_tile(t, planes)
 
     try:
         stream_tiles(

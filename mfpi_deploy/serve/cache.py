@@ -7,7 +7,8 @@ it joins that computation (coalescing); otherwise it queues a job. The worker ta
 job first (what the viewer shows now) with other queued jobs of the same group (one slide) up
 to a batch, and drops jobs nobody waits for any more (tiles scrolled off screen). The queue is
 bounded: past `max_pending` queued jobs a new request is refused with `Busy`, so a flood of
-requests costs neither unbounded memory nor unbounded work.
+requests costs neither unbounded memory nor unbounded work. An optional `lookup` (a disk stage)
+is asked first on the worker: what it has is read, counted as `stage_tiles_read`, not computed.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class _Job:
 
 
 Compute = Callable[[Hashable, Sequence[Hashable]], Iterable[tuple[Hashable, np.ndarray]]]
+Lookup = Callable[[Hashable, Sequence[Hashable]], dict[Hashable, np.ndarray]]
 
 
 @dataclass
@@ -89,6 +91,7 @@ class QueueStats:
     dropped: int = 0  # queued jobs nobody waited for any more, never computed
     busy: int = 0  # requests refused because the queue was full
     failed: int = 0
+    stage_tiles_read: int = 0  # values read from the disk stage instead of computed
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -102,10 +105,18 @@ class ComputeQueue:
     name, engine tile index).
     """
 
-    def __init__(self, compute: Compute, cache: ByteLRU, *, max_pending: int = 256, max_batch: int = 4) -> None:
+    def __init__(
+        self,
+        compute: Compute,
+        cache: ByteLRU,
+        *,
+        max_pending: int = 256,
+        max_batch: int = 4,
+        lookup: Lookup | None = None,
+    ) -> None:
         if max_pending < 1 or max_batch < 1:
             raise MfpiError(f"queue bound and batch must be at least 1, got {max_pending} and {max_batch}")
-        self.compute, self.cache = compute, cache
+        self.compute, self.cache, self.lookup = compute, cache, lookup
         self.max_pending, self.max_batch = max_pending, max_batch
         self.stats = QueueStats()
         self._pending: collections.OrderedDict[tuple, _Job] = collections.OrderedDict()  # newest last
@@ -204,16 +215,12 @@ class ComputeQueue:
             group = batch[0].key[0]
             by_item = {job.key[1]: job for job in batch}
             try:
-                for item, value in self.compute(group, [job.key[1] for job in batch]):
-                    key = (group, item)
-                    self.cache.put(key, value)
-                    with self._cond:
-                        self.stats.engine_tiles_computed += 1
-                        # computed with its batch-mates though not asked for: a queued job for it is done too
-                        job = by_item.pop(item, None) or self._pending.pop(key, None)
-                        self._running.pop(key, None)
-                    if job is not None and not job.future.done():
-                        job.future.set_result(value)
+                if self.lookup is not None:
+                    for item, value in self.lookup(group, list(by_item)).items():
+                        self._finish(group, item, value, by_item, computed=False)
+                if by_item:
+                    for item, value in self.compute(group, list(by_item)):
+                        self._finish(group, item, value, by_item, computed=True)
                 if by_item:
                     raise RuntimeError(f"compute gave no value for {sorted(map(str, by_item))}")
             except BaseException as exc:  # handed to every waiter of the batch
@@ -224,3 +231,17 @@ class ComputeQueue:
                 for job in by_item.values():
                     if not job.future.done():
                         job.future.set_exception(exc)
+
+    def _finish(self, group: Hashable, item: Hashable, value: np.ndarray, by_item: dict, *, computed: bool) -> None:
+        key = (group, item)
+        self.cache.put(key, value)
+        with self._cond:
+            if computed:
+                self.stats.engine_tiles_computed += 1
+            else:
+                self.stats.stage_tiles_read += 1
+            # made with its batch-mates though not asked for: a queued job for it is done too
+            job = by_item.pop(item, None) or self._pending.pop(key, None)
+            self._running.pop(key, None)
+        if job is not None and not job.future.done():
+            job.future.set_result(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 from mfpi_deploy.errors import MfpiError
 
@@ -43,6 +44,7 @@ class ServeConfig:
     engine_batch: int = 4  # queued engine tiles of one slide handed to one tile loop (each with its batch-mates)
     engine_tile: int | None = None  # input tile side (as mfpi-run --tile); None: mfpi-run's choice
     convert_channels: bool = False  # grey slide on an RGB engine (or the reverse), as mfpi-run --convert-channels
+    stage: Path | None = None  # folder of partial runs shared with mfpi-run (serve.staging); None: memory only
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -66,6 +68,8 @@ class ServeConfig:
             raise MfpiError(f"at least the full-resolution level is computed, got compute_levels={self.compute_levels}")
         if self.engine_tile is not None and self.engine_tile < 1:
             raise MfpiError(f"--tile must be at least 1, got {self.engine_tile}")
+        if self.stage is not None and self.stage.exists() and not self.stage.is_dir():
+            raise MfpiError(f"--stage {self.stage} is a file, not a folder")
         if self.max_pending < 1 or self.engine_batch < 1:
             raise MfpiError("queue bound and engine batch must be at least 1")
 

@@ -48,7 +48,11 @@ class SlideServer:
         self.config, self.slide_set, self.backend, self.cache = config, slides, backend, cache
         self.slides = slides.slides
         self.queue = ComputeQueue(
-            self._compute, self.cache, max_pending=config.max_pending, max_batch=config.engine_batch
+            self._compute,
+            self.cache,
+            max_pending=config.max_pending,
+            max_batch=config.engine_batch,
+            lookup=self._staged,
         )
         self.limiter = anyio.CapacityLimiter(WORK_THREADS)
         self.tiles_served = 0
@@ -57,6 +61,11 @@ class SlideServer:
         live = self.slides[name].live
         assert live is not None
         return live.compute(list(indices))
+
+    def _staged(self, name: Any, indices: Sequence[Any]) -> dict[Any, np.ndarray]:
+        live = self.slides[name].live
+        assert live is not None
+        return live.staged(list(indices))
 
     def close(self) -> None:
         self.queue.close()

@@ -20,11 +20,13 @@ from typing import Any
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.cohort.jobs import OUTPUT_MARK, default_output, slide_stem
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.output.layout import OutputFormat
 from mfpi_deploy.run.options import RunOptions
 from mfpi_deploy.run.plan import open_source, plan_run
 from mfpi_deploy.run.state import record_path
 from mfpi_deploy.serve.config import ServeConfig
 from mfpi_deploy.serve.dzi import DziGeometry
+from mfpi_deploy.serve.staging import Stage
 from mfpi_deploy.serve.views import InputView, LivePlanes, StoredPlanes
 from mfpi_deploy.slide import SlideInputError
 
@@ -163,10 +165,21 @@ def open_live(
     """An input slide refocused on request: planned exactly as `mfpi-run SLIDE` plans it (tile,
     halo, batch groups), so every engine tile is the one `mfpi-run` computes there."""
     options = RunOptions(progress=False, log=log, tile=config.engine_tile, convert_channels=config.convert_channels)
-    run = plan_run(path, default_output(path), backend.facts(), options)
+    if config.stage is None:
+        run = plan_run(path, default_output(path), backend.facts(), options)
+        stage = None
+    else:  # as `mfpi-run SLIDE --output DIR/NAME.mfp.ome.zarr`: its partial run is the stage
+        run = plan_run(path, default_output(path, OutputFormat.OME_ZARR, config.stage), backend.facts(), options)
+        stage = Stage(run, log)
+        log(f"{name}: staging in {run.state.root} ({len(stage.refresh())} of {len(run.groups)} batches there)")
     source = slides.enter_context(open_source(run))
     live = LivePlanes(
-        run, source, backend, compute_levels=config.compute_levels, cached=lambda index: cached(name, index)
+        run,
+        source,
+        backend,
+        compute_levels=config.compute_levels,
+        cached=lambda index: cached(name, index),
+        stage=stage,
     )
     spec = backend.spec
     return ServedSlide(

@@ -25,6 +25,7 @@ from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.run.plan import PlannedRun
 from mfpi_deploy.serve.dzi import full_resolution_box
 from mfpi_deploy.serve.mapping import assemble, engine_tiles_over, reduce
+from mfpi_deploy.serve.staging import Stage
 from mfpi_deploy.slide import Slide, SlideInputError, TileSource, open_slide, pixel_rule
 from mfpi_deploy.slide.metadata import read_ome
 from mfpi_deploy.slide.tiff import _tifffile_messages as tifffile_messages
@@ -116,6 +117,7 @@ class LivePlanes:
         *,
         compute_levels: int,
         cached: Callable[[int], bool],
+        stage: Stage | None = None,
     ) -> None:
         self.run, self.source, self.backend = run, source, backend
         self.plan = run.plan
@@ -124,7 +126,8 @@ class LivePlanes:
         self.channels = backend.spec.channels
         self.height, self.width = self.scale * self.plan.height, self.scale * self.plan.width
         self.compute_levels = compute_levels
-        self.cached = cached
+        self.stage = stage
+        self.cached = cached if stage is None else lambda index: cached(index) or stage.has(index)
 
     def needs(self, downsample: int, box: Box) -> list[int] | None:
         """Engine tiles behind `box` of a level `downsample` times smaller than full resolution,
@@ -143,10 +146,15 @@ class LivePlanes:
     def _full(self, downsample: int, box: Box) -> Box:
         return full_resolution_box(box, downsample, self.height, self.width)
 
+    def staged(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
+        """Cores of `indices` (and their batch-mates) read from the disk stage, no engine; {} without one."""
+        return {} if self.stage is None else self.stage.read(indices)
+
     def compute(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         """The cores (planes, h, w, C) of engine tiles `indices` and of the other tiles of their
         batches: `mfpi-run`'s tile loop over the run's own fixed batches, so every value equals
-        what `mfpi-run` writes (an engine's float results can depend on the batch a tile is in)."""
+        what `mfpi-run` writes (an engine's float results can depend on the batch a tile is in).
+        With a disk stage they are also written to `mfpi-run`'s partial run (if it is ours to write)."""
         groups = self.run.groups
         batch = self.run.batch
         todo = sorted({i // batch for i in indices})
@@ -155,7 +163,8 @@ class LivePlanes:
         def write(tile: Tile, planes: np.ndarray) -> None:
             found[tile.index] = np.array(planes, copy=True)  # the core only, not the whole batch
 
-        stream_tiles(self.source, self.plan, groups, todo, self.backend, write)
+        if self.stage is None or not self.stage.compute(self.source, self.backend, todo, write):
+            stream_tiles(self.source, self.plan, groups, todo, self.backend, write)
         for b in todo:
             for index in groups[b]:
                 yield index, found[index]
