@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import tifffile
 from click.testing import CliRunner
 
 from mfpi_deploy.cli.run import default_output, main
+from mfpi_deploy.export.accuracy import psnr_per_plane
 from mfpi_deploy.output import ome_tiff, zarr_stack
 from tests.mfpi_deploy.run.helpers import focal_stack, textured, tiny_checkpoint, write_tiff, write_zstack
 
@@ -239,8 +241,11 @@ def test_precision_option_runs_the_int8_variant(tmp_path: Path, mfpinet_engine: 
         )
         assert result.exit_code == 0, result.output
         outs[backend] = zarr_stack.open_level(out, 0)[:]
-    diff = np.abs(outs["openvino"].astype(int) - outs["ort-cpu"])
-    assert diff.max() <= 8 and 10 * np.log10(255**2 / np.mean(diff.astype(float) ** 2)) >= 40
+    # The int8 variant's promise is its export gate: every plane within threshold_db of fp32. A whole
+    # run through mfpi-run keeps it (README: tiled int8 stays within the gate of the fp32 output).
+    gate = json.loads((mfpinet_engine / "manifest.json").read_text())["accuracy"]["int8"]["threshold_db"]
+    stacks = {k: np.moveaxis(v, 0, -1)[None] for k, v in outs.items()}  # OME-Zarr (C, Z, Y, X) -> (1, Z, Y, X, C)
+    assert min(psnr_per_plane(stacks["openvino"], stacks["ort-cpu"])) >= gate
     result = CliRunner().invoke(
         main, [str(src), "--engine", str(mfpinet_engine), "--backend", "torch", "--precision", "int8", "--quiet"]
     )
