@@ -44,9 +44,41 @@ def offset_convs() -> onnx.ModelProto:
         helper.make_node("Transpose", ["u8"], ["nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]),
         helper.make_node("Unsqueeze", ["nhwc", "ax1"], ["planes"], name="add_plane_axis"),
     ]
+    return one_plane_model(nodes, "offset_convs", inits)
+
+
+def overflow() -> onnx.ModelProto:
+    """uint8 tiles -> x*1000*1000 (overflows fp16) /1e6 -> uint8: nodes that must stay fp32."""
+
+    def c(name: str, v: float) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(v, np.float32), name)
+
+    nodes = [
+        helper.make_node("Cast", ["tiles"], ["x"], name="cast_in", to=TensorProto.FLOAT),
+        helper.make_node("Div", ["x", "k255"], ["u"], name="unit"),
+        helper.make_node("Mul", ["u", "k1000"], ["a"], name="mul_a"),
+        helper.make_node("Mul", ["a", "k1000"], ["big"], name="mul_big"),  # up to 1e6
+        helper.make_node("Div", ["big", "k1e6"], ["v"], name="div_back"),
+        helper.make_node("Mul", ["v", "k255"], ["s"], name="scale"),
+        helper.make_node("Round", ["s"], ["r"], name="round"),
+        helper.make_node("Cast", ["r"], ["out"], name="cast_out", to=TensorProto.UINT8),
+        helper.make_node("Unsqueeze", ["out", "ax1"], ["planes"], name="add_plane_axis"),
+    ]
+    inits = [
+        c("k255", 255.0),
+        c("k1000", 1000.0),
+        c("k1e6", 1e6),
+        numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+    ]
+    return one_plane_model(nodes, "overflow", inits)
+
+
+def one_plane_model(nodes: list[onnx.NodeProto], name: str, inits: list[onnx.TensorProto]) -> onnx.ModelProto:
+    """The nodes as a checked opset-20 model with an engine's I/O: uint8 (n, h, w, 1) tiles in, one
+    uint8 (n, 1, h, w, 1) plane out."""
     graph = helper.make_graph(
         nodes,
-        "offset_convs",
+        name,
         [helper.make_tensor_value_info("tiles", TensorProto.UINT8, ["n", "h", "w", 1])],
         [helper.make_tensor_value_info("planes", TensorProto.UINT8, ["n", 1, "h", "w", 1])],
         initializer=inits,

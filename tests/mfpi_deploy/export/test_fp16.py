@@ -8,7 +8,7 @@ import re
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.export import fp16 as fp16_mod
@@ -24,7 +24,7 @@ from mfpi_deploy.export.fp16 import (
 )
 from mfpi_deploy.export.fp16_graph import convert_to_fp16
 from tests.mfpi_deploy.export.conftest import ort_session
-from tests.mfpi_deploy.export.graphs import SHIFT, SPEC, offset_convs
+from tests.mfpi_deploy.export.graphs import SHIFT, SPEC, offset_convs, overflow
 
 
 def test_fp16_graph_is_float16_with_uint8_io(mfpinet_engine):
@@ -71,37 +71,8 @@ def test_deepz_fp16_keeps_dpm_input_float32(deepz_engine):
     assert rep["min_psnr_db"] == min(rep["psnr_db_real"] + rep["psnr_db_simulated"])
 
 
-def _overflow_model() -> onnx.ModelProto:
-    """uint8 tiles -> x*1000*1000 (overflows fp16) /1e6 -> tanh -> uint8: a node that must stay fp32."""
-    c = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)  # noqa: E731
-    nodes = [
-        helper.make_node("Cast", ["tiles"], ["x"], name="cast_in", to=TensorProto.FLOAT),
-        helper.make_node("Div", ["x", "k255"], ["u"], name="unit"),
-        helper.make_node("Mul", ["u", "k1000"], ["a"], name="mul_a"),
-        helper.make_node("Mul", ["a", "k1000"], ["big"], name="mul_big"),  # up to 1e6
-        helper.make_node("Div", ["big", "k1e6"], ["v"], name="div_back"),
-        helper.make_node("Mul", ["v", "k255"], ["s"], name="scale"),
-        helper.make_node("Round", ["s"], ["r"], name="round"),
-        helper.make_node("Cast", ["r"], ["out"], name="cast_out", to=TensorProto.UINT8),
-        helper.make_node("Unsqueeze", ["out", "ax1"], ["planes"], name="add_plane_axis"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "overflow",
-        [helper.make_tensor_value_info("tiles", TensorProto.UINT8, ["n", "h", "w", 1])],
-        [helper.make_tensor_value_info("planes", TensorProto.UINT8, ["n", 1, "h", "w", 1])],
-        initializer=[
-            c("k255", 255.0),
-            c("k1000", 1000.0),
-            c("k1e6", 1e6),
-            numpy_helper.from_array(np.array([1], np.int64), "ax1"),
-        ],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
-
-
 def test_overflowing_nodes_are_found_by_measurement_and_kept_fp32(tmp_path):
-    model = _overflow_model()
+    model = overflow()
     spec = EngineSpec(architecture="mfpinet", channels=1, planes=1, scale=1, stride=8, planes_um=(0.0,))
     tiles = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
     ranges = measure_ranges(model, spec, [tiles], threads=1)
