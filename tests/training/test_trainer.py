@@ -58,7 +58,9 @@ def test_the_default_residual_form_learns_to_beat_bicubic(sim_path, tmp_path):
     t = Trainer(_cfg(sim_path, tmp_path / "run", lr=3e-3), log=lambda m: None)
     assert t.cfg.model == "residual"  # the default
     start = t.validate()
-    assert start.model == start.bicubic  # exactly bicubic before any step
+    # bicubic before any step, up to float32 rounding: the network's in-graph bicubic and validation's
+    # interpolation sum in different orders (seen: 7e-5 dB apart); a learned change moves it by far more
+    assert start.model == pytest.approx(start.bicubic, abs=1e-3)
     patches, codes = t.epoch_plan(0)
     x, y = t.batch(patches[:2], codes[:2])
     losses = [t.step(x, y, gan=False)["l1"] for _ in range(60)]
