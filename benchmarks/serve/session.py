@@ -28,6 +28,9 @@ from pathlib import Path
 
 import httpx
 
+from mfpi_deploy.gitinfo import git_commit
+from mfpi_deploy.machine import conditions, cpu_details
+
 RESULTS = Path(__file__).resolve().parent / "results"
 VIEW_W, VIEW_H = 1600, 900
 CONNECTIONS = 6
@@ -135,9 +138,8 @@ def main() -> None:
         report["stats"] = stats
         report["server_rss_max_mb"] = max(rss_max, stats.get("rss_bytes") or 0) / 2**20
         report["conditions"] = {
-            "cpus": os.cpu_count(),
-            "loadavg_at_end": os.getloadavg(),
-            "machine": platform.processor() or platform.machine(),
+            **conditions(),
+            "commit": git_commit(short=True),
             "python": platform.python_version(),
             "command": " ".join(cmd[1:]),
             "server_log": server_log.read_text().splitlines()[:3],
@@ -150,8 +152,10 @@ def main() -> None:
     lines = [
         f"# mfpi-serve scripted session: {args.slide.name}",
         "",
-        f"`python benchmarks/serve/session.py {' '.join(sys.argv[1:])}`; {os.cpu_count()} CPUs, load average at the "
-        f"end {report['conditions']['loadavg_at_end'][0]:.1f}; server start (engine open and plan) {startup:.1f} s.",
+        f"`python benchmarks/serve/session.py {' '.join(sys.argv[1:])}` at commit {report['conditions']['commit']}; "
+        f"{cpu_details().one_line()}, {os.cpu_count()} logical cores, load average at the end "
+        f"{', '.join(map(str, report['conditions']['load_average']))}; server start (engine open and plan) "
+        f"{startup:.1f} s.",
         "",
         *[f"- {line}" for line in log],
         f"- whole session {report['session_s']:.1f} s; engine tiles computed {s['engine_tiles_computed']}, cache hits "
