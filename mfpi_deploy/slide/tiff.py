@@ -36,7 +36,7 @@ _EMPTY_SHOWN = 3  # empty tiles named in the message
 
 
 @contextlib.contextmanager
-def _tifffile_messages() -> Iterator[list[str]]:
+def tifffile_messages() -> Iterator[list[str]]:
     """Collect what tifffile logs (instead of printing it) while the block runs."""
     log = logging.getLogger("tifffile")
     messages: list[str] = []
@@ -73,7 +73,7 @@ class TiffSlide(Slide):
         self.allow_empty_tiles = allow_empty_tiles
         self.warnings: tuple[str, ...] = ()
         self._size = os.path.getsize(self.path)
-        with _tifffile_messages() as messages:
+        with tifffile_messages() as messages:
             try:
                 self._tif = tifffile.TiffFile(self.path)
             except (tifffile.TiffFileError, ValueError, struct_error(), IndexError) as exc:
