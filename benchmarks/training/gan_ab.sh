@@ -26,14 +26,13 @@ for seed in $SEEDS; do
     for arm in ${ONLY_ARMS:-l1 gan}; do
       run=$RUNS/$name/$arm/seed$seed; res=$OUT/$name/$arm/seed$seed
       rm -rf "$run"; mkdir -p "$res"
-      { echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-        echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+      { echo "started: $(date -u +%FT%TZ)"; echo "machine at start: $(python -m mfpi_deploy.machine)"
         echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; } > "$res/conditions.txt"
       # shellcheck disable=SC2086
       mfpi-train --data "$stack" --region 0:1.0,0:0.75 --width 32 --epochs 1 --steps-per-epoch "$STEPS" \
         --seed "$seed" ${ARMS[$arm]} --out "$run" > "$res/train.txt" 2>&1
       mfpi-eval "$run/best" --data "$stack" --region 0:1.0,0.75:1.0 --out "$res" > "$res/eval.txt" 2>&1
-      echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >> "$res/conditions.txt"
+      { echo "finished: $(date -u +%FT%TZ)"; echo "machine at end: $(python -m mfpi_deploy.machine)"; } >> "$res/conditions.txt"
       cp "$run/log.jsonl" "$res/train_log.jsonl"
     done
   done

@@ -13,16 +13,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from seeds import margins  # the script's own folder is on sys.path
 
 
 def row(folder: Path) -> dict:
     data = json.loads((folder / "metrics.json").read_text())
-    model, bicubic = data["methods"]["model"], data["methods"]["bicubic"]
-    margins = [m["psnr"] - b["psnr"] for m, b in zip(model["planes"], bicubic["planes"])]
+    model = data["methods"]["model"]
+    gains = margins(data)
     last = json.loads((folder / "train_log.jsonl").read_text().splitlines()[-1])
     return {
-        "mean_margin_db": round(float(np.mean(margins)), 3),
-        "lowest_plane_margin_db": round(min(margins), 3),
+        "mean_margin_db": round(float(np.mean(gains)), 3),
+        "lowest_plane_margin_db": round(min(gains), 3),
         "ssim": round(model["mean"]["ssim"], 4),
         "steps": last["global_step"],
         "cpu_s": last["cpu_s"],

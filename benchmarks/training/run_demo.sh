@@ -15,9 +15,9 @@ done
 ARGS=()
 for s in 0 1 2 3 4 5 6 7; do ARGS+=(--data "$DATA/train_$s.ome.tif"); done
 rm -rf "$OUT"
-echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" > /tmp/demo-conditions.txt
+echo "started: $(date -u +%FT%TZ), machine $(python -m mfpi_deploy.machine)" > /tmp/demo-conditions.txt
 mfpi-train "${ARGS[@]}" --focus middle --width 32 --max-minutes "$MINUTES" --out "$OUT"
-echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >> /tmp/demo-conditions.txt
+echo "finished: $(date -u +%FT%TZ), machine $(python -m mfpi_deploy.machine)" >> /tmp/demo-conditions.txt
 mfpi-eval "$OUT/best" --data "$DATA/heldout_1000.ome.tif" --focus middle --out benchmarks/training/demo
 mv /tmp/demo-conditions.txt benchmarks/training/demo/conditions.txt
 cp "$OUT/config.json" benchmarks/training/demo/train_config.json

@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from seeds import margins  # the script's own folder is on sys.path
+
 
 def table(folder: Path) -> str:
     data = json.loads((folder / "metrics.json").read_text())
@@ -21,7 +23,7 @@ def table(folder: Path) -> str:
     for name, res in (("model", model), ("bicubic", bicubic)):
         cells = [f"{p['psnr']:.2f}" for p in res["planes"]]
         rows.append(f"| {name} PSNR | " + " | ".join(cells) + f" | {res['mean']['psnr']:.2f} |")
-    gains = [m["psnr"] - b["psnr"] for m, b in zip(model["planes"], bicubic["planes"])]
+    gains = margins(data)
     rows.append(
         "| model - bicubic | "
         + " | ".join(f"{g:+.2f}" for g in gains)

@@ -11,15 +11,15 @@ RUNS=${RUNS:-runs/compare}
 RESULT=${RESULTS:-benchmarks/training/deepz/results}
 rm -rf "$RUNS"
 mkdir -p "$RESULT"
-{ echo "started: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+{ echo "started: $(date -u +%FT%TZ), machine $(python -m mfpi_deploy.machine)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; } > "$RESULT/conditions.txt"
 common=(--data "$STACK" --region 0:1.0,0:0.75 --max-minutes "$MINUTES")
 mfpi-train "${common[@]}" --out "$RUNS/mfpinet" > "$RUNS.mfpinet.log" 2>&1 &
 mfpi-train "${common[@]}" --arch deepz --out "$RUNS/deepz" > "$RUNS.deepz.log" 2>&1 &
 wait
-echo "trained: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULT/conditions.txt"
+echo "trained: $(date -u +%FT%TZ), machine $(python -m mfpi_deploy.machine)" >> "$RESULT/conditions.txt"
 mfpi-eval "$RUNS/mfpinet/best" "$RUNS/deepz/best" --data "$STACK" --region 0:1.0,0.75:1.0 --threads 2 --out "$RESULT"
-echo "finished: $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULT/conditions.txt"
+echo "finished: $(date -u +%FT%TZ), machine $(python -m mfpi_deploy.machine)" >> "$RESULT/conditions.txt"
 for arch in mfpinet deepz; do
   cp "$RUNS/$arch/config.json" "$RESULT/train_config_$arch.json"
   cp "$RUNS/$arch/log.jsonl" "$RESULT/train_log_$arch.jsonl"
