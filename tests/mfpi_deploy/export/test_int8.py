@@ -24,6 +24,15 @@ from tests.mfpi_deploy.export.engines import export_options
 QUIET = {"log": lambda _: None}
 
 
+def _quantize_engine(engine, out, gate_side, gate_count, calibration, **options):
+    """export_int8 of an engine folder's fp32 graph, gated on `gate_count` real and simulated tiles of
+    `gate_side` px, calibrated on `calibration`; one thread, no fallback round."""
+    spec = EngineFolder(engine).spec("onnx", limited=False)
+    real, sim = calibration_set(1, gate_side, gate_count)
+    options = {"threads": 1, "max_rounds": 0, **QUIET, **options}
+    return export_int8(engine / "model.onnx", out, spec, real, sim, calibration, **options)
+
+
 def test_int8_graph_and_manifest(mfpinet_engine):
     model = onnx.load(str(mfpinet_engine / "model.int8.onnx"))
     ops = [n.op_type for n in model.graph.node]
@@ -128,20 +137,9 @@ def test_a_convolution_that_breaks_int8_is_found_and_kept_fp32(tmp_path):
 
 
 def test_gate_threshold_is_an_option(mfpinet_engine, tmp_path):
-    spec = EngineFolder(mfpinet_engine).spec("onnx", limited=False)
-    real, sim = calibration_set(1, 32, 1)
     with pytest.raises(MfpiError, match=r"lowest plane PSNR [0-9.]+ dB < 200.0 dB"):
-        export_int8(
-            mfpinet_engine / "model.onnx",
-            tmp_path / "x.onnx",
-            spec,
-            real,
-            sim,
-            quantization_tiles(1, 32, 1, gate_count=1),
-            min_psnr=200.0,
-            threads=1,
-            max_rounds=0,
-            **QUIET,
+        _quantize_engine(
+            mfpinet_engine, tmp_path / "x.onnx", 32, 1, quantization_tiles(1, 32, 1, gate_count=1), min_psnr=200.0
         )
     assert not (tmp_path / "x.onnx").exists()
 
@@ -150,13 +148,9 @@ def test_a_constant_calibration_is_refused_with_the_numbers(mfpinet_engine, tmp_
     """Calibrated on black tiles only, every activation range is the biases' alone: real tiles clip at the
     first convolution. The same graph calibrated on the real calibration tiles is the one the export kept
     (its manifest figure); the black-calibrated one must fall under the gate, and be refused with its figures."""
-    spec = EngineFolder(mfpinet_engine).spec("onnx", limited=False)
-    real, sim = calibration_set(1, 32, 2)
     black = np.zeros((4, 32, 32, 1), np.uint8)
     with pytest.raises(Int8GateError) as err:
-        export_int8(
-            mfpinet_engine / "model.onnx", tmp_path / "x.onnx", spec, real, sim, black, threads=1, max_rounds=0, **QUIET
-        )
+        _quantize_engine(mfpinet_engine, tmp_path / "x.onnx", 32, 2, black)
     msg, gate = str(err.value), err.value
     assert gate.threshold_db == 45.0 and gate.min_psnr_db < 45.0
     assert msg.startswith(f"int8 accuracy gate failed: lowest plane PSNR {gate.min_psnr_db:.1f} dB < 45.0 dB (")
@@ -164,15 +158,5 @@ def test_a_constant_calibration_is_refused_with_the_numbers(mfpinet_engine, tmp_
     assert len(figures) == 2 * 11 * len(gate_runtimes()) and min(figures) == gate.min_psnr_db
     assert not (tmp_path / "x.onnx").exists()
     # the calibration is the cause: the export's own calibration tiles pass at once (no round)
-    report = export_int8(
-        mfpinet_engine / "model.onnx",
-        tmp_path / "y.onnx",
-        spec,
-        real,
-        sim,
-        quantization_tiles(1, 32, 2, gate_count=2),
-        threads=1,
-        max_rounds=0,
-        **QUIET,
-    )
+    report = _quantize_engine(mfpinet_engine, tmp_path / "y.onnx", 32, 2, quantization_tiles(1, 32, 2, gate_count=2))
     assert report.rounds == 0
