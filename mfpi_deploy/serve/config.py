@@ -45,6 +45,7 @@ class ServeConfig:
     engine_tile: int | None = None  # input tile side (as mfpi-run --tile); None: mfpi-run's choice
     convert_channels: bool = False  # grey slide on an RGB engine (or the reverse), as mfpi-run --convert-channels
     stage: Path | None = None  # folder of partial runs shared with mfpi-run (serve.staging); None: memory only
+    warm_up: bool = True  # run one batch of the plan's shape at start (compiles it), not in the first viewport
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

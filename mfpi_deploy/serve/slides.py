@@ -181,6 +181,8 @@ def open_live(
         cached=lambda index: cached(name, index),
         stage=stage,
     )
+    if config.warm_up:
+        log(f"{name}: engine warmed at the plan's {run.plan.tile} px tiles in {live.warm_up():.1f} s")
     spec = backend.spec
     return ServedSlide(
         name=name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -145,6 +146,16 @@ class LivePlanes:
 
     def _full(self, downsample: int, box: Box) -> Box:
         return full_resolution_box(box, downsample, self.height, self.width)
+
+    def warm_up(self) -> float:
+        """Run one batch of the plan's window shape (zeros) through the engine, so compiling that
+        shape (OpenVINO, TensorRT contexts) and first-call allocations happen before a viewer asks;
+        seconds it took. Nothing is cached: the batch is not a tile of the slide."""
+        side = self.plan.tile
+        zeros = np.zeros((len(self.run.groups[0]), side, side, self.channels), np.uint8)
+        started = time.perf_counter()
+        self.backend.run(zeros)
+        return time.perf_counter() - started
 
     def staged(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
         """Cores of `indices` (and their batch-mates) read from the disk stage, no engine; {} without one."""

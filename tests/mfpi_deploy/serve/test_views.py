@@ -16,6 +16,7 @@ from mfpi_deploy.serve.slides import is_output, slide_name
 from mfpi_deploy.serve.views import InputView
 from mfpi_deploy.tiling import Box
 from tests.mfpi_deploy.run.helpers import textured
+from tests.mfpi_deploy.serve.conftest import make_server
 
 
 def test_input_view_uses_the_slides_own_levels(tmp_path: Path) -> None:
@@ -89,3 +90,41 @@ def test_coarse_input_tiles_are_read_in_bands(tmp_path: Path, monkeypatch: pytes
         assert len(reads) > 1 and all(h * w <= 200 * 20 for h, w in reads)
     finally:
         view.close()
+
+
+class RecordingBackend:
+    """The tiny model's backend, recording the batch shapes it is asked to run."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.kind, self.spec, self.identity = inner, inner.kind, inner.spec, inner.identity
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
+        self.shapes.append(tiles.shape)
+        return self.inner.run(tiles, dpm)
+
+    def run_many(self, batches):
+        for tiles in batches:
+            yield self.run(tiles)
+
+    def facts(self):
+        return self.inner.facts()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_engine_runs_one_batch_of_the_plans_shape_at_start_and_caches_nothing(
+    slide_path: Path, backend, warm: bool
+) -> None:
+    recording = RecordingBackend(backend)
+    server = make_server([slide_path], recording, warm_up=warm)
+    try:
+        run = server.slides["cells"].live.run
+        side, channels = run.plan.tile, backend.spec.channels
+        assert recording.shapes == ([(len(run.groups[0]), side, side, channels)] if warm else [])
+        stats = server.stats()
+        assert stats["engine_tiles_computed"] == 0 and stats["cache_entries"] == 0
+    finally:
+        server.close()
