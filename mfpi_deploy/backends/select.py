@@ -24,7 +24,6 @@ from mfpi_deploy.backends.probe import (
     time_candidates,
 )
 from mfpi_deploy.backends.sweep import PlaneSweep
-from mfpi_deploy.checkpoint.io import load_checkpoint
 from mfpi_deploy.engine.identity import identify
 from mfpi_deploy.engine.manifest import ENGINE_NAME, EngineFolder, Manifest, is_engine_folder
 from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision, artifact_key
@@ -310,6 +309,7 @@ def _open(
 ) -> Backend:
     if kind is BackendKind.TORCH:
         from mfpi_deploy.backends.torch_backend import TorchBackend
+        from mfpi_deploy.checkpoint.io import load_checkpoint
 
         if not is_engine_folder(source):
             return TorchBackend(load_checkpoint(source), threads=threads, device=device or "cpu")

@@ -9,7 +9,7 @@ import numpy as np
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.models.deepz import stack_dpm_values
+from mfpi_deploy.models.configs import stack_dpm_values
 
 
 class PlaneSweep(Backend):

@@ -1,10 +1,24 @@
-"""Checkpoint format (safetensors + JSON model card) and import of the authors' .pth files."""
+"""Checkpoint format (safetensors + JSON model card) and import of the authors' .pth files.
+
+The model card imports without torch; reading and writing weights (`io`, `reference`) load torch
+when first named (PEP 562), so an engine folder's card is read without it.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from mfpi_deploy.checkpoint.card import PAPER_PLANES_UM, ModelCard, Provenance
-from mfpi_deploy.checkpoint.io import Checkpoint, file_sha256, load_checkpoint, save_checkpoint
-from mfpi_deploy.checkpoint.reference import import_reference, read_state_dict
+
+_LAZY = {
+    "Checkpoint": "io",
+    "load_checkpoint": "io",
+    "save_checkpoint": "io",
+    "import_reference": "reference",
+    "read_state_dict": "reference",
+    "default": None,  # the bundled model's module
+}
 
 __all__ = [
     "ModelCard",
@@ -13,7 +27,15 @@ __all__ = [
     "Checkpoint",
     "load_checkpoint",
     "save_checkpoint",
-    "file_sha256",
     "import_reference",
     "read_state_dict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY[name]
+    if module is None:
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mfpi_deploy.errors import CheckpointError
-from mfpi_deploy.models.factory import Architecture, make_config
+from mfpi_deploy.models.configs import Architecture, make_config
 
 CARD_VERSION = 1
 PAPER_PLANES_UM: tuple[float, ...] = tuple(round(2.7 * i, 4) for i in range(-5, 6))

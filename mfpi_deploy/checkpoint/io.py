@@ -6,7 +6,6 @@ A checkpoint is either a folder holding `model.safetensors` and `card.json`, or 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -46,15 +45,6 @@ class Checkpoint:
 
     model: nn.Module
     card: ModelCard
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (weights files can be large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(model: nn.Module, card: ModelCard, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from mfpi_deploy.checkpoint.card import ModelCard, Provenance
-from mfpi_deploy.checkpoint.io import Checkpoint, file_sha256, load_state_strict
+from mfpi_deploy.checkpoint.io import Checkpoint, load_state_strict
 from mfpi_deploy.errors import CheckpointError
+from mfpi_deploy.fileio import file_sha256
 from mfpi_deploy.models.factory import Architecture, create_model
 
 # Wrappers seen around state dicts in training scripts; DataParallel adds "module.".

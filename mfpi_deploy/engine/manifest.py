@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfpi_deploy.checkpoint.io import file_sha256
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.fileio import write_atomic
+from mfpi_deploy.fileio import file_sha256, write_atomic
 
 MANIFEST_NAME = "manifest.json"
 # 2: the network contract in one "engine" block; weights and card hashed

@@ -10,8 +10,7 @@ import numpy as np
 
 from mfpi_deploy.checkpoint.card import ModelCard
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.models.factory import Architecture, make_config
-from mfpi_deploy.models.mfpinet import MFPINetConfig
+from mfpi_deploy.models.configs import Architecture, MFPINetConfig, make_config
 from mfpi_deploy.tiling import TileProfile
 
 

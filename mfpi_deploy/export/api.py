@@ -22,7 +22,7 @@ import torch
 
 from mfpi_deploy.backends.torch_backend import torch_threads
 from mfpi_deploy.checkpoint import default as default_model
-from mfpi_deploy.checkpoint.io import CARD_NAME, WEIGHTS_NAME, file_sha256
+from mfpi_deploy.checkpoint.io import CARD_NAME, WEIGHTS_NAME
 from mfpi_deploy.engine.cache import cache_key, cache_root
 from mfpi_deploy.engine.manifest import (
     ENGINE_NAME,
@@ -41,7 +41,7 @@ from mfpi_deploy.export import accuracy, calibration
 from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.source import Source, load_source
 from mfpi_deploy.export.versions import tool_versions
-from mfpi_deploy.fileio import replace_dir
+from mfpi_deploy.fileio import file_sha256, replace_dir
 
 Log = Callable[[str], None]
 MAX_PARITY_DIFF = 1  # uint8 levels: fp32 engines may differ from PyTorch by rounding only

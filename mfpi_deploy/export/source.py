@@ -13,12 +13,12 @@ from mfpi_deploy.checkpoint.io import (
     WEIGHTS_NAME,
     Checkpoint,
     checkpoint_paths,
-    file_sha256,
     load_checkpoint,
     save_checkpoint,
 )
 from mfpi_deploy.checkpoint.reference import import_reference
 from mfpi_deploy.errors import CheckpointError
+from mfpi_deploy.fileio import file_sha256
 
 REFERENCE_SUFFIXES = (".pth", ".pt")
 

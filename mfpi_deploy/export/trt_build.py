@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mfpi_deploy.checkpoint.io import file_sha256
 from mfpi_deploy.engine.cuda import current_target, import_pycuda, import_tensorrt
 from mfpi_deploy.engine.manifest import (
     ENGINE_NAME,
@@ -26,7 +25,7 @@ from mfpi_deploy.engine.profiles import profile_shapes
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export.versions import tool_versions
-from mfpi_deploy.fileio import write_atomic
+from mfpi_deploy.fileio import file_sha256, write_atomic
 from mfpi_deploy.tiling import TileProfile
 
 Log = Callable[[str], None]

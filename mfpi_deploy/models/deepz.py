@@ -8,55 +8,12 @@ the same low-resolution image as MFPINet and gives the same high-resolution stac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfpi_deploy.models.configs import DeepZConfig, dpm_value, stack_dpm_values
 from mfpi_deploy.models.shapes import check_input
-
-
-@dataclass(frozen=True)
-class DeepZConfig:
-    """in_channels counts the DPM channel (RGB + DPM = 4); width is level 1's (48 in the paper);
-    scale: bicubic upsampling of the input before the network (1 in the authors' code)."""
-
-    in_channels: int = 4
-    width: int = 48
-    scale: int = 1
-
-    STRIDE = 16  # four 2x2 poolings, at the upsampled size
-
-    def __post_init__(self) -> None:
-        if self.scale < 1 or self.STRIDE % self.scale:
-            raise ValueError(f"Deep-Z scale must divide {self.STRIDE}, got {self.scale}")
-        if self.in_channels < 2:
-            raise ValueError("Deep-Z takes the image channels plus one DPM channel (>= 2)")
-        if self.width % self.in_channels or self.width % 2:
-            raise ValueError(
-                f"Deep-Z width ({self.width}) must be even and a multiple of in_channels "
-                f"({self.in_channels}): level 1 adds the input repeated width/in_channels times"
-            )
-
-    @property
-    def image_channels(self) -> int:
-        return self.in_channels - 1
-
-    @property
-    def input_stride(self) -> int:
-        """Input sides must be multiples of this (the grid of the upsampled size)."""
-        return self.STRIDE // self.scale
-
-
-def dpm_value(plane_index: int) -> float:
-    """DPM constant of the authors' code for plane_index in -5..+5 (0 = in focus)."""
-    return (plane_index + 1e-4) / 2
-
-
-def stack_dpm_values(planes: int) -> list[float]:
-    """DPM constants of a stack's planes, most negative z first (plane `planes // 2` in focus)."""
-    return [dpm_value(i - planes // 2) for i in range(planes)]
 
 
 def dpm_channel(image: torch.Tensor, plane_index: int) -> torch.Tensor:

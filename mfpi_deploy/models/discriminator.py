@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class DiscriminatorConfig:
-    """in_channels is planes x colour channels (33 for 11 RGB planes); width 64 is the paper's."""
-
-    in_channels: int = 33
-    width: int = 64
+from mfpi_deploy.models.configs import DiscriminatorConfig
 
 
 class MFPINetDiscriminator(nn.Module):

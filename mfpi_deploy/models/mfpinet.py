@@ -6,41 +6,12 @@ checkpoint so their state dict loads strictly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfpi_deploy.models.configs import MFPINetConfig
 from mfpi_deploy.models.shapes import check_input
-
-
-@dataclass(frozen=True)
-class MFPINetConfig:
-    """Configuration of the generator; defaults are the paper's (RGB, 11 planes, width 64).
-
-    residual: each output plane is the bicubic 2x upsampling of the input plus the network's
-    correction (no tanh), with the last conv zero at initialisation, so a fresh network equals
-    the bicubic baseline. Same parameters as the paper's form; the upsampling is a fixed op.
-    """
-
-    in_channels: int = 3
-    planes: int = 11
-    width: int = 64
-    residual: bool = False
-
-    STRIDE = 8  # three 2x2 poolings
-    SCALE = 2  # output is twice the input size
-
-    def __post_init__(self) -> None:
-        if self.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {self.in_channels}")
-        if self.planes < 1 or self.width < 1:
-            raise ValueError("planes and width must be positive")
-
-    @property
-    def out_channels(self) -> int:
-        return self.planes * self.in_channels
 
 
 def _cubic(t: float, a: float = -0.75) -> float:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mfpi_deploy.checkpoint import PAPER_PLANES_UM, file_sha256, load_checkpoint
+from mfpi_deploy.checkpoint import PAPER_PLANES_UM, load_checkpoint
 from mfpi_deploy.checkpoint.default import DEFAULT_MODEL_DIR, resolve_checkpoint
+from mfpi_deploy.fileio import file_sha256
 
 
 def test_bundled_demo_model_loads_and_is_documented():

@@ -10,12 +10,13 @@ import torch
 
 from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.checkpoint import default as default_model
-from mfpi_deploy.checkpoint import file_sha256, load_checkpoint
+from mfpi_deploy.checkpoint import load_checkpoint
 from mfpi_deploy.engine.cache import cache_key
 from mfpi_deploy.errors import CheckpointError, MfpiError
 from mfpi_deploy.export import api
 from mfpi_deploy.export.api import cached_default_engine, export_model
 from mfpi_deploy.export.onnx_export import Exporter
+from mfpi_deploy.fileio import file_sha256
 from mfpi_deploy.models import create_model
 from tests.mfpi_deploy.export.engines import export_options, tiny_checkpoint
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from mfpi_deploy.backends.torch_backend import TorchBackend
-from mfpi_deploy.checkpoint import file_sha256, load_checkpoint
+from mfpi_deploy.checkpoint import load_checkpoint
 from mfpi_deploy.engine.manifest import MANIFEST_VERSION
 from mfpi_deploy.export.calibration import real_tiles
+from mfpi_deploy.fileio import file_sha256
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 from tests.mfpi_deploy.export.conftest import ort_session
 
