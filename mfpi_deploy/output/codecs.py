@@ -2,12 +2,14 @@
 fidelity rule of lossy ones (each tile's quality is raised until it is close enough to the lossless planes).
 
 A TIFF tile is encoded here exactly as tifffile would encode it (same imagecodecs call and
-arguments), so a finished file is assembled by copying these bytes.
+arguments), so a finished file is assembled by copying these bytes. `encode_planes` takes another
+`TileEncoder` on request (output/gpu_jpeg.py: JPEG on the GPU); the default is this CPU path.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import imagecodecs
@@ -128,6 +130,25 @@ def encode_tiff_tile(codec: Codec, tile: np.ndarray, level: int | None = None) -
     return imagecodecs.deflate_encode(delta, level=level)
 
 
+# Encodes a batch of TIFF tiles of one codec at one level (None: the codec's own) into their bytes, in order.
+TileEncoder = Callable[[Codec, Sequence[np.ndarray], int | None], list[bytes]]
+
+
+def encode_tiff_tiles(codec: Codec, tiles: Sequence[np.ndarray], level: int | None = None) -> list[bytes]:
+    """The default TileEncoder: each tile through `encode_tiff_tile`, on the CPU."""
+    return [encode_tiff_tile(codec, tile, level) for tile in tiles]
+
+
+def _encode(encoder: TileEncoder, codec: Codec, tiles: Sequence[np.ndarray], level: int | None) -> list[bytes]:
+    """`encoder` on `tiles`, held to one byte string per tile (not called for no tiles)."""
+    if not tiles:
+        return []
+    out = encoder(codec, tiles, level)
+    if len(out) != len(tiles):
+        raise ValueError(f"tile encoder returned {len(out)} tiles for {len(tiles)}")
+    return out
+
+
 def decode_lossy(codec: Codec, data: bytes, channels: int) -> np.ndarray:
     """A JPEG or JPEG-XL tile back to (h, w, C) uint8 (for the fidelity check)."""
     if codec.name == "jpeg":
@@ -147,21 +168,35 @@ class EncodedTile:
     met_floor: bool = True
 
 
-def _scored(codec: Codec, tile: np.ndarray, valid: tuple[int, int], level: int | None, floor: float) -> EncodedTile:
+def _scored(
+    codec: Codec,
+    tile: np.ndarray,
+    valid: tuple[int, int],
+    level: int | None,
+    floor: float,
+    encoder: TileEncoder = encode_tiff_tiles,
+) -> EncodedTile:
     """`tile` encoded at `level`, decoded and scored on its valid pixels against `floor`."""
     h, w = valid
-    data = encode_tiff_tile(codec, tile, level)
+    (data,) = _encode(encoder, codec, [tile], level)
     score = psnr_db(decode_lossy(codec, data, tile.shape[-1])[:h, :w], tile[:h, :w])
     return EncodedTile(data, level, score, score >= floor)
 
 
-def encode_checked(codec: Codec, tile: np.ndarray, valid: tuple[int, int], floor: float | None) -> EncodedTile:
+def encode_checked(
+    codec: Codec,
+    tile: np.ndarray,
+    valid: tuple[int, int],
+    floor: float | None,
+    encoder: TileEncoder = encode_tiff_tiles,
+) -> EncodedTile:
     """Encode `tile` (padded to the TIFF tile size; `valid` = (h, w) of real pixels); a lossy tile
     steps up the quality ladder until its PSNR on the valid pixels reaches `floor` (None: no check)."""
     if codec.lossless or floor is None:
-        return EncodedTile(encode_tiff_tile(codec, tile), codec.level, None)
+        (data,) = _encode(encoder, codec, [tile], codec.level)
+        return EncodedTile(data, codec.level, None)
     for level in codec.ladder():
-        enc = _scored(codec, tile, valid, level, floor)
+        enc = _scored(codec, tile, valid, level, floor, encoder)
         if enc.met_floor:
             break
     return enc
@@ -175,21 +210,28 @@ def checked_planes(planes: int) -> tuple[int, ...]:
 
 
 def encode_planes(
-    codec: Codec, tiles: list[np.ndarray], valid: tuple[int, int], floor: float | None
+    codec: Codec,
+    tiles: list[np.ndarray],
+    valid: tuple[int, int],
+    floor: float | None,
+    encoder: TileEncoder = encode_tiff_tiles,
 ) -> list[EncodedTile]:
     """The tiles of every plane at one position: the checked planes climb the ladder to the floor,
-    and every plane is then encoded at the highest quality one of them needed."""
+    and every plane is then encoded at the highest quality one of them needed (the unchecked planes
+    in one call of `encoder`, so a batched encoder gets them as one batch)."""
     if codec.lossless or floor is None:
-        return [EncodedTile(encode_tiff_tile(codec, tile), codec.level, None) for tile in tiles]
-    checked = {z: encode_checked(codec, tiles[z], valid, floor) for z in checked_planes(len(tiles))}
+        return [EncodedTile(data, codec.level, None) for data in _encode(encoder, codec, tiles, codec.level)]
+    checked = {z: encode_checked(codec, tiles[z], valid, floor, encoder) for z in checked_planes(len(tiles))}
     level = max(enc.level or 0 for enc in checked.values())
+    rest = [z for z in range(len(tiles)) if z not in checked]
+    encoded = dict(zip(rest, _encode(encoder, codec, [tiles[z] for z in rest], level)))
     out = []
     for z, tile in enumerate(tiles):
         enc = checked.get(z)
         if enc is not None and enc.level != level:  # checked, and raised with its neighbours: score it again
-            enc = _scored(codec, tile, valid, level, floor)
+            enc = _scored(codec, tile, valid, level, floor, encoder)
         elif enc is None:
-            enc = EncodedTile(encode_tiff_tile(codec, tile, level), level, None)
+            enc = EncodedTile(encoded[z], level, None)
         out.append(enc)
     return out
 

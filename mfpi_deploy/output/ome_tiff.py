@@ -23,7 +23,7 @@ import numpy as np
 import tifffile
 
 from mfpi_deploy.fileio import write_durable
-from mfpi_deploy.output.codecs import Codec, encode_planes, tiff_options
+from mfpi_deploy.output.codecs import Codec, TileEncoder, encode_planes, encode_tiff_tiles, tiff_options
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
@@ -45,10 +45,22 @@ class TileEntry:
 
 
 class TiffTileStore:
-    """Encoded TIFF tiles in packet files: one per engine tile (its levels 0..direct) and one per upper tile."""
+    """Encoded TIFF tiles in packet files: one per engine tile (its levels 0..direct) and one per upper tile.
 
-    def __init__(self, root: str | Path, grid: PyramidGrid, codec: Codec, floor_db: float) -> None:
+    `encoder` encodes the tiles (default: on the CPU, byte for byte as tifffile would); another one, such as
+    output/gpu_jpeg.py's, writes other bytes, so a resumed store must keep the encoder it began with.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        grid: PyramidGrid,
+        codec: Codec,
+        floor_db: float,
+        encoder: TileEncoder = encode_tiff_tiles,
+    ) -> None:
         self.root, self.grid, self.codec, self.floor_db = Path(root), grid, codec, floor_db
+        self.encoder = encoder
 
     def put_engine_tile(self, index: int, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
         self._write(self.root / f"e{index}.pkt", blocks)
@@ -71,7 +83,7 @@ class TiffTileStore:
                     tile[: tb.height, : tb.width] = planes[z, ys, xs]
                     tiles.append(tile)
                 floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
-                for z, enc in enumerate(encode_planes(self.codec, tiles, (tb.height, tb.width), floor)):
+                for z, enc in enumerate(encode_planes(self.codec, tiles, (tb.height, tb.width), floor, self.encoder)):
                     header.append([level, z, r, c, offset, len(enc.data), enc.level, _num(enc.psnr_db), enc.met_floor])
                     payload.append(enc.data)
                     offset += len(enc.data)
