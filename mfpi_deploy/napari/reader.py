@@ -13,7 +13,7 @@ import zarr
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.napari.layers import LayerData, stack_kwargs, z_range_label
 from mfpi_deploy.output.layout import OutputFormat, plane_spacing_um
-from mfpi_deploy.slide.metadata import read_ome
+from mfpi_deploy.tiffmeta import read_ome
 
 Reader = Callable[[Any], list[LayerData]]
 

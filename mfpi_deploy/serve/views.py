@@ -27,8 +27,7 @@ from mfpi_deploy.serve.dzi import full_resolution_box
 from mfpi_deploy.serve.mapping import assemble, engine_tiles_over, reduce
 from mfpi_deploy.serve.staging import Stage
 from mfpi_deploy.slide import Slide, SlideInputError, TileSource, open_slide, pixel_rule
-from mfpi_deploy.slide.metadata import read_ome
-from mfpi_deploy.slide.tiff import tifffile_messages
+from mfpi_deploy.tiffmeta import read_ome, tifffile_messages
 from mfpi_deploy.tiling import Box, Tile
 
 BAND_PIXELS = 1 << 24  # raw pixels an input read holds at once (coarse tiles of slides without a pyramid)
