@@ -14,8 +14,8 @@ import numpy as np
 
 from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.slide.metadata import OmeInfo, read_ome
 from mfpi_deploy.slide.zstack import UNNAMED_AXES
+from mfpi_deploy.tiffmeta import OmeInfo, read_ome
 from mfpi_deploy.tiling import Box
 
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.output.layout import OutputFormat
+from mfpi_deploy.output.reader import StackReader
 from mfpi_deploy.run.compute import stream_batches
 from mfpi_deploy.run.lock import OutputBusy, output_lock
 from mfpi_deploy.run.options import RunOptions
@@ -74,11 +74,10 @@ class Stage:
         if not wanted & done:
             return found
         try:
-            level0 = zarr_stack.open_level(self.state.stack, 0)
-            for b in sorted(wanted & done):
-                for i in self.run.groups[b]:
-                    box = engine_box(self.run.plan, self.scale, i)
-                    found[i] = np.moveaxis(level0[:, :, box.y0 : box.y1, box.x0 : box.x1], 0, -1)
+            with StackReader(self.state.stack) as stack:
+                for b in sorted(wanted & done):
+                    for i in self.run.groups[b]:
+                        found[i] = stack.read_planes(engine_box(self.run.plan, self.scale, i))
         except Exception:  # the run was finished or removed meanwhile: compute instead
             self.refresh()
             return {}

@@ -15,21 +15,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import tifffile
-import zarr
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.infer.stream import stream_tiles
-from mfpi_deploy.output import zarr_stack
-from mfpi_deploy.output.layout import OutputFormat, StackLayout
+from mfpi_deploy.output.reader import StackReader
 from mfpi_deploy.run.plan import PlannedRun
 from mfpi_deploy.serve.dzi import full_resolution_box
 from mfpi_deploy.serve.mapping import assemble, engine_tiles_over, reduce
 from mfpi_deploy.serve.staging import Stage
-from mfpi_deploy.slide import Slide, SlideInputError, TileSource, open_slide, pixel_rule
-from mfpi_deploy.slide.metadata import read_ome
-from mfpi_deploy.slide.tiff import tifffile_messages
+from mfpi_deploy.slide import Slide, TileSource, open_slide, pixel_rule
 from mfpi_deploy.tiling import Box, Tile
 
 BAND_PIXELS = 1 << 24  # raw pixels an input read holds at once (coarse tiles of slides without a pyramid)
@@ -186,72 +181,13 @@ def _fit_planes(block: np.ndarray, box: Box) -> np.ndarray:
     return np.stack([_fit(p, box.height, box.width) for p in block])
 
 
-class StoredPlanes:
-    """A finished `mfpi-run` output (OME-Zarr or OME-TIFF), read from its stored pyramid."""
+class StoredPlanes(StackReader):
+    """A finished `mfpi-run` output (OME-Zarr or OME-TIFF), read from its stored pyramid
+    (opened, checked and read by `output.reader.StackReader`; one read at a time)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.format = OutputFormat.from_path(path)
+        super().__init__(path)
         self._lock = threading.Lock()
-        self._tif: tifffile.TiffFile | None = None
-        self._stores: list = []
-        self._arrays: dict[int, zarr.Array] = {}
-        try:
-            if self.format is OutputFormat.OME_ZARR:
-                if not path.is_dir():
-                    raise SlideInputError(f"{path}: no such OME-Zarr folder")
-                try:
-                    layout = zarr_stack.read_layout(path)
-                    self.levels = zarr_stack.level_count(path)
-                except (KeyError, ValueError, TypeError):
-                    raise SlideInputError(f"{path}: not an OME-Zarr written by mfpi-run (no mfpi layout)") from None
-                self.planes, self.channels = layout.planes, layout.channels
-                self.height, self.width = layout.height, layout.width
-                self.planes_um = tuple(layout.planes_um)
-                self.pixel_size_um = layout.pixel_size_um
-            else:
-                self._open_tiff(path)
-        except SlideInputError:
-            self.close()
-            raise
-        except Exception as exc:  # tifffile and zarr raise many kinds on damaged files
-            self.close()
-            raise SlideInputError(f"{path}: cannot read this output ({type(exc).__name__}: {exc})") from None
-
-    def _open_tiff(self, path: Path) -> None:
-        if not path.is_file():
-            raise SlideInputError(f"{path}: no such file")
-        with tifffile_messages():  # tifffile's complaints are the error below, not stray log lines
-            tif = tifffile.TiffFile(path)
-            self._tif = tif
-            if not tif.series:
-                raise SlideInputError(f"{path}: no image in this TIFF")
-            series = tif.series[0]
-        if not tif.is_ome or not series.axes.startswith("ZYX"):
-            raise SlideInputError(f"{path}: not an OME-TIFF stack written by mfpi-run (axes {series.axes})")
-        shape = series.shape
-        self.planes, self.height, self.width = shape[:3]
-        self.channels = shape[3] if len(shape) > 3 else 1
-        self.levels = len(series.levels)
-        ome = read_ome(tif.ome_metadata)
-        self.planes_um = tuple(ome.planes_um or [float(z) for z in range(self.planes)])
-        self.pixel_size_um = ome.pixel_size_um
-
-    @property
-    def layout(self) -> StackLayout:
-        return StackLayout(self.planes, self.channels, self.height, self.width, 0, self.pixel_size_um, self.planes_um)
-
-    def _array(self, level: int) -> zarr.Array:
-        array = self._arrays.get(level)
-        if array is None:
-            if self._tif is None:
-                array = zarr_stack.open_level(self.path, level)
-            else:
-                store = self._tif.series[0].aszarr(level=level)
-                self._stores.append(store)
-                array = zarr.open_array(store, mode="r")
-            self._arrays[level] = array
-        return array
 
     def region(self, downsample: int, box: Box, planes: Sequence[int]) -> np.ndarray:
         """(len(planes), h, w, C) of `box` at a level `downsample` times smaller than full resolution."""
@@ -259,23 +195,6 @@ class StoredPlanes:
         stored = min(k, self.levels - 1)
         step = 2 ** (k - stored)
         src = Box(box.y0 * step, box.x0 * step, box.y1 * step, box.x1 * step)
-        out = []
         with self._lock:
-            array = self._array(stored)
-            for z in planes:
-                if self._tif is None:
-                    block = np.moveaxis(array[:, z, src.y0 : src.y1, src.x0 : src.x1], 0, -1)
-                else:
-                    block = array[z, src.y0 : src.y1, src.x0 : src.x1]
-                    block = block if block.ndim == 3 else block[..., None]
-                out.append(block)
+            out = [self.read(z, src, level=stored) for z in planes]
         return _fit_planes(reduce(np.stack(out), step), box)
-
-    def close(self) -> None:
-        for store in self._stores:
-            try:
-                store.close()
-            except Exception:
-                pass
-        if self._tif is not None:
-            self._tif.close()

@@ -9,22 +9,20 @@ messages are collected and reported by the run as warnings instead of stray log 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import tifffile
 import zarr
 
-from mfpi_deploy.slide import metadata
+from mfpi_deploy import tiffmeta
 from mfpi_deploy.slide.base import Slide, SlideError, SlideInfo
 from mfpi_deploy.slide.focus import central_block
 from mfpi_deploy.slide.zstack import UNNAMED_AXES, PlaneChoice, resolve_plane
+from mfpi_deploy.tiffmeta import tifffile_messages
 
 _SAMPLE_AXES = ("S", "C")
 # No codec in a TIFF packs image bytes more densely than this (zlib: ~1000:1); a header
@@ -33,27 +31,6 @@ MAX_COMPRESSION_RATIO = 1 << 20
 _BAD_OFFSET = re.compile(r"TiffTag (\d+) @\d+> invalid value offset (\d+)")
 _TAG_ROLES = {270: "where an OME-TIFF keeps its OME-XML metadata"}
 _EMPTY_SHOWN = 3  # empty tiles named in the message
-
-
-@contextlib.contextmanager
-def tifffile_messages() -> Iterator[list[str]]:
-    """Collect what tifffile logs (instead of printing it) while the block runs."""
-    log = logging.getLogger("tifffile")
-    messages: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler = _Collect(logging.WARNING)
-    propagate = log.propagate
-    log.addHandler(handler)
-    log.propagate = False
-    try:
-        yield messages
-    finally:
-        log.removeHandler(handler)
-        log.propagate = propagate
 
 
 class TiffSlide(Slide):
@@ -233,20 +210,20 @@ class TiffSlide(Slide):
         tif = self._tif
         page = series.levels[0].keyframe
         if tif.is_ome:
-            size = metadata.ome_pixel_size_um(tif.ome_metadata, index)
+            size = tiffmeta.ome_pixel_size_um(tif.ome_metadata, index)
             if size:
                 return size
         if tif.is_svs:
-            size = metadata.svs_pixel_size_um(tif.pages.first.description)
+            size = tiffmeta.svs_pixel_size_um(tif.pages.first.description)
             if size:
                 return size
         xres = page.tags.valueof(282)
         unit = page.tags.valueof(296)
         if tif.is_imagej:
-            size = metadata.imagej_pixel_size_um(xres, tif.imagej_metadata)
+            size = tiffmeta.imagej_pixel_size_um(xres, tif.imagej_metadata)
             if size:
                 return size
-        return metadata.resolution_pixel_size_um(xres, int(unit) if unit is not None else None)
+        return tiffmeta.resolution_pixel_size_um(xres, int(unit) if unit is not None else None)
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         return self._read_at(self._z or 0, y0, y1, x0, x1)

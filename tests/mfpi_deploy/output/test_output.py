@@ -12,7 +12,6 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output import OutputFormat, StackLayout, ome_tiff, zarr_stack
 from mfpi_deploy.output.codecs import parse_codec
 from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, downsample2, level_shapes
-from mfpi_deploy.tiling import Box
 
 PLANES_UM = tuple(round(2.7 * i, 4) for i in range(-5, 6))
 
@@ -135,18 +134,6 @@ def test_ome_tiff_validates_in_the_bio_formats_layout(tmp_path: Path, channels: 
     assert [p.position_z for p in pixels.planes] == pytest.approx(list(PLANES_UM))
     assert {p.position_z_unit.value for p in pixels.planes} == {"µm"}
     assert pixels.tiff_data_blocks[0].plane_count == 11
-
-
-@pytest.mark.parametrize("channels", [3, 1])
-def test_stack_reader_reads_windows_of_both_formats(tmp_path: Path, channels: int) -> None:
-    from mfpi_deploy.output.reader import StackReader
-
-    path, out, _, data = _stack(tmp_path, channels=channels)
-    box = Box(100, 130, 290, 400)  # across chunk and tile borders
-    for stack_path in (path, out):
-        with StackReader(stack_path) as stack:
-            assert (stack.planes, stack.height, stack.width) == (11, 300, 520)
-            assert np.array_equal(stack.read(7, box), data[7, 100:290, 130:400])
 
 
 def test_zarr_sink_writes_and_syncs_blank_chunks_too(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import tifffile
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide import Region, SlideInputError, TileSource, open_slide, pixel_rule
-from mfpi_deploy.slide.metadata import ome_pixel_size_um, svs_pixel_size_um
 from mfpi_deploy.tiling import Box
 from tests.mfpi_deploy.run.helpers import textured, write_tiff
 
@@ -153,13 +152,3 @@ def test_openslide_formats_need_the_extra(tmp_path: Path) -> None:
     path.write_bytes(b"not really a slide")
     with pytest.raises(SlideInputError, match=r"pip install 'mfpi-deploy\[openslide\]'"):
         open_slide(path)
-
-
-def test_metadata_parsers() -> None:
-    ome = (
-        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image><Pixels '
-        'PhysicalSizeX="0.000325" PhysicalSizeXUnit="mm"/></Image></OME>'
-    )
-    assert ome_pixel_size_um(ome) == pytest.approx(0.325)
-    assert svs_pixel_size_um("Aperio Image Library v1\r\nx|MPP = 0.2520|AppMag = 40") == pytest.approx(0.252)
-    assert svs_pixel_size_um("no aperio here") is None

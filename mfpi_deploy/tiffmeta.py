@@ -1,9 +1,15 @@
-"""Physical pixel size from the metadata a file carries (OME-XML, SVS, TIFF resolution, ImageJ)."""
+"""What this package reads from TIFF files besides their pixels, for the slides it reads (`slide`)
+and the stacks it writes (`output`) alike: physical sizes from the metadata a file carries
+(OME-XML, SVS, TIFF resolution, ImageJ), and tifffile's log messages collected instead of printed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # Micrometres per unit, for OME units and ImageJ unit names.
@@ -124,3 +130,24 @@ def imagej_pixel_size_um(x_resolution: tuple[int, int] | None, imagej: dict | No
 
 def _positive(value: float) -> float | None:
     return value if value > 0 and value == value else None
+
+
+@contextlib.contextmanager
+def tifffile_messages() -> Iterator[list[str]]:
+    """Collect what tifffile logs (instead of printing it) while the block runs."""
+    log = logging.getLogger("tifffile")
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect(logging.WARNING)
+    propagate = log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield messages
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
