@@ -152,8 +152,8 @@ def test_engine_from_another_gpu_is_skipped_by_auto_and_refused_by_trt(mfpinet_e
 
     import mfpi_deploy.backends.select as select
     import mfpi_deploy.engine.cuda as cuda
-    from mfpi_deploy.fileio import file_sha256
     from mfpi_deploy.engine.manifest import Artifact, GpuTarget, Manifest
+    from mfpi_deploy.fileio import file_sha256
 
     folder = tmp_path / "engine"
     shutil.copytree(mfpinet_engine, folder)
