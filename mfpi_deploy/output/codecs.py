@@ -86,9 +86,15 @@ def floor_db(model_psnr_db: float | None) -> float:
 
 
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of uint8 arrays (peak 255); inf when equal."""
-    diff = np.subtract(a, b, dtype=np.int16).ravel().astype(np.float64)
-    mse = float(np.dot(diff, diff)) / max(diff.size, 1)
+    """PSNR of uint8 arrays (peak 255); inf when equal.
+
+    The squared error is summed exactly in integers, without BLAS: a float `np.dot` here ran
+    OpenBLAS's thread pool from every encoder thread, whose spinning threads took a third of the
+    run's CPU from the encoders and the engine (benchmarks/run/results/host-4096-int8-avx2.md)."""
+    diff = np.maximum(a, b)
+    diff -= np.minimum(a, b)  # |a - b|, still uint8
+    sse = int(np.square(diff, dtype=np.uint16).sum(dtype=np.uint64))  # each square <= 255**2 fits uint16
+    mse = sse / max(diff.size, 1)
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 

@@ -19,6 +19,7 @@ from mfpi_deploy.output.codecs import (
     encode_tiff_tile,
     floor_db,
     parse_codec,
+    psnr_db,
     tiff_options,
 )
 
@@ -137,3 +138,16 @@ def test_codec_report_counts_raised_and_failed_tiles() -> None:
     assert (report.tiles, report.raised, report.below_floor, report.min_psnr_db) == (3, 2, 1, 38.0)
     assert "1 below the floor" in report.line()
     assert CodecReport.of(parse_codec("zlib"), 40.0, entries).line() == "zlib:3 (lossless)"
+
+
+def test_psnr_is_the_exact_mean_squared_error_of_uint8_planes() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)  # differences of both signs, up to 255
+    for x, y in ((a, b), (a[5:60, 7:80], b[5:60, 7:80]), (a[..., 0], b[..., 0])):  # views, 2-D
+        mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
+        assert psnr_db(x, y) == pytest.approx(10 * math.log10(255.0**2 / mse), rel=1e-12)
+        assert psnr_db(x, y) == psnr_db(y, x)
+    assert psnr_db(a, a) == math.inf
+    extreme = np.zeros((4, 4), np.uint8)
+    assert psnr_db(extreme, extreme + 255) == pytest.approx(0.0)  # every error 255: no overflow
