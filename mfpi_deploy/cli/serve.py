@@ -11,6 +11,7 @@ from mfpi_deploy.cli.common import user_errors
 from mfpi_deploy.cli.run import resolve_engine
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.slide.zstack import parse_plane
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +27,11 @@ from mfpi_deploy.errors import MfpiError
     type=int,
     help="Input tile side of the engine (as mfpi-run --tile). Default: what mfpi-run takes for the slide, "
     "so both compute the same engine tiles; smaller tiles answer sooner and waste more in halos.",
+)
+@click.option(
+    "--plane",
+    help="Z-stack inputs (a TIFF/OME-TIFF with a Z axis): the plane to refocus from, a number from 0 or "
+    "'sharpest' (as mfpi-run --plane).",
 )
 @click.option("--convert-channels", is_flag=True, help="Convert grey <-> RGB when a slide and the engine differ.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; not loopback needs --token.")
@@ -50,6 +56,7 @@ def main(
     precision: str | None,
     threads: int | None,
     tile: int | None,
+    plane: str | None,
     convert_channels: bool,
     host: str,
     port: int,
@@ -73,6 +80,7 @@ def main(
         cache_mb=cache_mb,
         engine_tile=tile,
         convert_channels=convert_channels,
+        plane=parse_plane(plane) if plane is not None else None,
         stage=stage,
     )
     if not slides:

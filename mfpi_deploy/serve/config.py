@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
 
 LOOPBACK_NAMES = ("localhost",)
 MIN_TOKEN_CHARS = 16
@@ -45,6 +46,7 @@ class ServeConfig:
     engine_tile: int | None = None  # input tile side (as mfpi-run --tile); None: mfpi-run's choice
     convert_channels: bool = False  # grey slide on an RGB engine (or the reverse), as mfpi-run --convert-channels
     stage: Path | None = None  # folder of partial runs shared with mfpi-run (serve.staging); None: memory only
+    plane: PlaneChoice = None  # which z plane of Z-stack inputs (a number or "sharpest"), as mfpi-run --plane
     warm_up: bool = True  # run one batch of the plan's shape at start (compiles it), not in the first viewport
 
     def __post_init__(self) -> None:
@@ -71,6 +73,7 @@ class ServeConfig:
             raise MfpiError(f"--tile must be at least 1, got {self.engine_tile}")
         if self.stage is not None and self.stage.exists() and not self.stage.is_dir():
             raise MfpiError(f"--stage {self.stage} is a file, not a folder")
+        check_plane(self.plane)
         if self.max_pending < 1 or self.engine_batch < 1:
             raise MfpiError("queue bound and engine batch must be at least 1")
 

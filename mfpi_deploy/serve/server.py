@@ -236,7 +236,7 @@ def open_server(
             if output:
                 slides.add(open_stored(name, path, config))
             else:
-                view = open_input(path)
+                view = open_input(path, config.plane)
                 slides.callback(view.close)
                 inputs.append((name, path, view))
         if inputs:

@@ -29,6 +29,7 @@ from mfpi_deploy.serve.dzi import DziGeometry
 from mfpi_deploy.serve.staging import Stage
 from mfpi_deploy.serve.views import InputView, LivePlanes, StoredPlanes
 from mfpi_deploy.slide import SlideInputError
+from mfpi_deploy.slide.zstack import PlaneChoice
 
 NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _OUTPUT_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif")
@@ -147,9 +148,10 @@ def open_stored(name: str, path: Path, config: ServeConfig) -> ServedSlide:
     )
 
 
-def open_input(path: Path) -> InputView:
-    """The input slide for display (refused with mfpi-run's one-line errors when unreadable)."""
-    return InputView(path)
+def open_input(path: Path, plane: PlaneChoice = None) -> InputView:
+    """The input slide for display, one `plane` of a Z-stack (refused with mfpi-run's one-line
+    errors when unreadable, a Z-stack without `plane` included)."""
+    return InputView(path, plane=plane)
 
 
 def open_live(
@@ -164,7 +166,9 @@ def open_live(
 ) -> ServedSlide:
     """An input slide refocused on request: planned exactly as `mfpi-run SLIDE` plans it (tile,
     halo, batch groups), so every engine tile is the one `mfpi-run` computes there."""
-    options = RunOptions(progress=False, log=log, tile=config.engine_tile, convert_channels=config.convert_channels)
+    options = RunOptions(
+        progress=False, log=log, tile=config.engine_tile, convert_channels=config.convert_channels, plane=view.plane
+    )
     if config.stage is None:
         run = plan_run(path, default_output(path), backend.facts(), options)
         stage = None

@@ -53,6 +53,7 @@ class InputView:
         info = base.info
         self.height, self.width = info.height, info.width
         self.pixel_size_um = info.pixel_size_um
+        self.plane = info.plane  # the z plane shown of a Z-stack ("sharpest" resolved), None for 2D
         colour = 3 if info.samples >= 3 else 1
         self.channels = colour
         self.rule = pixel_rule(info.dtype, info.samples, colour, max_value=info.max_value, where=str(path))

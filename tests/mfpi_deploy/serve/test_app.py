@@ -212,3 +212,26 @@ def test_a_token_is_checked_on_every_request(slide_path: Path, backend) -> None:
         assert c.get("/slides/cells/3.dzi").status_code == 200  # the cookie carries it from here
     finally:
         server.close()
+
+
+def test_a_z_stack_is_served_from_the_plane_asked_for(tmp_path: Path, backend) -> None:
+    from mfpi_deploy.errors import MfpiError
+    from mfpi_deploy.infer import predict_image
+    from tests.mfpi_deploy.run.helpers import focal_stack, write_zstack
+
+    stack = focal_stack(160, 176, planes=5, sharp=3)
+    path = write_zstack(tmp_path / "stack.ome.tif", stack)
+    with pytest.raises(MfpiError, match="--plane"):  # as mfpi-run: a Z-stack needs its plane named
+        make_server([path], backend)
+    for choice, plane in ((1, 1), ("sharpest", 3)):
+        server = make_server([path], backend, plane=choice)
+        try:
+            c = client(server)
+            g = server.slides["stack"].input_geometry
+            shown = decode(c.get(f"/slides/stack/input_files/{g.max_level}/0_0.png").content)
+            assert np.array_equal(shown, stack[plane])
+            level = server.slides["stack"].geometry.max_level
+            refocused = decode(c.get(f"/slides/stack/7_files/{level}/0_0.png").content)
+            assert np.array_equal(refocused, predict_image(stack[plane], backend)[7, :256, :256])
+        finally:
+            server.close()
