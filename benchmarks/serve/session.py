@@ -116,7 +116,11 @@ def main() -> None:
         for x, y in places:
             tiles = visible_tiles(x, y, level, tile, width, height)
             urls = lambda z, ts=tiles: [f"/slides/{name}/{z}_files/{level}/{c}_{r}.jpeg" for c, r in ts]  # noqa: E731
+            before = client.get("/stats").json()
             first, _ = fetch_all(client, urls(middle))
+            after = client.get("/stats").json()
+            first_tiles = after["engine_tiles_computed"] - before["engine_tiles_computed"]
+            first_engine_s = after.get("compute_seconds", 0.0) - before.get("compute_seconds", 0.0)
             steps = []
             for z in list(range(middle + 1, planes)) + list(range(middle - 1, -1, -1)):
                 wall, lat = fetch_all(client, urls(z))
@@ -126,10 +130,19 @@ def main() -> None:
             stats = client.get("/stats").json()
             rss_max = max(rss_max, stats.get("rss_bytes") or 0)
             report["places"].append(
-                {"at": [x, y], "tiles": len(tiles), "first_viewport_s": first, "focus_steps": steps, "pan_s": pan}
+                {
+                    "at": [x, y],
+                    "tiles": len(tiles),
+                    "first_viewport_s": first,
+                    "first_viewport_engine_tiles": first_tiles,
+                    "first_viewport_engine_s": first_engine_s,
+                    "focus_steps": steps,
+                    "pan_s": pan,
+                }
             )
             log.append(
-                f"place {x},{y}: first viewport {first:.2f} s ({len(tiles)} tiles); focus steps max "
+                f"place {x},{y}: first viewport {first:.2f} s ({len(tiles)} tiles; {first_tiles} engine tiles computed "
+                f"in {first_engine_s:.2f} s of engine work); focus steps max "
                 f"{max(s['wall_s'] for s in steps) * 1000:.0f} ms wall, slowest request "
                 f"{max(s['max_request_s'] for s in steps) * 1000:.0f} ms; pan {pan:.2f} s"
             )
@@ -158,7 +171,8 @@ def main() -> None:
         f"{startup:.1f} s.",
         "",
         *[f"- {line}" for line in log],
-        f"- whole session {report['session_s']:.1f} s; engine tiles computed {s['engine_tiles_computed']}, cache hits "
+        f"- whole session {report['session_s']:.1f} s; engine tiles computed {s['engine_tiles_computed']} "
+        f"({s.get('compute_seconds', 0.0) / max(1, s['engine_tiles_computed']):.2f} s of engine work each), cache hits "
         f"{s['cache_hits']}, coalesced {s['coalesced']}, evictions {s['cache_evictions']}; server RSS max "
         f"{report['server_rss_max_mb']:.0f} MB (cache bound {args.cache_mb:.0f} MB)",
         "",

@@ -12,6 +12,8 @@ from mfpi_deploy.errors import CheckpointError
 from mfpi_deploy.models.configs import Architecture, make_config
 
 CARD_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"  # a checkpoint folder: these two files
+CARD_NAME = "card.json"
 PAPER_PLANES_UM: tuple[float, ...] = tuple(round(2.7 * i, 4) for i in range(-5, 6))
 
 # Both conventions are those of the authors' released code (ARCHITECTURE.md).

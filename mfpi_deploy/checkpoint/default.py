@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mfpi_deploy.checkpoint.io import WEIGHTS_NAME
+from mfpi_deploy.checkpoint.card import WEIGHTS_NAME
 from mfpi_deploy.errors import CheckpointError
 
 DEFAULT_NAME = "default"

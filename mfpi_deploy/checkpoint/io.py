@@ -17,12 +17,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mfpi_deploy.checkpoint.card import ModelCard
+from mfpi_deploy.checkpoint.card import CARD_NAME, WEIGHTS_NAME, ModelCard
 from mfpi_deploy.errors import CheckpointError
 from mfpi_deploy.models.factory import create_model
-
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "card.json"
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def main(
 ) -> None:
     """Export CHECKPOINT (a checkpoint folder, NAME.safetensors, an authors' .pth, or `default`)."""
     from mfpi_deploy.export.api import ExportOptions, export_model, rebuild_engine
-    from mfpi_deploy.export.onnx_export import DEFAULT_OPSET
+    from mfpi_deploy.export.versions import DEFAULT_OPSET
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)

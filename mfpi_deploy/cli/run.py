@@ -37,6 +37,11 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
         from mfpi_deploy.checkpoint.default import resolve_checkpoint
 
         return resolve_checkpoint("default")
+    from mfpi_deploy.export.default_engine import exported_default_engine
+
+    found = exported_default_engine()  # no torch needed to find an earlier export
+    if found is not None:
+        return found
     try:
         from mfpi_deploy.export.api import cached_default_engine
     except ImportError:

@@ -23,7 +23,6 @@ import torch
 from mfpi_deploy.backends.torch_backend import torch_threads
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint.io import CARD_NAME, WEIGHTS_NAME
-from mfpi_deploy.engine.cache import cache_key, cache_root
 from mfpi_deploy.engine.manifest import (
     ENGINE_NAME,
     MANIFEST_NAME,
@@ -38,9 +37,10 @@ from mfpi_deploy.engine.profiles import make_profiles, validate_tiles
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy, calibration
-from mfpi_deploy.export.onnx_export import DEFAULT_OPSET, Exporter, check_opset, deployment_module, export_onnx
+from mfpi_deploy.export.default_engine import default_engine_folder, exported_default_engine
+from mfpi_deploy.export.onnx_export import Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.source import Source, load_source
-from mfpi_deploy.export.versions import tool_versions
+from mfpi_deploy.export.versions import DEFAULT_OPSET, tool_versions
 from mfpi_deploy.fileio import file_sha256, replace_dir
 
 Log = Callable[[str], None]
@@ -319,11 +319,10 @@ def check_onnx_parity(
 
 def cached_default_engine(log: Log = print) -> Path:
     """The bundled default model exported as fp32 ONNX in the user cache (exported on first use)."""
-    folder = default_model.resolve_checkpoint(default_model.DEFAULT_NAME)
-    key = cache_key(file_sha256(folder / WEIGHTS_NAME), tool_versions(), DEFAULT_OPSET)
-    target = cache_root() / "engines" / f"default-{key}"
-    if (target / MANIFEST_NAME).is_file():
-        return target
+    found = exported_default_engine()
+    if found is not None:
+        return found
+    target = default_engine_folder()
     log(f"first use: exporting the bundled model to {target}")
     try:
         return export_model(default_model.DEFAULT_NAME, target, ExportOptions(), log=log)

@@ -22,9 +22,9 @@ from torch import nn
 from mfpi_deploy.choices import Choice
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.export.versions import DEFAULT_OPSET
 from mfpi_deploy.models.uint8_io import Uint8DeepZ, Uint8MFPINet
 
-DEFAULT_OPSET = 20  # ONNX opset: current, and parsed by TensorRT 10/11 and onnxruntime >= 1.17
 MIN_OPSET = 18  # the dynamo exporter's lowest
 INPUT_NAME = "tiles"
 DPM_NAME = "dpm"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -92,8 +93,9 @@ class QueueStats:
     busy: int = 0  # requests refused because the queue was full
     failed: int = 0
     stage_tiles_read: int = 0  # values read from the disk stage instead of computed
+    compute_seconds: float = 0.0  # wall time the worker spent computing (engine, reading, cropping)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return dict(vars(self))
 
 
@@ -219,8 +221,13 @@ class ComputeQueue:
                     for item, value in self.lookup(group, list(by_item)).items():
                         self._finish(group, item, value, by_item, computed=False)
                 if by_item:
-                    for item, value in self.compute(group, list(by_item)):
-                        self._finish(group, item, value, by_item, computed=True)
+                    started = time.perf_counter()
+                    try:
+                        for item, value in self.compute(group, list(by_item)):
+                            self._finish(group, item, value, by_item, computed=True)
+                    finally:
+                        with self._cond:
+                            self.stats.compute_seconds += time.perf_counter() - started
                 if by_item:
                     raise RuntimeError(f"compute gave no value for {sorted(map(str, by_item))}")
             except BaseException as exc:  # handed to every waiter of the batch

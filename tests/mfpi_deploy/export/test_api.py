@@ -11,7 +11,7 @@ import torch
 from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint import load_checkpoint
-from mfpi_deploy.engine.cache import cache_key
+from mfpi_deploy.engine.cache import cache_key, cache_root
 from mfpi_deploy.errors import CheckpointError, MfpiError
 from mfpi_deploy.export import api
 from mfpi_deploy.export.api import cached_default_engine, export_model
@@ -100,10 +100,10 @@ def test_cache_key_changes_with_weights_and_tools():
 
 def test_cache_root(monkeypatch, tmp_path):
     monkeypatch.setenv("MFPI_CACHE_DIR", str(tmp_path / "c"))
-    assert api.cache_root() == tmp_path / "c"
+    assert cache_root() == tmp_path / "c"
     monkeypatch.delenv("MFPI_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert api.cache_root() == tmp_path / "xdg" / "mfpi-deploy"
+    assert cache_root() == tmp_path / "xdg" / "mfpi-deploy"
 
 
 def test_options_accept_plain_values_and_refuse_bad_ones():

@@ -1,11 +1,14 @@
 """`mfpi-run` on an exported engine never loads torch: the model card and engine folder are read
-through torch-free modules (models.configs, checkpoint.card), so a run's memory holds no torch."""
+through torch-free modules (models.configs, checkpoint.card), and the bundled model's earlier export
+is found without importing the exporter, so a run's memory holds no torch."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.mfpi_deploy.run.helpers import textured, write_tiff
 
@@ -19,11 +22,20 @@ finally:
 """
 
 
-def test_a_run_on_an_onnxruntime_engine_does_not_import_torch(tmp_path: Path, mfpinet_engine: Path) -> None:
-    slide = tmp_path / "grey.tif"
-    write_tiff(slide, textured(64, 64, channels=1))
-    out = tmp_path / "grey.mfp.ome.tif"
-    args = [str(slide), "--engine", str(mfpinet_engine), "--backend", "ort-cpu", "--output", str(out), "--lossless"]
+@pytest.mark.parametrize("given", [True, False], ids=["--engine", "bundled model"])
+def test_a_run_on_onnxruntime_does_not_import_torch(tmp_path: Path, mfpinet_engine: Path, given: bool) -> None:
+    if given:
+        slide, engine = (
+            write_tiff(tmp_path / "grey.tif", textured(64, 64, channels=1)),
+            ["--engine", str(mfpinet_engine)],
+        )
+    else:
+        from mfpi_deploy.export.api import cached_default_engine
+
+        cached_default_engine(log=lambda _: None)  # the first use exports it (with torch); later runs find it
+        slide, engine = write_tiff(tmp_path / "rgb.tif", textured(64, 64)), []
+    out = tmp_path / "out.mfp.ome.tif"
+    args = [str(slide), *engine, "--backend", "ort-cpu", "--output", str(out), "--lossless"]
     done = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.is_file()

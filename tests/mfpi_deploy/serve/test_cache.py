@@ -61,9 +61,11 @@ def test_concurrent_requests_for_one_engine_tile_compute_it_once() -> None:
         with ThreadPoolExecutor(16) as pool:
             futures = [pool.submit(queue.get, ("s", 7), 10) for _ in range(64)]
             time.sleep(0.2)
+            assert queue.stats.compute_seconds == 0.0  # counted when a computation ends
             engine.gate.set()
             values = [f.result() for f in futures]
         assert engine.computed() == [("s", 7)]
+        assert queue.stats.compute_seconds >= 0.2  # the worker waited at the gate inside compute
         assert all(v is values[0] for v in values)
         assert queue.stats.engine_tiles_computed == 1
         assert queue.stats.coalesced + queue.stats.cache_hits == 63
