@@ -113,6 +113,12 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
 )
 @click.option("--lossless", is_flag=True, help="Bit-exact planes for analysis (OME-TIFF: zlib, OME-Zarr: zstd).")
 @click.option(
+    "--jpeg-on-gpu",
+    is_flag=True,
+    help="Encode the OME-TIFF's JPEG tiles on the GPU with nvImageCodec (pip install 'mfpi-deploy[gpu-jpeg]'), "
+    "leaving the CPU cores to reading and the rest; the bytes differ from CPU encoding, so a resume keeps it.",
+)
+@click.option(
     "--sync-every",
     default=5.0,
     show_default=True,
@@ -200,6 +206,7 @@ def main(
     resume: bool,
     compression: str | None,
     lossless: bool,
+    jpeg_on_gpu: bool,
     sync_every: float,
     allow_empty_tiles: bool,
     preview: str | None,
@@ -267,6 +274,7 @@ def main(
         resume=resume,
         compression=compression,
         lossless=lossless,
+        jpeg_on_gpu=jpeg_on_gpu,
         allow_empty_tiles=allow_empty_tiles,
         preview=look,
         progress=not quiet,

@@ -52,6 +52,7 @@ class RunOptions:
     writers: int | None = None  # encoder threads (codecs release the GIL); None: one per core
     compression: str | None = None  # "jpeg:90", "zstd", "zlib", "none", ...; None: the format's default
     lossless: bool = False  # with no compression given: the format's lossless codec (bit-exact planes)
+    jpeg_on_gpu: bool = False  # JPEG tiles encoded by nvImageCodec on the GPU (output.gpu_jpeg; other bytes)
     model_psnr_db: float | None = None  # overrides the model's PSNR against truth (default: its card's)
     engine_id: str = ""  # overrides the engine's identity for resume checks (default: what open_backend recorded)
     allow_empty_tiles: bool = False  # read tiles a TIFF stores no data for as black instead of refusing

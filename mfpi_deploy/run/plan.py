@@ -45,6 +45,7 @@ class PlannedRun:
     settings: dict[str, Any]  # what decides the output (format and codec included): a resume and the record match it
     codec: Codec  # how every output tile is encoded (staged encoded: part of the settings)
     floor_db: float  # a lossy tile's PSNR against the lossless planes must reach this
+    jpeg_on_gpu: bool  # JPEG tiles encoded with nvImageCodec (part of the settings: its bytes are not the CPU's)
     grid: PyramidGrid  # the pyramid's levels and tile side
     description: str  # one line: slide, pixels, tiles, batch, backend, compression
 
@@ -60,11 +61,25 @@ class PlannedRun:
     def sink(self) -> TileSink:
         """Where this run's finished tiles go: encoded TIFF tiles, or the staged Zarr's chunks."""
         if self.format is OutputFormat.OME_TIFF:
+            if self.jpeg_on_gpu:
+                from mfpi_deploy.output.gpu_jpeg import GpuJpegEncoder
+
+                encoder = GpuJpegEncoder()
+                return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db, encoder=encoder)
             return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db)
         return zarr_stack.ZarrSink(self.state.stack, self.grid)
 
     def pyramid(self) -> PyramidBuilder:
         return PyramidBuilder(self.grid, self.state.pyramid, self.sink())
+
+
+def check_gpu_jpeg(fmt: OutputFormat, codec: Codec) -> None:
+    """--jpeg-on-gpu needs JPEG tiles in an OME-TIFF and nvImageCodec installed: refused before any tile."""
+    if fmt is not OutputFormat.OME_TIFF or codec.name != "jpeg":
+        raise MfpiError(f"--jpeg-on-gpu encodes JPEG tiles of an OME-TIFF, not {fmt.value} {codec.label}")
+    from mfpi_deploy.output.gpu_jpeg import load_nvimgcodec
+
+    load_nvimgcodec()
 
 
 def choose_codec(fmt: OutputFormat, options: RunOptions) -> Codec:
@@ -137,6 +152,8 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
         if options.preview is not None:
             preview_box(options.preview, source.region)  # refuse a bad --preview-region before any tile
         codec = choose_codec(fmt, options)
+        if options.jpeg_on_gpu:
+            check_gpu_jpeg(fmt, codec)
         plan, batch = choose_plan(
             source.height,
             source.width,
@@ -177,6 +194,8 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
         settings.update(output_format=fmt.value, compression=codec.label, tile_side=grid.tile)
         if not codec.lossless:
             settings["floor_db"] = round(floor, 3)
+        if options.jpeg_on_gpu:  # absent otherwise, so records of CPU-encoded runs still match
+            settings["jpeg_encoder"] = "nvimgcodec"
         series = f" series {info.series}" if info.series_count > 1 else ""
         series += f" plane {info.plane} of {info.planes}" if info.plane is not None else ""
         description = (
@@ -208,6 +227,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             settings=settings,
             codec=codec,
             floor_db=floor,
+            jpeg_on_gpu=options.jpeg_on_gpu,
             grid=grid,
             description=description,
         )
