@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,19 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
+def bare_seconds(real: Any, tiles: int, batch: int, tile: int) -> float:
+    """The engine alone over the run's batches (`tiles` tiles of `tile` px in batches of `batch`;
+    random uint8 tiles: the engines' cost does not depend on the pixels)."""
+    rng = np.random.default_rng(0)
+    sizes = [batch] * (tiles // batch) + [tiles % batch] * bool(tiles % batch)
+    shape = (tile, tile, real.spec.channels)
+    inputs = {n: rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in set(sizes)}
+    start = time.perf_counter()
+    for n in sizes:
+        real.run(inputs[n])
+    return time.perf_counter() - start
+
+
 def child(job: dict[str, Any]) -> dict[str, Any]:
     """One run in this (fresh) process; the result as a dict (printed as the last line of stdout)."""
     import mfpi_deploy
@@ -122,6 +136,8 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     real = open_engine(job.get("engine") or "ort-cpu")
     backend = real if job["real"] else null_engine(real, Path(job["cache"]))
     out = Path(job["output"])
+    if job["real"] and job.get("bare_first"):  # this round times the engine alone first (shapes of round 0)
+        res["bare_seconds"] = bare_seconds(real, **job["bare_first"])
     res |= {"startup_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **reset_peak_rss()}
     start = time.perf_counter()
     try:
@@ -144,17 +160,8 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         "engine_seconds": getattr(backend, "engine_seconds", None),
         "log": lines,
     }
-    if job["real"]:  # the engine alone over batches of the run's shapes (random uint8 tiles)
-        rng = np.random.default_rng(0)
-        sizes = [summary.batch] * (summary.tiles // summary.batch) + [summary.tiles % summary.batch] * bool(
-            summary.tiles % summary.batch
-        )
-        shape = (summary.tile, summary.tile, real.spec.channels)
-        inputs = {n: rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in set(sizes)}
-        start = time.perf_counter()
-        for n in sizes:
-            real.run(inputs[n])
-        res["bare_seconds"] = time.perf_counter() - start
+    if job["real"] and not job.get("bare_first"):
+        res["bare_seconds"] = bare_seconds(real, summary.tiles, summary.batch, summary.tile)
     backend.close()
     return res
 
@@ -196,12 +203,30 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         mpx = r["size"] ** 2 / 1e6
         after = r["after_last_tile_s"]
         ratio = f"{r['bare_seconds'] / r['seconds']:.2f}" if "bare_seconds" in r else ""
+        if len(r.get("round_ratios", [])) > 1:
+            rr = r["round_ratios"]
+            ratio += f" ({min(rr):.2f}-{max(rr):.2f} over {len(rr)} rounds)"
         rss = f"{r['peak_rss_mb']:.0f} ({r.get('rss_at_start_mb', float('nan')):.0f})"
         lines.append(
             head + f"| {r['seconds']:.1f} | {mpx / r['seconds']:.2f} | {after:.1f} ({after / r['seconds']:.0%}) "
             f"| {r['output_bytes'] / mpx / 1e6:.2f} | {rss} | {ratio} |"
         )
     return lines
+
+
+def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row of an engine's rounds: medians of the run and bare seconds, the first round's sizes
+    and memory, and every round's bare / run ratio."""
+    row = dict(runs[0])
+    if len(runs) > 1 and all("seconds" in r for r in runs):
+        row["seconds"] = statistics.median(r["seconds"] for r in runs)
+        row["bare_seconds"] = statistics.median(r["bare_seconds"] for r in runs)
+        row["after_last_tile_s"] = statistics.median(r["after_last_tile_s"] for r in runs)
+        row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+        row["round_ratios"] = [r["bare_seconds"] / r["seconds"] for r in runs]
+        row["rounds"] = runs
+        row["load_after"] = runs[-1]["load_after"]
+    return row
 
 
 def speedups(rows: list[dict[str, Any]]) -> list[str]:
@@ -231,6 +256,13 @@ def main() -> None:
         default=["ort-cpu"],
         help="BACKEND[:PRECISION][@FOLDER] for the real runs, e.g. ort-cpu openvino:int8@engines/default-int8",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="real runs per engine, interleaved: engines in turn, order reversed each round, and the bare engine "
+        "timed after the run in even rounds, before it in odd ones (medians and the per-round ratios reported)",
+    )
     ap.add_argument("--work", type=Path, help="folder for samples, engine-output cache and outputs (default: temp)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/run/results/host"))
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -259,8 +291,16 @@ def main() -> None:
                 rows.append(run_child({**job(case), "cache": str(work / "cache")}))
                 print(table(rows[-1:])[-1], flush=True)
             if args.real and size in args.real_sizes:
+                rounds: dict[str, list[dict[str, Any]]] = {e: [] for e in args.real_engines}
+                for r in range(args.rounds):  # engines in turn, order reversed each round; run/bare order alternated
+                    for engine in args.real_engines if r % 2 == 0 else args.real_engines[::-1]:
+                        first = rounds[engine][0] if rounds[engine] else None
+                        shapes = {k: first[k] for k in ("tiles", "batch", "tile")} if first and r % 2 else None
+                        rounds[engine].append(
+                            run_child({**job("ome-tif:default", real=True), "engine": engine, "bare_first": shapes})
+                        )
                 for engine in args.real_engines:
-                    rows.append(run_child({**job("ome-tif:default", real=True), "engine": engine}))
+                    rows.append(merge_rounds(rounds[engine]))
                     print(table(rows[-1:])[-1], flush=True)
     machine = describe_machine()
     result = {
@@ -284,7 +324,9 @@ def main() -> None:
         "every batch. Each run is a fresh process; input Mpx/s = slide pixels / wall seconds of run_slide; "
         "after last tile = end of run_slide - last on_tiles callback; peak RSS = ru_maxrss at the end, reset "
         "(clear_refs) just before run_slide, with the RSS it started from; bare / run = the real engine alone over "
-        "the run's batch shapes / the real run (1.0: the run costs no more than its engine).",
+        "the run's batch shapes / the real run (1.0: the run costs no more than its engine); with --rounds N, medians "
+        "of N interleaved rounds (engines in turn, order reversed each round; the bare engine timed after the run "
+        "in even rounds and before it in odd ones) and the range of the per-round ratios.",
         "",
         *table(rows),
         "",
