@@ -165,6 +165,12 @@ def _command_line(ctx: click.Context) -> str:
     default=4,
     help="Stop early after this many validations in a row without a better best/ (0 = never).",
 )
+@click.option(
+    "--snapshots",
+    is_flag=True,
+    help="Keep the generator of every validation in OUT/snapshots/step-N, to choose among them on data the "
+    "run never saw (mfpi-eval each); best/ is still chosen on the validation blocks.",
+)
 @click.option("--no-augment", is_flag=True, help="Do not flip/rotate patches.")
 @click.option("--blur-sigma", default=3.0, help="Gaussian blur sigma of the degradation (paper: 3).")
 @click.option("--blur-size", default=5, help="Gaussian window of the degradation (paper: 5; 0 = no blur).")
@@ -220,6 +226,7 @@ def train_main(
     val_patches,
     validations,
     patience,
+    snapshots,
     no_augment,
     blur_sigma,
     blur_size,
@@ -276,6 +283,7 @@ def train_main(
             val_patches=val_patches,
             validations=validations,
             patience=patience,
+            snapshots=snapshots,
             augment=not no_augment,
             degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),
             foreground=Foreground(fg_min_std, fg_min_fraction),

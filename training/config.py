@@ -87,6 +87,7 @@ class TrainConfig:
     val_patches: int | None = None
     validations: int = 10
     patience: int = 4
+    snapshots: bool = False  # keep every validation's generator in snapshots/ (choose on data the run never saw)
     augment: bool = True
     degradation: Degradation = field(default_factory=Degradation)
     foreground: Foreground = field(default_factory=Foreground)

@@ -107,6 +107,16 @@ class RunFolder:
         save_checkpoint(gen, card, tmp)
         replace_dir(tmp, self.out / "best")
 
+    def save_snapshot(self, gen: torch.nn.Module, card: ModelCard, step: int) -> Path:
+        """The generator as it is at `step` into snapshots/step-NNNNNNN (a checkpoint mfpi-eval reads)."""
+        target = self.out / "snapshots" / f"step-{step:07d}"
+        tmp = target.with_name(target.name + ".new")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(gen, card, tmp)
+        replace_dir(tmp, target)
+        return target
+
     def load_last(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], Path]:
         """(generator weights, training-state tensors, scalars, folder) of last/ (or its .old copy)."""
         last = existing_dir(self.out / "last")

@@ -434,6 +434,8 @@ class Trainer:
                 p.best_planes = dataclasses.asdict(val)
             self.folder.save_best(self.gen, self.card(metrics))
         self.save(metrics)
+        if self.cfg.snapshots:
+            self.folder.save_snapshot(self.gen, self.card(metrics), p.global_step)
         self.folder.append_log(record)
         below = val.below_bicubic() if val is not None else []
         self.log(

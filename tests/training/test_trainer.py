@@ -322,3 +322,16 @@ def test_resume_keeps_the_plan_and_minutes_limit_the_sitting(sim_path, tmp_path,
     assert extended.progress.plan_s == pytest.approx(result.progress.elapsed_s + 60.0)
     with pytest.raises(MfpiError, match="add --extend"):
         resume(tmp_path / "run", epochs=200, log=lambda m: None)
+
+
+def test_snapshots_keep_every_validated_generator(sim_path, tmp_path):
+    cfg = _cfg(sim_path, tmp_path / "run", max_steps=6, steps_per_epoch=3, epochs=100, validations=3, snapshots=True)
+    train(cfg, log=lambda m: None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    snaps = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [p.name for p in snaps] == [f"step-{r['global_step']:07d}" for r in records]
+    last, first = load_checkpoint(tmp_path / "run" / "last"), load_checkpoint(snaps[0])
+    final = load_checkpoint(snaps[-1])
+    for name, weight in last.model.state_dict().items():
+        assert torch.equal(final.model.state_dict()[name], weight)  # the last validation's generator is last/'s
+    assert any(not torch.equal(first.model.state_dict()[k], v) for k, v in last.model.state_dict().items())
