@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 READMES = ("README.md", "training/README.md", "mfpi_deploy/assets/default_model/README.md")
 CITATION = re.compile(
     r"benchmarks/[\w./-]*?(?:results|RESULTS)[\w./-]*\.(?:md|json|csv|txt)"
-    r"|benchmarks/training/real/[\w./-]+\.(?:md|json|txt)|benchmarks/[\w./-]+/SUMMARY\.md"
+    r"|benchmarks/training/(?:real|heldout)/[\w./-]+\.(?:md|json|txt)|benchmarks/[\w./-]+/SUMMARY\.md"
 )
 FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.+-])[+-]?\d+\.\d+(?![\w.%])")
 
