@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,25 +96,26 @@ class RunFolder:
         self, gen: torch.nn.Module, card: ModelCard, tensors: dict[str, torch.Tensor], scalars: dict[str, Any]
     ) -> None:
         """Generator checkpoint + training state into last/ (swapped in whole)."""
-        tmp = self.out / "last.new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_checkpoint(gen, card, tmp)
-        save_state(tmp, tensors, _json_safe(scalars))
-        replace_dir(tmp, self.out / "last")
+        self._swap_in(self.out / "last", gen, card, lambda tmp: save_state(tmp, tensors, _json_safe(scalars)))
 
     def save_best(self, gen: torch.nn.Module, card: ModelCard) -> None:
-        tmp = self.out / "best.new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_checkpoint(gen, card, tmp)
-        replace_dir(tmp, self.out / "best")
+        self._swap_in(self.out / "best", gen, card)
 
     def save_snapshot(self, gen: torch.nn.Module, card: ModelCard, step: int) -> Path:
         """The generator as it is at `step` into snapshots/step-NNNNNNN (a checkpoint mfpi-eval reads)."""
-        target = self.out / "snapshots" / f"step-{step:07d}"
+        return self._swap_in(self.out / "snapshots" / f"step-{step:07d}", gen, card)
+
+    @staticmethod
+    def _swap_in(
+        target: Path, gen: torch.nn.Module, card: ModelCard, more: Callable[[Path], None] | None = None
+    ) -> Path:
+        """A checkpoint (and whatever `more` adds) written beside `target`, then swapped in whole."""
         tmp = target.with_name(target.name + ".new")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(gen, card, tmp)
+        if more is not None:
+            more(tmp)
         replace_dir(tmp, target)
         return target
 

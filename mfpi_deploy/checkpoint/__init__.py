@@ -17,7 +17,6 @@ _LAZY = {
     "save_checkpoint": "io",
     "import_reference": "reference",
     "read_state_dict": "reference",
-    "default": None,  # the bundled model's module
 }
 
 __all__ = [
@@ -35,7 +34,4 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = _LAZY[name]
-    if module is None:
-        return importlib.import_module(f"{__name__}.{name}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

@@ -61,12 +61,12 @@ class PlannedRun:
     def sink(self) -> TileSink:
         """Where this run's finished tiles go: encoded TIFF tiles, or the staged Zarr's chunks."""
         if self.format is OutputFormat.OME_TIFF:
+            encoder: dict[str, Any] = {}
             if self.jpeg_on_gpu:
                 from mfpi_deploy.output.gpu_jpeg import GpuJpegEncoder
 
-                encoder = GpuJpegEncoder()
-                return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db, encoder=encoder)
-            return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db)
+                encoder["encoder"] = GpuJpegEncoder()
+            return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db, **encoder)
         return zarr_stack.ZarrSink(self.state.stack, self.grid)
 
     def pyramid(self) -> PyramidBuilder:
