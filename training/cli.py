@@ -166,6 +166,12 @@ def _command_line(ctx: click.Context) -> str:
     help="Stop early after this many validations in a row without a better best/ (0 = never).",
 )
 @click.option(
+    "--average/--no-average",
+    default=True,
+    help="Validate and save the weights averaged over the run from the end of the warm-up (default), "
+    "or the last step's weights.",
+)
+@click.option(
     "--snapshots",
     is_flag=True,
     help="Keep the generator of every validation in OUT/snapshots/step-N, to choose among them on data the "
@@ -226,6 +232,7 @@ def train_main(
     val_patches,
     validations,
     patience,
+    average,
     snapshots,
     no_augment,
     blur_sigma,
@@ -283,6 +290,7 @@ def train_main(
             val_patches=val_patches,
             validations=validations,
             patience=patience,
+            average=average,
             snapshots=snapshots,
             augment=not no_augment,
             degradation=Degradation(blur_size=blur_size, blur_sigma=blur_sigma),

@@ -46,6 +46,8 @@ class TrainConfig:
     validations: validation passes per planned run (also at each epoch's end and at the end); best/
            is the checkpoint with the largest validation margin over bicubic.
     patience: stop early after this many validations in a row without a better best/ (0: never).
+    average: validate and save the generator's weights averaged uniformly over the run from the end
+           of the learning-rate warm-up (training.averaging); False keeps the last step's weights.
     val_patches: validation patches; None sizes the set from the validation blocks' area.
     schedule: `cosine` (lr_warmup share of linear warm-up, then cosine decay to lr_final x lr at
            the end of the plan) or `step` (the paper's: halve every lr_halve_every epochs).
@@ -87,6 +89,7 @@ class TrainConfig:
     val_patches: int | None = None
     validations: int = 10
     patience: int = 4
+    average: bool = True
     snapshots: bool = False  # keep every validation's generator in snapshots/ (choose on data the run never saw)
     augment: bool = True
     degradation: Degradation = field(default_factory=Degradation)
@@ -145,6 +148,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         if "schedule" not in data:  # a run folder from before the fitted schedule: keep its recipe
             data = {**data, "schedule": "step", "adv_start": 0.0, "model": "paper"}
+        if "average" not in data:  # from before weight averaging: keep the last step's weights
+            data = {**data, "average": False}
         if "patience" not in data:  # from before early stopping: validate per epoch only, never stop early
             data = {**data, "patience": 0, "validations": 1}
         unknown = sorted(set(data) - known)

@@ -34,6 +34,7 @@ from training.data import prepare_data
 from training.patches import draw
 from training.run_folder import RunFolder
 from training.schedule import run_fraction
+from training.averaging import WeightAverage, raw_tensors, raw_weights
 from training.state import flatten_optimizer, unflatten_optimizer
 from training.validation import Validation, validate
 
@@ -134,8 +135,6 @@ class Trainer:
                 "residual": cfg.model == "residual",
             }
         self.gen = create_model(cfg.arch, **self.model_config).to(self.device)
-        # what validation scores: the whole stack (Deep-Z: one pass per plane)
-        self.stack_gen = DeepZStack(self.gen, cfg.planes) if self.deepz else self.gen
         judged = self.channels if self.deepz else cfg.planes * self.channels  # D sees what G outputs
         self.disc = create_model("mfpinet_discriminator", in_channels=judged, width=cfg.disc_width).to(self.device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
@@ -144,6 +143,7 @@ class Trainer:
             self._init_from(cfg.init)
         elif self.deepz and not resume:
             start_deepz_at_mid_grey(self.gen)
+        self.average = WeightAverage(self.gen) if cfg.average else None
         self.progress = Progress(plan_s=cfg.max_minutes * 60 if cfg.max_minutes else None)
         self.commit = git_commit()  # the code that starts the run, not whatever HEAD is at a later save
         if resume:
@@ -196,11 +196,22 @@ class Trainer:
         tensors.update(td)
         tensors["torch_rng"] = torch.get_rng_state()
         scalars = {"progress": dataclasses.asdict(self.progress), "opt_g": sg, "opt_d": sd}
-        self.folder.save_last(self.gen, self.card(metrics), tensors, scalars)
+        if self.average is not None:  # last/'s model is the average; the raw generator goes on training
+            tensors.update(raw_tensors(self.gen))
+            scalars["averaged_steps"] = self.average.count
+        self.folder.save_last(self.model(), self.card(metrics), tensors, scalars)
+
+    def model(self) -> torch.nn.Module:
+        """The generator a run validates and saves: the weight average, else the trained weights."""
+        return self.average.model(self.gen) if self.average is not None else self.gen
 
     def _resume(self) -> None:
         weights, tensors, scalars, last = self.folder.load_last()
-        load_state_strict(self.gen, weights, where=str(last / "model.safetensors"))
+        raw = raw_weights(tensors)
+        where = str(last / ("train_state.safetensors" if raw else "model.safetensors"))
+        load_state_strict(self.gen, raw or weights, where=where)
+        if self.average is not None and raw and scalars.get("averaged_steps"):
+            self.average.restore(weights, scalars["averaged_steps"])
         disc = {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}
         load_state_strict(self.disc, disc, where=str(last / "train_state.safetensors"))
         unflatten_optimizer(self.opt_g, "opt_g", tensors, scalars["opt_g"])
@@ -285,6 +296,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        if self.average is not None and self.fraction() >= self.cfg.lr_warmup:
+            self.average.update(self.gen)
         if gan:
             fake = fake.detach().clamp(0.0, 1.0)  # D judges what the generator outputs in use
             real = self.disc.logits(y)
@@ -308,8 +321,9 @@ class Trainer:
         chunks = (
             self.batch(val[i : i + size], np.zeros(len(val[i : i + size]), int)) for i in range(0, len(val), size)
         )
+        model = self.model()
         return validate(
-            self.stack_gen,
+            DeepZStack(model, self.cfg.planes) if self.deepz else model,  # the whole stack (Deep-Z: a pass per plane)
             chunks,
             planes=self.cfg.planes,
             channels=self.channels,
@@ -432,10 +446,10 @@ class Trainer:
             if val is not None:
                 p.best_margin, p.best_psnr, p.best_epoch = val.margin, val.mean, record["epoch"]
                 p.best_planes = dataclasses.asdict(val)
-            self.folder.save_best(self.gen, self.card(metrics))
+            self.folder.save_best(self.model(), self.card(metrics))
         self.save(metrics)
         if self.cfg.snapshots:
-            self.folder.save_snapshot(self.gen, self.card(metrics), p.global_step)
+            self.folder.save_snapshot(self.model(), self.card(metrics), p.global_step)
         self.folder.append_log(record)
         below = val.below_bicubic() if val is not None else []
         self.log(
