@@ -29,12 +29,12 @@ from mfpi_deploy.gitinfo import git_commit
 from mfpi_deploy.models import Architecture, DeepZStack, create_model, stack_dpm_values
 from mfpi_deploy.models.deepz import with_dpm
 from mfpi_deploy.signals import sigterm_as_interrupt
+from training.averaging import WeightAverage, raw_tensors, raw_weights
 from training.config import TrainConfig
 from training.data import prepare_data
 from training.patches import draw
 from training.run_folder import RunFolder
 from training.schedule import run_fraction
-from training.averaging import WeightAverage, raw_tensors, raw_weights
 from training.state import flatten_optimizer, unflatten_optimizer
 from training.validation import Validation, validate
 
