@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--engine")
     ap.add_argument("--tile", type=int)
+    ap.add_argument("--batch", type=int)
     ap.add_argument("--cache-mb", type=float, default=2048)
     ap.add_argument("--out", default="session")
     args = ap.parse_args()
@@ -81,6 +82,7 @@ def main() -> None:
     cmd += ["--backend", args.backend, "--cache-mb", str(args.cache_mb)]
     cmd += ["--engine", args.engine] if args.engine else []
     cmd += ["--tile", str(args.tile)] if args.tile else []
+    cmd += ["--batch", str(args.batch)] if args.batch else []
     RESULTS.mkdir(exist_ok=True)
     server_log = RESULTS / f"{args.out}.server.log"
     server = subprocess.Popen(cmd, stderr=server_log.open("w"), text=True)

@@ -29,6 +29,12 @@ from mfpi_deploy.slide.zstack import parse_plane
     "so both compute the same engine tiles; smaller tiles answer sooner and waste more in halos.",
 )
 @click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help="Tiles per engine call (as mfpi-run --batch). Default: mfpi-run's. A viewport computes whole "
+    "batches (each tile with its batch-mates, as mfpi-run does), so 1 computes only the tiles it shows.",
+)
+@click.option(
     "--plane",
     help="Z-stack inputs (a TIFF/OME-TIFF with a Z axis): the plane to refocus from, a number from 0 or "
     "'sharpest' (as mfpi-run --plane).",
@@ -56,6 +62,7 @@ def main(
     precision: str | None,
     threads: int | None,
     tile: int | None,
+    batch: int | None,
     plane: str | None,
     convert_channels: bool,
     host: str,
@@ -79,6 +86,7 @@ def main(
         token=token,
         cache_mb=cache_mb,
         engine_tile=tile,
+        tile_batch=batch,
         convert_channels=convert_channels,
         plane=parse_plane(plane) if plane is not None else None,
         stage=stage,

@@ -44,6 +44,7 @@ class ServeConfig:
     max_pending: int = 256  # engine tiles queued at most; more requests are refused (503) until it drains
     engine_batch: int = 4  # queued engine tiles of one slide handed to one tile loop (each with its batch-mates)
     engine_tile: int | None = None  # input tile side (as mfpi-run --tile); None: mfpi-run's choice
+    tile_batch: int | None = None  # tiles per engine call (as mfpi-run --batch); None: mfpi-run's choice
     convert_channels: bool = False  # grey slide on an RGB engine (or the reverse), as mfpi-run --convert-channels
     stage: Path | None = None  # folder of partial runs shared with mfpi-run (serve.staging); None: memory only
     plane: PlaneChoice = None  # which z plane of Z-stack inputs (a number or "sharpest"), as mfpi-run --plane
@@ -71,6 +72,8 @@ class ServeConfig:
             raise MfpiError(f"at least the full-resolution level is computed, got compute_levels={self.compute_levels}")
         if self.engine_tile is not None and self.engine_tile < 1:
             raise MfpiError(f"--tile must be at least 1, got {self.engine_tile}")
+        if self.tile_batch is not None and self.tile_batch < 1:
+            raise MfpiError(f"--batch must be at least 1, got {self.tile_batch}")
         if self.stage is not None and self.stage.exists() and not self.stage.is_dir():
             raise MfpiError(f"--stage {self.stage} is a file, not a folder")
         check_plane(self.plane)

@@ -167,7 +167,12 @@ def open_live(
     """An input slide refocused on request: planned exactly as `mfpi-run SLIDE` plans it (tile,
     halo, batch groups), so every engine tile is the one `mfpi-run` computes there."""
     options = RunOptions(
-        progress=False, log=log, tile=config.engine_tile, convert_channels=config.convert_channels, plane=view.plane
+        progress=False,
+        log=log,
+        tile=config.engine_tile,
+        batch=config.tile_batch,
+        convert_channels=config.convert_channels,
+        plane=view.plane,
     )
     if config.stage is None:
         run = plan_run(path, default_output(path), backend.facts(), options)

@@ -16,7 +16,7 @@ from mfpi_deploy.serve.slides import is_output, slide_name
 from mfpi_deploy.serve.views import InputView
 from mfpi_deploy.tiling import Box
 from tests.mfpi_deploy.run.helpers import textured
-from tests.mfpi_deploy.serve.conftest import make_server
+from tests.mfpi_deploy.serve.conftest import batch_mates, make_server
 
 
 def test_input_view_uses_the_slides_own_levels(tmp_path: Path) -> None:
@@ -55,6 +55,7 @@ def test_names_and_kinds() -> None:
         ({"tile": 8}, "tile 8"),
         ({"compute_levels": 0}, "at least the full-resolution level"),
         ({"engine_tile": 0}, "--tile must be at least 1"),
+        ({"tile_batch": 0}, "--batch must be at least 1"),
     ],
 )
 def test_config_refusals(options: dict, message: str) -> None:
@@ -128,3 +129,15 @@ def test_the_engine_runs_one_batch_of_the_plans_shape_at_start_and_caches_nothin
         assert stats["engine_tiles_computed"] == 0 and stats["cache_entries"] == 0
     finally:
         server.close()
+
+
+def test_batch_option_sets_the_plans_batch_so_a_tile_computes_only_its_own(slide_path: Path, backend) -> None:
+    default, single = make_server([slide_path], backend), make_server([slide_path], backend, tile_batch=1)
+    try:
+        name = slide_path.stem
+        assert default.slides[name].live.run.batch > 1  # the case --batch exists for: batch-mates computed too
+        assert single.slides[name].live.run.batch == 1
+        assert batch_mates(single, name, [3]) == {3}
+    finally:
+        default.close()
+        single.close()
