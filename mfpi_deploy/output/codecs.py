@@ -16,6 +16,7 @@ import imagecodecs
 import numpy as np
 
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.opencv import cv2
 
 NAMES = ("jpeg", "jpegxl", "zstd", "zlib", "none")
 LOSSY = ("jpeg", "jpegxl")
@@ -88,13 +89,14 @@ def floor_db(model_psnr_db: float | None) -> float:
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR of uint8 arrays (peak 255); inf when equal.
 
-    The squared error is summed exactly in integers, without BLAS: a float `np.dot` here ran
-    OpenBLAS's thread pool from every encoder thread, whose spinning threads took a third of the
-    run's CPU from the encoders and the engine (benchmarks/run/results/host-4096-int8-avx2.md)."""
-    diff = np.maximum(a, b)
-    diff -= np.minimum(a, b)  # |a - b|, still uint8
-    sse = int(np.square(diff, dtype=np.uint16).sum(dtype=np.uint64))  # each square <= 255**2 fits uint16
-    mse = sse / max(diff.size, 1)
+    The squared error is OpenCV's one-pass sum (integer blocks, exact for tiles of any size a
+    run makes), without BLAS: a float `np.dot` here ran OpenBLAS's thread pool from every encoder
+    thread, whose spinning threads took a third of the run's CPU from the encoders and the engine."""
+    if a.shape != b.shape:
+        raise ValueError(f"PSNR of arrays of different shapes {a.shape} and {b.shape}")
+    flat = [np.ascontiguousarray(x).reshape(-1) for x in (a, b)]  # any shape, as one column for OpenCV
+    sse = round(cv2.norm(flat[0], flat[1], cv2.NORM_L2SQR)) if a.size else 0
+    mse = sse / max(a.size, 1)
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 

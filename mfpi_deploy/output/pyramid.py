@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 
 from mfpi_deploy.fileio import write_durable
+from mfpi_deploy.opencv import cv2
 from mfpi_deploy.tiling import Box
 
 MIN_LEVEL_SIDE = 256  # stop the pyramid when a level's longer side is this small
@@ -47,14 +47,18 @@ def tile_side(core: int, largest: int = TILE_SIDES[0]) -> int:
 
 def downsample2(block: np.ndarray) -> np.ndarray:
     """2x2 mean of (Z, h, w, C) uint8, rounding half up; an odd last row/column is averaged alone
-    (as if repeated). Pillow's box reduction: about twice as fast as numpy, same values."""
-    channels = block.shape[-1]
-    out = []
-    for plane in block:
-        image = Image.fromarray(np.ascontiguousarray(plane if channels == 3 else plane[..., 0]))
-        small = np.asarray(image.reduce(2))
-        out.append(small if channels == 3 else small[..., None])
-    return np.stack(out)
+    (as if repeated). OpenCV's area resize at exactly 2x ((sum + 2) >> 2, vectorised): about six
+    times faster than Pillow's box reduction, which converted every RGB plane to 4 bytes a pixel
+    and back, same values; the pyramid's largest cost on the host path."""
+    z, h, w, c = block.shape
+    if h % 2 or w % 2:
+        block = np.pad(block, [(0, 0), (0, h % 2), (0, w % 2), (0, 0)], mode="edge")
+    size = ((w + 1) // 2, (h + 1) // 2)
+    out = np.empty((z, size[1], size[0], c), np.uint8)
+    for i, plane in enumerate(block):  # rows may be strided (a core cut from a tile): OpenCV takes the step
+        small = cv2.resize(plane if c > 1 else plane[..., 0], size, interpolation=cv2.INTER_AREA)
+        out[i] = small if c > 1 else small[..., None]
+    return out
 
 
 def _halve(box: Box, shape: tuple[int, int]) -> Box:

@@ -151,3 +151,5 @@ def test_psnr_is_the_exact_mean_squared_error_of_uint8_planes() -> None:
     assert psnr_db(a, a) == math.inf
     extreme = np.zeros((4, 4), np.uint8)
     assert psnr_db(extreme, extreme + 255) == pytest.approx(0.0)  # every error 255: no overflow
+    with pytest.raises(ValueError, match="different shapes"):
+        psnr_db(a, b[:-1])
