@@ -59,6 +59,11 @@ class Backend(ABC):
             tiles, dpm = item if isinstance(item, tuple) else (item, None)
             yield self.run(tiles, dpm)
 
+    def host_cores(self) -> int:
+        """CPU cores this backend keeps busy while it computes: none for a device engine (this
+        default); a CPU engine says how many threads it runs, so a run gives its encoders the rest."""
+        return 0
+
     def check_graph(self) -> None:
         """Run one smallest tile and compare the output's shape with the spec (planes, scale, channels).
 

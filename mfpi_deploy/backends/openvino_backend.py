@@ -10,6 +10,7 @@ cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer reques
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -219,6 +220,9 @@ class OpenVinoBackend(Backend):
             for compiled, index in pending:  # abandoned (error or generator closed): let them finish
                 compiled.requests[index].wait()
                 compiled.busy.discard(index)
+
+    def host_cores(self) -> int:
+        return self.threads or os.cpu_count() or 1
 
     def executed_precision(self) -> str:
         """What the compiled models compute in ("f32", "bf16"); compiles the smallest tile if none is yet."""

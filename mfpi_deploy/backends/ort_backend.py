@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,7 @@ class OrtBackend(Backend):
 
         self.folder = EngineFolder(folder)
         self.kind = kind
+        self.threads = threads
         precision = Precision.parse(precision) if precision else (Precision.FP16 if fp16 else Precision.FP32)
         if precision is Precision.BF16:
             raise MfpiError("onnxruntime has no bf16 variant to run; bf16 runs on --backend openvino")
@@ -126,6 +128,9 @@ class OrtBackend(Backend):
             feeds[self.input_names[1]] = np.ascontiguousarray(dpm, dtype=np.float32).reshape(len(tiles))
         out = self.session.run(None, feeds)[0]
         return out[:, None] if self.spec.needs_dpm else out
+
+    def host_cores(self) -> int:
+        return (self.threads or os.cpu_count() or 1) if self.kind is BackendKind.ORT_CPU else 0
 
     def describe(self) -> str:
         eps = ", ".join(self.session.get_providers())

@@ -58,3 +58,6 @@ class TorchBackend(Backend):
                 y = self.module(x, torch.as_tensor(dpm, dtype=torch.float32, device=self.device))
                 return y.unsqueeze(1).cpu().numpy()
             return self.module(x).cpu().numpy()
+
+    def host_cores(self) -> int:
+        return (self.threads or torch.get_num_threads()) if self.device.type == "cpu" else 0

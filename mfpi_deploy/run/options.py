@@ -49,7 +49,7 @@ class RunOptions:
     skip_finished: bool = False  # an existing output recorded with this run's settings is kept, not refused
     queue_batches: int = 2  # bound of each queue between reader, engine and writer
     sync_seconds: float = 5.0  # how often finished batches are journaled (their files are synced at once)
-    writers: int | None = None  # encoder threads (codecs release the GIL); None: one per core
+    writers: int | None = None  # encoder threads (codecs release the GIL); None: the cores the engine leaves, >= 1
     compression: str | None = None  # "jpeg:90", "zstd", "zlib", "none", ...; None: the format's default
     lossless: bool = False  # with no compression given: the format's lossless codec (bit-exact planes)
     jpeg_on_gpu: bool = False  # JPEG tiles encoded by nvImageCodec on the GPU (output.gpu_jpeg; other bytes)
