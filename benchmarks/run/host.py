@@ -212,7 +212,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         ratio = f"{r['bare_seconds'] / r['seconds']:.2f}" if "bare_seconds" in r else ""
         if len(r.get("round_ratios", [])) > 1:
             rr = r["round_ratios"]
-            ratio += f" ({min(rr):.2f}-{max(rr):.2f} over {len(rr)} rounds)"
+            ratio += f" (rounds {min(rr):.2f}-{max(rr):.2f}, median {statistics.median(rr):.2f} over {len(rr)})"
         rss = f"{r['peak_rss_mb']:.0f} ({r.get('rss_at_start_mb', float('nan')):.0f})"
         lines.append(
             head + f"| {r['seconds']:.1f} | {mpx / r['seconds']:.2f} | {after:.1f} ({after / r['seconds']:.0%}) "
@@ -334,7 +334,8 @@ def main() -> None:
         "afresh as the run's was (both pay its first-use costs), over the run's batch shapes / the real run "
         "(1.0: the run costs no more than its engine); with --rounds N, medians "
         "of N interleaved rounds (engines in turn, order reversed each round; the bare engine timed after the run "
-        "in even rounds and before it in odd ones) and the range of the per-round ratios.",
+        "in even rounds and before it in odd ones) and, in brackets, each round's own ratio (its run and bare "
+        "engine timed back to back, so a slow phase of the machine hits both): their range and median.",
         "",
         *table(rows),
         "",
