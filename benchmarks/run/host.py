@@ -53,7 +53,7 @@ def null_engine(real: Any, cache: Path) -> Any:
     """A Backend that runs `real` once per input shape and then returns that output (read-only) again."""
     from mfpi_deploy.backends.base import Backend
 
-    class NullEngine(Backend):
+    class NullEngine(Backend):  # keeps no host cores (Backend's default), as an infinitely fast device engine
         def __init__(self) -> None:
             self.kind, self.spec = real.kind, real.spec
             self.identity = getattr(real, "identity", None)  # absent before the engine identity moved into the library

@@ -30,6 +30,9 @@ class PlaneSweep(Backend):
         passes = self.inner.run_many((tiles, np.full(len(tiles), v, np.float32)) for v in self.values)
         return np.stack([out[:, 0] for out in passes], axis=1)
 
+    def host_cores(self) -> int:
+        return self.inner.host_cores()
+
     def close(self) -> None:
         self.inner.close()
 

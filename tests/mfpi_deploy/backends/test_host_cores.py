@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.backends.ort_backend import OrtBackend
+from mfpi_deploy.backends.sweep import PlaneSweep
 from mfpi_deploy.backends.torch_backend import TorchBackend
 from mfpi_deploy.checkpoint import load_checkpoint
 from tests.mfpi_deploy.run.helpers import tiny_checkpoint
@@ -24,3 +25,8 @@ def test_device_engines_leave_every_core_to_the_host() -> None:
 
     assert "host_cores" not in vars(TrtBackend)  # TensorRT keeps the base's answer: no host cores
     assert Backend.host_cores(object.__new__(TrtBackend)) == 0
+
+
+def test_a_plane_sweep_keeps_the_cores_of_the_engine_it_sweeps(deepz_engine: Path) -> None:
+    with OrtBackend(deepz_engine, threads=1) as inner:
+        assert PlaneSweep(inner).host_cores() == 1
