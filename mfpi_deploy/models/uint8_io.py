@@ -35,7 +35,9 @@ class Uint8MFPINet(nn.Module):
         y = self.net(to_unit_float(tiles, param.dtype))
         cfg = self.net.config
         y = y.unflatten(1, (cfg.planes, cfg.in_channels))  # (N, Z, C, 2H, 2W)
-        return to_uint8(y.permute(0, 1, 3, 4, 2))
+        # uint8 first, then the layout: the transpose moves a quarter of the bytes, and the
+        # runtimes fuse the float steps into the last convolution's output
+        return to_uint8(y).permute(0, 1, 3, 4, 2).contiguous()
 
 
 class Uint8DeepZ(nn.Module):
@@ -48,4 +50,4 @@ class Uint8DeepZ(nn.Module):
     def forward(self, tiles: torch.Tensor, dpm: torch.Tensor) -> torch.Tensor:
         param = next(self.net.parameters())
         y = self.net(with_dpm(to_unit_float(tiles, param.dtype), dpm))
-        return to_uint8(y.permute(0, 2, 3, 1))
+        return to_uint8(y).permute(0, 2, 3, 1).contiguous()
