@@ -4,7 +4,9 @@ OpenVINO fuses the QDQ convolutions of model.int8.onnx into int8 kernels and run
 CPUs that have it, which onnxruntime's CPU provider does not. One compiled model per
 (batch, tile) shape in use, static shapes being OpenVINO's fast path; compiled blobs are
 cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer requests let
-`run_many` overlap the pipeline's reading and writing with inference.
+`run_many` overlap the pipeline's reading and writing with inference. Each inference writes
+straight into a fresh array that is handed to the caller: no copy out of the request, and no
+output buffer held by an idle request.
 """
 
 from __future__ import annotations
@@ -112,6 +114,13 @@ class _Compiled:
     requests: list[Any]
     busy: set[int] = dataclasses.field(default_factory=set)
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.output(0).get_shape())
+
+
+Ticket = tuple[_Compiled, int, np.ndarray]  # compiled shape, request index, the array it writes
+
 
 class OpenVinoBackend(Backend):
     """Runs the `precision` variant of an engine folder with OpenVINO on the CPU.
@@ -173,7 +182,7 @@ class OpenVinoBackend(Backend):
             self._compiled[shape] = _Compiled(model, [model.create_infer_request() for _ in range(self.requests)])
         return self._compiled[shape]
 
-    def submit(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> tuple[_Compiled, int]:
+    def submit(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> Ticket:
         """Start a batch on a free infer request and return at once; `collect` waits for it."""
         self.spec.check_batch(tiles)
         n, h, w, _ = tiles.shape
@@ -187,17 +196,18 @@ class OpenVinoBackend(Backend):
         if not free:
             raise MfpiError("every OpenVINO infer request is busy: collect() a batch before submitting another")
         index = free[0]
-        compiled.requests[index].start_async(feeds, share_inputs=False)
-        compiled.busy.add(index)
-        return compiled, index
-
-    def collect(self, ticket: tuple[_Compiled, int]) -> np.ndarray:
-        """Wait for a submitted batch and return its planes (N, Z, sH, sW, C) uint8."""
-        compiled, index = ticket
         request = compiled.requests[index]
+        out = np.empty(compiled.output_shape, np.uint8)  # the request writes here; the caller keeps it
+        request.set_output_tensor(0, import_openvino().Tensor(out, shared_memory=True))
+        request.start_async(feeds, share_inputs=False)
+        compiled.busy.add(index)
+        return compiled, index, out
+
+    def collect(self, ticket: Ticket) -> np.ndarray:
+        """Wait for a submitted batch and return its planes (N, Z, sH, sW, C) uint8."""
+        compiled, index, out = ticket
         try:
-            request.wait()
-            out = request.get_output_tensor(0).data.copy()
+            compiled.requests[index].wait()
         finally:
             compiled.busy.discard(index)
         return out[:, None] if self.spec.needs_dpm else out
@@ -207,7 +217,7 @@ class OpenVinoBackend(Backend):
 
     def run_many(self, batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]]) -> Iterator[np.ndarray]:
         """Outputs of `batches` in order, with up to `requests` batches in flight."""
-        pending: deque[tuple[_Compiled, int]] = deque()
+        pending: deque[Ticket] = deque()
         try:
             for item in batches:
                 tiles, dpm = item if isinstance(item, tuple) else (item, None)
@@ -217,7 +227,7 @@ class OpenVinoBackend(Backend):
             while pending:
                 yield self.collect(pending.popleft())
         finally:
-            for compiled, index in pending:  # abandoned (error or generator closed): let them finish
+            for compiled, index, _ in pending:  # abandoned (error or generator closed): let them finish
                 compiled.requests[index].wait()
                 compiled.busy.discard(index)
 
