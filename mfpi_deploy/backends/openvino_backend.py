@@ -5,8 +5,9 @@ CPUs that have it, which onnxruntime's CPU provider does not. One compiled model
 (batch, tile) shape in use, static shapes being OpenVINO's fast path; compiled blobs are
 cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer requests let
 `run_many` overlap the pipeline's reading and writing with inference. Each inference writes
-straight into a fresh array that is handed to the caller: no copy out of the request, and no
-output buffer held by an idle request.
+straight into a fresh array that is handed to the caller: no copy out of the request and no
+output buffer of the request's own (an idle request still refers to the last array it wrote
+until its next batch is submitted).
 """
 
 from __future__ import annotations

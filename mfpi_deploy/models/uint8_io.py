@@ -36,7 +36,7 @@ class Uint8MFPINet(nn.Module):
         cfg = self.net.config
         y = y.unflatten(1, (cfg.planes, cfg.in_channels))  # (N, Z, C, 2H, 2W)
         # uint8 first, then the layout: the transpose moves a quarter of the bytes, and the
-        # runtimes fuse the float steps into the last convolution's output
+        # runtime makes no float copy of the whole stack in the output layout
         return to_uint8(y).permute(0, 1, 3, 4, 2).contiguous()
 
 
