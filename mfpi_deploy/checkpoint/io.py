@@ -99,17 +99,7 @@ def check_weights_fit_card(weights: str | Path, card: ModelCard) -> None:
     """
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in create_model(card.architecture, **card.config).state_dict().items()}
-    found = weight_shapes(weights)
-    missing = [k for k in expected if k not in found]
-    extra = [k for k in found if k not in expected]
-    shaped = [f"{k} {found[k]} != {v}" for k, v in expected.items() if k in found and found[k] != v]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_listing(missing)}")
-    if extra:
-        problems.append(f"unexpected keys: {_listing(extra)}")
-    if shaped:
-        problems.append(f"mis-shaped keys: {_listing(shaped, 3)}")
+    problems = _key_problems(expected, weight_shapes(weights), shaped_shown=3)
     if problems:
         raise CheckpointError(
             f"{weights}: does not fit the {card.architecture} its card describes "
@@ -123,24 +113,28 @@ def _config_text(config: dict) -> str:
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, where: str) -> None:
     """load_state_dict(strict=True), but naming missing, extra and mis-shaped keys in one line."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    shaped = [
-        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = _key_problems(expected, {k: tuple(v.shape) for k, v in state.items()})
+    if problems:
+        raise CheckpointError(f"{where}: does not fit {type(model).__name__}; " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def _key_problems(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], *, shaped_shown: int = 8
+) -> list[str]:
+    """Missing, unexpected and mis-shaped keys of a state dict, one phrase each (none: it fits)."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    shaped = [f"{k} {found[k]} != {v}" for k, v in expected.items() if k in found and found[k] != v]
     problems = []
     if missing:
         problems.append(f"missing keys: {_listing(missing)}")
     if extra:
         problems.append(f"unexpected keys: {_listing(extra)}")
     if shaped:
-        problems.append(f"mis-shaped keys: {_listing(shaped)}")
-    if problems:
-        raise CheckpointError(f"{where}: does not fit {type(model).__name__}; " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+        problems.append(f"mis-shaped keys: {_listing(shaped, shaped_shown)}")
+    return problems
 
 
 def _listing(items: list[str], most: int = 8) -> str:
