@@ -34,6 +34,7 @@ class EngineFacts:
     spec: EngineSpec
     description: str
     identity: EngineIdentity = EngineIdentity()
+    device: str = "cpu"  # where it computes: "cpu" or "cuda"
 
     def describe(self) -> str:
         return self.description
@@ -58,6 +59,10 @@ class Backend(ABC):
         for item in batches:
             tiles, dpm = item if isinstance(item, tuple) else (item, None)
             yield self.run(tiles, dpm)
+
+    def device_type(self) -> str:
+        """Where this backend computes: "cuda" for the GPU runtimes, "cpu" otherwise (torch says which)."""
+        return "cuda" if self.kind in (BackendKind.TRT, BackendKind.ORT_CUDA) else "cpu"
 
     def host_cores(self) -> int:
         """CPU cores this backend keeps busy while it computes: none for a device engine (this
@@ -97,7 +102,7 @@ class Backend(ABC):
         return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision})"
 
     def facts(self) -> EngineFacts:
-        return EngineFacts(self.kind, self.spec, self.describe(), self.identity)
+        return EngineFacts(self.kind, self.spec, self.describe(), self.identity, self.device_type())
 
     def __enter__(self) -> Backend:
         return self

@@ -3,8 +3,9 @@
 `unavailable_reason` is the one availability probe (commands and mfpi-bench use it), and
 `open_backend` the one way to open an engine: it checks the folder's files, the accuracy gate
 of the variant on that runtime, and runs one smallest tile to check that the graph gives what
-the manifest says. On a GPU `auto` takes TensorRT, then onnxruntime CUDA; on a CPU it measures
-the folder's CPU engines that passed their gates (probe.py) and takes the fastest.
+the manifest says. On a GPU `auto` takes TensorRT, then onnxruntime CUDA, then the folder's
+checkpoint in PyTorch on the GPU; on a CPU it measures the folder's CPU engines that passed their
+gates (probe.py) and takes the fastest.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ CPU_CANDIDATES = (
     Candidate(BackendKind.OPENVINO, Precision.FP32),
     Candidate(BackendKind.ORT_CPU, Precision.FP32),
 )
-AUTO_ORDER = (*GPU_ORDER, BackendKind.OPENVINO, BackendKind.ORT_CPU)  # kinds auto considers
+TORCH_GPU = Candidate(BackendKind.TORCH, Precision.FP32)  # auto's GPU fallback (on a CPU, torch is the slowest)
+AUTO_ORDER = (*GPU_ORDER, BackendKind.OPENVINO, BackendKind.ORT_CPU)  # kinds auto measures on a CPU
 KIND_PRECISIONS: dict[BackendKind, tuple[Precision, ...]] = {
     BackendKind.TRT: (Precision.FP16, Precision.FP32),
     BackendKind.ORT_CUDA: (Precision.FP32, Precision.FP16),
@@ -75,6 +77,17 @@ def runtime_missing(kind: BackendKind) -> str | None:
 
     if CUDA_EP not in available_providers():
         return "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu on an NVIDIA machine)"
+    return None
+
+
+def torch_gpu_missing(source: str | Path) -> str | None:
+    """Why `auto` cannot run `source` in PyTorch on a GPU (no CUDA GPU, no checkpoint), or None."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "PyTorch sees no CUDA GPU"
+    if is_engine_folder(source) and not EngineFolder(source).has("weights"):
+        return "the folder has no checkpoint weights (exported before they were kept)"
     return None
 
 
@@ -157,7 +170,8 @@ def choose_backend(
 ) -> tuple[Candidate, list[str], str]:
     """What `auto` runs: (the candidate, the reasons others were skipped, how it was chosen).
 
-    GPU backends first, in GPU_ORDER. On a CPU, the folder's engines that can run here and
+    GPU backends first, in GPU_ORDER, then the checkpoint in PyTorch on a GPU (fp32; a lab with a
+    GPU but neither TensorRT nor onnxruntime-gpu). On a CPU, the folder's engines that can run here and
     passed their gates (CPU_CANDIDATES, or those of `precision`) are timed on a probe tile
     (cached per machine and engine, see probe.py) and the fastest is taken; `measure=False`
     takes the first in CPU_CANDIDATES instead.
@@ -170,11 +184,17 @@ def choose_backend(
         for kind in GPU_ORDER
     ]
     cpu = [c for c in CPU_CANDIDATES if wanted is None or c.precision is wanted]
-    considered = gpu + cpu
+    torch_gpu = [TORCH_GPU] if wanted in (None, Precision.FP32) else []
+    considered = gpu + torch_gpu + cpu
     for cand in gpu:
         reason = unavailable_reason(cand.kind, source, cand.precision)
         if reason is None:
             return cand, _skipped_lines(skipped, considered), ""
+        skipped.append((cand, reason))
+    for cand in torch_gpu:
+        reason = torch_gpu_missing(source)
+        if reason is None:
+            return cand, _skipped_lines(skipped, considered), "the checkpoint in PyTorch on the GPU"
         skipped.append((cand, reason))
     usable: list[Candidate] = []
     for cand in cpu:
@@ -262,7 +282,8 @@ def open_backend(
     takes the fastest engine that passed its accuracy gate (measured, see choose_backend),
     and logs what it took and why. `precision` (fp32, fp16, bf16, int8) forces a variant;
     without it a named backend runs its default (default_precision). `threads` sets CPU
-    threads (ort-cpu, openvino, torch). `device` is torch's (default: cpu). A Deep-Z engine
+    threads (ort-cpu, openvino, torch). `device` is torch's (default: a CUDA GPU when PyTorch
+    sees one, else the CPU). A Deep-Z engine
     comes as a stack engine (one pass per plane, see PlaneSweep) unless `per_plane` asks for
     the raw one-plane engine with its DPM input (mfpi-bench times the passes itself).
     """
@@ -312,13 +333,13 @@ def _open(
         from mfpi_deploy.checkpoint.io import load_checkpoint
 
         if not is_engine_folder(source):
-            return TorchBackend(load_checkpoint(source), threads=threads, device=device or "cpu")
+            return TorchBackend(load_checkpoint(source), threads=threads, device=device)
         folder = EngineFolder(source)
         if folder.has("weights"):  # exports before manifest v2 did not hash the weights
             folder.artifact("weights")
         # same spec (tile/batch hints) as the folder's other backends
         return TorchBackend(
-            load_checkpoint(source), threads=threads, device=device or "cpu", spec=folder.spec("onnx", limited=False)
+            load_checkpoint(source), threads=threads, device=device, spec=folder.spec("onnx", limited=False)
         )
     if kind is BackendKind.TRT:
         from mfpi_deploy.backends.trt_backend import TrtBackend

@@ -33,6 +33,9 @@ class PlaneSweep(Backend):
     def host_cores(self) -> int:
         return self.inner.host_cores()
 
+    def device_type(self) -> str:
+        return self.inner.device_type()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -29,8 +29,13 @@ def torch_threads(threads: int | None) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
+def default_device() -> str:
+    """Where the torch backend computes unless told: the first CUDA GPU when PyTorch sees one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class TorchBackend(Backend):
-    """Runs a checkpoint's network in eager PyTorch on the CPU (or a given device).
+    """Runs a checkpoint's network in eager PyTorch on `device` (default: default_device()).
 
     `threads` applies to this backend's calls only; the process-wide torch setting is restored.
     """
@@ -38,10 +43,15 @@ class TorchBackend(Backend):
     kind = BackendKind.TORCH
 
     def __init__(
-        self, checkpoint: Checkpoint, *, device: str = "cpu", threads: int | None = None, spec: EngineSpec | None = None
+        self,
+        checkpoint: Checkpoint,
+        *,
+        device: str | None = None,
+        threads: int | None = None,
+        spec: EngineSpec | None = None,
     ) -> None:
         self.spec = spec or EngineSpec.from_card(checkpoint.card)
-        self.device = torch.device(device)
+        self.device = torch.device(device or default_device())
         self.threads = threads
         net = checkpoint.model.to(self.device).eval()
         wrap = Uint8DeepZ if checkpoint.card.architecture == Architecture.DEEPZ.value else Uint8MFPINet
@@ -61,3 +71,9 @@ class TorchBackend(Backend):
 
     def host_cores(self) -> int:
         return (self.threads or torch.get_num_threads()) if self.device.type == "cpu" else 0
+
+    def device_type(self) -> str:
+        return self.device.type
+
+    def describe(self) -> str:
+        return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision}, {self.device})"

@@ -9,10 +9,9 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import torch
-
 from mfpi_deploy.backends import select
 from mfpi_deploy.backends.base import Backend, BackendKind
+from mfpi_deploy.backends.torch_backend import default_device
 from mfpi_deploy.bench.report import GATE_FAILED, MEASURED, SKIPPED, BenchReport, Variant
 from mfpi_deploy.bench.workload import BenchModel, Workload
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
@@ -168,9 +167,9 @@ def variant_gate(kind: BackendKind, folder: Path | None, precision: Precision) -
 
 def engine_device(kind: BackendKind) -> str:
     """'cpu' or 'cuda': the device `kind` computes on (torch: CUDA when present)."""
-    if kind in VARIANT_KINDS or (kind is BackendKind.TORCH and not torch.cuda.is_available()):
-        return "cpu"
-    return "cuda"
+    if kind is BackendKind.TORCH:
+        return default_device()
+    return "cpu" if kind in VARIANT_KINDS else "cuda"
 
 
 def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) -> Backend:

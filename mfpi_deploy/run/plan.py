@@ -279,6 +279,9 @@ def run_settings(
             "planes": spec.planes,
             "precision": spec.precision,
             "id": options.engine_id or engine.identity.id,
+            # a GPU's floats are not the CPU's: a resume must compute where the run began (absent on
+            # the CPU, so records of earlier CPU runs still match)
+            **({"device": engine.device} if engine.device != "cpu" else {}),
         },
         "layout": layout.to_dict(),
         # a Z-stack's plane; absent for 2D input, so records of earlier 2D runs still match

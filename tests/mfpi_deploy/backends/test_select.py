@@ -175,3 +175,35 @@ def test_engine_from_another_gpu_is_skipped_by_auto_and_refused_by_trt(mfpinet_e
     assert "trt: " in logs[0] and "built for GPU NVIDIA A100-SXM4-40GB (sm 8.0), this machine has NVIDIA L4" in logs[0]
     with pytest.raises(MfpiError, match="backend trt cannot run .*built for GPU NVIDIA A100.*rebuild"):
         open_backend("trt", folder, log=lambda _: None)
+
+
+@cpu_only
+def test_auto_runs_the_checkpoint_in_pytorch_on_a_gpu_without_trt_or_ort_cuda(mfpinet_engine, monkeypatch, tmp_path):
+    """A lab with a GPU but neither TensorRT nor onnxruntime-gpu: auto takes the folder's checkpoint
+    in PyTorch on the GPU (fp32) rather than a CPU engine; asked for another precision, a CPU engine."""
+    import json
+    import shutil
+
+    import torch
+
+    from mfpi_deploy.backends.probe import Candidate
+    from mfpi_deploy.engine.precision import Precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cand, skipped, _ = choose_backend(mfpinet_engine, measure=False)
+    assert cand.kind is not BackendKind.TORCH and "torch: PyTorch sees no CUDA GPU" in skipped
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cand, skipped, how = choose_backend(mfpinet_engine, measure=False)
+    assert cand == Candidate(BackendKind.TORCH, Precision.FP32) and how == "the checkpoint in PyTorch on the GPU"
+    assert [line.split(":")[0] for line in skipped] == ["trt", "ort-cuda"]
+    cand, _, _ = choose_backend(mfpinet_engine, "int8", measure=False)
+    assert cand.kind is not BackendKind.TORCH and cand.precision is Precision.INT8
+
+    old = tmp_path / "old-export"  # a folder exported before the weights were kept
+    shutil.copytree(mfpinet_engine, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["artifacts"]["weights"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    cand, skipped, _ = choose_backend(old, measure=False)
+    assert cand.kind is not BackendKind.TORCH and any("no checkpoint weights" in line for line in skipped)

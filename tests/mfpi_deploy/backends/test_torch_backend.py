@@ -70,3 +70,18 @@ def test_deepz_without_dpm_is_a_clear_error():
     with TorchBackend(_ckpt("deepz", width=8)) as backend:
         with pytest.raises(MfpiError, match="DPM value per tile"):
             backend.run(np.zeros((1, 16, 16, 3), np.uint8))
+
+
+def test_torch_computes_on_the_gpu_when_pytorch_sees_one(monkeypatch) -> None:
+    """Unless a device is named: CUDA when PyTorch sees a GPU, else the CPU; the facts a run
+    records (and a resume must match) say where it computed."""
+    from mfpi_deploy.backends.torch_backend import default_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu"
+    model = create_model("mfpinet", in_channels=3, width=4)
+    backend = TorchBackend(Checkpoint(model, ModelCard("mfpinet", {"in_channels": 3, "width": 4})))
+    assert backend.device.type == "cpu" and backend.facts().device == "cpu"
+    assert backend.describe().endswith(", cpu)") and backend.host_cores() > 0

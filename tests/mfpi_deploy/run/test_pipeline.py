@@ -256,3 +256,32 @@ def test_library_resume_with_another_engine_is_refused(tmp_path: Path) -> None:
         run_slide(src, out, be, RunOptions(resume=True, **opts))
     with open_backend("torch", first, log=lambda m: None) as be:
         assert run_slide(src, out, be, RunOptions(resume=True, **opts)).resumed
+
+
+def test_resume_on_another_device_is_refused(tmp_path: Path) -> None:
+    """The same engine on a GPU does not give the CPU's floats: a run begun on the CPU does not
+    resume on a GPU (the device is part of the engine a run records)."""
+    from mfpi_deploy.backends.base import Backend
+    from mfpi_deploy.backends.select import open_backend
+    from tests.mfpi_deploy.run.helpers import tiny_checkpoint
+
+    class OnGpu(Backend):  # the CPU engine, reporting that it computes on a GPU
+        def __init__(self, inner: Backend) -> None:
+            self.inner, self.kind, self.spec, self.identity = inner, inner.kind, inner.spec, inner.identity
+
+        def run(self, tiles, dpm=None):
+            return self.inner.run(tiles, dpm)
+
+        def device_type(self) -> str:
+            return "cuda"
+
+    src = write_tiff(tmp_path / "a.tif", textured(120, 120))
+    out = tmp_path / "a.ome.zarr"
+    opts = dict(tile=96, halo=16, batch=1, **QUIET)
+    ckpt = tiny_checkpoint(tmp_path / "ckpt")
+    with open_backend("torch", ckpt, device="cpu", log=lambda m: None) as be:
+        with pytest.raises(RuntimeError, match="died"):
+            run_slide(src, out, FailingBackend(be, fail_at=1, exc=RuntimeError("died")), RunOptions(**opts))
+        with pytest.raises(MfpiError, match="different engine"):
+            run_slide(src, out, OnGpu(be), RunOptions(resume=True, **opts))
+        assert run_slide(src, out, be, RunOptions(resume=True, **opts)).resumed
