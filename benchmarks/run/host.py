@@ -140,7 +140,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         )
     except (MfpiError, TypeError, ValueError) as exc:
         return {**res, "unsupported": f"options: {exc}"}
-    real = open_engine(job.get("engine") or "ort-cpu")
+    real = open_engine(job.get("engine") or job.get("null_engine") or "ort-cpu")
     backend = real if job["real"] else null_engine(real, Path(job["cache"]))
     out = Path(job["output"])
     if job["real"] and job.get("bare_first"):  # this round times the engine alone first (shapes of round 0)
@@ -264,6 +264,12 @@ def main() -> None:
         help="BACKEND[:PRECISION][@FOLDER] for the real runs, e.g. ort-cpu openvino:int8@engines/default-int8",
     )
     ap.add_argument(
+        "--null-engine",
+        default="ort-cpu",
+        help="the engine whose first outputs the null engine replays (default ort-cpu, the bundled model's export; "
+        "torch runs the bundled checkpoint with no export)",
+    )
+    ap.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -290,7 +296,14 @@ def main() -> None:
             def job(case: str, real: bool = False, s: int = size, src: str = src) -> dict[str, Any]:
                 fmt = case.split(":")[0]
                 out = work / f"out-{s}-{case.replace(':', '-')}{SUFFIX.get(fmt, '.' + fmt)}"
-                return {"size": s, "case": case, "real": real, "input": src, "output": str(out)}
+                return {
+                    "size": s,
+                    "case": case,
+                    "real": real,
+                    "input": src,
+                    "output": str(out),
+                    "null_engine": args.null_engine,
+                }
 
             # reported apart: fills the engine-output cache for this size's batch shapes
             primes.append(run_child({**job("ome-tif:default"), "cache": str(work / "cache")}))
@@ -312,6 +325,7 @@ def main() -> None:
     machine = describe_machine()
     result = {
         "what": "host path of run_slide (null engine: cached real output per batch shape), default engine on ort-cpu",
+        "null_engine": args.null_engine,
         "commit": git_commit(),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -327,7 +341,8 @@ def main() -> None:
         f"`{result['command']}`.",
         f"Machine: {result['machine']['one_line']}.",
         "",
-        "Null engine: the default engine's (ort-cpu) output for the first batch of each shape, returned for "
+        f"Null engine: the default engine's ({result.get('null_engine', 'ort-cpu')}) output for the first batch of "
+        "each shape, returned for "
         "every batch. Each run is a fresh process; input Mpx/s = slide pixels / wall seconds of run_slide; "
         "after last tile = end of run_slide - last on_tiles callback; peak RSS = ru_maxrss at the end, reset "
         "(clear_refs) just before run_slide, with the RSS it started from; bare / run = the real engine alone, opened "
