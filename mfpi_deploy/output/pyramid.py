@@ -153,7 +153,8 @@ class PyramidBuilder:
 
     def __init__(self, grid: PyramidGrid, root: str | Path, sink: TileSink) -> None:
         self.grid, self.root, self.sink = grid, Path(root), sink
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the claims, not the building: writers encode upper tiles at once
+        self._building: set[tuple[int, int, int]] = set()  # upper tiles a writer has claimed and is making
 
     # -- files: pieces of level direct+1 per engine tile, finished tiles of the levels above direct
     def _piece(self, level_tile: tuple[int, int], engine: tuple[int, int]) -> Path:
@@ -193,9 +194,8 @@ class PyramidBuilder:
             piece = seed[:, y0 - block.y0 : y1 - block.y0, x0 - block.x0 : x1 - block.x0]
             write_durable(self._piece((r, c), (row, col)), _npy(piece))
         if build:
-            with self.lock:
-                for r, c in touched:
-                    self._build_up(upper, r, c)
+            for r, c in touched:
+                self._build_up(upper, r, c)
 
     def complete(self) -> None:
         """Build every upper tile not yet done (after the last engine tile; idempotent)."""
@@ -208,7 +208,23 @@ class PyramidBuilder:
                             raise RuntimeError(f"pyramid level {level} tile {r},{c}: inputs missing")
 
     def _build_up(self, level: int, row: int, col: int) -> None:
-        while level < self.grid.levels and not self.done(level, row, col) and self._build(level, row, col):
+        """Build (level, row, col) if all it needs is there, then its parent, and so on up. A tile is
+        claimed under the lock and built outside it, so writers build different tiles at once; its
+        inputs are complete when it is claimed (a tile's inputs are written before their writer
+        looks at the parent), and only its claimant reads or removes them."""
+        while level < self.grid.levels:
+            key = (level, row, col)
+            with self.lock:
+                if key in self._building or self.done(*key) or self._inputs(*key) is None:
+                    return
+                self._building.add(key)
+            try:
+                built = self._build(*key)
+            finally:
+                with self.lock:
+                    self._building.discard(key)
+            if not built:
+                return
             level, row, col = level + 1, row // 2, col // 2
 
     def _inputs(self, level: int, row: int, col: int) -> list[tuple[Path, Box]] | None:

@@ -135,3 +135,43 @@ def test_complete_builds_what_a_killed_run_left_and_nothing_twice(tmp_path: Path
         merged = np.where((second.writes[level] > 0)[None, ..., None], second.levels[level], first.levels[level])
         assert np.array_equal(merged, want[level]), f"level {level}"
         assert (first.writes[level] + second.writes[level] == 1).all()
+
+
+def test_writers_build_upper_tiles_at_the_same_time_and_each_once(tmp_path: Path) -> None:
+    """Upper tiles are claimed under the builder's lock but encoded outside it: two writers that
+    each complete an upper tile are inside the sink together (a barrier both must reach), and with
+    many writers adding tiles in any order every upper tile is still made exactly once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    grid = PyramidGrid(level_shapes(1024, 1024), 256, 256)  # 4x4 engine tiles; level 1: 2x2 tiles
+    assert grid.direct == 0 and grid.levels == 3
+    rng = np.random.default_rng(2)
+    level0 = rng.integers(0, 256, (1, 1024, 1024, 1), dtype=np.uint8)
+    together = threading.Barrier(2, timeout=10)
+
+    class MeetingSink(MemorySink):
+        def put_tile(self, level: int, row: int, col: int, planes: np.ndarray) -> None:
+            if level == 1 and row == 0:  # (0, 0) and (0, 1): one writer each, below
+                together.wait()  # BrokenBarrierError if the other writer cannot get in meanwhile
+            super().put_tile(level, row, col, planes)
+
+    sink = MeetingSink(grid, 1, 1)
+    builder = PyramidBuilder(grid, tmp_path / "pyr", sink)
+
+    def add(tiles: list[tuple[int, int]]) -> None:
+        for r, c in tiles:
+            box = grid.engine_block(r, c, 0)
+            builder.add_engine_tile(r, c, level0[:, box.y0 : box.y1, box.x0 : box.x1])
+
+    left = [(r, c) for r in (0, 1) for c in (0, 1)]  # the engine tiles under level-1 tile (0, 0)
+    right = [(r, c) for r in (0, 1) for c in (2, 3)]  # and under (0, 1)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(add, [left, right]))
+    rest = [(r, c) for r in (2, 3) for c in range(4)]
+    rng.shuffle(rest)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(add, [rest[i::4] for i in range(4)]))
+    for level, (got, want) in enumerate(zip(sink.levels, reference_pyramid(level0, grid.shapes))):
+        assert np.array_equal(got, want), f"level {level}"
+        assert (sink.writes[level] == 1).all(), f"level {level}: every pixel written exactly once"
