@@ -83,3 +83,7 @@ class FailingBackend(Backend):
             raise self.exc
         self.calls += 1
         return self.inner.run(tiles, dpm)
+
+
+# A small run: a 200x232 input at tile 160 (core 64 px: 128 px output tiles), 464x400 output, a 2-level pyramid
+SMALL_RUN = dict(tile=160, batch=2, progress=False, log=lambda m: None)

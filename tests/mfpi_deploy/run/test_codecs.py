@@ -16,24 +16,12 @@ from mfpi_deploy.output.codecs import DEFAULT_FLOOR_DB, checked_planes, psnr_db
 from mfpi_deploy.output.pyramid import downsample2
 from mfpi_deploy.run import RunOptions, run_slide
 from mfpi_deploy.run.state import partial_dir
-from tests.mfpi_deploy.run.helpers import FailingBackend, textured, tiny_backend, write_tiff
+from tests.mfpi_deploy.run.helpers import SMALL_RUN, FailingBackend, textured, tiny_backend, write_tiff
 
-QUIET = dict(progress=False, log=lambda m: None)
-# 200x232 input, tile 160 (core 64 px: 128 px output tiles), 464x400 output: a 2-level pyramid
-OPTS = dict(tile=160, batch=2, **QUIET)
+OPTS = SMALL_RUN
 # A broken codec path (channels swapped, tiles misplaced, wrong colour transform) lands far below
 # this; JPEG at quality 90 on 8-bit planes lands far above it.
 SANE_LOSSY_DB = 30.0
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, Path]:
-    root = tmp_path_factory.mktemp("codecs")
-    backend = tiny_backend(root, width=4)
-    src = write_tiff(root / "a.tif", textured(200, 232), tile=(64, 64), compression="zlib")
-    reference = root / "ref.ome.zarr"
-    run_slide(src, reference, backend, RunOptions(compression="none", **OPTS))
-    return src, backend, reference
 
 
 def _levels_tiff(path: Path) -> list[np.ndarray]:
