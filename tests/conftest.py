@@ -31,3 +31,21 @@ def real_stack_path() -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+REAL_CUDA_AVAILABLE = torch.cuda.is_available
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_on_the_cpu():
+    """Tests compare torch's output with the CPU runtimes' bit for bit, so torch computes on the CPU
+    in them (unless told) even where PyTorch sees a GPU; gpu-marked tests see the real GPU."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cuda, "is_available", lambda: False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _gpu_tests_see_the_gpu(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("gpu") is not None:
+        monkeypatch.setattr(torch.cuda, "is_available", REAL_CUDA_AVAILABLE)
