@@ -12,14 +12,17 @@
 #   3. Table III's PyTorch-CUDA rows at the paper's size (MFPINet against Deep-Z per plane),
 #      with the engine inside the mfpi-run pipeline too (--pipeline);
 #   4. the output path fed by a GPU engine: a 4096x4096 sample through mfpi-run on torch-CUDA,
-#      end to end against the bare engine, beside the null-engine host path (benchmarks/run/host.py).
+#      end to end against the bare engine, beside the null-engine host path (benchmarks/run/host.py);
+#   5. mfpi-serve on torch-CUDA: the scripted viewer session on the same sample
+#      (benchmarks/serve/session.py: first viewport, focus steps, pan, whole session).
 # QUICK=1 makes every step small (for trying the script on a CPU machine; figures not comparable).
 set -u
 cd "$(dirname "$0")/../.."
 WHEELS=.device-wheels
-# what the image lacks of install_requires (tifffile: a version that reads through zarr 3), pinned to
-# the versions CI runs, as Python 3.12 wheels
-PACKAGES="imagecodecs==2026.3.6 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0 tifffile==2026.3.3"
+# what the image lacks of install_requires and of the serve extra (tifffile: a version that reads
+# through zarr 3), pinned to the versions CI runs, as Python 3.12 wheels
+PACKAGES="imagecodecs==2026.3.6 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 google-crc32c==1.9.0 tifffile==2026.3.3
+starlette==1.10.0 uvicorn==0.55.0"
 
 if [ "${1:-}" = fetch ]; then
     mkdir -p "$WHEELS"
@@ -66,4 +69,6 @@ step table3 240 $PY -m mfpi_deploy.cli.bench --backend torch $BENCH --pipeline \
     --json "$OUT/table3-torch-cuda.json" --markdown "$OUT/table3-torch-cuda.md"
 step output-path 300 $PY benchmarks/run/host.py --sizes $SIZE --cases ome-tif:default --null-engine torch \
     --real --real-sizes $SIZE --real-engines torch --work /tmp/mfpi-host --out "$OUT/host-$SIZE-torch-cuda"
+step serve 300 $PY benchmarks/serve/session.py "/tmp/mfpi-host/sample-$SIZE.tif" --backend torch \
+    --results "$OUT" --out "serve-$SIZE-torch-cuda"
 grep '^=== .*exit' "$LOG"

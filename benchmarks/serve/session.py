@@ -36,6 +36,13 @@ VIEW_W, VIEW_H = 1600, 900
 CONNECTIONS = 6
 
 
+def gpu_name() -> str:
+    """The GPU the server's torch engine would take, or "no GPU" (the machine's conditions)."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,7 +82,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int)
     ap.add_argument("--cache-mb", type=float, default=2048)
     ap.add_argument("--out", default="session")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the results (default: beside this script)")
     args = ap.parse_args()
+    results = args.results
 
     port = free_port()
     cmd = [sys.executable, "-m", "mfpi_deploy.cli.serve", str(args.slide), "--port", str(port), "--quiet"]
@@ -83,8 +92,8 @@ def main() -> None:
     cmd += ["--engine", args.engine] if args.engine else []
     cmd += ["--tile", str(args.tile)] if args.tile else []
     cmd += ["--batch", str(args.batch)] if args.batch else []
-    RESULTS.mkdir(exist_ok=True)
-    server_log = RESULTS / f"{args.out}.server.log"
+    results.mkdir(parents=True, exist_ok=True)
+    server_log = results / f"{args.out}.server.log"
     server = subprocess.Popen(cmd, stderr=server_log.open("w"), text=True)
     base = f"http://127.0.0.1:{port}"
     log: list[str] = []
@@ -162,13 +171,13 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (results / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
     s = report["stats"]
     lines = [
         f"# mfpi-serve scripted session: {args.slide.name}",
         "",
         f"`python benchmarks/serve/session.py {' '.join(sys.argv[1:])}` at commit {report['conditions']['commit']}; "
-        f"{cpu_details().one_line()}, {os.cpu_count()} logical cores, load average at the end "
+        f"{cpu_details().one_line()}, {os.cpu_count()} logical cores, {gpu_name()}, load average at the end "
         f"{', '.join(map(str, report['conditions']['load_average']))}; server start (engine open and plan) "
         f"{startup:.1f} s.",
         "",
@@ -179,7 +188,7 @@ def main() -> None:
         f"{report['server_rss_max_mb']:.0f} MB (cache bound {args.cache_mb:.0f} MB)",
         "",
     ]
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines))
+    (results / f"{args.out}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
