@@ -204,8 +204,12 @@ class PyramidBuilder:
                 rows, cols = self.grid.grid(level)
                 for r in range(rows):
                     for c in range(cols):
-                        if not self.done(level, r, c) and not self._build(level, r, c):
+                        if self.done(level, r, c):
+                            continue
+                        inputs = self._inputs(level, r, c)
+                        if inputs is None:
                             raise RuntimeError(f"pyramid level {level} tile {r},{c}: inputs missing")
+                        self._build(level, r, c, inputs)
 
     def _build_up(self, level: int, row: int, col: int) -> None:
         """Build (level, row, col) if all it needs is there, then its parent, and so on up. A tile is
@@ -215,16 +219,17 @@ class PyramidBuilder:
         while level < self.grid.levels:
             key = (level, row, col)
             with self.lock:
-                if key in self._building or self.done(*key) or self._inputs(*key) is None:
+                if key in self._building or self.done(*key):
+                    return
+                inputs = self._inputs(*key)
+                if inputs is None:
                     return
                 self._building.add(key)
             try:
-                built = self._build(*key)
+                self._build(*key, inputs)
             finally:
                 with self.lock:
                     self._building.discard(key)
-            if not built:
-                return
             level, row, col = level + 1, row // 2, col // 2
 
     def _inputs(self, level: int, row: int, col: int) -> list[tuple[Path, Box]] | None:
@@ -243,10 +248,8 @@ class PyramidBuilder:
             ]
         return found if all(path.is_file() for path, _ in found) else None
 
-    def _build(self, level: int, row: int, col: int) -> bool:
-        inputs = self._inputs(level, row, col)
-        if inputs is None:
-            return False
+    def _build(self, level: int, row: int, col: int, inputs: list[tuple[Path, Box]]) -> None:
+        """Make tile (level, row, col) from `inputs` (what `_inputs` found), keep it, remove them."""
         grid = self.grid
         if level == grid.direct + 1:
             box = grid.tile_box(level, row, col)
@@ -266,7 +269,6 @@ class PyramidBuilder:
             path.unlink(missing_ok=True)
         if level == grid.direct + 1:
             _rmdir(self._piece((row, col), (0, 0)).parent)
-        return True
 
 
 def _assemble(inputs: Iterable[tuple[Path, Box]], span: Box) -> np.ndarray:
