@@ -324,7 +324,7 @@ def main() -> None:
                     print(table(rows[-1:])[-1], flush=True)
     machine = describe_machine()
     result = {
-        "what": "host path of run_slide (null engine: cached real output per batch shape), default engine on ort-cpu",
+        "what": "host path of run_slide (null engine: cached real output per batch shape)",
         "null_engine": args.null_engine,
         "commit": git_commit(),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
@@ -341,7 +341,7 @@ def main() -> None:
         f"`{result['command']}`.",
         f"Machine: {result['machine']['one_line']}.",
         "",
-        f"Null engine: the default engine's ({result.get('null_engine', 'ort-cpu')}) output for the first batch of "
+        f"Null engine: the default engine's ({result['null_engine']}) output for the first batch of "
         "each shape, returned for "
         "every batch. Each run is a fresh process; input Mpx/s = slide pixels / wall seconds of run_slide; "
         "after last tile = end of run_slide - last on_tiles callback; peak RSS = ru_maxrss at the end, reset "

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import socket
 import subprocess
@@ -28,19 +27,13 @@ from pathlib import Path
 
 import httpx
 
+from mfpi_deploy.bench.machine import describe_machine
 from mfpi_deploy.gitinfo import git_commit
-from mfpi_deploy.machine import conditions, cpu_details
+from mfpi_deploy.machine import conditions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VIEW_W, VIEW_H = 1600, 900
 CONNECTIONS = 6
-
-
-def gpu_name() -> str:
-    """The GPU the server's torch engine would take, or "no GPU" (the machine's conditions)."""
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
 
 
 def free_port() -> int:
@@ -177,7 +170,7 @@ def main() -> None:
         f"# mfpi-serve scripted session: {args.slide.name}",
         "",
         f"`python benchmarks/serve/session.py {' '.join(sys.argv[1:])}` at commit {report['conditions']['commit']}; "
-        f"{cpu_details().one_line()}, {os.cpu_count()} logical cores, {gpu_name()}, load average at the end "
+        f"{describe_machine().one_line()}; load average at the end "
         f"{', '.join(map(str, report['conditions']['load_average']))}; server start (engine open and plan) "
         f"{startup:.1f} s.",
         "",
