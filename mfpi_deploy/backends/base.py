@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,14 +54,39 @@ class Backend(ABC):
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         """uint8 (N, H, W, C) -> uint8 (N, planes, sH, sW, C); `dpm` (N,) float32 for Deep-Z."""
 
-    def run_many(self, batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]]) -> Iterator[np.ndarray]:
-        """Outputs of `batches` (tiles, or (tiles, dpm) pairs) in order.
+    def in_flight(self) -> int:
+        """Batches `run_many` keeps submitted at most: 1 for an engine that computes in `submit`;
+        asynchronous engines (GPU streams, OpenVINO infer requests) say how many they can hold."""
+        return 1
 
-        GPU backends override this to keep several batches in flight (copies overlap compute).
+    def submit(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> Any:
+        """Start a batch and return a ticket for `collect`. This default computes it at once."""
+        return self.run(tiles, dpm)
+
+    def collect(self, ticket: Any) -> np.ndarray:
+        """The planes of a submitted batch, waiting for them. This default's ticket is the planes."""
+        return ticket
+
+    def run_many(self, batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]]) -> Iterator[np.ndarray]:
+        """Outputs of `batches` (tiles, or (tiles, dpm) pairs) in order, with up to `in_flight()`
+        batches submitted, so an asynchronous engine computes the next while the caller uses an
+        output. Batches still in flight when the caller stops (an error, the generator closed) are
+        collected and dropped, so the engine is free for the next call.
         """
-        for item in batches:
-            tiles, dpm = item if isinstance(item, tuple) else (item, None)
-            yield self.run(tiles, dpm)
+        pending: deque[Any] = deque()
+        depth = max(1, self.in_flight())
+        try:
+            for item in batches:
+                tiles, dpm = item if isinstance(item, tuple) else (item, None)
+                pending.append(self.submit(tiles, dpm))
+                if len(pending) >= depth:
+                    yield self.collect(pending.popleft())
+            while pending:
+                yield self.collect(pending.popleft())
+        finally:
+            while pending:
+                with contextlib.suppress(Exception):  # abandoned: only its slot matters now
+                    self.collect(pending.popleft())
 
     def device_type(self) -> str:
         """Where this backend computes: "cuda" for the GPU runtimes, "cpu" otherwise (torch says which)."""

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections import deque
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,21 +214,8 @@ class OpenVinoBackend(Backend):
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         return self.collect(self.submit(tiles, dpm))
 
-    def run_many(self, batches: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]]) -> Iterator[np.ndarray]:
-        """Outputs of `batches` in order, with up to `requests` batches in flight."""
-        pending: deque[Ticket] = deque()
-        try:
-            for item in batches:
-                tiles, dpm = item if isinstance(item, tuple) else (item, None)
-                if len(pending) == self.requests:
-                    yield self.collect(pending.popleft())
-                pending.append(self.submit(tiles, dpm))
-            while pending:
-                yield self.collect(pending.popleft())
-        finally:
-            for compiled, index, _ in pending:  # abandoned (error or generator closed): let them finish
-                compiled.requests[index].wait()
-                compiled.busy.discard(index)
+    def in_flight(self) -> int:
+        return self.requests
 
     def host_cores(self) -> int:
         return self.threads or os.cpu_count() or 1

@@ -1,9 +1,15 @@
-"""PyTorch eager backend: the reference that every exported engine is checked against."""
+"""PyTorch eager backend: the reference that every exported engine is checked against.
+
+On the CPU a batch is computed when submitted. On a GPU it is queued on the device's stream
+(copy in, network, copy out to page-locked memory) and `run_many` keeps two queued, so the
+GPU computes the next batch while the host writes the last one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +33,17 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     finally:
         if threads and threads != previous:
             torch.set_num_threads(previous)
+
+
+CUDA_IN_FLIGHT = 2  # batches queued on the GPU at once: one computes while the host takes the last
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch queued on a GPU: its planes land in `host` (page-locked) once `done` has fired."""
+
+    host: torch.Tensor
+    done: torch.cuda.Event
 
 
 def default_device() -> str:
@@ -58,16 +75,40 @@ class TorchBackend(Backend):
         self.module = wrap(net).eval()
 
     @torch.inference_mode()
-    def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
+    def submit(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray | _InFlight:
+        """On the CPU: the planes, computed now. On a GPU: the batch queued on the device's current
+        stream (copy in, network, copy out into page-locked memory) and a ticket for `collect`."""
         self.spec.check_batch(tiles)
-        with torch_threads(self.threads):
-            x = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)
-            if self.spec.needs_dpm:
-                if dpm is None:
-                    raise MfpiError("Deep-Z needs a DPM value per tile")
-                y = self.module(x, torch.as_tensor(dpm, dtype=torch.float32, device=self.device))
-                return y.unsqueeze(1).cpu().numpy()
-            return self.module(x).cpu().numpy()
+        if self.spec.needs_dpm and dpm is None:
+            raise MfpiError("Deep-Z needs a DPM value per tile")
+        x = torch.from_numpy(np.ascontiguousarray(tiles))
+        if self.device.type == "cpu":
+            with torch_threads(self.threads):
+                return self._forward(x, dpm).numpy()
+        y = self._forward(x.pin_memory().to(self.device, non_blocking=True), dpm)
+        host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+        host.copy_(y, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.device))
+        return _InFlight(host, done)
+
+    def collect(self, ticket: np.ndarray | _InFlight) -> np.ndarray:
+        if isinstance(ticket, _InFlight):
+            ticket.done.synchronize()
+            return ticket.host.numpy()
+        return ticket
+
+    def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
+        return self.collect(self.submit(tiles, dpm))
+
+    def in_flight(self) -> int:
+        return CUDA_IN_FLIGHT if self.device.type == "cuda" else 1
+
+    def _forward(self, x: torch.Tensor, dpm: np.ndarray | None) -> torch.Tensor:
+        """uint8 tiles (on the device) -> uint8 planes (N, planes, sH, sW, C) on the device."""
+        if self.spec.needs_dpm:
+            return self.module(x, torch.as_tensor(dpm, dtype=torch.float32, device=self.device)).unsqueeze(1)
+        return self.module(x)
 
     def host_cores(self) -> int:
         return (self.threads or torch.get_num_threads()) if self.device.type == "cpu" else 0

@@ -8,8 +8,6 @@ it; `run_many` keeps both slots busy over an iterator of batches.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,16 +129,8 @@ class TrtBackend(Backend):
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         return self.collect(self.submit(tiles, dpm))
 
-    def run_many(self, batches: Iterable[tuple[np.ndarray, np.ndarray | None] | np.ndarray]) -> Iterator[np.ndarray]:
-        """Outputs of `batches` in order, with up to `slots` batches in flight."""
-        pending: deque[int] = deque()
-        for item in batches:
-            tiles, dpm = item if isinstance(item, tuple) else (item, None)
-            if len(pending) == len(self._slots):
-                yield self.collect(pending.popleft())
-            pending.append(self.submit(tiles, dpm))
-        while pending:
-            yield self.collect(pending.popleft())
+    def in_flight(self) -> int:
+        return len(self._slots)
 
     def close(self) -> None:
         if not getattr(self, "_slots", None):

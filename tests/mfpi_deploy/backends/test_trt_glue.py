@@ -100,6 +100,12 @@ def test_auto_picks_trt_and_run_many_keeps_order_across_profiles(trt_folder):
         with pytest.raises(MfpiError, match="both TensorRT slots are busy"):
             backend.submit(batches[2])
         assert np.array_equal(backend.collect(b), outs[1]) and np.array_equal(backend.collect(a), outs[0])
+        # a caller that stops after the first output (an error, a closed generator) leaves no slot busy
+        stream = backend.run_many(batches)
+        assert np.array_equal(next(stream), outs[0])
+        stream.close()
+        assert np.array_equal(backend.run(batches[1]), outs[1])
+        assert [np.array_equal(o, r) for o, r in zip(backend.run_many(batches), outs)] == [True] * len(batches)
         with pytest.raises(MfpiError, match="outside the engine's profiles"):
             backend.run(rng.integers(0, 256, (4, 16, 16, 1), dtype=np.uint8))
         with pytest.raises(MfpiError, match="outside the engine's profiles"):

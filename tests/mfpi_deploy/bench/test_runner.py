@@ -64,8 +64,8 @@ def test_deepz_stack_runs_one_pass_per_plane_with_its_dpm():
     w = make_workloads(16, 2, width=8)[BenchModel.DEEPZ]
     backend = _backend("deepz")
     seen: list[np.ndarray] = []
-    run = backend.run
-    backend.run = lambda tiles, dpm=None: (seen.append(dpm), run(tiles, dpm=dpm))[1]  # type: ignore[method-assign]
+    submit = backend.submit  # every pass of run_many starts here
+    backend.submit = lambda tiles, dpm=None: (seen.append(dpm), submit(tiles, dpm=dpm))[1]  # type: ignore[method-assign]
     stack_runner(backend, w, w.sample_input())()
     assert len(seen) == 11
     assert [float(d[0]) for d in seen] == pytest.approx(w.dpm_values())
