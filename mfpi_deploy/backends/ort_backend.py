@@ -1,8 +1,14 @@
-"""onnxruntime backend: the engine folder's ONNX graph on the CPU, or on CUDA / TensorRT EPs."""
+"""onnxruntime backend: the engine folder's ONNX graph on the CPU, or on CUDA / TensorRT EPs.
+
+On the CPU a batch runs when submitted. On CUDA, `submit` hands it to one worker thread
+(onnxruntime lets go of the GIL while it runs), so `run_many` keeps two batches going and the
+GPU computes the next while the caller writes the last.
+"""
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +22,7 @@ from mfpi_deploy.errors import MfpiError
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
+DEVICE_IN_FLIGHT = 2  # batches going at once on a GPU provider: one computes while the caller takes the last
 
 
 def ort_providers(
@@ -118,6 +125,7 @@ class OrtBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise MfpiError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self._worker: ThreadPoolExecutor | None = None
 
     def run(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray:
         self.spec.check_batch(tiles)
@@ -128,6 +136,25 @@ class OrtBackend(Backend):
             feeds[self.input_names[1]] = np.ascontiguousarray(dpm, dtype=np.float32).reshape(len(tiles))
         out = self.session.run(None, feeds)[0]
         return out[:, None] if self.spec.needs_dpm else out
+
+    def in_flight(self) -> int:
+        return 1 if self.kind is BackendKind.ORT_CPU else DEVICE_IN_FLIGHT
+
+    def submit(self, tiles: np.ndarray, dpm: np.ndarray | None = None) -> np.ndarray | Future:
+        if self.in_flight() == 1:
+            return self.run(tiles, dpm)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="mfpi-ort")
+        # copies: the caller may refill its buffers while this batch waits for the worker
+        return self._worker.submit(self.run, np.array(tiles, order="C"), None if dpm is None else np.array(dpm))
+
+    def collect(self, ticket: np.ndarray | Future) -> np.ndarray:
+        return ticket.result() if isinstance(ticket, Future) else ticket
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def host_cores(self) -> int:
         return (self.threads or os.cpu_count() or 1) if self.kind is BackendKind.ORT_CPU else 0
