@@ -23,6 +23,9 @@ from mfpi_deploy.errors import MfpiError
 # for which tiled output matches a whole-image pass (>= 99.9 % of uint8 values equal, none
 # off by more than 2). The bundled model gives 99.92 % at 48 and 99.99 % at 64.
 DEFAULT_HALO = 48
+# The most a run accepts: beyond it a tile's compute goes mostly to halos (and a few halos as wide as
+# a dynamic engine's largest tile would leave cores of a few pixels, millions of tiles).
+MAX_HALO = 256
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -197,11 +200,27 @@ def choose_plan(
     Returns (plan, batch size).
     """
     profiles = tuple(profiles)
+    if halo % stride:
+        raise MfpiError(f"halo {halo} must be a multiple of the network's stride ({stride} px)")
+    if tile is not None and tile % stride:
+        raise MfpiError(f"tile {tile} must be a multiple of the network's stride ({stride} px)")
     core_multiple = max(stride, OUTPUT_TILE // scale) if scale else 1
+    if tile is not None:
+        tile = fitted_tile(height, width, halo, tile, max(stride, core_multiple), profiles)
     if tile is None and core_multiple > 1:
         with contextlib.suppress(MfpiError):
             return _choose(height, width, halo, profiles, stride, None, core_multiple)
     return _choose(height, width, halo, profiles, stride, tile, 1)
+
+
+def fitted_tile(height: int, width: int, halo: int, tile: int, multiple: int, profiles: tuple[TileProfile, ...]) -> int:
+    """A given `tile` no larger than the image needs: one tile whose core (a multiple of
+    `multiple`) covers it, if a profile takes that size; else `tile` as given. A tile far larger
+    than the slide would only compute (and hold in memory) reflected padding."""
+    need = round_up(max(height, width), multiple) + 2 * halo
+    if tile <= need or not any((p.min_tile or 0) <= need for p in profiles):
+        return tile
+    return need
 
 
 def _choose(

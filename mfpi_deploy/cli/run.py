@@ -19,7 +19,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.source import Region
 from mfpi_deploy.slide.zstack import parse_plane
-from mfpi_deploy.tiling import DEFAULT_HALO
+from mfpi_deploy.tiling import DEFAULT_HALO, MAX_HALO
 
 
 def default_output(slide: Path) -> Path:
@@ -93,7 +93,10 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
     help="16-bit input value that maps to 255 (default: the file's MaxSampleValue, else 65535).",
 )
 @click.option(
-    "--halo", default=DEFAULT_HALO, show_default=True, help="Overlap on every tile side, input pixels (multiple of 8)."
+    "--halo",
+    default=DEFAULT_HALO,
+    show_default=True,
+    help=f"Overlap on every tile side, input pixels (multiple of 8, at most {MAX_HALO}).",
 )
 @click.option("--tile", type=int, help="Input tile side (default: the engine profile's least wasteful size).")
 @click.option("--batch", type=int, help="Tiles per engine call (default: the engine profile's optimum).")
@@ -326,7 +329,7 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     from mfpi_deploy.run.target import check_output_target
 
     OutputFormat.from_path(output)
-    check_output_target(output, options)
+    check_output_target(output, options, slide)
     with output_lock(output):
         with open_input(slide, options):
             pass

@@ -275,7 +275,7 @@ def run_slide_distributed(
     With `client` (a distributed.Client) it runs on that client's cluster.
     """
     output = Path(output_path)
-    check_output_target(output, options)
+    check_output_target(output, options, Path(input_path))
     with output_lock(output), _client(cluster, options.log, client) as client:
         from mfpi_deploy.cohort.dask_worker import facts_task  # after the client: Dask is there
 

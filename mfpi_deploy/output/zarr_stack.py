@@ -177,6 +177,15 @@ def read_layout(path: str | Path) -> StackLayout:
     return StackLayout.from_dict(group.attrs["mfpi"]["layout"])
 
 
+def is_stack(path: str | Path) -> bool:
+    """True if `path` is a stack this package wrote (an OME-Zarr group with its layout record)."""
+    try:
+        read_layout(path)
+    except Exception:  # not zarr, not a group, no record: zarr and json raise their own types
+        return False
+    return True
+
+
 def level_count(path: str | Path) -> int:
     group = zarr.open_group(str(path), mode="r", zarr_format=2)
     return len(group.attrs["multiscales"][0]["datasets"])

@@ -81,7 +81,7 @@ def run_slide(
     """
     options = options or RunOptions()
     output = Path(output_path)
-    check_output_target(output, options)
+    check_output_target(output, options, Path(input_path))
     with output_lock(output):  # one run per output, held until the output is in place
         began = SlideRun.begin(Path(input_path), output, backend.facts(), options, time.perf_counter())
         if isinstance(began, RunSummary):

@@ -163,6 +163,8 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             options.tile,
             spec.scale,
         )
+        if options.tile is not None and plan.tile != options.tile:
+            options.log(f"{input_path.name}: --tile {options.tile} is more than this slide needs; {plan.tile} px tiles")
         if options.batch is not None:
             if options.batch < 1 or not any(p.accepts(plan.tile, plan.tile, options.batch) for p in spec.profiles):
                 raise MfpiError(f"batch {options.batch} of {plan.tile} px tiles is outside the engine's profiles")

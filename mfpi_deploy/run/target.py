@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,14 +10,23 @@ from typing import Any
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
+from mfpi_deploy.output.zarr_stack import is_stack
 from mfpi_deploy.run.options import RunOptions
 
 
-def check_output_target(output: Path, options: RunOptions) -> None:
-    """Refuse an existing output (unless overwrite, or skip_finished: decided once planned) and a
-    folder we cannot write into."""
-    if output.exists() and not (options.overwrite or options.skip_finished):
-        raise MfpiError(f"{output} exists; pass --overwrite to replace it")
+def check_output_target(output: Path, options: RunOptions, source: Path | None = None) -> None:
+    """Refuse an output that is (or holds) the input `source`, an existing output (unless overwrite,
+    or skip_finished: decided once planned), a folder there that no run wrote (never deleted,
+    even with overwrite), and a folder we cannot write into."""
+    if source is not None and _holds(output, source):
+        raise MfpiError(f"the output {output} is the input slide {source}; write the stack elsewhere (-o)")
+    if output.exists() or output.is_symlink():
+        if not (options.overwrite or options.skip_finished):
+            raise MfpiError(f"{output} exists; pass --overwrite to replace it")
+        if output.is_dir() and not output.is_symlink() and not is_stack(output):
+            raise MfpiError(
+                f"{output} is a folder that mfpi-run did not write; it is not replaced: move it or choose another -o"
+            )
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
         raise MfpiError(f"output folder {parent} does not exist")
@@ -25,6 +35,18 @@ def check_output_target(output: Path, options: RunOptions) -> None:
             pass
     except OSError as exc:
         raise MfpiError(f"cannot write into output folder {parent} ({exc.strerror or exc})") from None
+
+
+def _holds(output: Path, source: Path) -> bool:
+    """True if writing `output` would replace `source`: the same file (by any name) or a folder
+    that contains it."""
+    if not (output.exists() or output.is_symlink()):
+        return False
+    with contextlib.suppress(OSError):
+        if output.samefile(source):
+            return True
+    out, src = output.resolve(), source.resolve()
+    return src == out or out in src.parents
 
 
 # Free-space check: a stack that cannot fit even at this compression ratio is refused.

@@ -62,3 +62,19 @@ def test_choose_plan_fixed_profile_and_small_images() -> None:
 
 def test_batches_are_fixed_groups() -> None:
     assert batches(7, 3) == [range(0, 3), range(3, 6), range(6, 7)]
+
+
+def test_a_given_tile_shrinks_to_one_tile_covering_the_image_and_off_grid_values_say_why() -> None:
+    dynamic = [TileProfile()]
+    plan, _ = choose_plan(256, 200, 48, dynamic, tile=100_000, scale=2)
+    assert (plan.tile, plan.n_tiles) == (128 + 128 + 96, 1)  # core 256: whole 256 px output tiles at 2x
+    plan, _ = choose_plan(300, 100, 48, dynamic, tile=1000, scale=2)
+    assert (plan.tile, plan.core, plan.n_tiles) == (480, 384, 1)
+    plan, _ = choose_plan(3000, 3000, 48, dynamic, tile=1000, scale=2)
+    assert plan.tile == 1000  # a slide that needs several tiles keeps the size given
+    fixed = [TileProfile(opt_tile=608, min_tile=608, max_tile=608)]
+    assert choose_plan(256, 256, 48, fixed, tile=608, scale=2)[0].tile == 608  # no smaller size in its profile
+    with pytest.raises(MfpiError, match="halo 5 must be a multiple of the network's stride"):
+        choose_plan(256, 256, 5, dynamic)
+    with pytest.raises(MfpiError, match="tile 100 must be a multiple of the network's stride"):
+        choose_plan(256, 256, 48, dynamic, tile=100)

@@ -215,6 +215,30 @@ def test_existing_output_is_refused_before_the_engine_is_loaded(tmp_path: Path) 
     assert (tmp_path / "slide.mfp.ome.tif").read_bytes() == b"earlier result"
 
 
+def test_overwrite_never_replaces_the_input_or_a_folder_no_run_wrote(tmp_path: Path, ckpts: dict[int, Path]) -> None:
+    src = write_tiff(tmp_path / "slide.ome.tif", textured(16, 16))
+    kept = src.read_bytes()
+    (tmp_path / "link.ome.tif").symlink_to(src)
+    for out in (src, tmp_path / "link.ome.tif"):  # the slide itself, by its name or another
+        result = _run([str(src), "-o", str(out), "--overwrite"], ckpts[3])
+        assert result.exit_code == 2 and "is the input slide" in result.stderr, result.output
+        _assert_one_error_line(result.stderr)
+    notes = tmp_path / "notes.ome.zarr"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("lab notes")
+    folder_tif = tmp_path / "folder.ome.tif"
+    folder_tif.mkdir()
+    for out in (notes, folder_tif):
+        result = _run([str(src), "-o", str(out), "--overwrite"], ckpts[3])
+        assert result.exit_code == 2 and "mfpi-run did not write" in result.stderr, result.output
+    assert src.read_bytes() == kept and (notes / "notes.txt").read_text() == "lab notes" and folder_tif.is_dir()
+    made = tmp_path / "made.ome.zarr"  # a stack a run wrote is replaced, as --overwrite says
+    assert _run([str(src), "-o", str(made)], ckpts[3]).exit_code == 0
+    (made / "stray.txt").write_text("x")
+    assert _run([str(src), "-o", str(made), "--overwrite"], ckpts[3]).exit_code == 0
+    assert not (made / "stray.txt").exists() and zarr_stack.open_level(made, 0).shape == (3, 11, 32, 32)
+
+
 def test_precision_option_runs_the_int8_variant(tmp_path: Path, mfpinet_engine: Path) -> None:
     src = write_tiff(tmp_path / "slide.tif", textured(40, 56, channels=1))
     outs = {}
