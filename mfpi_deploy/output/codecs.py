@@ -22,7 +22,8 @@ NAMES = ("jpeg", "jpegxl", "zstd", "zlib", "none")
 LOSSY = ("jpeg", "jpegxl")
 # zstd 3 and zlib 3 (with the predictor) on output planes: 5.4:1 at 300 MB/s and 5.6:1 at 160 MB/s a
 # core, where zstd 5 gains 6% for 2.5x the time and zlib 6 8% for 2x (measured on the sample's planes).
-DEFAULT_LEVEL = {"jpeg": 90, "jpegxl": 90, "zstd": 3, "zlib": 3, "none": None}
+# JPEG 85: the OME-TIFF default's quality (mfpi_deploy.run.plan), so `--compression jpeg` is that default.
+DEFAULT_LEVEL = {"jpeg": 85, "jpegxl": 90, "zstd": 3, "zlib": 3, "none": None}
 LEVEL_RANGE = {"jpeg": (1, 100), "jpegxl": (1, 100), "zstd": (1, 22), "zlib": (1, 9)}
 # Qualities a lossy tile steps up through when it misses the fidelity floor (from the chosen one).
 QUALITY_LADDER = (90, 95, 98, 100)

@@ -48,10 +48,11 @@ def compressor(codec: Codec | None = None) -> numcodecs.abc.Codec | None:
 
 
 def register_codecs() -> None:
-    """Make imagecodecs' numcodecs codecs (JPEG chunks) readable by zarr in this process."""
+    """Make imagecodecs' numcodecs codecs (JPEG chunks) readable by zarr in this process, quietly
+    (imagecodecs prints a line for every codec already registered unless told not to)."""
     from imagecodecs.numcodecs import register_codecs as register
 
-    register()
+    register(verbose=False)
 
 
 def level_chunks(grid: PyramidGrid) -> list[int]:

@@ -101,7 +101,7 @@ def choose_codec(fmt: OutputFormat, options: RunOptions) -> Codec:
 # store slides (Q70-Q80), with the per-tile fidelity floor raising the quality where content needs it;
 # 3.1 MB per input Mpx on the sample slide at 48.3 dB against lossless. Lossless deflate (opens
 # everywhere) with --lossless; zstd for OME-Zarr (JPEG chunks are not in the NGFF standard).
-DEFAULT_TIFF_CODEC = "jpeg:85"
+DEFAULT_TIFF_CODEC = "jpeg"  # at its default level, 85 (output.codecs.DEFAULT_LEVEL)
 
 
 LOSSLESS_TIFF_CODEC = "zlib"

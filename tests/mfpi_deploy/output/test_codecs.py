@@ -11,6 +11,7 @@ import tifffile
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output.codecs import (
     DEFAULT_FLOOR_DB,
+    DEFAULT_LEVEL,
     NAMES,
     Codec,
     CodecReport,
@@ -82,7 +83,7 @@ def test_lossless_bytes_equal_tifffiles_own_encoding() -> None:
 
 
 def test_parse_codec_levels_and_refusals() -> None:
-    assert parse_codec("jpeg") == Codec("jpeg", 90)
+    assert parse_codec("jpeg") == Codec("jpeg", DEFAULT_LEVEL["jpeg"])
     assert parse_codec("JPEG:75") == Codec("jpeg", 75)
     assert parse_codec("zstd:9").label == "zstd:9"
     assert parse_codec("none") == Codec("none")
@@ -124,7 +125,7 @@ def test_the_check_scores_only_the_real_pixels_of_an_edge_tile() -> None:
     tile = np.zeros((256, 256, 1), np.uint8)
     tile[:40, :40] = 120  # a flat 40x40 corner; the padding is black
     enc = encode_checked(parse_codec("jpeg"), tile, (40, 40), DEFAULT_FLOOR_DB)
-    assert enc.level == 90 and enc.psnr_db is not None and enc.psnr_db > DEFAULT_FLOOR_DB
+    assert enc.level == DEFAULT_LEVEL["jpeg"] and enc.psnr_db is not None and enc.psnr_db > DEFAULT_FLOOR_DB
 
 
 def test_codec_report_counts_raised_and_failed_tiles() -> None:

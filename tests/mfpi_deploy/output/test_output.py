@@ -150,3 +150,11 @@ def test_zarr_sink_writes_and_syncs_blank_chunks_too(tmp_path: Path) -> None:
     assert sorted(
         p.relative_to(path / "0").as_posix() for p in (path / "0").rglob("*") if p.is_file() and "." not in p.name
     ) == [f"{c}/{z}/0/0" for c in range(3) for z in range(2)]
+
+
+def test_registering_the_jpeg_chunk_codecs_again_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    zarr_stack.register_codecs()
+    with caplog.at_level("INFO"):
+        zarr_stack.register_codecs()  # every stack opened registers them; imagecodecs warned once per codec (~200)
+    assert [r.getMessage() for r in caplog.records] == []
+    assert zarr_stack.compressor(parse_codec("jpeg:80")) is not None
