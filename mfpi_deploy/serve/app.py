@@ -182,7 +182,7 @@ def create_app(server: SlideServer) -> Starlette:
         if not folder:
             raise MfpiError(f"{p['folder']!r} is not PLANE_files (PLANE: input or 0..{slide.planes - 1})")
         if not level:
-            raise MfpiError(f"level {p['level']!r} is not a number")
+            raise MfpiError(f"level {p['level']!r} is not a level (a whole number from 0)")
         if not file:
             raise MfpiError(f"{p['file']!r} is not COL_ROW.jpeg or COL_ROW.png")
         col, row, ext = int(file.group(1)), int(file.group(2)), file.group(3)

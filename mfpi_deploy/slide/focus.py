@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mfpi_deploy.errors import MfpiError
+
 FOCUS_BLOCK = 1024  # side of the central block a Z-stack's planes are compared on (pixels of the level read)
+MIN_FOCUS_SIDE = 3  # the Laplacian needs a neighbour on every side of a pixel
 FOCUS_BIN = 2  # the block is binned k x k before measuring: less weight on pixel noise, less work
 
 
@@ -31,9 +34,18 @@ def binned(plane: np.ndarray, k: int = FOCUS_BIN) -> np.ndarray:
 
 
 def sharpest_plane(planes: Sequence[np.ndarray], k: int = FOCUS_BIN) -> int:
-    """Index of the sharpest of the planes (the first of equals): variance of the Laplacian after k x k binning."""
+    """Index of the sharpest of the planes (the first of equals): variance of the Laplacian after
+    k x k binning (none where binning would leave fewer than MIN_FOCUS_SIDE pixels a side).
+    MfpiError for planes smaller than that: the Laplacian has no pixel to measure there."""
     if not planes:
         raise ValueError("no planes to compare")
+    h, w = planes[0].shape[:2]
+    if min(h, w) < MIN_FOCUS_SIDE:
+        raise MfpiError(
+            f"a {h}x{w} px region is too small to measure focus on (at least {MIN_FOCUS_SIDE}x{MIN_FOCUS_SIDE})"
+        )
+    if min(h, w) < MIN_FOCUS_SIDE * k:
+        k = 1
     return int(np.argmax([sharpness(binned(p, k)) for p in planes]))
 
 

@@ -57,5 +57,8 @@ def resolve_plane(choice: PlaneChoice, count: int, read_block: Callable[[int], n
     if choice == SHARPEST:
         if read_block is None:
             raise SlideError("cannot measure the planes' focus of this file")
-        return sharpest_plane([read_block(z) for z in range(count)])
+        try:
+            return sharpest_plane([read_block(z) for z in range(count)])
+        except MfpiError as exc:
+            raise SlideError(f"--plane sharpest: {exc}; pass --plane N (0..{count - 1})") from None
     return int(choice)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide.focus import binned, central_block, sharpest_plane, sharpness
 from tests.mfpi_deploy.run.helpers import focal_stack
 
@@ -24,6 +25,13 @@ def test_sharpness_and_binning() -> None:
     assert sharpest_plane([flat, flat]) == 0  # equals: the first
     with pytest.raises(ValueError):
         sharpest_plane([])
+
+
+def test_small_planes_are_measured_unbinned_and_too_small_ones_refused() -> None:
+    stack = focal_stack(4, 5, planes=3, sharp=1)  # binned 2x2 it would be 2x2: no Laplacian left
+    assert sharpest_plane(list(stack)) == sharpest_plane(list(stack), k=1)
+    with pytest.raises(MfpiError, match="a 2x5 px region is too small to measure focus on"):
+        sharpest_plane([p[:2] for p in stack])
 
 
 def test_central_block() -> None:

@@ -66,6 +66,14 @@ def test_plane_on_a_2d_image(tmp_path: Path) -> None:
         open_slide(path, plane=1)
 
 
+def test_sharpest_of_a_zstack_too_small_to_measure_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write_zstack(tmp_path / "tiny.ome.tif", focal_stack(2, 6, planes=4, sharp=1))
+    with pytest.raises(SlideInputError, match=r"--plane sharpest: a 2x6 px region is too small.*--plane N \(0\.\.3\)"):
+        open_slide(path, plane=SHARPEST)
+    with open_slide(path, plane=1) as slide:
+        assert slide.info.plane == 1
+
+
 def test_parse_plane() -> None:
     assert parse_plane("sharpest") == SHARPEST and parse_plane(" Sharpest ") == SHARPEST
     assert parse_plane("2") == 2
