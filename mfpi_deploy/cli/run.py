@@ -237,6 +237,9 @@ def main(
     if make_sample:
         from mfpi_deploy.run.sample import write_sample
 
+        if slides:
+            raise MfpiError("--make-sample writes a sample slide and runs nothing: give no SLIDE with it")
+
         info = write_sample(make_sample, sample_size, overwrite=overwrite)
         click.echo(f"wrote {make_sample} ({info})")
         return
@@ -306,17 +309,40 @@ def main(
         for line in summary.lines():
             click.echo(line)
         return
+    created = False
     if output is not None:
         if output.exists() and not output.is_dir():
             raise MfpiError(f"{output}: for several slides -o names a folder, and this is a file")
+        if not output.exists() and _names_one_output(output):
+            raise MfpiError(
+                f"-o {output} names one output file, but several slides each get their own: give a folder "
+                f"(their outputs go in it, as <slide>.mfp.ome.tif)"
+            )
         try:
+            created = not output.exists()
             output.mkdir(exist_ok=True)
         except OSError as exc:
             raise MfpiError(f"cannot create output folder {output} ({exc.strerror or exc})") from None
-    source = resolve_engine(engine, backend, log)
-    options, ref = _engine_ref(source, backend, precision, threads, cluster, options, log)
-    with sigterm_as_interrupt():  # kill -> clean stop, resumable
-        _run_cohort(slides, output, out_format, report, ref, options, cluster, log)
+    try:
+        source = resolve_engine(engine, backend, log)
+        options, ref = _engine_ref(source, backend, precision, threads, cluster, options, log)
+        with sigterm_as_interrupt():  # kill -> clean stop, resumable
+            _run_cohort(slides, output, out_format, report, ref, options, cluster, log)
+    finally:
+        if created and output is not None:
+            with contextlib.suppress(OSError):  # a cohort refused before any slide: leave nothing new
+                output.rmdir()
+
+
+def _names_one_output(path: Path) -> bool:
+    """True if `path` ends like one output file (.ome.tif, .ome.zarr) rather than a folder of them."""
+    from mfpi_deploy.output.layout import OutputFormat
+
+    try:
+        OutputFormat.from_path(path)
+    except MfpiError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -24,9 +24,10 @@ def validate_tiles(tiles: tuple[int, ...] | list[int], stride: int) -> None:
         raise MfpiError("give at least one tile size")
     for t in tiles:
         if t <= 0 or t % stride:
-            lower, upper = max(stride, t // stride * stride), -(-max(t, 1) // stride) * stride
+            near = sorted({max(stride, t // stride * stride), -(-max(t, 1) // stride) * stride})
             raise InputShapeError(
-                f"tile size {t} is not a positive multiple of the network's stride {stride} (use {lower} or {upper})"
+                f"tile size {t} is not a positive multiple of the network's stride {stride} "
+                f"(use {' or '.join(map(str, near))})"
             )
 
 

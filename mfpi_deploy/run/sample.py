@@ -92,6 +92,8 @@ def make_sample(size: int = 1024, seed: int = 0) -> Sample:
 def write_sample(path: str | Path, size: int = 1024, seed: int = 0, *, overwrite: bool = False) -> str:
     """Write the sample slide as a tiled, pyramidal RGB OME-TIFF; returns a one-line description."""
     path = Path(path)
+    if not path.name.lower().endswith((".tif", ".tiff")):
+        raise MfpiError(f"{path}: the sample slide is an OME-TIFF; give it a .tif or .tiff name")
     cfg = _config(size, seed)
     if path.exists() and not overwrite:
         raise MfpiError(f"{path} exists; pass --overwrite to replace it")

@@ -141,9 +141,22 @@ class Journal:
         self.close()
 
 
+# Settings by the words a user knows them by (the options or what they describe), where the key differs.
+SETTING_WORDS = {
+    "input_bytes": "input file (its size)",
+    "input_mtime_ns": "input file (its modification time)",
+    "pixels": "pixel conversion",
+    "floor_db": "fidelity floor (the model's PSNR + 10 dB)",
+    "output_format": "output format",
+    "tile_side": "output tile size",
+    "jpeg_encoder": "JPEG encoder (--jpeg-on-gpu)",
+}
+
+
 def mismatches(saved: dict, wanted: dict) -> list[str]:
-    """Settings that differ between a partial run and this one (names only)."""
-    return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    """Settings that differ between a partial run (or a finished output's record) and this one,
+    named as a user knows them."""
+    return sorted(SETTING_WORDS.get(k, k) for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
 
 
 RECORD_SUFFIX = ".mfpi.json"

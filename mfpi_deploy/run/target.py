@@ -12,6 +12,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.output.zarr_stack import is_stack
 from mfpi_deploy.run.options import RunOptions
+from mfpi_deploy.run.state import partial_dir
 
 
 def check_output_target(output: Path, options: RunOptions, source: Path | None = None) -> None:
@@ -22,6 +23,13 @@ def check_output_target(output: Path, options: RunOptions, source: Path | None =
         raise MfpiError(f"the output {output} is the input slide {source}; write the stack elsewhere (-o)")
     if output.exists() or output.is_symlink():
         if not (options.overwrite or options.skip_finished):
+            if options.resume and partial_dir(output).exists():
+                raise MfpiError(
+                    f"{output} exists, and {partial_dir(output)} is a run that replaces it: "
+                    "pass --resume --overwrite to continue that run"
+                )
+            if options.resume:
+                raise MfpiError(f"{output} is finished: nothing to resume (pass --overwrite to compute it again)")
             raise MfpiError(f"{output} exists; pass --overwrite to replace it")
         if output.is_dir() and not output.is_symlink() and not is_stack(output):
             raise MfpiError(

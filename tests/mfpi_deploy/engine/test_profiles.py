@@ -25,6 +25,9 @@ def test_validate_tiles():
     validate_tiles((8, 384, 512), 8)
     with pytest.raises(InputShapeError, match="tile size 100 .* stride 8 \\(use 96 or 104\\)"):
         validate_tiles((384, 100), 8)
+    for small in (7, -8):  # one size to suggest, said once
+        with pytest.raises(InputShapeError, match=f"tile size {small} .* stride 8 \\(use 8\\)$"):
+            validate_tiles((small,), 8)
     with pytest.raises(InputShapeError, match="stride 16"):
         validate_tiles((24,), 16)
     with pytest.raises(InputShapeError):

@@ -189,6 +189,14 @@ def test_make_sample_then_run(tmp_path: Path, ckpts: dict[int, Path]) -> None:
         assert 'PhysicalSizeX="0.243"' in tif.ome_metadata  # 0.486 µm input / 2
     again = CliRunner().invoke(main, ["--make-sample", str(sample), "--sample-size", "48"])
     assert again.exit_code != 0 and "--overwrite" in again.stderr
+    for args, says in (
+        (["--make-sample", str(tmp_path / "s.png")], "give it a .tif or .tiff name"),
+        ([str(sample), "--make-sample", str(tmp_path / "s2.tif")], "give no SLIDE with it"),
+    ):
+        result = CliRunner().invoke(main, [*args, "--sample-size", "48"])
+        assert result.exit_code == 2 and says in result.stderr, result.output
+        _assert_one_error_line(result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("s")) == ["sample.mfp.ome.tif", "sample.tif"]
 
 
 def test_16_bit_input_max_and_palette_refusal(tmp_path: Path, ckpts: dict[int, Path]) -> None:
@@ -303,3 +311,17 @@ def test_zstack_runs_one_plane(tmp_path: Path, ckpts: dict[int, Path]) -> None:
         assert _run([str(flat), "-o", str(tmp_path / f"flat{plane}.ome.tif")], ckpts[3]).exit_code == 0
         assert np.array_equal(tifffile.imread(out), tifffile.imread(tmp_path / f"flat{plane}.ome.tif"))
     assert not np.array_equal(tifffile.imread(tmp_path / "flat2.ome.tif"), tifffile.imread(tmp_path / "flat3.ome.tif"))
+
+
+def test_a_folder_of_slides_needs_a_folder_output_and_a_refused_cohort_leaves_nothing(
+    tmp_path: Path, ckpts: dict[int, Path]
+) -> None:
+    slides, empty = tmp_path / "slides", tmp_path / "empty"
+    slides.mkdir()
+    empty.mkdir()
+    write_tiff(slides / "a.tif", textured(16, 16))
+    result = _run([str(slides), "-o", str(tmp_path / "out.ome.tif")], ckpts[3])
+    assert result.exit_code == 2 and "names one output file" in result.stderr, result.output
+    result = _run([str(empty), "-o", str(tmp_path / "new")], ckpts[3])
+    assert result.exit_code == 2 and "no slides in this folder" in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "slides"]

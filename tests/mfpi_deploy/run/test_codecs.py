@@ -126,7 +126,8 @@ def test_resume_with_another_codec_is_refused(tmp_path: Path, made) -> None:
     with pytest.raises(RuntimeError, match="died"):
         run_slide(src, out, FailingBackend(backend, fail_at=2, exc=RuntimeError("died")), RunOptions(**OPTS))
     assert partial_dir(out).is_dir()
-    with pytest.raises(MfpiError, match="different compression"):
+    # named as the user knows them: the option, and the floor it set (not the record's floor_db)
+    with pytest.raises(MfpiError, match=r"different compression, fidelity floor \(the model's PSNR \+ 10 dB\);"):
         run_slide(src, out, backend, RunOptions(resume=True, compression="zstd", **OPTS))
     summary = run_slide(src, out, backend, RunOptions(resume=True, **OPTS))
     assert summary.resumed and out.is_file()

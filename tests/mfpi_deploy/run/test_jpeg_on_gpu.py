@@ -74,7 +74,7 @@ def test_a_run_begun_on_the_gpu_resumes_only_on_the_gpu(tmp_path: Path, made, mo
         failing = FailingBackend(backend, fail_at=2, exc=RuntimeError("died"))
         run_slide(src, out, failing, RunOptions(jpeg_on_gpu=True, **OPTS))
     assert RunState(partial_dir(out)).settings()["jpeg_encoder"] == "nvimgcodec"
-    with pytest.raises(MfpiError, match="different jpeg_encoder"):
+    with pytest.raises(MfpiError, match="different JPEG encoder \\(--jpeg-on-gpu\\)"):
         run_slide(src, out, backend, RunOptions(resume=True, **OPTS))
     summary = run_slide(src, out, backend, RunOptions(resume=True, jpeg_on_gpu=True, **OPTS))
     assert summary.resumed and out.is_file()
