@@ -33,6 +33,29 @@ _TAG_ROLES = {270: "where an OME-TIFF keeps its OME-XML metadata"}
 _EMPTY_SHOWN = 3  # empty tiles named in the message
 
 
+# Signatures of image files users may hand in instead of a TIFF (first bytes).
+OTHER_IMAGES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"BM", "BMP"),
+    (b"GIF8", "GIF"),
+    (b"\x89HDF\r\n\x1a\n", "HDF5"),
+    (b"PK\x03\x04", "ZIP archive"),
+)
+
+
+def other_image_kind(path: Path) -> str | None:
+    """The name of the non-TIFF image format `path` starts like, if it is one we know."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    return next((name for magic, name in OTHER_IMAGES if head.startswith(magic)), None)
+
+
 class TiffSlide(Slide):
     """Level `level` of series `series` of a TIFF (plane `plane` of a Z-stack); reads only the chunks
     (tiles/strips) it needs."""
@@ -54,6 +77,12 @@ class TiffSlide(Slide):
             try:
                 self._tif = tifffile.TiffFile(self.path)
             except (tifffile.TiffFileError, ValueError, struct_error(), IndexError) as exc:
+                kind = other_image_kind(self.path)
+                if kind:
+                    raise SlideError(
+                        f"a {kind} file, not a TIFF: mfpi-run reads TIFF slides (OME-TIFF, SVS, NDPI-TIFF, "
+                        "plain TIFF); save it as a TIFF first"
+                    ) from None
                 raise SlideError(f"not a readable TIFF ({exc})") from None
             try:
                 self._refuse_cut_tags(messages)

@@ -152,3 +152,17 @@ def test_openslide_formats_need_the_extra(tmp_path: Path) -> None:
     path.write_bytes(b"not really a slide")
     with pytest.raises(SlideInputError, match=r"pip install 'mfpi-deploy\[openslide\]'"):
         open_slide(path)
+
+
+def test_a_png_or_jpeg_handed_in_as_a_slide_is_named(tmp_path: Path) -> None:
+    import imagecodecs
+
+    image = textured(16, 16)
+    for name, data, kind in (
+        ("a.tif", imagecodecs.png_encode(image), "a PNG file, not a TIFF"),
+        ("b.tiff", imagecodecs.jpeg8_encode(image), "a JPEG file, not a TIFF"),
+    ):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SlideInputError, match=kind) as err:
+            open_slide(tmp_path / name)
+        assert "\n" not in str(err.value)
