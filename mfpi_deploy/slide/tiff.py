@@ -33,6 +33,8 @@ _TAG_ROLES = {270: "where an OME-TIFF keeps its OME-XML metadata"}
 _EMPTY_SHOWN = 3  # empty tiles named in the message
 
 
+ALPHA_EXTRASAMPLES = (1, 2)  # TIFF ExtraSamples: associated, unassociated alpha (0: unspecified)
+
 # Signatures of image files users may hand in instead of a TIFF (first bytes).
 OTHER_IMAGES = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -163,6 +165,11 @@ class TiffSlide(Slide):
         self._z = 0
         self._z = resolve_plane(plane, planes, lambda z: self._read_at(z, y0, y1, x0, x1))
         samples = shape[axes.index(self._sample_axis)] if self._sample_axis else 1
+        if samples in (2, 4) and not any(int(e) in ALPHA_EXTRASAMPLES for e in page.extrasamples or ()):
+            self.warnings += (
+                f"{samples} samples per pixel, the last not marked as alpha (TIFF ExtraSamples): it is dropped "
+                "as alpha; if it is a channel of its own, run each channel from a TIFF of its own",
+            )
         level0 = series.levels[0]
         downsample = level0.shape[level0.axes.index("X")] / shape[axes.index("X")]
         if abs(downsample - round(downsample)) < 0.05 * downsample:  # 190 px / 48 px is a 4x level

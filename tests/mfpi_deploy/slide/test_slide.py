@@ -166,3 +166,14 @@ def test_a_png_or_jpeg_handed_in_as_a_slide_is_named(tmp_path: Path) -> None:
         with pytest.raises(SlideInputError, match=kind) as err:
             open_slide(tmp_path / name)
         assert "\n" not in str(err.value)
+
+
+def test_an_extra_sample_not_marked_as_alpha_is_dropped_with_a_warning(tmp_path: Path) -> None:
+    two = np.zeros((8, 8, 2), np.uint8)
+    tifffile.imwrite(tmp_path / "two.tif", two, photometric="minisblack", planarconfig="contig")  # unspecified
+    tifffile.imwrite(tmp_path / "rgba.tif", np.zeros((8, 8, 4), np.uint8), photometric="rgb")  # marked alpha
+    with open_slide(tmp_path / "two.tif") as slide:
+        assert slide.info.samples == 2
+        assert [w for w in slide.warnings if "not marked as alpha" in w] != []
+    with open_slide(tmp_path / "rgba.tif") as slide:
+        assert slide.info.samples == 4 and not [w for w in slide.warnings if "alpha" in w]
