@@ -20,9 +20,11 @@ def cache_root() -> Path:
     return base / "mfpi-deploy"
 
 
-def cache_key(weights_sha256: str, versions: dict[str, str], opset: int) -> str:
-    """Key of a cached export: the weights and every tool version that shapes the artifact."""
-    blob = json.dumps(
-        {"weights": weights_sha256, "tools": versions, "opset": opset, "manifest": MANIFEST_VERSION}, sort_keys=True
-    )
+def cache_key(weights_sha256: str, versions: dict[str, str], opset: int, variants: tuple[str, ...] = ()) -> str:
+    """Key of a cached export: the weights, every tool version that shapes the artifact, and the
+    variants beyond fp32 it was asked for (none: the key of an fp32-only export, as before)."""
+    fields: dict = {"weights": weights_sha256, "tools": versions, "opset": opset, "manifest": MANIFEST_VERSION}
+    if variants:
+        fields["variants"] = sorted(variants)
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -37,7 +37,7 @@ from mfpi_deploy.engine.profiles import make_profiles, validate_tiles
 from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.export import accuracy, calibration
-from mfpi_deploy.export.default_engine import default_engine_folder, exported_default_engine
+from mfpi_deploy.export.default_engine import default_engine_folder, default_with_int8, exported_default_engine
 from mfpi_deploy.export.onnx_export import Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.source import Source, load_source
 from mfpi_deploy.export.versions import DEFAULT_OPSET, tool_versions
@@ -317,15 +317,24 @@ def check_onnx_parity(
 # ---------------------------------------------------------------- cache of the default model
 
 
-def cached_default_engine(log: Log = print) -> Path:
-    """The bundled default model exported as fp32 ONNX in the user cache (exported on first use)."""
+def cached_default_engine(log: Log = print, *, int8: bool | None = None) -> Path:
+    """The bundled default model exported in the user cache (exported on first use): fp32 ONNX,
+    and the int8 variant where OpenVINO is installed (`int8`: None) or as told. An int8 variant
+    that fails its gate is left out, said in the log, and the fp32 export is kept."""
     found = exported_default_engine()
     if found is not None:
         return found
     target = default_engine_folder()
-    log(f"first use: exporting the bundled model to {target}")
+    with_int8 = default_with_int8() if int8 is None else int8
+    log(f"first use: exporting the bundled model{' (fp32 and int8)' if with_int8 else ''} to {target}")
     try:
-        return export_model(default_model.DEFAULT_NAME, target, ExportOptions(), log=log)
+        try:
+            return export_model(default_model.DEFAULT_NAME, target, ExportOptions(int8=with_int8), log=log)
+        except accuracy.GateError as exc:
+            if not with_int8 or (target / MANIFEST_NAME).is_file():
+                raise
+            log(f"the int8 variant failed its gate ({exc}); exporting fp32 only")
+            return export_model(default_model.DEFAULT_NAME, target, ExportOptions(), log=log)
     except MfpiError:
         if (target / MANIFEST_NAME).is_file():  # another process won the race
             return target

@@ -13,7 +13,7 @@ from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint import load_checkpoint
 from mfpi_deploy.engine.cache import cache_key, cache_root
 from mfpi_deploy.errors import CheckpointError, MfpiError
-from mfpi_deploy.export import api
+from mfpi_deploy.export import api, default_engine
 from mfpi_deploy.export.api import cached_default_engine, export_model
 from mfpi_deploy.export.onnx_export import Exporter
 from mfpi_deploy.fileio import file_sha256
@@ -76,7 +76,7 @@ def test_cached_default_engine_exports_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MFPI_CACHE_DIR", str(tmp_path / "cache"))
     torch.set_num_threads(1)
     logs: list[str] = []
-    first = cached_default_engine(log=logs.append)
+    first = cached_default_engine(log=logs.append, int8=False)
     assert first.parent == tmp_path / "cache" / "engines" and any("first use" in m for m in logs)
     assert json.loads((first / "manifest.json").read_text())["source"]["sha256"] == file_sha256(
         bundled / "model.safetensors"
@@ -118,3 +118,46 @@ def test_options_accept_plain_values_and_refuse_bad_ones():
     ]:
         with pytest.raises(MfpiError, match=match):
             ExportOptions(**bad)
+
+
+@pytest.mark.skipif(not default_engine.default_with_int8(), reason="OpenVINO is not installed")
+def test_the_default_export_adds_int8_where_openvino_is_and_keeps_fp32_if_int8_fails_its_gate(tmp_path, monkeypatch):
+    from mfpi_deploy.export import int8 as int8_module
+
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_DIR", tiny_checkpoint(tmp_path / "bundled", width=8))
+    monkeypatch.setattr(api.ExportOptions, "__init__", _small_and_quick(api.ExportOptions.__init__))
+    torch.set_num_threads(1)
+    folders = []
+    for cache in ("with", "without"):
+        monkeypatch.setenv("MFPI_CACHE_DIR", str(tmp_path / cache))
+        logs: list[str] = []
+        if cache == "without":  # the int8 variant fails its gate: dropped, said in the log, fp32 kept
+
+            def failing(*args, **kwargs):
+                raise int8_module.Int8GateError(
+                    "int8 accuracy gate failed: lowest plane PSNR 30.0 dB < 45.0 dB",
+                    min_psnr_db=30.0,
+                    threshold_db=45.0,
+                )
+
+            monkeypatch.setattr(int8_module, "export_int8", failing)
+        folders.append(cached_default_engine(log=logs.append))
+        assert any("(fp32 and int8)" in m for m in logs)
+        artifacts = json.loads((folders[-1] / "manifest.json").read_text())["artifacts"]
+        assert "onnx" in artifacts and any("int8" in key for key in artifacts) == (cache == "with")
+        assert any("the int8 variant failed its gate" in m for m in logs) == (cache == "without")
+    with open_backend("auto", folders[0], threads=1, log=lambda _: None) as backend:
+        assert backend.run(np.zeros((1, 16, 16, 1), np.uint8)).shape == (1, 11, 32, 32, 1)  # tiny model: grey
+    monkeypatch.setattr(default_engine, "default_with_int8", lambda: False)
+    assert default_engine.default_engine_folder() != folders[-1]  # installing OpenVINO later exports again
+
+
+def _small_and_quick(init):
+    """ExportOptions with the TorchScript exporter and small gates, as the other export tests use."""
+
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        for name, value in (("exporter", Exporter.TORCHSCRIPT), ("gate_tile", 64), ("gate_count", 2), ("threads", 1)):
+            object.__setattr__(self, name, value)
+
+    return patched

@@ -32,7 +32,7 @@ def test_a_run_on_onnxruntime_does_not_import_torch(tmp_path: Path, mfpinet_engi
     else:
         from mfpi_deploy.export.api import cached_default_engine
 
-        cached_default_engine(log=lambda _: None)  # the first use exports it (with torch); later runs find it
+        cached_default_engine(log=lambda _: None, int8=False)  # first use exports it (with torch); runs find it
         slide, engine = write_tiff(tmp_path / "rgb.tif", textured(64, 64)), []
     out = tmp_path / "out.mfp.ome.tif"
     args = [str(slide), *engine, "--backend", "ort-cpu", "--output", str(out), "--lossless"]
