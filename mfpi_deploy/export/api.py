@@ -94,8 +94,16 @@ def export_model(
 ) -> Path:
     """Export `source` (checkpoint folder/file, authors' .pth, or "default") into `out_dir`."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not options.force:
-        raise MfpiError(f"{out_dir}: exists (pass --force to replace it)")
+    if not out_dir.name or out_dir.resolve() == Path.cwd() or out_dir.resolve() in Path.cwd().parents:
+        raise MfpiError(f"--out {out_dir}: name a new folder for the engine (the current folder is not replaced)")
+    if out_dir.exists() or out_dir.is_symlink():
+        if not options.force:
+            raise MfpiError(f"{out_dir}: exists (pass --force to replace it)")
+        if not (out_dir.is_dir() and (out_dir / MANIFEST_NAME).is_file()):
+            raise MfpiError(
+                f"{out_dir}: not an engine folder (no {MANIFEST_NAME}); --force replaces engine folders only, "
+                "so it is kept: move it or choose another --out"
+            )
     if options.trt:  # fail before the slow steps, not after them
         from mfpi_deploy.engine.cuda import import_pycuda, import_tensorrt
 

@@ -46,6 +46,24 @@ def test_failed_forced_export_keeps_the_old_folder(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out"]
 
 
+def test_force_replaces_engine_folders_only(tmp_path, monkeypatch):
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    image, notes = tmp_path / "image.tif", tmp_path / "notes"
+    image.write_bytes(b"a user's image")
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("precious")
+    opts = export_options(exporter=Exporter.TORCHSCRIPT, force=True)
+    for target in (image, notes, ckpt):  # a file, a folder, a checkpoint folder: none is an engine
+        with pytest.raises(MfpiError, match="not an engine folder"):
+            export_model(ckpt, target, opts, **QUIET)
+    monkeypatch.chdir(notes)
+    for here in (".", ".."):
+        with pytest.raises(MfpiError, match="the current folder is not replaced"):
+            export_model(ckpt, here, opts, **QUIET)
+    assert image.read_bytes() == b"a user's image" and (notes / "thesis.txt").read_text() == "precious"
+    assert (ckpt / "model.safetensors").is_file()
+
+
 def test_authors_pth_is_imported_and_copied(tmp_path):
     net = create_model("mfpinet", in_channels=3, width=4).eval()
     pth = tmp_path / "G_19_1519.pth"
