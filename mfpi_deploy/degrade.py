@@ -11,6 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mfpi_deploy.errors import MfpiError
+
+
+class DegradationError(MfpiError, ValueError):
+    """A degradation setting no image can be degraded with."""
+
 
 @dataclass(frozen=True)
 class Degradation:
@@ -27,9 +33,11 @@ class Degradation:
 
     def __post_init__(self) -> None:
         if self.scale < 1:
-            raise ValueError("scale must be >= 1")
-        if self.blur_size and self.blur_size % 2 == 0:
-            raise ValueError("blur_size must be odd")
+            raise DegradationError(f"the degradation's scale must be 1 or more, got {self.scale}")
+        if self.blur_size < 0 or (self.blur_size and self.blur_size % 2 == 0):
+            raise DegradationError(f"--blur-size must be odd (or 0: no blur), got {self.blur_size}")
+        if self.blur_sigma < 0:
+            raise DegradationError(f"--blur-sigma must be 0 (no blur) or more, got {self.blur_sigma}")
 
 
 def gaussian_kernel(size: int, sigma: float) -> np.ndarray:

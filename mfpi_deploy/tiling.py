@@ -238,8 +238,8 @@ def _choose(
         budget = max(1, prof.opt_batch) * prof.opt_tile**2
         if prof.max_tile:
             hi = prof.max_tile
-        else:
-            hi = max(lo, min(MAX_DYNAMIC_TILE, math.isqrt(budget) // stride * stride))
+        else:  # the engine's pixels per call, and room for a core as wide as the halo (wide halos)
+            hi = max(lo, min(MAX_DYNAMIC_TILE, max(math.isqrt(budget), 3 * halo + stride) // stride * stride))
         if tile is not None:
             if not (lo <= tile <= (prof.max_tile or 1 << 30) and tile % stride == 0):
                 continue

@@ -112,13 +112,19 @@ class TrainConfig:
             raise MfpiError(f"unknown architecture {self.arch!r}; expected {' or '.join(TRAINABLE)}")
         if self.width is None:  # the paper's, the network config's default
             self.width = config_class(self.arch)().width
-        if self.lr is None:
-            self.lr = default_lr(self.arch, self.width)
         positive = ("width", "disc_width", "patch", "batch", "epochs", "steps_per_epoch", "lr_halve_every", "block")
-        for name in (*positive, "val_patches", "validations", "max_steps"):
+        for name in (*positive, "val_patches", "validations", "max_steps", "planes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise MfpiError(f"{name} must be positive, got {value}")
+        if self.threads is not None and self.threads < 0:
+            raise MfpiError(f"threads must be 0 (torch's default) or more, got {self.threads}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise MfpiError(f"max_minutes must be positive, got {self.max_minutes}")
+        if self.z_step_um is not None and not (math.isfinite(self.z_step_um) and self.z_step_um > 0):
+            raise MfpiError(f"z_step_um must be a positive number of micrometres, got {self.z_step_um}")
+        if self.lr is None:
+            self.lr = default_lr(self.arch, self.width)
         if self.patience < 0:
             raise MfpiError(f"patience must be 0 (never stop early) or more, got {self.patience}")
         if self.max_steps is not None:  # the plan in steps; enough epochs to hold it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -62,7 +63,11 @@ def select_planes(
 ) -> PlaneSelection:
     """`planes` consecutive planes centred on the in-focus plane (moved inwards at the stack ends)."""
     n = stack.planes
-    if planes < 1 or planes > n:
+    if z_step_um is not None and not (math.isfinite(z_step_um) and z_step_um > 0):
+        raise MfpiError(f"--z-step-um must be a positive number of micrometres, got {z_step_um}")
+    if planes < 1:
+        raise MfpiError(f"--planes must be a positive odd number, got {planes}")
+    if planes > n:
         raise MfpiError(f"{stack.name}: asked for {planes} target planes but the stack has {n}")
     if planes % 2 == 0:
         raise MfpiError(f"target planes must be odd so the input plane is the centre, got {planes}")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mfpi_deploy.degrade import Degradation, degrade_tensor, degrade_uint8, gaussian_kernel, upsample_bicubic
+from mfpi_deploy.errors import MfpiError
 
 
 def test_gaussian_kernel_matches_opencv_values():
@@ -63,3 +64,6 @@ def test_bad_size_and_kernel():
         degrade_tensor(torch.zeros(1, 1, 15, 16))
     with pytest.raises(ValueError):
         Degradation(blur_size=4)
+    for bad, says in (({"blur_size": 4}, "--blur-size must be odd"), ({"blur_sigma": -1.0}, "--blur-sigma")):
+        with pytest.raises(MfpiError, match=says):  # one-line errors of the commands, not tracebacks
+            Degradation(**bad)

@@ -78,3 +78,12 @@ def test_a_given_tile_shrinks_to_one_tile_covering_the_image_and_off_grid_values
         choose_plan(256, 256, 5, dynamic)
     with pytest.raises(MfpiError, match="tile 100 must be a multiple of the network's stride"):
         choose_plan(256, 256, 48, dynamic, tile=100)
+
+
+def test_a_wide_halo_on_a_small_dynamic_engine_keeps_a_core_as_wide_as_the_halo() -> None:
+    small = [TileProfile(opt_tile=128, opt_batch=1)]  # pixels per call of a 128 px tile
+    plan, _ = choose_plan(128, 128, 256, small, scale=2)
+    assert (plan.core, plan.n_tiles) == (128, 1)  # was 8 px cores: 256 tiles of 520 px
+    plan, _ = choose_plan(2000, 2000, 256, small, scale=2)
+    assert plan.core >= 256 and plan.tile <= 1024
+    assert choose_plan(2000, 2000, 48, small, scale=2)[0].tile <= 224  # usual halos: the engine's size as before

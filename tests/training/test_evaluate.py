@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
 from mfpi_deploy.degrade import degrade_uint8, upsample_bicubic
+from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models import create_model
 from mfpi_deploy.tiling import Box
 from training.eval_cli import eval_main
@@ -171,3 +172,11 @@ def test_mfpinet_and_deepz_side_by_side_and_deepz_through_mfpi_run(tiny_ckpt, ti
     written = np.moveaxis(zarr_stack.open_level(out, 0)[:], 0, -1)  # (Z, Y, X, C)
     assert written.shape == (5, 192, 96, 3)
     np.testing.assert_array_equal(written, stacks["Deep-Z"])
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"), [({"threads": -1}, "--threads must be 0"), ({"halo": 1000}, "--halo must be")]
+)
+def test_evaluate_refuses_unusable_options_before_reading(tmp_path, bad, says):
+    with pytest.raises(MfpiError, match=says):  # the data path does not exist: nothing was read
+        evaluate("default", [str(tmp_path / "no-such-stack.tif")], **bad)

@@ -56,6 +56,11 @@ def test_middle_index_and_step(tmp_path):
         select_planes(st, planes=15, focus="middle")
     with pytest.raises(MfpiError, match="focus rule"):
         select_planes(st, planes=3, focus="best")
+    for step in (0.0, -1.0, float("nan")):  # every plane at 0 um, or reversed: refused
+        with pytest.raises(MfpiError, match="--z-step-um must be a positive number"):
+            select_planes(st, planes=3, z_step_um=step)
+    with pytest.raises(MfpiError, match="--planes must be a positive odd number, got 0"):
+        select_planes(st, planes=0)
 
 
 def test_offsets_from_ome_positions(sim_path):
