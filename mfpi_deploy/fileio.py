@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -53,6 +54,17 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def staging_dir(parent: str | Path, prefix: str, suffix: str = ".tmp") -> Path:
+    """A new, uniquely named folder in `parent` that will become a published folder (renamed into
+    place): made with the permissions `mkdir` gives (mkdtemp's are owner-only, 0700), so other
+    users and cluster workers can read what is published."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o777 & ~mask)
+    return path
 
 
 def old_path(target: str | Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from mfpi_deploy.export.default_engine import default_engine_folder, default_wit
 from mfpi_deploy.export.onnx_export import Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.source import Source, load_source
 from mfpi_deploy.export.versions import DEFAULT_OPSET, tool_versions
-from mfpi_deploy.fileio import file_sha256, replace_dir
+from mfpi_deploy.fileio import file_sha256, replace_dir, staging_dir
 
 Log = Callable[[str], None]
 MAX_PARITY_DIFF = 1  # uint8 levels: fp32 engines may differ from PyTorch by rounding only
@@ -114,7 +113,7 @@ def export_model(
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}.")
     try:
         with torch_threads(options.threads):
             _build(src, spec, tmp, options, log)

@@ -25,3 +25,15 @@ def test_write_atomic_leaves_old_file_and_no_temporary_on_failure(tmp_path):
         write_atomic(p, 12345)  # not str or bytes: the write fails half-way
     assert p.read_bytes() == b"old"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_a_staging_folder_has_the_permissions_mkdir_gives(tmp_path):
+    import stat
+
+    from mfpi_deploy.fileio import staging_dir
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    staged = staging_dir(tmp_path, prefix=".engine.")
+    assert staged.parent == tmp_path and staged.name.startswith(".engine.") and staged.is_dir()
+    assert stat.S_IMODE(staged.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not mkdtemp's 0700

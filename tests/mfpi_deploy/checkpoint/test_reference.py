@@ -98,3 +98,15 @@ def test_not_a_checkpoint(tmp_path):
         import_reference(tmp_path / "junk.pth")
     with pytest.raises(CheckpointError, match="no such file"):
         import_reference(tmp_path / "missing.pth")
+
+
+def test_text_and_pickled_lists_are_refused_in_one_line_without_warnings(tmp_path, recwarn):
+    import pickle
+
+    (tmp_path / "text.pth").write_text("hello world\n" * 10)  # the legacy loader fails with KeyError: 101
+    (tmp_path / "list.pth").write_bytes(pickle.dumps([1, 2, 3], protocol=4))
+    for name, says in (("text.pth", r"not a readable PyTorch checkpoint \(KeyError 101\)"), ("list.pth", "pth: ")):
+        with pytest.raises(CheckpointError, match=says) as err:
+            import_reference(tmp_path / name)
+        assert "\n" not in str(err.value)
+    assert [str(w.message) for w in recwarn] == []

@@ -105,6 +105,8 @@ def test_cached_default_engine_exports_once(tmp_path, monkeypatch):
         out = backend.run(np.zeros((1, 16, 16, 1), np.uint8))
         assert out.shape == (1, 11, 32, 32, 1)
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no temp folders
+    (tmp_path / "plain").mkdir()  # readable as any folder the user makes (Dask workers of other users read it)
+    assert first.stat().st_mode == (tmp_path / "plain").stat().st_mode
 
 
 def test_cache_key_changes_with_weights_and_tools():
