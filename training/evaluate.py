@@ -249,6 +249,9 @@ class _HeldOut:
     channels: int
 
 
+MIN_EVAL_SIDE = 16  # input pixels a side of the smallest region evaluated
+
+
 def _held_out(
     stack: FocalStack,
     channels: int,
@@ -261,8 +264,12 @@ def _held_out(
     rect = parse_rect(region, stack.height, stack.width)
     step = degradation.scale
     rect = Box(rect.y0, rect.x0, rect.y0 + rect.height // step * step, rect.x0 + rect.width // step * step)
-    if rect.height == 0 or rect.width == 0:
-        raise MfpiError(f"evaluation region must be at least {step}x{step} pixels")
+    side = MIN_EVAL_SIDE * step
+    if rect.height < side or rect.width < side:
+        raise MfpiError(
+            f"the evaluation region is {rect.height}x{rect.width} px; it must be at least {side}x{side} "
+            f"(an input of {MIN_EVAL_SIDE} px a side: SSIM's 7x7 windows and the blur's borders need room)"
+        )
     sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um)
     target = stack.read(sel.target, rect)
     if channels == 1:

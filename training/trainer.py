@@ -161,6 +161,12 @@ class Trainer:
             + f"; patch {d.patch}, blocks of {d.block}: {d.train_blocks} train / {d.val_blocks} validation, "
             f"{len(d.train)} foreground patch positions for training"
         )
+        if not d.val:
+            self.log(
+                "warning: no validation patches (no validation block, or none with foreground): nothing is "
+                "validated, so best/ is not chosen by validation and no comparison with bicubic is made; "
+                "give a larger region or --val-fraction above 0"
+            )
 
     def _init_from(self, source: str) -> None:
         """Start from a checkpoint's generator weights; its network must match this run's."""

@@ -335,3 +335,13 @@ def test_snapshots_keep_every_validated_generator(sim_path, tmp_path):
     for name, weight in last.model.state_dict().items():
         assert torch.equal(final.model.state_dict()[name], weight)  # the last validation's generator is last/'s
     assert any(not torch.equal(first.model.state_dict()[k], v) for k, v in last.model.state_dict().items())
+
+
+def test_a_run_without_validation_patches_says_so(sim_path, tmp_path):
+    logs: list[str] = []
+    t = Trainer(_cfg(sim_path, tmp_path / "run", val_fraction=0.0), log=logs.append)
+    assert not t.data.val and t.validate() is None
+    assert any(m.startswith("warning: no validation patches") for m in logs)
+    logs.clear()
+    Trainer(_cfg(sim_path, tmp_path / "run2"), log=logs.append)
+    assert not any("no validation patches" in m for m in logs)
