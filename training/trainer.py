@@ -161,6 +161,11 @@ class Trainer:
             + f"; patch {d.patch}, blocks of {d.block}: {d.train_blocks} train / {d.val_blocks} validation, "
             f"{len(d.train)} foreground patch positions for training"
         )
+        if sel.offsets_in_steps:
+            self.log(
+                "warning: the stack records no z spacing, so the offsets are plane steps; the model card and "
+                "mfpi-run's outputs will give them as micrometres: pass --z-step-um STEP for real z positions"
+            )
         if not d.val:
             self.log(
                 "warning: no validation patches (no validation block, or none with foreground): nothing is "

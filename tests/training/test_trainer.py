@@ -342,6 +342,20 @@ def test_a_run_without_validation_patches_says_so(sim_path, tmp_path):
     t = Trainer(_cfg(sim_path, tmp_path / "run", val_fraction=0.0), log=logs.append)
     assert not t.data.val and t.validate() is None
     assert any(m.startswith("warning: no validation patches") for m in logs)
+    assert not any("plane steps" in m and m.startswith("warning") for m in logs)  # the sim stack records z
     logs.clear()
     Trainer(_cfg(sim_path, tmp_path / "run2"), log=logs.append)
     assert not any("no validation patches" in m for m in logs)
+
+
+def test_a_stack_without_z_spacing_warns_that_offsets_are_plane_steps(sim_path, tmp_path):
+    import tifffile
+
+    plain = tmp_path / "plain.tif"  # the same planes, no OME metadata: no z positions
+    tifffile.imwrite(plain, tifffile.imread(sim_path), photometric="rgb", metadata={"axes": "ZYXS"})
+    logs: list[str] = []
+    Trainer(_cfg(plain, tmp_path / "run"), log=logs.append)
+    assert any(m.startswith("warning: the stack records no z spacing") for m in logs), logs
+    logs.clear()
+    Trainer(_cfg(plain, tmp_path / "run2", z_step_um=2.7), log=logs.append)
+    assert not any("records no z spacing" in m for m in logs)
