@@ -3,6 +3,8 @@ baselines on a held-out region, side by side."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mfpi_deploy.backends.base import BackendKind
@@ -80,6 +82,11 @@ def eval_main(
     if not sources:
         raise MfpiError("give one or more CHECKPOINTS or --engine DIR")
     paths = [p.strip() for p in data.split(",") if p.strip()]
+    if out:  # before the (possibly long) evaluation: a folder it cannot write is refused now
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MfpiError(f"--out {out}: cannot create that folder ({exc.strerror or exc})") from None
     report, _ = evaluate(
         sources,
         paths,

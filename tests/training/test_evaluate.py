@@ -132,6 +132,9 @@ def test_eval_command_prints_table_and_one_line_errors(tiny_ckpt, sim_path, tmp_
     assert len(err) == 1 and "bad.tif" in err[0] and "Traceback" not in res.output
     res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(sim_path), "--planes", "3"])
     assert res.exit_code == 2 and "5 planes" in res.output
+    (tmp_path / "a-file").write_text("x")  # --out under a file: refused before anything is evaluated
+    res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(sim_path), "--out", str(tmp_path / "a-file" / "ev")])
+    assert res.exit_code == 2 and "cannot create that folder" in res.output and "| mean |" not in res.output
     res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(sim_path), "--region", "0:1.0,0.99:1.0"])
     assert res.exit_code == 2 and "it must be at least 32x32" in res.output and "Traceback" not in res.output
 
