@@ -255,6 +255,17 @@ def train_main(
     if resume:
         ctx = click.get_current_context()
         given = ctx.get_parameter_source("epochs") == click.core.ParameterSource.COMMANDLINE
+        plan = {"out", "resume", "extend", "epochs", "max_steps", "max_minutes"}  # what a resume takes
+        ignored = sorted(
+            name
+            for name in ctx.params
+            if name not in plan and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        )
+        if ignored:
+            raise MfpiError(
+                f"--resume continues {out} with its saved config; it takes only --extend, --epochs, --max-steps "
+                f"and --max-minutes, not {', '.join('--' + n.replace('_', '-') for n in ignored)}"
+            )
         result = resume_run(
             out, extend=extend, epochs=epochs if given else None, max_steps=max_steps, max_minutes=max_minutes
         )

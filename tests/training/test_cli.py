@@ -46,6 +46,8 @@ def test_train_command_runs_and_resumes(sim_path, tmp_path):
     assert "--patch 64" in card["provenance"]["command"] and card["provenance"]["epochs"] == 1
     res = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--epochs", "2"])
     assert res.exit_code != 0 and "add --extend" in res.output  # resume keeps the plan unless told to extend it
+    res = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--data", "other.tif", "--width", "64"])
+    assert res.exit_code == 2 and "not --data, --width" in res.output  # was ignored without a word
     res = CliRunner().invoke(main, ["train", "--out", str(out), "--resume", "--extend", "--epochs", "2"])
     assert res.exit_code == 0, res.output
     assert "resumed" in res.output and "done: 4 steps (2 epoch(s) + 0)" in res.output
