@@ -28,6 +28,17 @@ DEFAULT_HALO = 48
 MAX_HALO = 256
 
 
+def check_halo(halo: int) -> None:
+    """Refuse a halo no run uses: below 0 or above MAX_HALO."""
+    if halo < 0:
+        raise MfpiError(f"--halo must be at least 0, got {halo}")
+    if halo > MAX_HALO:
+        raise MfpiError(
+            f"--halo must be at most {MAX_HALO} px, got {halo} (the bundled model needs {DEFAULT_HALO}; "
+            "benchmarks/run/halo.py measures a model's)"
+        )
+
+
 def round_up(value: int, multiple: int) -> int:
     """The smallest multiple of `multiple` that is >= value."""
     return -(-value // multiple) * multiple

@@ -13,6 +13,7 @@ from mfpi_deploy.degrade import Degradation
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.models.factory import config_class
 from training.patches import Foreground
+from training.planes import check_z_step
 from training.schedule import LrSchedule, Schedule
 
 TRAINABLE = ("mfpinet", "deepz")  # the generators mfpi-train trains
@@ -121,8 +122,7 @@ class TrainConfig:
             raise MfpiError(f"threads must be 0 (torch's default) or more, got {self.threads}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise MfpiError(f"max_minutes must be positive, got {self.max_minutes}")
-        if self.z_step_um is not None and not (math.isfinite(self.z_step_um) and self.z_step_um > 0):
-            raise MfpiError(f"z_step_um must be a positive number of micrometres, got {self.z_step_um}")
+        check_z_step(self.z_step_um, "z_step_um")
         if self.lr is None:
             self.lr = default_lr(self.arch, self.width)
         if self.patience < 0:

@@ -27,7 +27,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.infer import predict_image
 from mfpi_deploy.models import Architecture
-from mfpi_deploy.tiling import DEFAULT_HALO, MAX_HALO, Box
+from mfpi_deploy.tiling import DEFAULT_HALO, Box, check_halo
 from training.data import parse_rect, to_grey
 from training.metrics import PlaneMetrics, stack_metrics
 from training.planes import PlaneSelection, select_planes
@@ -165,8 +165,7 @@ def evaluate(
         raise MfpiError("nothing to evaluate: give a checkpoint or an engine folder")
     if threads is not None and threads < 0:
         raise MfpiError(f"--threads must be 0 (the runtime's default) or more, got {threads}")
-    if not 0 <= halo <= MAX_HALO:
-        raise MfpiError(f"--halo must be 0..{MAX_HALO} px, got {halo}")
+    check_halo(halo)
     stack = open_stack(data, rule=intensity)
     held: _HeldOut | None = None
     predicted: dict[str, np.ndarray] = {}

@@ -54,6 +54,13 @@ def find_focus(stack: FocalStack) -> int:
     return int(np.argmax([sharpness(p) for p in block]))
 
 
+def check_z_step(z_step_um: float | None, name: str = "--z-step-um") -> None:
+    """Refuse a z step that is not a positive number of micrometres (0 puts every plane at 0 um,
+    a negative one reverses them); None: the stack's own spacing."""
+    if z_step_um is not None and not (math.isfinite(z_step_um) and z_step_um > 0):
+        raise MfpiError(f"{name} must be a positive number of micrometres, got {z_step_um}")
+
+
 def select_planes(
     stack: FocalStack,
     *,
@@ -63,8 +70,7 @@ def select_planes(
 ) -> PlaneSelection:
     """`planes` consecutive planes centred on the in-focus plane (moved inwards at the stack ends)."""
     n = stack.planes
-    if z_step_um is not None and not (math.isfinite(z_step_um) and z_step_um > 0):
-        raise MfpiError(f"--z-step-um must be a positive number of micrometres, got {z_step_um}")
+    check_z_step(z_step_um)
     if planes < 1:
         raise MfpiError(f"--planes must be a positive odd number, got {planes}")
     if planes > n:

@@ -6,6 +6,8 @@ manifest's artifact keys and accuracy blocks), so a backend finds a variant with
 
 from __future__ import annotations
 
+import importlib.util
+
 from mfpi_deploy.choices import Choice
 
 
@@ -28,6 +30,11 @@ ARTIFACT_KEYS: dict[Precision, str] = {
 # Runtimes that measure accuracy gates (the manifest's accuracy[precision]["runtimes"] keys).
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
+
+
+def openvino_installed() -> bool:
+    """Whether OpenVINO can be imported here (without importing it: that takes a while)."""
+    return importlib.util.find_spec("openvino") is not None
 
 
 def artifact_key(precision: Precision | str) -> str:

@@ -5,13 +5,13 @@ without loading torch."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint.card import WEIGHTS_NAME
 from mfpi_deploy.engine.cache import cache_key, cache_root
 from mfpi_deploy.engine.manifest import MANIFEST_NAME
+from mfpi_deploy.engine.precision import openvino_installed
 from mfpi_deploy.export.versions import DEFAULT_OPSET, tool_versions
 from mfpi_deploy.fileio import file_sha256
 
@@ -21,7 +21,7 @@ __all__ = ["default_engine_folder", "default_with_int8", "exported_default_engin
 def default_with_int8() -> bool:
     """Whether the first use exports the int8 variant too: where OpenVINO is installed (a user who
     installed the fast CPU runtime gets its fast variant; `auto` then times it against fp32)."""
-    return importlib.util.find_spec("openvino") is not None
+    return openvino_installed()
 
 
 def default_engine_folder() -> Path:

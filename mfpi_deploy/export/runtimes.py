@@ -8,14 +8,13 @@ the gate did not measure.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision
+from mfpi_deploy.engine.precision import ONNXRUNTIME, OPENVINO, Precision, openvino_installed
 from mfpi_deploy.engine.spec import EngineSpec
 
 Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -31,7 +30,7 @@ def feeds(spec: EngineSpec, tiles: np.ndarray) -> dict[str, np.ndarray]:
 
 def gate_runtimes() -> list[str]:
     """The runtimes installed here that gates measure on."""
-    return [ONNXRUNTIME] + ([OPENVINO] if importlib.util.find_spec("openvino") is not None else [])
+    return [ONNXRUNTIME] + ([OPENVINO] if openvino_installed() else [])
 
 
 def ort_runner(model: str | Path | onnx.ModelProto, threads: int | None) -> Runner:

@@ -11,7 +11,7 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output.codecs import CodecReport, parse_codec
 from mfpi_deploy.slide.source import Region
 from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
-from mfpi_deploy.tiling import DEFAULT_HALO, MAX_HALO
+from mfpi_deploy.tiling import DEFAULT_HALO, check_halo
 
 
 @dataclass(frozen=True)
@@ -70,17 +70,12 @@ class RunOptions:
         for name, value, low in (
             ("--level", self.level, 0),
             ("--series", self.series, 0),
-            ("--halo", self.halo, 0),
             ("--tile", self.tile, 1),
             ("--batch", self.batch, 1),
         ):
             if value is not None and value < low:
                 raise MfpiError(f"{name} must be at least {low}, got {value}")
-        if self.halo > MAX_HALO:
-            raise MfpiError(
-                f"--halo must be at most {MAX_HALO} px, got {self.halo} (the bundled model needs {DEFAULT_HALO}; "
-                "benchmarks/run/halo.py measures a model's)"
-            )
+        check_halo(self.halo)
         check_plane(self.plane)
         if self.compression is not None:
             parse_codec(self.compression)  # a bad name or level is refused before anything is read
