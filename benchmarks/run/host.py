@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,18 @@ SUFFIX = {"ome-tif": ".ome.tif", "ome-zarr": ".ome.zarr"}
 
 
 def open_engine(engine: str = "ort-cpu") -> Any:
-    """`BACKEND[:PRECISION][@FOLDER]`: by default the bundled engine on ort-cpu in fp32, found as `mfpi-run`
-    does without --engine (a FOLDER from `mfpi-export ... --int8` for the int8 variant)."""
+    """`BACKEND[:PRECISION][,streams=N][@FOLDER]`: by default the bundled engine on ort-cpu in fp32, found as
+    `mfpi-run` does without --engine (a FOLDER from `mfpi-export ... --int8` for the int8 variant);
+    `streams=N` sets OpenVINO's streams (what mfpi-run takes when absent)."""
     from mfpi_deploy.backends.select import open_backend
     from mfpi_deploy.cli.run import resolve_engine
 
     spec, _, folder = engine.partition("@")
+    spec, _, streams = spec.partition(",streams=")
     backend, _, precision = spec.partition(":")
     source = folder or resolve_engine(None, backend, log=lambda m: None)
-    return open_backend(backend, source, precision=precision or None, log=lambda m: None)
+    extra = {"streams": int(streams)} if streams else {}
+    return open_backend(backend, source, precision=precision or None, log=lambda m: None, **extra)
 
 
 def null_engine(real: Any, cache: Path) -> Any:
@@ -104,7 +108,8 @@ def bare_seconds(engine: str, tiles: int, batch: int, tile: int) -> float:
     random uint8 tiles: the engines' cost does not depend on the pixels), on an engine opened
     afresh as the run's was: both then pay the same first-use costs (OpenVINO compiles each batch
     shape when first run, about 0.4 s from its cache, and its first inference is slower), so the
-    ratio measures what the host adds, whichever of the two is timed first."""
+    ratio measures what the host adds, whichever of the two is timed first. The batches go through
+    `run_many`, as the run's do: an engine that keeps two in flight does so here too."""
     real = open_engine(engine)
     try:
         rng = np.random.default_rng(0)
@@ -112,8 +117,7 @@ def bare_seconds(engine: str, tiles: int, batch: int, tile: int) -> float:
         shape = (tile, tile, real.spec.channels)
         inputs = {n: rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in set(sizes)}
         start = time.perf_counter()
-        for n in sizes:
-            real.run(inputs[n])
+        deque(real.run_many(inputs[n] for n in sizes), maxlen=0)
         return time.perf_counter() - start
     finally:
         real.close()

@@ -4,7 +4,11 @@ OpenVINO fuses the QDQ convolutions of model.int8.onnx into int8 kernels and run
 CPUs that have it, which onnxruntime's CPU provider does not. One compiled model per
 (batch, tile) shape in use, static shapes being OpenVINO's fast path; compiled blobs are
 cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer requests let
-`run_many` overlap the pipeline's reading and writing with inference. Each inference writes
+`run_many` overlap the pipeline's reading and writing with inference, and each runs in a stream
+of its own (throughput mode, the cores split between them) where there are cores for two: a
+tile loop then computes more tiles per second than one stream on every core (INT8 on 2 cores: 1.19x
+bare, 1.14x for a whole `mfpi-run`, benchmarks/run/results/openvino-streams-4096-avx2.md), for the
+memory of a second stream; `streams=1` keeps one batch's latency lowest (mfpi-serve, mfpi-bench). Each inference writes
 straight into a fresh array that is handed to the caller: no copy out of the request and no
 output buffer of the request's own (an idle request still refers to the last array it wrote
 until its next batch is submitted).
@@ -61,13 +65,18 @@ def no_bf16_reason(capabilities: list[str] | None = None) -> str | None:
     )
 
 
-def compile_config(threads: int | None, precision: Precision, hints: dict[str, str] | None = None) -> dict[str, Any]:
-    """Properties for compile_model: latency mode, `threads`, and the precision asked for.
+def compile_config(
+    threads: int | None, precision: Precision, hints: dict[str, str] | None = None, streams: int = 1
+) -> dict[str, Any]:
+    """Properties for compile_model: latency mode (one stream on every thread) or, for `streams` > 1,
+    throughput mode with that many streams sharing the threads; `threads`; the precision asked for.
 
     fp32 and int8 pin f32 as the inference precision: OpenVINO's default is bf16 on CPUs
     that have it, which would run a variant other than the one gated.
     """
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", PRECISION_HINT: "f32"}
+    if streams > 1:
+        config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": int(streams)})
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     if precision is Precision.BF16:
@@ -84,6 +93,7 @@ def compile_onnx(
     precision: Precision = Precision.FP32,
     hints: dict[str, str] | None = None,
     cache_dir: Path | None = None,
+    streams: int = 1,
 ) -> Any:
     """An ONNX file compiled for the CPU at static `input_shapes` (what the export gates run too)."""
     ov = import_openvino()
@@ -94,7 +104,7 @@ def compile_onnx(
     try:
         model = core.read_model(str(path))
         model.reshape({name: list(shape) for name, shape in input_shapes.items()})
-        return core.compile_model(model, DEVICE, compile_config(threads, precision, hints))
+        return core.compile_model(model, DEVICE, compile_config(threads, precision, hints, streams))
     except RuntimeError as exc:
         raise MfpiError(f"{path}: OpenVINO cannot compile it ({str(exc).strip().splitlines()[0][:200]})") from None
 
@@ -103,6 +113,14 @@ def executed_precision(compiled: Any) -> str:
     """The inference precision a compiled model actually runs ("f32", "bf16")."""
     value = compiled.get_property(PRECISION_HINT)
     return str(value.get_type_name() if hasattr(value, "get_type_name") else value)
+
+
+def stream_count(requests: int, threads: int | None, streams: int | None = None, cores: int | None = None) -> int:
+    """Streams to compile with: `streams` if given, else one per infer request; never more than the
+    threads (or cores) there are to run them, never fewer than one."""
+    available = threads or cores or os.cpu_count() or 1
+    wanted = requests if streams is None else streams
+    return max(1, min(int(wanted), int(available)))
 
 
 @dataclasses.dataclass
@@ -125,6 +143,7 @@ class OpenVinoBackend(Backend):
     """Runs the `precision` variant of an engine folder with OpenVINO on the CPU.
 
     `requests` infer requests per compiled shape: `run_many` keeps that many batches in flight.
+    `streams`: how many of them compute at once (None: one per request, at most one per thread).
     """
 
     kind = BackendKind.OPENVINO
@@ -136,6 +155,7 @@ class OpenVinoBackend(Backend):
         precision: Precision | str = Precision.FP32,
         threads: int | None = None,
         requests: int = 2,
+        streams: int | None = None,
         cache_dir: Path | None = None,
     ) -> None:
         import_openvino()
@@ -160,6 +180,7 @@ class OpenVinoBackend(Backend):
         self.spec = self.folder.spec(key, limited=False)
         self.threads = threads
         self.requests = max(1, requests)
+        self.streams = stream_count(self.requests, threads, streams)
         self.cache_dir = cache_dir or cache_root() / "openvino"
         self._compiled: dict[tuple[int, ...], _Compiled] = {}
         self._inputs = ["tiles", "dpm"] if self.spec.needs_dpm else ["tiles"]
@@ -177,6 +198,7 @@ class OpenVinoBackend(Backend):
                 precision=self.precision,
                 hints=self.hints,
                 cache_dir=self.cache_dir,
+                streams=self.streams,
             )
             self._compiled[shape] = _Compiled(model, [model.create_infer_request() for _ in range(self.requests)])
         return self._compiled[shape]
@@ -232,4 +254,5 @@ class OpenVinoBackend(Backend):
 
     def describe(self) -> str:
         threads = f"{self.threads} thread(s)" if self.threads else "all cores"
-        return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision}, CPU, {threads})"
+        streams = f", {self.streams} streams" if self.streams > 1 else ""
+        return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision}, CPU, {threads}{streams})"

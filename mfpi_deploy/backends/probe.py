@@ -2,8 +2,9 @@
 
 `--backend auto` on a CPU may have several engines that passed their gates (OpenVINO
 int8/bf16/fp32, onnxruntime int8/fp32). Which wins depends on the CPU (VNNI, bf16, cores),
-so it is measured once: one warm-up, then ROUNDS rounds running each candidate in turn
-(ABAB..., so a busy machine slows all alike), median per candidate. The result is kept in
+so it is measured once, as a tile loop runs them (`run_many` over PROBE_TILES tiles, so an
+engine that computes batches side by side is timed doing so): one warm-up, then ROUNDS rounds
+running each candidate in turn (ABAB..., so a busy machine slows all alike), median per candidate. The result is kept in
 cache_root()/probe/<machine>.json under the engine's manifest hash and thread count.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from mfpi_deploy.timing import interleaved
 
 ROUNDS = 3
 PROBE_TILE = 128  # input side of the probe tile (a 256x256 output stack): seconds per candidate
+PROBE_TILES = 4  # tiles per timed loop
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def machine_key() -> str:
 def engine_key(folder: str | Path, threads: int | None) -> str:
     """The engine (its manifest's hash: every artifact's hash is in it) and the thread count."""
     digest = hashlib.sha256((Path(folder) / MANIFEST_NAME).read_bytes()).hexdigest()[:16]
-    return f"{digest}|threads={threads or 'all'}|tile={PROBE_TILE}"
+    return f"{digest}|threads={threads or 'all'}|tile={PROBE_TILE}|loop={PROBE_TILES}"
 
 
 class ProbeCache:
@@ -97,15 +100,17 @@ class ProbeCache:
 def time_candidates(
     backends: dict[Candidate, Backend], *, rounds: int = ROUNDS, side: int = PROBE_TILE
 ) -> dict[Candidate, float]:
-    """Median seconds per probe tile of each opened backend, rounds interleaved with the order reversed
-    every other round (`timing.interleaved`), after a warm-up round."""
+    """Median seconds per probe tile of each opened backend in a loop of PROBE_TILES tiles (`run_many`),
+    rounds interleaved with the order reversed every other round (`timing.interleaved`), after a
+    warm-up round."""
     first = next(iter(backends.values())).spec
     side = max(first.stride, side // first.stride * first.stride)
     tiles = np.random.default_rng(0).integers(0, 256, (1, side, side, first.channels), dtype=np.uint8)
     dpm = np.zeros(1, np.float32) if first.needs_dpm else None
-    runners = {c: (lambda b=b: b.run(tiles, dpm)) for c, b in backends.items()}
+    loop = [(tiles, dpm)] * PROBE_TILES
+    runners = {c: (lambda b=b: deque(b.run_many(loop), maxlen=0)) for c, b in backends.items()}
     seconds = interleaved(runners, rounds, warmup=1)  # the warm-up round compiles the shape, fills caches
-    return {c: float(np.median(s)) for c, s in seconds.items()}  # type: ignore[misc]
+    return {c: float(np.median(s)) / PROBE_TILES for c, s in seconds.items()}  # type: ignore[misc]
 
 
 def fastest(timings: dict[Candidate, float], order: tuple[Candidate, ...]) -> Candidate:

@@ -17,6 +17,7 @@ from pathlib import Path
 from mfpi_deploy.backends.base import Backend, BackendKind
 from mfpi_deploy.backends.probe import (
     PROBE_TILE,
+    PROBE_TILES,
     Candidate,
     ProbeCache,
     describe_timings,
@@ -172,7 +173,7 @@ def choose_backend(
 
     GPU backends first, in GPU_ORDER, then the checkpoint in PyTorch on a GPU (fp32; a lab with a
     GPU but neither TensorRT nor onnxruntime-gpu). On a CPU, the folder's engines that can run here and
-    passed their gates (CPU_CANDIDATES, or those of `precision`) are timed on a probe tile
+    passed their gates (CPU_CANDIDATES, or those of `precision`) are timed on a loop of probe tiles
     (cached per machine and engine, see probe.py) and the fastest is taken; `measure=False`
     takes the first in CPU_CANDIDATES instead.
     """
@@ -226,7 +227,7 @@ def choose_backend(
             cache.put(key, timings)
     best = fastest(timings, CPU_CANDIDATES)
     how = (
-        f"fastest of {len(timings)} CPU engines on a {PROBE_TILE}px probe tile"
+        f"fastest of {len(timings)} CPU engines on {PROBE_TILES} {PROBE_TILE}px probe tiles"
         f"{' (measured earlier on this machine)' if cached else ''}: {describe_timings(timings)}"
     )
     return best, _skipped_lines(skipped, considered), how
@@ -275,6 +276,7 @@ def open_backend(
     precision: Precision | str | None = None,
     measure: bool = True,
     per_plane: bool = False,
+    streams: int | None = None,
 ) -> Backend:
     """Load `source` (an exported engine folder, or a checkpoint for `torch`) on backend `kind`.
 
@@ -285,7 +287,9 @@ def open_backend(
     threads (ort-cpu, openvino, torch). `device` is torch's (default: a CUDA GPU when PyTorch
     sees one, else the CPU). A Deep-Z engine
     comes as a stack engine (one pass per plane, see PlaneSweep) unless `per_plane` asks for
-    the raw one-plane engine with its DPM input (mfpi-bench times the passes itself).
+    the raw one-plane engine with its DPM input (mfpi-bench times the passes itself). `streams`
+    is OpenVINO's (None: one per batch in flight, a tile loop's throughput; 1: the lowest latency
+    of one batch, what mfpi-bench reports).
     """
     kind = BackendKind.parse(kind)
     if is_engine_folder(source):  # every file as exported, whichever one this backend runs
@@ -311,7 +315,7 @@ def open_backend(
             raise MfpiError(
                 f"backend {kind.value} cannot run {source}" + (f" in {wanted.value}" if wanted else "") + f": {reason}"
             )
-    backend = _open(kind, Path(source), threads=threads, precision=wanted, device=device)
+    backend = _open(kind, Path(source), threads=threads, precision=wanted, device=device, streams=streams)
     try:
         backend.check_graph()
     except BaseException:
@@ -326,7 +330,13 @@ def open_backend(
 
 
 def _open(
-    kind: BackendKind, source: Path, *, threads: int | None, precision: Precision | None, device: str | None
+    kind: BackendKind,
+    source: Path,
+    *,
+    threads: int | None,
+    precision: Precision | None,
+    device: str | None,
+    streams: int | None = None,
 ) -> Backend:
     if kind is BackendKind.TORCH:
         from mfpi_deploy.backends.torch_backend import TorchBackend
@@ -350,7 +360,7 @@ def _open(
     if kind is BackendKind.OPENVINO:
         from mfpi_deploy.backends.openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(source, precision=precision, threads=threads)
+        return OpenVinoBackend(source, precision=precision, threads=threads, streams=streams)
     from mfpi_deploy.backends.ort_backend import OrtBackend
 
     return OrtBackend(source, kind=kind, threads=threads, precision=precision)

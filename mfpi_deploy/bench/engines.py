@@ -183,6 +183,7 @@ def open_engine(req: EngineRequest, work_dir: Path, log: Callable[[str], None]) 
         log=log,
         precision=req.precision,
         per_plane=True,
+        streams=1,  # latency of one stack: OpenVINO's single stream on every thread
     )
 
 

@@ -101,7 +101,9 @@ def main(
         from mfpi_deploy.backends.select import open_backend
 
         source = resolve_engine(engine, backend, log)
-        return open_backend(backend, source, threads=threads, log=log, precision=precision)
+        # one stream: the viewer's engine tiles come a few at a time, each wanted as soon as it can be
+        # (two OpenVINO streams made first viewports about a fifth slower; benchmarks/serve/results/streams)
+        return open_backend(backend, source, threads=threads, log=log, precision=precision, streams=1)
 
     try:
         import uvicorn

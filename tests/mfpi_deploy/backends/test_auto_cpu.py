@@ -64,7 +64,7 @@ def test_auto_takes_the_fastest_measured_and_caches_it(mfpinet_engine, monkeypat
         assert (backend.kind, backend.spec.precision) == (BackendKind.ORT_CPU, "int8")
     assert timer.calls == 1
     line = logs[0]
-    listed = line.split("probe tile: ")[1].split(";")[0]  # fastest first; bf16 only where the CPU has it
+    listed = line.split("probe tiles: ")[1].split(";")[0]  # fastest first; bf16 only where the CPU has it
     assert line.startswith("backend: ort-cpu int8 (fastest of ") and listed.startswith("ort-cpu int8 30 ms, ")
     order = ["ort-cpu int8 30 ms", "openvino int8 50 ms", "openvino fp32 80 ms", "ort-cpu fp32 90 ms"]
     assert [listed.index(t) for t in order] == sorted(listed.index(t) for t in order)
