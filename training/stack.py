@@ -15,7 +15,7 @@ import numpy as np
 from mfpi_deploy.choices import Choice
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.slide.zstack import UNNAMED_AXES
-from mfpi_deploy.tiffmeta import OmeInfo, read_ome
+from mfpi_deploy.tiffmeta import OmeInfo, read_ome, tifffile_messages
 from mfpi_deploy.tiling import Box
 
 
@@ -101,16 +101,17 @@ class FocalStack:
             raise StackError(f"{self.name}: region {rect} lies outside the stack ({self.height}x{self.width})")
         out = np.empty((len(planes), rect.height, rect.width, self.channels), self.dtype)
         try:
-            for i, z in enumerate(planes):
-                if self._planar:
-                    block = np.moveaxis(
-                        np.asarray(self._sources[0][int(z), :, rect.y0 : rect.y1, rect.x0 : rect.x1]), 0, -1
-                    )
-                elif len(self._sources) == 1:
-                    block = self._sources[0][int(z), rect.y0 : rect.y1, rect.x0 : rect.x1]
-                else:
-                    block = self._sources[int(z)][rect.y0 : rect.y1, rect.x0 : rect.x1]
-                out[i] = np.asarray(block).reshape(rect.height, rect.width, self.channels)
+            with tifffile_messages():  # its complaints about damaged data are the error below
+                for i, z in enumerate(planes):
+                    if self._planar:
+                        block = np.moveaxis(
+                            np.asarray(self._sources[0][int(z), :, rect.y0 : rect.y1, rect.x0 : rect.x1]), 0, -1
+                        )
+                    elif len(self._sources) == 1:
+                        block = self._sources[0][int(z), rect.y0 : rect.y1, rect.x0 : rect.x1]
+                    else:
+                        block = self._sources[int(z)][rect.y0 : rect.y1, rect.x0 : rect.x1]
+                    out[i] = np.asarray(block).reshape(rect.height, rect.width, self.channels)
         except StackError:
             raise
         except Exception as exc:  # tifffile/zarr/imagecodecs raise many types on damaged data
@@ -180,6 +181,11 @@ def open_stack(
 
 
 def _open_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
+    with tifffile_messages():  # what tifffile logs about a damaged file becomes the one-line errors below
+        return _read_tiff_stack(path, rule)
+
+
+def _read_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
     import tifffile
     import zarr
 

@@ -87,7 +87,7 @@ def test_corrupt_file_is_one_line_error(tmp_path):
     assert "bad.tif" in _one_line(exc)
 
 
-def test_truncated_file_is_one_line_error(tmp_path):
+def test_truncated_file_is_one_line_error(tmp_path, caplog):
     p = tmp_path / "trunc.tif"
     tifffile.imwrite(
         p, np.random.default_rng(0).integers(0, 255, (4, 64, 64), dtype=np.uint8), photometric="minisblack"
@@ -98,6 +98,7 @@ def test_truncated_file_is_one_line_error(tmp_path):
         open_stack(p)
     msg = _one_line(exc)
     assert "trunc.tif" in msg and ("truncated" in msg or "not a readable" in msg)
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")]  # the error is the only word
 
 
 def test_wrong_dimensions_are_refused(tmp_path):
