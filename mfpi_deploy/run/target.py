@@ -12,13 +12,14 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output.layout import OutputFormat, StackLayout
 from mfpi_deploy.output.zarr_stack import is_stack
 from mfpi_deploy.run.options import RunOptions
+from mfpi_deploy.run.preview import preview_path
 from mfpi_deploy.run.state import partial_dir
 
 
 def check_output_target(output: Path, options: RunOptions, source: Path | None = None) -> None:
     """Refuse an output that is (or holds) the input `source`, an existing output (unless overwrite,
     or skip_finished: decided once planned), a folder there that no run wrote (never deleted,
-    even with overwrite), and a folder we cannot write into."""
+    even with overwrite), and a folder we cannot write into (the output's, or --preview's)."""
     if source is not None and _holds(output, source):
         raise MfpiError(f"the output {output} is the input slide {source}; write the stack elsewhere (-o)")
     if output.exists() or output.is_symlink():
@@ -35,14 +36,22 @@ def check_output_target(output: Path, options: RunOptions, source: Path | None =
             raise MfpiError(
                 f"{output} is a folder that mfpi-run did not write; it is not replaced: move it or choose another -o"
             )
-    parent = output.parent if str(output.parent) else Path(".")
+    check_folder(output, "output")
+    if options.preview is not None:
+        check_folder(preview_path(output, options.preview), "preview")
+
+
+def check_folder(path: Path, what: str) -> None:
+    """Refuse to write `path` (the `what`: output, preview) into a folder that is missing or
+    read-only: a mistyped folder is an error, not a tree we create."""
+    parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise MfpiError(f"output folder {parent} does not exist")
+        raise MfpiError(f"{what} folder {parent} does not exist")
     try:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".mfpi-probe-"):
             pass
     except OSError as exc:
-        raise MfpiError(f"cannot write into output folder {parent} ({exc.strerror or exc})") from None
+        raise MfpiError(f"cannot write into {what} folder {parent} ({exc.strerror or exc})") from None
 
 
 def _holds(output: Path, source: Path) -> bool:

@@ -38,3 +38,17 @@ def test_the_input_is_never_the_output(tmp_path: Path) -> None:
         with pytest.raises(MfpiError, match="is the input slide"):
             check_output_target(out, RunOptions(overwrite=True), source)
     check_output_target(tmp_path / "new.ome.tif", RunOptions(), src)
+
+
+def test_a_missing_folder_is_refused_for_the_output_and_the_preview(tmp_path: Path) -> None:
+    from mfpi_deploy.run.options import PreviewOptions
+
+    src = tmp_path / "a.tif"
+    src.write_bytes(b"slide")
+    with pytest.raises(MfpiError, match=r"^output folder .*nope does not exist$"):
+        check_output_target(tmp_path / "nope" / "a.ome.tif", RunOptions(), src)
+    looks = RunOptions(preview=PreviewOptions(path=tmp_path / "typo" / "look.png"))
+    with pytest.raises(MfpiError, match=r"^preview folder .*typo does not exist$"):
+        check_output_target(tmp_path / "a.ome.tif", looks, src)
+    assert not (tmp_path / "typo").exists()
+    check_output_target(tmp_path / "a.ome.tif", RunOptions(preview=PreviewOptions()), src)  # beside the output
