@@ -158,9 +158,12 @@ def evaluate(
 
     Each source is a checkpoint (or `default`) or an exported engine folder; its stack is
     predicted by `infer.predict_image` on `backend`, the tiling and engine code `mfpi-run` runs
-    (Deep-Z: one pass per plane). One model is named "model"; several are named by architecture.
+    (Deep-Z: one pass per plane). One model is named "model"; several are named by architecture,
+    and by architecture and source where two share one (`model_labels`). A source given twice is
+    evaluated once.
     """
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    sources = [s for i, s in enumerate(sources) if str(s) not in map(str, sources[:i])]  # each once
     if not sources:
         raise MfpiError("nothing to evaluate: give a checkpoint or an engine folder")
     if threads is not None and threads < 0:
@@ -168,9 +171,9 @@ def evaluate(
     check_halo(halo)
     stack = open_stack(data, rule=intensity)
     held: _HeldOut | None = None
-    predicted: dict[str, np.ndarray] = {}
-    report_sources: dict[str, str] = {}
-    seconds: dict[str, float] = {}
+    runs: list[tuple[str, str]] = []  # (architecture label, source) of each model, in order
+    predicted: dict = {}
+    seconds: dict = {}
     for source in sources:
         path = resolve_checkpoint(source)
         with open_backend(backend, path, threads=threads, fp16=fp16, log=log) as engine:
@@ -179,6 +182,8 @@ def evaluate(
                 raise MfpiError(f"{stack.name}: grey stack, but {source} is an RGB model")
             if held is None:
                 held = _held_out(stack, spec.channels, planes or spec.planes, region, focus, z_step_um, degradation)
+                if spec.channels == 1 and stack.channels == 3:
+                    log(f"{stack.name}: RGB stack, grey model: evaluating its luma (ITU-R 601), as training takes it")
             if spec.planes != held.planes:
                 raise MfpiError(
                     f"{source}: the network gives {spec.planes} planes, but {held.planes} target planes were asked for"
@@ -195,13 +200,15 @@ def evaluate(
                 f"(input {held.input.shape[0]}x{held.input.shape[1]} px, {held.planes} planes, input plane "
                 f"{sel.input}) with {engine.describe()}"
             )
-            name = Architecture.parse(spec.architecture).label
-            label = "model" if len(sources) == 1 else _label(name, predicted)
             start = time.perf_counter()
-            predicted[label] = predict_image(held.input, engine, halo=halo, tile=tile)
-            seconds[label] = round(time.perf_counter() - start, 2)
-            report_sources[label] = str(source)
+            runs.append((Architecture.parse(spec.architecture).label, str(source)))
+            predicted[runs[-1]] = predict_image(held.input, engine, halo=halo, tile=tile)
+            seconds[runs[-1]] = round(time.perf_counter() - start, 2)
     assert held is not None
+    labels = model_labels(runs)
+    predicted = {labels[run]: stack_ for run, stack_ in predicted.items()}
+    seconds = {labels[run]: s for run, s in seconds.items()}
+    report_sources = {labels[run]: run[1] for run in runs}
     c = held.selection.centre_index
     stacks = {
         **predicted,
@@ -227,13 +234,14 @@ def evaluate(
     return report, stacks
 
 
-def _label(name: str, taken: dict[str, np.ndarray]) -> str:
-    """`name`, or `name 2`, `name 3` ... when several models of one architecture are compared."""
-    label, n = name, 1
-    while label in taken:
-        n += 1
-        label = f"{name} {n}"
-    return label
+def model_labels(runs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Report labels of (architecture label, source) pairs: "model" for one; else the architecture,
+    with the source as given where two of one architecture are compared ("MFPINet (runs/a/best.pth)")."""
+    if len(runs) == 1:
+        return {runs[0]: "model"}
+    names = [name for name, _ in runs]
+    clash = {name for name in names if names.count(name) > 1}
+    return {(name, source): f"{name} ({source})" if name in clash else name for name, source in runs}
 
 
 @dataclass(frozen=True)

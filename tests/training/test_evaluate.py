@@ -185,3 +185,30 @@ def test_mfpinet_and_deepz_side_by_side_and_deepz_through_mfpi_run(tiny_ckpt, ti
 def test_evaluate_refuses_unusable_options_before_reading(tmp_path, bad, says):
     with pytest.raises(MfpiError, match=says):  # the data path does not exist: nothing was read
         evaluate("default", [str(tmp_path / "no-such-stack.tif")], **bad)
+
+
+def test_model_labels_name_the_source_only_where_architectures_clash():
+    from training.evaluate import model_labels
+
+    assert model_labels([("MFPINet", "a.pth")]) == {("MFPINet", "a.pth"): "model"}
+    two = [("MFPINet", "a.pth"), ("Deep-Z", "z")]
+    assert model_labels(two) == {("MFPINet", "a.pth"): "MFPINet", ("Deep-Z", "z"): "Deep-Z"}
+    runs = [("MFPINet", "runs/a/best.pth"), ("MFPINet", "runs/b/best.pth"), ("Deep-Z", "z")]
+    assert list(model_labels(runs).values()) == ["MFPINet (runs/a/best.pth)", "MFPINet (runs/b/best.pth)", "Deep-Z"]
+
+
+def test_two_checkpoints_of_one_architecture_and_a_grey_model_on_rgb(sim_path, tmp_path):
+    """Two MFPINets are told apart by their sources (a repeated source is evaluated once), and a grey
+    model on an RGB stack is scored on its luma, which the log says."""
+    config = {"in_channels": 1, "planes": 5, "width": 4}
+    card = ModelCard("mfpinet", config, planes_um=[-5.4, -2.7, 0.0, 2.7, 5.4])
+    a = save_checkpoint(create_model("mfpinet", **config), card, tmp_path / "a" / "best")
+    b = save_checkpoint(create_model("mfpinet", **config), card, tmp_path / "b" / "best")
+    logs: list[str] = []
+    kw = dict(region="0:1.0,0.5:1.0", focus="middle", backend="torch", log=logs.append)
+    report, stacks = evaluate([a, b, a], [str(sim_path)], **kw)
+    assert list(report.methods) == [f"MFPINet ({a})", f"MFPINet ({b})", "bicubic", "in-focus copy"]
+    assert report.sources == {f"MFPINet ({a})": str(a), f"MFPINet ({b})": str(b)}
+    assert not np.array_equal(stacks[f"MFPINet ({a})"], stacks[f"MFPINet ({b})"])  # two random inits
+    assert stacks["target"].shape[-1] == 1
+    assert sum("RGB stack, grey model: evaluating its luma" in line for line in logs) == 1
