@@ -141,6 +141,11 @@ class TrainConfig:
         """Steps in the plan: max_steps, else epochs x steps_per_epoch."""
         return self.max_steps if self.max_steps is not None else self.epochs * self.steps_per_epoch
 
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Steps of the plan in epoch `epoch` (from 0): steps_per_epoch, fewer in a last epoch that
+        max_steps cuts short (what the progress bar counts to)."""
+        return max(0, min(self.steps_per_epoch, self.planned_steps() - epoch * self.steps_per_epoch))
+
     def lr_schedule(self) -> Schedule:
         return Schedule(
             LrSchedule.parse(self.schedule), self.lr, self.lr_warmup, self.lr_final, self.lr_halve_every, self.adv_start

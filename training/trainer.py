@@ -374,7 +374,7 @@ class Trainer:
                     range(p.step_in_epoch, cfg.steps_per_epoch),
                     desc=f"epoch {p.epoch + 1}/{cfg.epochs}",
                     initial=p.step_in_epoch,
-                    total=cfg.steps_per_epoch,
+                    total=cfg.steps_in_epoch(p.epoch),
                     leave=True,
                     mininterval=5.0,
                 )

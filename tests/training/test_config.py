@@ -26,3 +26,11 @@ def test_settings_no_run_can_use_are_refused(bad: dict, says: str) -> None:
 
 def test_the_defaults_and_a_positive_step_are_accepted() -> None:
     assert TrainConfig(z_step_um=2.7, threads=0, max_minutes=0.5).z_step_um == 2.7
+
+
+def test_steps_in_epoch_count_what_the_plan_runs() -> None:
+    cut = TrainConfig(max_steps=250, steps_per_epoch=100)
+    assert cut.epochs == 3 and [cut.steps_in_epoch(e) for e in range(4)] == [100, 100, 50, 0]
+    assert TrainConfig(max_steps=10, steps_per_epoch=1000).steps_in_epoch(0) == 10  # the bar counts to 10
+    whole = TrainConfig(epochs=2, steps_per_epoch=100)
+    assert [whole.steps_in_epoch(e) for e in range(2)] == [100, 100]
