@@ -172,8 +172,8 @@ def evaluate(
     stack = open_stack(data, rule=intensity)
     held: _HeldOut | None = None
     runs: list[tuple[str, str]] = []  # (architecture label, source) of each model, in order
-    predicted: dict = {}
-    seconds: dict = {}
+    computed: dict[tuple[str, str], np.ndarray] = {}
+    took: dict[tuple[str, str], float] = {}
     for source in sources:
         path = resolve_checkpoint(source)
         with open_backend(backend, path, threads=threads, fp16=fp16, log=log) as engine:
@@ -202,12 +202,12 @@ def evaluate(
             )
             start = time.perf_counter()
             runs.append((Architecture.parse(spec.architecture).label, str(source)))
-            predicted[runs[-1]] = predict_image(held.input, engine, halo=halo, tile=tile)
-            seconds[runs[-1]] = round(time.perf_counter() - start, 2)
+            computed[runs[-1]] = predict_image(held.input, engine, halo=halo, tile=tile)
+            took[runs[-1]] = round(time.perf_counter() - start, 2)
     assert held is not None
     labels = model_labels(runs)
-    predicted = {labels[run]: stack_ for run, stack_ in predicted.items()}
-    seconds = {labels[run]: s for run, s in seconds.items()}
+    predicted = {labels[run]: planes_of_run for run, planes_of_run in computed.items()}
+    seconds = {labels[run]: s for run, s in took.items()}
     report_sources = {labels[run]: run[1] for run in runs}
     c = held.selection.centre_index
     stacks = {

@@ -6,12 +6,12 @@ CPUs that have it, which onnxruntime's CPU provider does not. One compiled model
 cached on disk (CACHE_DIR under the engine cache). Two asynchronous infer requests let
 `run_many` overlap the pipeline's reading and writing with inference, and each runs in a stream
 of its own (throughput mode, the cores split between them) where there are cores for two: a
-tile loop then computes more tiles per second than one stream on every core (INT8 on 2 cores: 1.19x
-bare, 1.14x for a whole `mfpi-run`, benchmarks/run/results/openvino-streams-4096-avx2.md), for the
-memory of a second stream; `streams=1` keeps one batch's latency lowest (mfpi-serve, mfpi-bench). Each inference writes
-straight into a fresh array that is handed to the caller: no copy out of the request and no
-output buffer of the request's own (an idle request still refers to the last array it wrote
-until its next batch is submitted).
+tile loop then computes more tiles per second than one stream on every core (INT8 on 2 cores:
+1.19x bare, 1.14x for a whole `mfpi-run`, benchmarks/run/results/openvino-streams-4096-avx2.md),
+for the memory of a second stream; `streams=1` keeps one batch's latency lowest (mfpi-serve,
+mfpi-bench). Each inference writes straight into a fresh array that is handed to the caller:
+no copy out of the request and no output buffer of the request's own (an idle request still
+refers to the last array it wrote until its next batch is submitted).
 """
 
 from __future__ import annotations
