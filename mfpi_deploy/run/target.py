@@ -37,7 +37,7 @@ def check_output_target(output: Path, options: RunOptions, source: Path | None =
                 f"{output} is a folder that mfpi-run did not write; it is not replaced: move it or choose another -o"
             )
     check_folder(output, "output")
-    if options.preview is not None:
+    if options.preview is not None and options.preview.path is not None:  # else it goes beside the output
         check_folder(preview_path(output, options.preview), "preview")
 
 
