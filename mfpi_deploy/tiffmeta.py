@@ -29,6 +29,7 @@ _UNIT_UM = {
     "in": 25400.0,
     "inch": 25400.0,
 }
+STEP_UNIT = "reference frame"  # OME's unit for positions without a physical size: mfpi-run's plane steps
 _RESOLUTION_UNIT_UM = {2: 25400.0, 3: 10000.0, 4: 1000.0, 5: 1.0}  # inch, cm, mm, um
 
 
@@ -44,6 +45,7 @@ class OmeInfo:
 
     pixel_size_um: float | None = None
     planes_um: list[float] | None = None  # z of each plane (TheZ order), from PositionZ or PhysicalSizeZ
+    z_in_steps: bool = False  # planes_um are plane steps: every PositionZ is in STEP_UNIT
 
 
 def read_ome(ome_xml: str | None, image: int = 0) -> OmeInfo:
@@ -63,6 +65,9 @@ def read_ome(ome_xml: str | None, image: int = 0) -> OmeInfo:
     pixels = all_pixels[image] if 0 <= image < len(all_pixels) else None
     if pixels is None:
         return OmeInfo()
+    steps = _plane_steps(pixels)
+    if steps is not None:
+        return OmeInfo(_length_um(pixels, "PhysicalSizeX"), steps, z_in_steps=True)
     return OmeInfo(_length_um(pixels, "PhysicalSizeX"), _planes_um(pixels))
 
 
@@ -75,6 +80,21 @@ def _length_um(el: ET.Element, name: str, unit_name: str | None = None) -> float
         return float(value) * scale if scale else None
     except ValueError:
         return None
+
+
+def _plane_steps(pixels: ET.Element) -> list[float] | None:
+    """PositionZ of the Plane elements when every one is in STEP_UNIT (mfpi-run's outputs of a
+    model whose stack had no z spacing), else None."""
+    zs: dict[int, float] = {}
+    for el in pixels:
+        if el.tag.endswith("Plane") and el.get("PositionZ") is not None:
+            if el.get("PositionZUnit") != STEP_UNIT:
+                return None
+            try:
+                zs.setdefault(int(el.get("TheZ", 0)), float(el.get("PositionZ", "")))
+            except ValueError:
+                return None
+    return [round(zs[k], 4) for k in sorted(zs)] if zs else None
 
 
 def _planes_um(pixels: ET.Element) -> list[float] | None:

@@ -192,7 +192,8 @@ def evaluate(
                 raise MfpiError(f"{source}: {spec.channels} channel(s), unlike the first model's {held.channels}")
             card_offsets = list(spec.planes_um)
             sel = held.selection
-            if not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
+            same_unit = sel.offsets_in_steps == spec.z_in_steps  # µm and plane steps cannot be compared
+            if same_unit and not sel.offsets_in_steps and not np.allclose(card_offsets, sel.offsets_um, atol=1e-3):
                 log(f"warning: the stack's plane offsets {list(sel.offsets_um)} differ from {source}'s {card_offsets}")
             r = held.rect
             log(

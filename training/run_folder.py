@@ -80,6 +80,7 @@ class RunFolder:
             architecture=cfg.arch,
             config=model_config,
             planes_um=list(data.planes_um),
+            z_in_steps=data.offsets_in_steps,
             input_pixel_size_um=data.input_pixel_size_um,
             provenance=Provenance(
                 source="trained with mfpi-train (training.trainer)"

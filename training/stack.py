@@ -207,6 +207,8 @@ def _read_tiff_stack(path: Path, rule: IntensityRule) -> FocalStack:
             )
         ome = read_ome(tif.ome_metadata) if tif.is_ome else OmeInfo()
         planes_um, pixel = ome.planes_um, ome.pixel_size_um
+        if ome.z_in_steps:  # positions without a physical unit: no z spacing to learn
+            planes_um = None
     if dtype not in (np.uint8, np.uint16):
         raise StackError(f"{path}: pixel type {dtype} is not supported, expected uint8 or uint16")
     planar = False

@@ -164,7 +164,8 @@ class Trainer:
         if sel.offsets_in_steps:
             self.log(
                 "warning: the stack records no z spacing, so the offsets are plane steps; the model card and "
-                "mfpi-run's outputs will give them as micrometres: pass --z-step-um STEP for real z positions"
+                "mfpi-run's outputs will give them as plane steps, with no physical z size: pass --z-step-um STEP "
+                "for real z positions"
             )
         if not d.val:
             self.log(

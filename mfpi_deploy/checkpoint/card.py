@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,21 @@ PAPER_PLANES_UM: tuple[float, ...] = tuple(round(2.7 * i, 4) for i in range(-5, 
 # Both conventions are those of the authors' released code (ARCHITECTURE.md).
 INPUT_CONVENTION = "float = uint8 / 255 (range [0, 1])"
 OUTPUT_CONVENTION = "uint8 = round(float * 255), float in (0, 1)"
+
+
+def z_unit(in_steps: bool) -> str:
+    """How plane offsets are labelled: micrometres, or plane steps (a model whose stack had no z spacing)."""
+    return "plane steps" if in_steps else "µm"
+
+
+def z_label(z: float, in_steps: bool = False) -> str:
+    """One plane's offset for people: "z +2.7 µm", or "z +2 plane steps"."""
+    return f"z {z:+g} {z_unit(in_steps)}" if in_steps else f"z {z:+.1f} µm"
+
+
+def z_range_label(planes: Sequence[float], in_steps: bool = False) -> str:
+    """A stack's planes for people: "z -13.5..13.5 µm (11 planes)"."""
+    return f"z {planes[0]:g}..{planes[-1]:g} {z_unit(in_steps)} ({len(planes)} planes)"
 
 
 @dataclass
@@ -45,12 +61,17 @@ class ModelCard:
     input_pixel_size_um: float | None = None
     provenance: Provenance = field(default_factory=Provenance)
     card_version: int = CARD_VERSION
+    # planes_um are plane steps, not micrometres: the training stack recorded no z spacing
+    # (written to the card only when true, so cards of stacks with z spacing stay as they were)
+    z_in_steps: bool = False
 
     def __post_init__(self) -> None:
         arch = Architecture.parse(self.architecture)
         self.architecture = arch.value
         cfg = make_config(arch, **self.config)  # validates names and values
         self.config = dataclasses.asdict(cfg)
+        if not isinstance(self.z_in_steps, bool):
+            raise CheckpointError(f"z_in_steps must be true or false, got {self.z_in_steps!r}")
         planes = getattr(cfg, "planes", None)
         if planes is not None and len(self.planes_um) != planes:
             raise CheckpointError(
@@ -63,8 +84,16 @@ class ModelCard:
         cfg = self.config
         return cfg["in_channels"] - 1 if self.architecture == Architecture.DEEPZ.value else cfg["in_channels"]
 
+    @property
+    def z_unit(self) -> str:
+        """The unit of `planes_um` in words: "µm", or "plane steps" where the stack had no z spacing."""
+        return z_unit(self.z_in_steps)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+        data = dataclasses.asdict(self)
+        if not self.z_in_steps:
+            del data["z_in_steps"]
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "model card") -> ModelCard:

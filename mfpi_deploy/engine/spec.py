@@ -33,6 +33,7 @@ class EngineSpec:
     planes_um: tuple[float, ...]
     profiles: tuple[TileProfile, ...] = field(default_factory=lambda: (TileProfile(),))
     precision: str = "fp32"
+    z_in_steps: bool = False  # planes_um are plane steps (the model card's flag; kept out of manifests when false)
 
     @property
     def needs_dpm(self) -> bool:
@@ -61,6 +62,7 @@ class EngineSpec:
             planes_um=tuple(card.planes_um),
             profiles=profiles or (TileProfile(),),
             precision=precision,
+            z_in_steps=card.z_in_steps,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +70,8 @@ class EngineSpec:
         data = dataclasses.asdict(self)
         data.pop("precision")
         data["planes_um"] = list(self.planes_um)
+        if not self.z_in_steps:  # manifests (and the engine identity) of micrometre models stay as they were
+            del data["z_in_steps"]
         return data
 
     @classmethod

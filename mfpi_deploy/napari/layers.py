@@ -70,7 +70,7 @@ def stack_placement(
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """(scale, translate) of the (z, y, x) stack computed from `region` of a layer at `source`.
 
-    z: the mean plane spacing in µm, starting at the first plane's offset. y/x: the input's scale
+    z: the mean plane spacing (µm or plane steps), starting at the first plane's offset. y/x: the input's scale
     divided by the network's `scale`; translated so output pixels cover exactly the input pixels
     they came from (input pixel i spans i±0.5 input steps, its first output pixel is centred at
     i - 0.5 + 0.5/scale steps).
@@ -91,19 +91,21 @@ def stack_kwargs(
     translate: tuple[float, float, float],
     rgb: bool,
     pixel_unit: str | None = None,
+    z_in_steps: bool = False,
 ) -> dict[str, Any]:
-    """napari Image kwargs of a (Z, Y, X[, 3]) focal stack: placement, z labels, the planes' offsets."""
+    """napari Image kwargs of a (Z, Y, X[, 3]) focal stack: placement, z labels, the planes' offsets
+    (in µm, or plane steps for a model whose stack had no z spacing: then z has napari's unit-less "pixel")."""
     kwargs: dict[str, Any] = dict(
         name=name,
         scale=scale,
         translate=translate,
         rgb=rgb,
         axis_labels=("z", "y", "x"),
-        metadata={"planes_um": [float(z) for z in planes_um]},
+        metadata={"planes_um": [float(z) for z in planes_um], "z_in_steps": z_in_steps},
         contrast_limits=(0, 255),
     )
     if pixel_unit:
-        kwargs["units"] = ("micrometer", pixel_unit, pixel_unit)
+        kwargs["units"] = ("pixel" if z_in_steps else "micrometer", pixel_unit, pixel_unit)
     return kwargs
 
 
@@ -115,17 +117,21 @@ def stack_layer(
     scale: tuple[float, float, float],
     translate: tuple[float, float, float],
     pixel_unit: str | None = None,
+    z_in_steps: bool = False,
 ) -> LayerData:
     """(data, kwargs, "image") for napari: uint8 (Z, sH, sW, C) -> (Z, Y, X) grey or (Z, Y, X, 3) RGB."""
     rgb = stack.shape[-1] == 3
     data = stack if rgb else stack[..., 0]
     return (
         data,
-        stack_kwargs(planes_um, name=name, scale=scale, translate=translate, rgb=rgb, pixel_unit=pixel_unit),
+        stack_kwargs(
+            planes_um,
+            name=name,
+            scale=scale,
+            translate=translate,
+            rgb=rgb,
+            pixel_unit=pixel_unit,
+            z_in_steps=z_in_steps,
+        ),
         "image",
     )
-
-
-def z_range_label(planes_um: Sequence[float]) -> str:
-    """'z -13.5..13.5 µm (11 planes)': what a stack layer's name says about its planes."""
-    return f"z {planes_um[0]:g}..{planes_um[-1]:g} µm ({len(planes_um)} planes)"

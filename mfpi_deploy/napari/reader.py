@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mfpi_deploy.checkpoint.card import z_range_label
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.napari.layers import LayerData, stack_kwargs, z_range_label
+from mfpi_deploy.napari.layers import LayerData, stack_kwargs
 from mfpi_deploy.output.layout import OutputFormat, plane_spacing_um
 from mfpi_deploy.output.reader import StackReader
 
@@ -44,10 +45,11 @@ def read_stack(path: str | list[str]) -> list[LayerData]:
     px = stack.pixel_size_um or 1.0
     kwargs = stack_kwargs(
         planes_um,
-        name=f"{stack.path.name}, {z_range_label(planes_um)}",
+        name=f"{stack.path.name}, {z_range_label(planes_um, stack.z_in_steps)}",
         scale=(plane_spacing_um(planes_um), px, px),
         translate=(float(planes_um[0]), 0.0, 0.0),
         rgb=rgb,
         pixel_unit="micrometer" if stack.pixel_size_um else None,
+        z_in_steps=stack.z_in_steps,
     )
     return [(levels if len(levels) > 1 else levels[0], kwargs, "image")]  # napari: a list is a pyramid

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from mfpi_deploy.backends.select import open_backend
+from mfpi_deploy.checkpoint.card import z_range_label
 from mfpi_deploy.checkpoint.default import DEFAULT_NAME
 from mfpi_deploy.cli.run import resolve_engine
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.infer.image import Progress, predict_image
-from mfpi_deploy.napari.layers import LayerData, Placement, stack_layer, stack_placement, z_range_label
+from mfpi_deploy.napari.layers import LayerData, Placement, stack_layer, stack_placement
 from mfpi_deploy.tiling import Box
 
 Log = Callable[[str], None]
@@ -81,5 +82,13 @@ def refocus(
         )
         spec = backend.spec
     scale, translate = stack_placement(job.placement, spec.planes_um, spec.scale, job.region)
-    name = f"{job.name} refocused, {z_range_label(spec.planes_um)}"
-    return stack_layer(stack, spec.planes_um, name=name, scale=scale, translate=translate, pixel_unit=job.pixel_unit)
+    name = f"{job.name} refocused, {z_range_label(spec.planes_um, spec.z_in_steps)}"
+    return stack_layer(
+        stack,
+        spec.planes_um,
+        name=name,
+        scale=scale,
+        translate=translate,
+        pixel_unit=job.pixel_unit,
+        z_in_steps=spec.z_in_steps,
+    )

@@ -43,6 +43,7 @@ class StackLayout:
     pixel_size_um: float | None  # output pixel size (half the input's for a 2x network)
     planes_um: tuple[float, ...]
     name: str = ""
+    z_in_steps: bool = False  # planes_um are plane steps: no z size or unit is written (the model's stack had none)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -55,7 +56,10 @@ class StackLayout:
         return plane_spacing_um(self.planes_um)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "planes_um": list(self.planes_um)}
+        data = {**asdict(self), "planes_um": list(self.planes_um)}
+        if not self.z_in_steps:  # run settings and metadata of micrometre stacks stay as they were
+            del data["z_in_steps"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> StackLayout:

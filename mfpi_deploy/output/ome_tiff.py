@@ -26,6 +26,7 @@ from mfpi_deploy.fileio import write_durable
 from mfpi_deploy.output.codecs import Codec, TileEncoder, encode_planes, encode_tiff_tiles, tiff_options
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
+from mfpi_deploy.tiffmeta import STEP_UNIT
 from mfpi_deploy.tiling import Box
 
 _MAGIC = b"MFPK1\n"
@@ -188,10 +189,13 @@ def ome_metadata(layout: StackLayout, uuid: str | None = None) -> dict:
         "UUID": f"urn:uuid:{uuid}",
         "axes": "ZYXS" if layout.channels == 3 else "ZYX",
         "Name": layout.name or "mfpi stack",
-        "PhysicalSizeZ": abs(layout.z_spacing_um),
-        "PhysicalSizeZUnit": "µm",  # the schema wants it positive
-        "Plane": {"PositionZ": [float(z) for z in layout.planes_um], "PositionZUnit": ["µm"] * layout.planes},
     }
+    z_unit = "µm"
+    if layout.z_in_steps:  # no physical z: positions in OME's arbitrary "reference frame" unit, no PhysicalSizeZ
+        z_unit = STEP_UNIT
+    else:
+        meta.update(PhysicalSizeZ=abs(layout.z_spacing_um), PhysicalSizeZUnit="µm")  # the schema wants it positive
+    meta["Plane"] = {"PositionZ": [float(z) for z in layout.planes_um], "PositionZUnit": [z_unit] * layout.planes}
     if layout.pixel_size_um:
         meta.update(
             PhysicalSizeX=layout.pixel_size_um,

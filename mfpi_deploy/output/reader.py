@@ -62,6 +62,7 @@ class StackReader:
         self.planes, self.channels = layout.planes, layout.channels
         self.height, self.width = layout.height, layout.width
         self.planes_um = tuple(layout.planes_um)
+        self.z_in_steps = layout.z_in_steps
         self.pixel_size_um = layout.pixel_size_um
 
     def _open_tiff(self) -> None:
@@ -81,13 +82,24 @@ class StackReader:
         self.channels = shape[3] if len(shape) > 3 else 1
         self.levels = len(series.levels)
         ome = read_ome(tif.ome_metadata)
-        self.planes_um = tuple(ome.planes_um or [float(z) for z in range(self.planes)])
+        centred = [float(z - self.planes // 2) for z in range(self.planes)]  # no z positions: plane steps
+        self.planes_um = tuple(ome.planes_um or centred)
+        self.z_in_steps = ome.z_in_steps or not ome.planes_um
         self.pixel_size_um = ome.pixel_size_um
 
     @property
     def layout(self) -> StackLayout:
         """Shape and physical sizes of level 0 (chunk 0: reading does not depend on the chunking)."""
-        return StackLayout(self.planes, self.channels, self.height, self.width, 0, self.pixel_size_um, self.planes_um)
+        return StackLayout(
+            self.planes,
+            self.channels,
+            self.height,
+            self.width,
+            0,
+            self.pixel_size_um,
+            self.planes_um,
+            z_in_steps=self.z_in_steps,
+        )
 
     def level_array(self, level: int = 0) -> zarr.Array:
         """Pyramid level `level` as stored, a lazy zarr array (opened on first use, kept until close)."""

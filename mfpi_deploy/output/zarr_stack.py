@@ -137,7 +137,7 @@ def ngff_attrs(layout: StackLayout, levels: int) -> dict:
     px = layout.pixel_size_um or 1.0
     axes = [
         {"name": "c", "type": "channel"},
-        {"name": "z", "type": "space", "unit": "micrometer"},
+        {"name": "z", "type": "space", **({} if layout.z_in_steps else {"unit": "micrometer"})},  # steps: no unit
         {"name": "y", "type": "space", **unit},
         {"name": "x", "type": "space", **unit},
     ]

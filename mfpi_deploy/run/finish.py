@@ -59,7 +59,7 @@ def write_run_preview(run: PlannedRun, preview: PreviewOptions, log: Callable[[s
     """The PNG montage of the finished output (after it is in place), reading its planes lazily."""
     try:
         with open_source(run) as source:
-            path = write_preview(run.output, source, run.layout.planes_um, preview)
+            path = write_preview(run.output, source, run.layout.planes_um, preview, z_in_steps=run.layout.z_in_steps)
     except OSError as exc:
         raise RunFailed(
             f"{run.output} is complete, but its preview could not be written ({exc.strerror or exc})"

@@ -191,6 +191,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             pixel_size_um=pixel_size / spec.scale if pixel_size else None,
             planes_um=tuple(float(z) for z in spec.planes_um),
             name=input_path.stem,
+            z_in_steps=spec.z_in_steps,
         )
         settings = run_settings(input_path, info, options, plan, batch, layout, engine, rule.describe())
         settings.update(output_format=fmt.value, compression=codec.label, tile_side=grid.tile)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mfpi_deploy.checkpoint.card import z_label
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import write_atomic
 from mfpi_deploy.output.reader import StackReader
@@ -73,10 +74,6 @@ def shown_planes(count: int, wanted: int) -> list[int]:
     return sorted({int(v) for v in np.rint(np.linspace(0, count - 1, wanted))})  # halves to even: symmetric for 11
 
 
-def z_label(z_um: float) -> str:
-    return f"z {z_um:+.1f} µm"
-
-
 def panel_origins(count: int, height: int, width: int, columns: int = COLUMNS) -> list[tuple[int, int]]:
     """Top-left (y, x) of each panel's pixels in the montage, row by row."""
     return [
@@ -111,8 +108,11 @@ def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def write_preview(output: Path, source: TileSource, planes_um: Sequence[float], options: PreviewOptions) -> Path:
-    """Write the montage for the finished `output` of `source` (the run's input windows); returns its path."""
+def write_preview(
+    output: Path, source: TileSource, planes_um: Sequence[float], options: PreviewOptions, *, z_in_steps: bool = False
+) -> Path:
+    """Write the montage for the finished `output` of `source` (the run's input windows); returns its path.
+    Planes are labelled by their offsets, in µm or (`z_in_steps`) plane steps."""
     box = preview_box(options, source.region)
     with StackReader(output) as stack:
         scale = stack.height // source.height
@@ -122,7 +122,7 @@ def write_preview(output: Path, source: TileSource, planes_um: Sequence[float], 
         panels += [stack.read(z, out_box) for z in picked]
     r = source.region
     labels = [f"input x={r.x + box.x0} y={r.y + box.y0}" + (f" ({scale}x)" if scale > 1 else "")]
-    labels += [z_label(planes_um[z]) for z in picked]
+    labels += [z_label(planes_um[z], z_in_steps) for z in picked]
     buffer = io.BytesIO()
     Image.fromarray(montage(panels, labels)).save(buffer, format="PNG")
     return write_atomic(preview_path(output, options), buffer.getvalue())

@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mfpi_deploy.checkpoint.card import z_unit
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.serve.cache import Busy
 from mfpi_deploy.serve.config import ServeConfig, is_loopback
@@ -208,7 +209,7 @@ def create_app(server: SlideServer) -> Starlette:
         if w <= 0 or h <= 0:
             raise MfpiError(f"empty region {w}x{h}")
         plane = await server.sharpest(slide.name, Box(y, x, y + h, x + w), request.is_disconnected)
-        return JSONResponse({"plane": plane, "z_um": slide.planes_um[plane]})
+        return JSONResponse({"plane": plane, "z_um": slide.planes_um[plane], "z_unit": z_unit(slide.z_in_steps)})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, f"no such page: {request.url.path}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mfpi_deploy.backends.base import Backend
+from mfpi_deploy.checkpoint.card import z_unit
 from mfpi_deploy.cohort.jobs import OUTPUT_MARK, default_output, slide_stem
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.output.layout import OutputFormat
@@ -74,6 +75,7 @@ class ServedSlide:
     input_geometry: DziGeometry | None = None
     live: LivePlanes | None = None
     stored: StoredPlanes | None = None
+    z_in_steps: bool = False  # planes_um are plane steps (a model whose training stack had no z spacing)
 
     @property
     def kind(self) -> str:
@@ -92,6 +94,7 @@ class ServedSlide:
             "height": self.geometry.height,
             "planes": self.planes,
             "planes_um": list(self.planes_um),
+            "z_unit": z_unit(self.z_in_steps),
             "pixel_size_um": self.pixel_size_um,
             "scale": self.scale,
             "has_input": self.input is not None,
@@ -145,6 +148,7 @@ def open_stored(name: str, path: Path, config: ServeConfig) -> ServedSlide:
         pixel_size_um=stored.pixel_size_um,
         scale=2,
         stored=stored,
+        z_in_steps=stored.z_in_steps,
     )
 
 
@@ -203,4 +207,5 @@ def open_live(
         input=view,
         input_geometry=DziGeometry(view.width, view.height, config.tile, config.overlap),
         live=live,
+        z_in_steps=spec.z_in_steps,
     )

@@ -359,3 +359,34 @@ def test_a_stack_without_z_spacing_warns_that_offsets_are_plane_steps(sim_path, 
     logs.clear()
     Trainer(_cfg(plain, tmp_path / "run2", z_step_um=2.7), log=logs.append)
     assert not any("records no z spacing" in m for m in logs)
+
+
+def test_a_model_trained_in_plane_steps_says_so_down_to_its_outputs(sim_path, tmp_path):
+    """A stack without z spacing: the card records plane steps, and mfpi-run's output gives no
+    micrometres for z (OME-TIFF: no PhysicalSizeZ, PositionZ in OME's unit-less reference frame)."""
+    import tifffile
+    from click.testing import CliRunner
+
+    from mfpi_deploy.cli.run import main as run_main
+    from mfpi_deploy.output.reader import StackReader
+
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, tifffile.imread(sim_path), photometric="rgb", metadata={"axes": "ZYXS"})
+    train(_cfg(plain, tmp_path / "run", epochs=1, steps_per_epoch=1), log=lambda m: None)
+    card_text = (tmp_path / "run" / "last" / "card.json").read_text()
+    card = load_checkpoint(tmp_path / "run" / "last").card
+    assert card.z_in_steps and card.planes_um == [-2.0, -1.0, 0.0, 1.0, 2.0] and '"z_in_steps": true' in card_text
+    slide = tmp_path / "slide.tif"
+    tifffile.imwrite(slide, tifffile.imread(sim_path)[2, :48, :64], photometric="rgb")
+    out = tmp_path / "slide.mfp.ome.tif"
+    args = [str(slide), "--engine", str(tmp_path / "run" / "last"), "--backend", "torch", "--threads", "1", "--quiet"]
+    result = CliRunner().invoke(run_main, args)
+    assert result.exit_code == 0, result.output
+    with tifffile.TiffFile(out) as tif:
+        xml = tif.ome_metadata
+    assert "PhysicalSizeZ" not in xml and 'PositionZUnit="reference frame"' in xml and 'PositionZUnit="µm"' not in xml
+    with StackReader(out) as stack:
+        assert stack.z_in_steps and stack.planes_um == (-2.0, -1.0, 0.0, 1.0, 2.0)
+    # a stack with z spacing keeps micrometres, and its card does not mention steps at all
+    train(_cfg(sim_path, tmp_path / "run2", epochs=1, steps_per_epoch=1), log=lambda m: None)
+    assert "z_in_steps" not in (tmp_path / "run2" / "last" / "card.json").read_text()

@@ -131,7 +131,9 @@
     $("mode-side").disabled = !slide.has_input;
     $("focus").value = state.plane;
     const z = slide.planes_um[state.plane];
-    $("focus-label").textContent = "plane " + state.plane + ", z = " + (z > 0 ? "+" : "") + z.toFixed(1) + " µm";
+    const steps = slide.z_unit !== "µm"; // a model whose training stack had no z spacing: plane steps
+    $("focus-label").textContent =
+      "plane " + state.plane + ", z = " + (z > 0 ? "+" : "") + (steps ? z : z.toFixed(1)) + " " + slide.z_unit;
     $("focus-box").style.opacity = state.mode === "input" ? 0.4 : 1;
     const query = new URLSearchParams(location.search);
     query.set("slide", slide.name);

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from mfpi_deploy.checkpoint import ModelCard, Provenance, load_checkpoint, save_checkpoint
+from mfpi_deploy.checkpoint.card import z_label, z_range_label
+from mfpi_deploy.engine.spec import EngineSpec
 from mfpi_deploy.errors import CheckpointError
 from mfpi_deploy.models import create_model
 
@@ -74,3 +76,18 @@ def test_card_that_does_not_fit_weights_names_keys(tmp_path):
     (tmp_path / "c" / "card.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match=r"mis-shaped keys: in_conv.weight \(4, 3, 7, 7\) != \(8, 3, 7, 7\)"):
         load_checkpoint(tmp_path / "c")
+
+
+def test_plane_steps_are_recorded_only_when_true_and_label_their_unit():
+    steps = ModelCard("mfpinet", {"planes": 3}, planes_um=[-1.0, 0.0, 1.0], z_in_steps=True)
+    back = ModelCard.from_dict(json.loads(steps.to_json()))
+    assert back.z_in_steps and back.planes_um == [-1.0, 0.0, 1.0] and back.z_unit == "plane steps"
+    plain = ModelCard("mfpinet", {"planes": 3}, planes_um=[-2.7, 0.0, 2.7])
+    assert "z_in_steps" not in json.loads(plain.to_json()) and plain.z_unit == "µm"  # cards as before
+    with pytest.raises(CheckpointError, match="z_in_steps must be true or false"):
+        ModelCard.from_dict({**json.loads(steps.to_json()), "z_in_steps": "yes"})
+    assert z_label(1.0, True) == "z +1 plane steps" and z_label(2.7) == "z +2.7 µm"
+    assert z_range_label([-1.0, 0.0, 1.0], True) == "z -1..1 plane steps (3 planes)"
+    spec = EngineSpec.from_card(steps)
+    assert spec.z_in_steps and EngineSpec.from_dict(spec.to_dict()).z_in_steps
+    assert "z_in_steps" not in EngineSpec.from_card(plain).to_dict()  # manifests and engine ids as before

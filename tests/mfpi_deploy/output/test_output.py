@@ -17,7 +17,7 @@ PLANES_UM = tuple(round(2.7 * i, 4) for i in range(-5, 6))
 
 
 def _stack(
-    tmp_path: Path, channels: int = 3, pixel: float | None = 0.25, codec: str = "zlib"
+    tmp_path: Path, channels: int = 3, pixel: float | None = 0.25, codec: str = "zlib", steps: bool = False
 ) -> tuple[Path, Path, StackLayout, np.ndarray]:
     """The same 300x520 random stack as OME-Zarr and OME-TIFF, written as a run writes them: engine
     tiles of 256 px cores fed to the pyramid builder (Zarr chunks, encoded TIFF tiles), then assembled."""
@@ -28,8 +28,9 @@ def _stack(
         width=520,
         chunk=256,
         pixel_size_um=pixel,
-        planes_um=PLANES_UM,
+        planes_um=tuple(float(z) for z in range(-5, 6)) if steps else PLANES_UM,
         name="t",
+        z_in_steps=steps,
     )
     rng = np.random.default_rng(1)
     data = rng.integers(0, 256, (11, 300, 520, channels), dtype=np.uint8)
@@ -134,6 +135,33 @@ def test_ome_tiff_validates_in_the_bio_formats_layout(tmp_path: Path, channels: 
     assert [p.position_z for p in pixels.planes] == pytest.approx(list(PLANES_UM))
     assert {p.position_z_unit.value for p in pixels.planes} == {"µm"}
     assert pixels.tiff_data_blocks[0].plane_count == 11
+
+
+def test_plane_steps_are_written_without_a_physical_z(tmp_path: Path) -> None:
+    """A model whose training stack had no z spacing gives plane steps, not micrometres: the OME-TIFF
+    has no PhysicalSizeZ and its PositionZ are in OME's unit-less "reference frame", the OME-Zarr's z
+    axis has no unit, both still validate, and both read back as steps."""
+    from ome_types import from_xml
+    from ome_zarr_models.v04 import Image
+
+    from mfpi_deploy.output.reader import StackReader
+
+    zarr_path, tif_path, layout, _ = _stack(tmp_path, steps=True)
+    with tifffile.TiffFile(tif_path) as tif:
+        pixels = from_xml(tif.ome_metadata, validate=True).images[0].pixels
+    assert pixels.physical_size_z is None
+    assert [p.position_z for p in pixels.planes] == list(range(-5, 6))
+    assert {p.position_z_unit.value for p in pixels.planes} == {"reference frame"}
+    group = zarr.open_group(str(zarr_path), mode="r")
+    Image.from_zarr(group)
+    z_axis = group.attrs["multiscales"][0]["axes"][1]
+    assert z_axis["name"] == "z" and "unit" not in z_axis
+    for path in (zarr_path, tif_path):
+        with StackReader(path) as stack:
+            assert stack.z_in_steps and stack.planes_um == tuple(float(z) for z in range(-5, 6))
+            assert stack.layout.z_in_steps
+    with StackReader(_stack(tmp_path / "um")[1]) as stack:  # micrometres stay micrometres
+        assert not stack.z_in_steps and stack.planes_um == pytest.approx(PLANES_UM)
 
 
 def test_zarr_sink_writes_and_syncs_blank_chunks_too(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ def test_slides_stats_page_and_descriptors(live) -> None:
             "height": 2 * h,
             "planes": 11,
             "planes_um": [-13.5, -10.8, -8.1, -5.4, -2.7, 0.0, 2.7, 5.4, 8.1, 10.8, 13.5],
+            "z_unit": "µm",
             "pixel_size_um": 0.25,
             "scale": 2,
             "has_input": True,
@@ -124,7 +125,8 @@ def test_sharpest_plane_uses_the_focus_measure(live, reference) -> None:
 
     got = client(live).get("/slides/cells/sharpest?x=0&y=0&w=680&h=600").json()
     want = sharpest_plane(list(reference))
-    assert got == {"plane": want, "z_um": [-13.5, -10.8, -8.1, -5.4, -2.7, 0.0, 2.7, 5.4, 8.1, 10.8, 13.5][want]}
+    planes_um = [-13.5, -10.8, -8.1, -5.4, -2.7, 0.0, 2.7, 5.4, 8.1, 10.8, 13.5]
+    assert got == {"plane": want, "z_um": planes_um[want], "z_unit": "µm"}
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ def test_served_output_and_live_view_give_identical_planes(slide_path: Path, bac
         for name in outputs:
             assert listed[name]["kind"] == "output" and listed[name]["has_input"] is False
             assert listed[name]["planes_um"] == lv.get("/slides").json()["slides"][0]["planes_um"]
+            assert listed[name]["z_unit"] == lv.get("/slides").json()["slides"][0]["z_unit"] == "µm"
             assert listed[name]["pixel_size_um"] == pytest.approx(0.25)
         g = live.slides["cells"].geometry
         assert stored.slides["cells_zarr"].geometry == g == stored.slides["cells_tiff"].geometry
