@@ -94,9 +94,12 @@ def prepare_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]
             options.log(f"resuming {state.root}: {len(done)} batch(es) already done")
             return done, True
         if not options.overwrite and state.exists():
-            raise MfpiError(
-                f"a partial run exists at {state.root}; pass --resume to continue it or --overwrite to start over"
-            )
+            if state.done_batches():
+                raise MfpiError(
+                    f"a partial run exists at {state.root}; pass --resume to continue it or --overwrite to start over"
+                )
+            # a run stopped before its first batch was done (an error, Ctrl-C): nothing in it to keep
+            options.log(f"replacing {state.root}: a partial run with no finished batch")
         state.remove()
     elif options.resume:
         options.log(f"nothing to resume at {state.root}; starting a new run")

@@ -147,6 +147,22 @@ def test_crash_at_tile_k_then_resume_equals_uninterrupted(tmp_path: Path, backen
         assert np.array_equal(tifffile.imread(out), tifffile.imread(clean))
 
 
+def test_a_run_stopped_before_its_first_batch_leaves_nothing_to_resume(tmp_path: Path, backend) -> None:
+    """An engine error in the first batch: the partial run holds no finished batch, so the same
+    command run again starts afresh instead of asking for --resume or --overwrite."""
+    src = write_tiff(tmp_path / "a.tif", textured(100, 100))
+    out = tmp_path / "o.ome.tif"
+    opts = dict(tile=64, halo=16, batch=1, progress=False)
+    failing = FailingBackend(backend, 0, RuntimeError("engine died"))
+    with pytest.raises(RuntimeError, match="engine died"):
+        run_slide(src, out, failing, RunOptions(log=lambda m: None, **opts))
+    assert partial_dir(out).is_dir() and not out.exists()
+    logs: list[str] = []
+    run_slide(src, out, backend, RunOptions(log=logs.append, **opts))
+    assert out.is_file() and not partial_dir(out).exists()
+    assert any("no finished batch" in m for m in logs), logs
+
+
 def test_ctrl_c_stops_cleanly_and_resume_refuses_other_settings(tmp_path: Path, backend) -> None:
     src = write_tiff(tmp_path / "a.tif", textured(100, 100))
     out = tmp_path / "o.ome.tif"
