@@ -26,11 +26,27 @@
     return "/slides/" + encodeURIComponent(state.slide.name) + "/" + plane + ".dzi" + (format === "png" ? "?format=png" : "");
   }
 
+  // WebGL where a GPU draws it; the 2D canvas where WebGL would be drawn in software (SwiftShader,
+  // llvmpipe: no GPU, or headless), which takes the CPU cores the engine needs (measured with
+  // benchmarks/serve/browser_zoom.py: first viewports 2.5x slower on 2 cores).
+  function defaultDrawer() {
+    try {
+      const gl = document.createElement("canvas").getContext("webgl");
+      if (!gl) return ["canvas", "html"];
+      const info = gl.getExtension("WEBGL_debug_renderer_info");
+      const renderer = info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+      if (/swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer)) return ["canvas", "html"];
+    } catch (e) {
+      return ["canvas", "html"];
+    }
+    return ["webgl", "canvas", "html"];
+  }
+
   function makeViewer(element, keys) {
     const viewer = OpenSeadragon({
       element: element,
       prefixUrl: "/static/openseadragon/images/",
-      drawer: params.get("drawer") || ["webgl", "canvas", "html"],
+      drawer: params.get("drawer") || defaultDrawer(),
       imageSmoothingEnabled: params.get("smooth") !== "0",
       showNavigator: element.id === "left",
       navigatorPosition: "BOTTOM_RIGHT",

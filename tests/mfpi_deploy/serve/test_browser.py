@@ -188,3 +188,23 @@ def test_page_focus_and_pan_show_the_engines_planes(page_server, browser) -> Non
         want = json.load(answer)["plane"]
     assert browser.execute_script("return window.mfpi.state.plane") == want
     assert server.stats()["engine_tiles_computed"] == server.stats()["cache_entries"]  # nothing computed twice
+
+
+def test_the_page_draws_with_the_2d_canvas_where_webgl_would_be_software(page_server, browser) -> None:
+    """The browser here has no GPU (--disable-gpu): WebGL, where there is any, is drawn on the CPU
+    (SwiftShader), which takes the cores the engine needs, so the page picks the 2D canvas; a
+    drawer named in the URL is kept."""
+    url, _, _ = page_server
+    browser.get(f"{url}/?slide=wide&plane=5")
+    wait_loaded(browser)
+    renderer = browser.execute_script(
+        "const gl = document.createElement('canvas').getContext('webgl'); if (!gl) return null;"
+        "const i = gl.getExtension('WEBGL_debug_renderer_info');"
+        "return i ? gl.getParameter(i.UNMASKED_RENDERER_WEBGL) : '';"
+    )
+    drawer = browser.execute_script("return window.mfpi.views.left.viewer.drawer.getType()")
+    assert drawer == "canvas", f"WebGL renderer {renderer!r}"
+    if renderer is not None:  # WebGL exists (in software): asked for by name, it is used
+        browser.get(f"{url}/?slide=wide&plane=5&drawer=webgl")
+        wait_loaded(browser)
+        assert browser.execute_script("return window.mfpi.views.left.viewer.drawer.getType()") == "webgl"
