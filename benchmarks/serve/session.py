@@ -5,8 +5,9 @@ browser's connections per host). Records the first full-resolution viewport, eve
 the pan, the whole session, the server's stats (engine tiles computed, cache hits, RSS) and the
 machine's conditions.
 
-It asks only for the full-resolution tiles of each view (a browser also fetches coarser levels
-while zooming, which the server takes from the input or from computed tiles).
+It asks only for the full-resolution tiles of each view, as a viewer that jumps there would. A
+browser zooming in also fetches coarser levels on the way (the input, or at half resolution the
+same engine tiles), and shares the machine's cores: `browser_zoom.py` times that in Chromium.
 
     python benchmarks/serve/session.py SLIDE [--backend auto] [--engine DIR] [--tile N] [--out NAME]
     mfpi-run --make-sample sample4096.tif --sample-size 4096   # the 4096^2 sample slide
