@@ -138,6 +138,10 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
                 "window.movedAt = performance.now(); window.mfpi.views.left.viewer.viewport.goHome(true)"
             )
             wait_settled(driver)
+            driver.execute_script(
+                "window.draws = 0; if (!window.countingDraws) { window.countingDraws = true;"
+                "window.mfpi.views.left.viewer.addHandler('update-viewport', () => window.draws++); }"
+            )
             before = httpx.get(base + "/stats").json()
             cpu_before = cpu_seconds(server.pid), cpu_seconds(driver.service.process.pid)
             immediately = "true" if mode == "jump" else "false"
@@ -158,6 +162,7 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
                     "dropped": after.get("dropped", 0) - before.get("dropped", 0),
                     "server_cpu_s": cpu_after[0] - cpu_before[0],
                     "browser_cpu_s": cpu_after[1] - cpu_before[1],
+                    "draws": driver.execute_script("return window.draws"),
                 }
             )
         stats = httpx.get(base + "/stats").json()
@@ -215,7 +220,8 @@ def main() -> None:
         f"viewer {runs[0]['view_px'][0]}x{runs[0]['view_px'][1]} px at one screen pixel per full-resolution pixel; "
         "a fresh server (cold cache) per page variant, mode and round, taken in turn. `animated`: OpenSeadragon's "
         "fitBounds from the whole slide, as a zoom in (the viewer asks for coarser levels on the way); `jump`: "
-        "the same view at once (what session.py times). Seconds from the move until every tile of the view is shown.",
+        "the same view at once (what session.py times). Seconds from the move until every tile of the view is "
+        "shown; draws: OpenSeadragon's redraws of the view meanwhile.",
         "",
         "| page | drawer | mode | round | "
         + " | ".join(f"place {i + 1}" for i in range(len(PLACES)))
@@ -225,7 +231,7 @@ def main() -> None:
     for run in runs:
         cells = [
             f"{p['seconds']:.2f} s ({p['engine_tiles']} tiles; CPU s server {p['server_cpu_s']:.1f}, "
-            f"browser {p['browser_cpu_s']:.1f})"
+            f"browser {p['browser_cpu_s']:.1f}; {p['draws']} draws)"
             for p in run["places"]
         ]
         lines.append(

@@ -5,7 +5,8 @@
  * a new plane stays on top of the old one until its tiles are in (no blank flash while focusing).
  * Side by side adds a second viewer with the planes, kept on the same view as the first.
  * URL parameters: slide, plane, mode (input|refocused|side), format (jpeg|png),
- * view=x,y,w (full-resolution pixels: left, top, width shown), drawer (canvas|webgl), smooth=0.
+ * view=x,y,w (full-resolution pixels: left, top, width shown), drawer (canvas|webgl), smooth=0,
+ * throttle=0 (draw every frame while tiles load, as OpenSeadragon does).
  */
 (function () {
   "use strict";
@@ -42,6 +43,25 @@
     return ["webgl", "canvas", "html"];
   }
 
+  // OpenSeadragon redraws every frame while tiles wait for a loader slot (it queues them again
+  // each frame); on a live slide that is every frame until the engine has them all, which in a
+  // software-drawn browser takes CPU the engine needs (benchmarks/serve/browser_zoom.py counts the
+  // draws). While the view is still, draw at most every 100 ms; moves draw every frame as before
+  // (OpenSeadragon draws animated frames whatever needsDraw says). ?throttle=0: every frame.
+  function throttleIdleDraws(viewer) {
+    if (params.get("throttle") === "0") return; // as OpenSeadragon draws (benchmarks compare)
+    const world = viewer.world;
+    const needsDraw = world.needsDraw.bind(world);
+    let last = 0;
+    world.needsDraw = function () {
+      if (!needsDraw()) return false;
+      const now = performance.now();
+      if (now - last < 100) return false;
+      last = now;
+      return true;
+    };
+  }
+
   function makeViewer(element, keys) {
     const viewer = OpenSeadragon({
       element: element,
@@ -60,6 +80,7 @@
       gestureSettingsMouse: { clickToZoom: false },
       keyboardNavEnabled: true,
     });
+    throttleIdleDraws(viewer);
     const view = { viewer: viewer, items: {}, shown: null, element: element, ready: false };
     keys.forEach(function (key) {
       viewer.addTiledImage({
