@@ -21,7 +21,6 @@ import json
 import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,33 +33,11 @@ from mfpi_deploy.gitinfo import git_commit
 from mfpi_deploy.machine import conditions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from session import free_port
+from session import add_server_options, start_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLACES = ((0.3, 0.3), (0.5, 0.6), (0.75, 0.4))  # as session.py: view centres, fractions of the slide
 MODES = ("animated", "jump")
-
-
-def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "mfpi_deploy.cli.serve", str(args.slide), "--port", str(port), "--quiet"]
-    cmd += ["--backend", args.backend, "--cache-mb", str(args.cache_mb)]
-    cmd += ["--engine", args.engine] if args.engine else []
-    cmd += ["--tile", str(args.tile)] if args.tile else []
-    cmd += ["--batch", str(args.batch)] if args.batch else []
-    server = subprocess.Popen(cmd, stderr=log.open("w"), text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 900
-    while True:
-        try:
-            httpx.get(base + "/slides", timeout=5).raise_for_status()
-            return server, base, cmd
-        except httpx.HTTPError:
-            if server.poll() is not None:
-                raise SystemExit(log.read_text()) from None
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start in 15 minutes") from None
-            time.sleep(0.5)
 
 
 def open_browser(width: int, height: int) -> Any:
@@ -184,12 +161,7 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("slide", type=Path)
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--engine")
-    ap.add_argument("--tile", type=int)
-    ap.add_argument("--batch", type=int)
-    ap.add_argument("--cache-mb", type=float, default=2048)
+    add_server_options(ap)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--window", type=int, nargs=2, default=(1600, 1000), metavar=("W", "H"))
     ap.add_argument("--pages", nargs="+", default=[""], help='page variants: URL parameters ("" the default page)')

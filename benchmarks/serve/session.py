@@ -67,44 +67,57 @@ def fetch_all(client: httpx.Client, urls: list[str]) -> tuple[float, list[float]
     return time.perf_counter() - t0, latencies
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_server_options(ap: argparse.ArgumentParser) -> None:
+    """The slide and the `mfpi-serve` options a benchmark passes on (also `browser_zoom.py`'s)."""
     ap.add_argument("slide", type=Path)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--engine")
     ap.add_argument("--tile", type=int)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--cache-mb", type=float, default=2048)
-    ap.add_argument("--out", default="session")
-    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the results (default: beside this script)")
-    args = ap.parse_args()
-    results = args.results
 
+
+def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, str, list[str]]:
+    """`mfpi-serve` on a free port with those options, its stderr to `log`: (process, base URL,
+    command) once it answers /slides; SystemExit with its log if it stops or takes 15 minutes."""
     port = free_port()
     cmd = [sys.executable, "-m", "mfpi_deploy.cli.serve", str(args.slide), "--port", str(port), "--quiet"]
     cmd += ["--backend", args.backend, "--cache-mb", str(args.cache_mb)]
     cmd += ["--engine", args.engine] if args.engine else []
     cmd += ["--tile", str(args.tile)] if args.tile else []
     cmd += ["--batch", str(args.batch)] if args.batch else []
+    server = subprocess.Popen(cmd, stderr=log.open("w"), text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    while True:
+        try:
+            httpx.get(base + "/slides", timeout=5).raise_for_status()
+            return server, base, cmd
+        except httpx.HTTPError:
+            if server.poll() is not None:
+                raise SystemExit(log.read_text()) from None
+            if time.monotonic() > deadline:
+                server.terminate()
+                raise SystemExit("the server did not start in 15 minutes") from None
+            time.sleep(0.5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_server_options(ap)
+    ap.add_argument("--out", default="session")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the results (default: beside this script)")
+    args = ap.parse_args()
+    results = args.results
     results.mkdir(parents=True, exist_ok=True)
     server_log = results / f"{args.out}.server.log"
-    server = subprocess.Popen(cmd, stderr=server_log.open("w"), text=True)
-    base = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    server, base, cmd = start_server(args, server_log)
+    startup = time.perf_counter() - started
     log: list[str] = []
     try:
         client = httpx.Client(base_url=base, timeout=600, limits=httpx.Limits(max_connections=CONNECTIONS))
-        started = time.perf_counter()
-        while True:
-            try:
-                slides = client.get("/slides").json()["slides"]
-                break
-            except httpx.TransportError:
-                if server.poll() is not None:
-                    raise SystemExit(server_log.read_text()) from None
-                if time.perf_counter() - started > 900:
-                    raise SystemExit("the server did not start in 15 minutes") from None
-                time.sleep(0.5)
-        startup = time.perf_counter() - started
+        slides = client.get("/slides").json()["slides"]
         slide = slides[0]
         name, width, height, tile = slide["name"], slide["width"], slide["height"], slide["tile"]
         level = math.ceil(math.log2(max(width, height)))
