@@ -12,6 +12,7 @@ while the same measure against another plane is many levels (9 on average here).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
@@ -19,6 +20,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -41,21 +43,13 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def page_server(tmp_path_factory: pytest.TempPathFactory, backend):
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
+@contextlib.contextmanager
+def serving(server) -> Iterator[str]:
+    """`server`'s app on a free loopback port (uvicorn in a thread): its base URL; closes the server after."""
     import uvicorn
 
-    from mfpi_deploy.infer import predict_image
     from mfpi_deploy.serve.app import create_app
-    from tests.mfpi_deploy.run.helpers import textured, write_tiff
-    from tests.mfpi_deploy.serve.conftest import make_server
 
-    image = textured(300, 600, seed=5)
-    slide = write_tiff(tmp_path_factory.mktemp("browser") / "wide.tif", image, pixel_size_um=0.5)
-    server = make_server([slide], backend)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -66,11 +60,27 @@ def page_server(tmp_path_factory: pytest.TempPathFactory, backend):
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", predict_image(image, backend), server
+        yield f"http://127.0.0.1:{port}"
     finally:
         uv.should_exit = True
         thread.join(10)
         server.close()
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory: pytest.TempPathFactory, backend):
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from mfpi_deploy.infer import predict_image
+    from tests.mfpi_deploy.run.helpers import textured, write_tiff
+    from tests.mfpi_deploy.serve.conftest import make_server
+
+    image = textured(300, 600, seed=5)
+    slide = write_tiff(tmp_path_factory.mktemp("browser") / "wide.tif", image, pixel_size_um=0.5)
+    server = make_server([slide], backend)
+    with serving(server) as url:
+        yield url, predict_image(image, backend), server
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +218,39 @@ def test_the_page_draws_with_the_2d_canvas_where_webgl_would_be_software(page_se
         browser.get(f"{url}/?slide=wide&plane=5&drawer=webgl")
         wait_loaded(browser)
         assert browser.execute_script("return window.mfpi.views.left.viewer.drawer.getType()") == "webgl"
+
+
+def test_the_page_draws_at_most_every_100_ms_while_it_waits_for_the_engine(tmp_path, backend, browser) -> None:
+    """While the view is still and its tiles are being computed, OpenSeadragon would redraw every
+    frame (tiles waiting for a loader slot are queued again each frame); the page draws at most
+    every 100 ms then: over a window of T seconds at most 10 T + 2 draws. The same page with
+    ?throttle=0 (OpenSeadragon's own pace) draws more than that, so the count can tell them apart."""
+    from tests.mfpi_deploy.run.helpers import textured, write_tiff
+    from tests.mfpi_deploy.serve.conftest import make_server
+
+    slides = [write_tiff(tmp_path / f"{name}.tif", textured(300, 600, seed=9), pixel_size_um=0.5) for name in "ab"]
+    server = make_server(slides, backend)
+    compute = server.queue.compute
+
+    def slow(group, items):  # an engine that takes its time (12 tiles, 4 a call): the view waits 3 s or more
+        time.sleep(1.0)
+        return compute(group, items)
+
+    server.queue.compute = slow
+    window = 1.5
+    draws = {}
+    with serving(server) as url:
+        for name, extra in (("a", ""), ("b", "&throttle=0")):  # a slide each: nothing computed yet for either
+            browser.get(f"{url}/?slide={name}&plane=5&drawer=canvas&view=0,0,{WIDTH}{extra}")
+            deadline = time.monotonic() + 30
+            while not browser.execute_script("return !!(window.mfpi && window.mfpi.views.left.ready)"):
+                assert time.monotonic() < deadline, "the page did not open"
+                time.sleep(0.05)
+            browser.execute_script(
+                "window.draws = 0; window.mfpi.views.left.viewer.addHandler('update-viewport', () => window.draws++);"
+            )
+            time.sleep(window)
+            draws[name] = browser.execute_script("return window.draws")
+            assert browser.execute_script("return document.body.dataset.loaded") == "0", "tiles came too soon"
+    assert draws["a"] <= 10 * window + 2, draws
+    assert draws["b"] > 10 * window + 2, draws
