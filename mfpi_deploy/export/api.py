@@ -53,12 +53,14 @@ class ExportOptions:
     `batches`: batch sizes the TensorRT profiles are tuned for (the largest is the engine's
     maximum). `calibration`: real images (TIFF) for the accuracy gates and INT8 calibration
     (default: the ones shipped in assets/calibration). `int8`, `bf16`: the CPU variants, each
-    gated at its `*_min_psnr` (lowest per-plane PSNR against fp32, dB).
+    gated at its `*_min_psnr` (lowest per-plane PSNR against fp32, dB); `int8_optional`: an int8
+    variant that fails its gate is left out (said in the log) instead of failing the export.
     """
 
     fp16: bool = False
     trt: bool = False
     int8: bool = False
+    int8_optional: bool = False
     bf16: bool = False
     tiles: tuple[int, ...] = (384,)
     batches: tuple[int, ...] = (1, 4)
@@ -176,21 +178,28 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
         calib = calibration.quantization_tiles(
             spec.channels, side, options.gate_count, images, gate_count=options.gate_count
         )
-        int8 = export_int8(
-            folder / ONNX_NAME,
-            folder / ONNX_INT8_NAME,
-            spec,
-            tiles_real,
-            tiles_sim,
-            calib,
-            min_psnr=options.int8_min_psnr,
-            threads=options.threads,
-            log=log,
-        )
-        artifacts[artifact_key(Precision.INT8)] = Artifact(
-            ONNX_INT8_NAME, file_sha256(folder / ONNX_INT8_NAME), "int8", options.opset, int8.fp32_nodes
-        )
-        acc["int8"] = int8.to_dict()
+        try:
+            int8 = export_int8(
+                folder / ONNX_NAME,
+                folder / ONNX_INT8_NAME,
+                spec,
+                tiles_real,
+                tiles_sim,
+                calib,
+                min_psnr=options.int8_min_psnr,
+                threads=options.threads,
+                log=log,
+            )
+        except accuracy.GateError as exc:
+            if not options.int8_optional:
+                raise
+            log(f"the int8 variant failed its gate ({exc}); exporting fp32 only")
+            (folder / ONNX_INT8_NAME).unlink(missing_ok=True)
+        else:
+            artifacts[artifact_key(Precision.INT8)] = Artifact(
+                ONNX_INT8_NAME, file_sha256(folder / ONNX_INT8_NAME), "int8", options.opset, int8.fp32_nodes
+            )
+            acc["int8"] = int8.to_dict()
     if options.bf16:
         from mfpi_deploy.export.bf16 import measure_bf16
 
@@ -327,7 +336,8 @@ def check_onnx_parity(
 def cached_default_engine(log: Log = print, *, int8: bool | None = None) -> Path:
     """The bundled default model exported in the user cache (exported on first use): fp32 ONNX,
     and the int8 variant where OpenVINO is installed (`int8`: None) or as told. An int8 variant
-    that fails its gate is left out, said in the log, and the fp32 export is kept."""
+    that fails its gate is left out, said in the log, and the rest of the export is kept (not
+    exported again)."""
     found = exported_default_engine()
     if found is not None:
         return found
@@ -335,13 +345,8 @@ def cached_default_engine(log: Log = print, *, int8: bool | None = None) -> Path
     with_int8 = default_with_int8() if int8 is None else int8
     log(f"first use: exporting the bundled model{' (fp32 and int8)' if with_int8 else ''} to {target}")
     try:
-        try:
-            return export_model(default_model.DEFAULT_NAME, target, ExportOptions(int8=with_int8), log=log)
-        except accuracy.GateError as exc:
-            if not with_int8 or (target / MANIFEST_NAME).is_file():
-                raise
-            log(f"the int8 variant failed its gate ({exc}); exporting fp32 only")
-            return export_model(default_model.DEFAULT_NAME, target, ExportOptions(), log=log)
+        options = ExportOptions(int8=with_int8, int8_optional=True)
+        return export_model(default_model.DEFAULT_NAME, target, options, log=log)
     except MfpiError:
         if (target / MANIFEST_NAME).is_file():  # another process won the race
             return target

@@ -166,6 +166,7 @@ def test_the_default_export_adds_int8_where_openvino_is_and_keeps_fp32_if_int8_f
         artifacts = json.loads((folders[-1] / "manifest.json").read_text())["artifacts"]
         assert "onnx" in artifacts and any("int8" in key for key in artifacts) == (cache == "with")
         assert any("the int8 variant failed its gate" in m for m in logs) == (cache == "without")
+        assert sum(m.startswith("exporting mfpinet") for m in logs) == 1  # a failed int8 gate exports nothing again
     with open_backend("auto", folders[0], threads=1, log=lambda _: None) as backend:
         assert backend.run(np.zeros((1, 16, 16, 1), np.uint8)).shape == (1, 11, 32, 32, 1)  # tiny model: grey
     monkeypatch.setattr(default_engine, "default_with_int8", lambda: False)
