@@ -57,18 +57,30 @@ def open_browser(width: int, height: int) -> Any:
 
 
 # Settled: the view is where it was sent, the shown image has every tile it needs for it, and
-# OpenSeadragon has drawn a few frames since the move (so "fully loaded" is about the new view).
+# two animation frames have passed since the move (so "fully loaded" is about the new view).
 SETTLED_JS = """
 const v = window.mfpi && window.mfpi.views.left;
-if (!v || !v.ready || performance.now() - (window.movedAt || 0) < 100) return false;
+if (!v || !v.ready || !window.framesSinceMove) return false;
 const vp = v.viewer.viewport, item = v.items[v.shown];
 const still = Math.abs(vp.getZoom(true) - vp.getZoom(false)) < 1e-6 * vp.getZoom(false);
 return still && !!item && item.getFullyLoaded();
 """
 
 
+MOVED = (
+    "window.framesSinceMove = false;"
+    "requestAnimationFrame(() => requestAnimationFrame(() => { window.framesSinceMove = true; }));"
+)
+
+
+def move(driver: Any, js: str) -> float:
+    """Run `js` (a move of the view or a plane change) and return the seconds until it settled."""
+    driver.execute_script(MOVED + js)
+    return wait_settled(driver)
+
+
 def wait_settled(driver: Any, timeout: float = 300.0) -> float:
-    """Seconds until the view stops moving and all its tiles are shown (the caller set movedAt)."""
+    """Seconds until the view stops moving and all its tiles are shown."""
     started = time.perf_counter()
     while not driver.execute_script(SETTLED_JS):
         if time.perf_counter() - started > timeout:
@@ -102,7 +114,7 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
         slide = httpx.get(base + "/slides").json()["slides"][0]
         query = f"slide={slide['name']}&plane={slide['planes'] // 2}&mode=refocused" + (f"&{page}" if page else "")
         driver.get(f"{base}/?{query}")
-        wait_settled(driver)
+        move(driver, "")  # the page's first view
         drawer = driver.execute_script("return window.mfpi.views.left.viewer.drawer.getType()")
         box = driver.execute_script("return document.getElementById('left').getBoundingClientRect().toJSON()")
         cw, ch = round(box["width"]), round(box["height"])
@@ -111,10 +123,7 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
         for fx, fy in PLACES:
             x = max(0, min(width - cw, int(width * fx) - cw // 2))
             y = max(0, min(height - ch, int(height * fy) - ch // 2))
-            driver.execute_script(
-                "window.movedAt = performance.now(); window.mfpi.views.left.viewer.viewport.goHome(true)"
-            )
-            wait_settled(driver)
+            move(driver, "window.mfpi.views.left.viewer.viewport.goHome(true)")
             driver.execute_script(
                 "window.draws = 0; if (!window.countingDraws) { window.countingDraws = true;"
                 "window.mfpi.views.left.viewer.addHandler('update-viewport', () => window.draws++); }"
@@ -122,14 +131,22 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
             before = httpx.get(base + "/stats").json()
             cpu_before = cpu_seconds(server.pid), cpu_seconds(driver.service.process.pid)
             immediately = "true" if mode == "jump" else "false"
-            driver.execute_script(
-                f"const W = {width}; window.movedAt = performance.now();"
-                f"window.mfpi.views.left.viewer.viewport.fitBounds("
-                f"new OpenSeadragon.Rect({x} / W, {y} / W, {cw} / W, {ch} / W), {immediately});"
+            seconds = move(
+                driver,
+                f"const W = {width}; window.mfpi.views.left.viewer.viewport.fitBounds("
+                f"new OpenSeadragon.Rect({x} / W, {y} / W, {cw} / W, {ch} / W), {immediately});",
             )
-            seconds = wait_settled(driver)
             cpu_after = cpu_seconds(server.pid), cpu_seconds(driver.service.process.pid)
             after = httpx.get(base + "/stats").json()
+            focus = move(driver, "window.mfpi.setPlane(window.mfpi.state.plane + 1);")  # all cached: no engine
+            before_pan = httpx.get(base + "/stats").json()["engine_tiles_computed"]
+            pan = move(  # one screen to the right, animated (as a drag and release)
+                driver,
+                "const vp = window.mfpi.views.left.viewer.viewport;"
+                "vp.panBy(new OpenSeadragon.Point(vp.getBounds().width, 0), false);",
+            )
+            pan_tiles = httpx.get(base + "/stats").json()["engine_tiles_computed"] - before_pan
+            move(driver, "window.mfpi.setPlane(window.mfpi.state.plane - 1);")  # back to the middle plane
             places.append(
                 {
                     "at": [x, y],
@@ -140,6 +157,9 @@ def one_round(args: argparse.Namespace, page: str, mode: str, name: str, results
                     "server_cpu_s": cpu_after[0] - cpu_before[0],
                     "browser_cpu_s": cpu_after[1] - cpu_before[1],
                     "draws": driver.execute_script("return window.draws"),
+                    "focus_step_s": focus,
+                    "pan_s": pan,
+                    "pan_engine_tiles": pan_tiles,
                 }
             )
         stats = httpx.get(base + "/stats").json()
@@ -193,24 +213,21 @@ def main() -> None:
         "a fresh server (cold cache) per page variant, mode and round, taken in turn. `animated`: OpenSeadragon's "
         "fitBounds from the whole slide, as a zoom in (the viewer asks for coarser levels on the way); `jump`: "
         "the same view at once (what session.py times). Seconds from the move until every tile of the view is "
-        "shown; draws: OpenSeadragon's redraws of the view meanwhile.",
+        "shown; draws: OpenSeadragon's redraws of the view meanwhile. Then at each place: a focus step (the next "
+        "plane, all computed) and a pan of one screen to the right (animated), each until all its tiles are shown.",
         "",
-        "| page | drawer | mode | round | "
-        + " | ".join(f"place {i + 1}" for i in range(len(PLACES)))
-        + " | engine tiles |",
-        "|---|---|---|---|" + "---|" * len(PLACES) + "---|",
+        "| page | drawer | mode | round | place | first viewport | engine tiles | CPU s server / browser | draws "
+        "| focus step | pan (engine tiles) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        cells = [
-            f"{p['seconds']:.2f} s ({p['engine_tiles']} tiles; CPU s server {p['server_cpu_s']:.1f}, "
-            f"browser {p['browser_cpu_s']:.1f}; {p['draws']} draws)"
-            for p in run["places"]
-        ]
-        lines.append(
-            f"| {run['page'] or 'as it opens'} | {run['drawer']} | {run['mode']} | {run['name'].rsplit('-', 1)[1]} | "
-            + " | ".join(cells)
-            + f" | {run['stats']['engine_tiles_computed']} |"
-        )
+        for i, p in enumerate(run["places"]):
+            lines.append(
+                f"| {run['page'] or 'as it opens'} | {run['drawer']} | {run['mode']} | {run['name'].rsplit('-', 1)[1]} "
+                f"| {i + 1} | {p['seconds']:.2f} s | {p['engine_tiles']} | {p['server_cpu_s']:.1f} / "
+                f"{p['browser_cpu_s']:.1f} | {p['draws']} | {p['focus_step_s'] * 1000:.0f} ms | {p['pan_s']:.2f} s "
+                f"({p['pan_engine_tiles']}) |"
+            )
     (results / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
