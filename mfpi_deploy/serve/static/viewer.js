@@ -77,8 +77,8 @@
       tileRetryDelay: 1000,
       imageLoaderLimit: 8,
       // OpenSeadragon starts 1 tile load per frame by default (after a first burst): a focus step
-      // (35-49 tiles, all computed) then took 0.66-0.89 s in the browser for 100 ms on the server;
-      // starting up to 8 a frame keeps the loader full (benchmarks/serve/results/browser-zoom).
+      // (35-49 tiles, all computed) then took up to 0.89 s in the browser for under 100 ms on the
+      // server; up to 8 a frame keeps the loader full (benchmarks/serve/results/browser-zoom/focus-*).
       maxTilesPerFrame: 8,
       preserveImageSizeOnResize: true,
       gestureSettingsMouse: { clickToZoom: false },
