@@ -29,13 +29,15 @@
 
   // WebGL where a GPU draws it; the 2D canvas where WebGL would be drawn in software (SwiftShader,
   // llvmpipe: no GPU, or headless), which takes the CPU cores the engine needs (measured with
-  // benchmarks/serve/browser_zoom.py: first viewports 2.5x slower on 2 cores).
+  // benchmarks/serve/browser_zoom.py: results/browser-zoom/browser-zoom-4096-int8.md).
   function defaultDrawer() {
     try {
       const gl = document.createElement("canvas").getContext("webgl");
       if (!gl) return ["canvas", "html"];
       const info = gl.getExtension("WEBGL_debug_renderer_info");
       const renderer = info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+      const lose = gl.getExtension("WEBGL_lose_context");
+      if (lose) lose.loseContext(); // the probe's context is not kept
       if (/swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer)) return ["canvas", "html"];
     } catch (e) {
       return ["canvas", "html"];
