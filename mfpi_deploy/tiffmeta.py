@@ -65,10 +65,8 @@ def read_ome(ome_xml: str | None, image: int = 0) -> OmeInfo:
     pixels = all_pixels[image] if 0 <= image < len(all_pixels) else None
     if pixels is None:
         return OmeInfo()
-    steps = _plane_steps(pixels)
-    if steps is not None:
-        return OmeInfo(_length_um(pixels, "PhysicalSizeX"), steps, z_in_steps=True)
-    return OmeInfo(_length_um(pixels, "PhysicalSizeX"), _planes_um(pixels))
+    planes, in_steps = _plane_positions(pixels)
+    return OmeInfo(_length_um(pixels, "PhysicalSizeX"), planes, z_in_steps=in_steps)
 
 
 def _length_um(el: ET.Element, name: str, unit_name: str | None = None) -> float | None:
@@ -82,35 +80,33 @@ def _length_um(el: ET.Element, name: str, unit_name: str | None = None) -> float
         return None
 
 
-def _plane_steps(pixels: ET.Element) -> list[float] | None:
-    """PositionZ of the Plane elements when every one is in STEP_UNIT (mfpi-run's outputs of a
-    model whose stack had no z spacing), else None."""
-    zs: dict[int, float] = {}
+def _plane_positions(pixels: ET.Element) -> tuple[list[float] | None, bool]:
+    """z of each plane (TheZ order) and whether they are plane steps: the Plane elements'
+    PositionZ in µm (any length unit), else theirs in STEP_UNIT (mfpi-run's outputs of a model
+    whose stack had no z spacing: plane steps), else PhysicalSizeZ centred on the middle plane."""
+    found: dict[bool, dict[int, float]] = {False: {}, True: {}}  # in steps -> TheZ -> z
     for el in pixels:
         if el.tag.endswith("Plane") and el.get("PositionZ") is not None:
-            if el.get("PositionZUnit") != STEP_UNIT:
-                return None
-            try:
-                zs.setdefault(int(el.get("TheZ", 0)), float(el.get("PositionZ", "")))
-            except ValueError:
-                return None
-    return [round(zs[k], 4) for k in sorted(zs)] if zs else None
-
-
-def _planes_um(pixels: ET.Element) -> list[float] | None:
-    zs: dict[int, float] = {}
-    for el in pixels:
-        if el.tag.endswith("Plane"):
-            z = _length_um(el, "PositionZ")
+            steps = el.get("PositionZUnit") == STEP_UNIT
+            z = _length_um(el, "PositionZ") if not steps else _float(el.get("PositionZ"))
             if z is not None:
-                zs.setdefault(int(el.get("TheZ", 0)), z)
-    if zs:
-        return [round(zs[k], 4) for k in sorted(zs)]
+                found[steps].setdefault(int(el.get("TheZ", 0)), z)
+    for steps in (False, True):
+        zs = found[steps]
+        if zs:
+            return [round(zs[k], 4) for k in sorted(zs)], steps
     dz = _length_um(pixels, "PhysicalSizeZ")
     n = int(pixels.get("SizeZ", 0) or 0)
     if dz and n > 1:
-        return [round((i - (n - 1) / 2) * dz, 4) for i in range(n)]
-    return None
+        return [round((i - (n - 1) / 2) * dz, 4) for i in range(n)], False
+    return None, False
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def ome_pixel_size_um(ome_xml: str | None, image: int = 0) -> float | None:

@@ -29,7 +29,7 @@ def z_unit(in_steps: bool) -> str:
 
 def z_label(z: float, in_steps: bool = False) -> str:
     """One plane's offset for people: "z +2.7 µm", or "z +2 plane steps"."""
-    return f"z {z:+g} {z_unit(in_steps)}" if in_steps else f"z {z:+.1f} µm"
+    return f"z {z:+g} {z_unit(in_steps)}" if in_steps else f"z {z:+.1f} {z_unit(in_steps)}"
 
 
 def z_range_label(planes: Sequence[float], in_steps: bool = False) -> str:
