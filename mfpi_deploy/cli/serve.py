@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+import signal
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -11,6 +17,7 @@ from mfpi_deploy.cli.common import user_errors
 from mfpi_deploy.cli.run import resolve_engine
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
+from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.zstack import parse_plane
 
 
@@ -81,7 +88,7 @@ def main(
 
     # refused before anything opens
     config = ServeConfig(
-        host=host,
+        host=host.strip().removeprefix("[").removesuffix("]"),  # [::1] as in a URL: the address ::1
         port=port,
         token=token,
         cache_mb=cache_mb,
@@ -106,43 +113,99 @@ def main(
         return open_backend(backend, source, threads=threads, log=log, precision=precision, streams=1)
 
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
         from mfpi_deploy.serve.app import create_app
         from mfpi_deploy.serve.server import open_server
     except ImportError as exc:
         raise MfpiError(f"mfpi-serve needs {exc.name}: pip install 'mfpi-deploy[serve]'") from None
-    check_port(host, port)  # before the slides and the engine: a taken port is one line, at once
-    server = open_server(slides, config, open_engine, log)
+    # bound before the slides and the engine, and kept: a taken port is one line, at once, and
+    # nothing can take it while the engine loads
+    sock = listen_socket(config.host, port)
     try:
-        for slide in server.slides.values():
-            g = slide.geometry
-            log(f"{slide.name}: {slide.kind}, {g.width}x{g.height} px, {slide.planes} planes ({slide.path})")
-        shown = f"[{host}]" if ":" in host else host
-        log(f"mfpi-serve: http://{shown}:{port}/" + ("?token=..." if token else "") + " (Ctrl-C stops)")
-        uvicorn.run(
-            create_app(server),
-            host=host,
-            port=port,
-            log_level="warning" if quiet else "info",
-            access_log=not quiet,
-            server_header=False,
-        )
-    finally:
-        server.close()
-
-
-def check_port(host: str, port: int) -> None:
-    """Refuse an address this process cannot listen on (taken port, foreign address) in one line."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with sigterm_as_interrupt():  # opening may take minutes (a first export): SIGTERM stops it as Ctrl-C
+            server = open_server(slides, config, open_engine, log)
         try:
-            probe.bind((host.strip("[]"), port))
-        except OSError as exc:
-            raise MfpiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            for slide in server.slides.values():
+                g = slide.geometry
+                log(f"{slide.name}: {slide.kind}, {g.width}x{g.height} px, {slide.planes} planes ({slide.path})")
+            address = url(config.host, sock.getsockname()[1])  # the port the system gave for --port 0
+            log(f"mfpi-serve: {address}" + ("?token=..." if token else "") + " (Ctrl-C stops)")
+            run_uvicorn(create_app(server), sock, server.stop, quiet)
+        finally:
+            server.close()
+    finally:
+        sock.close()
+    log("mfpi-serve: stopped")
+
+
+STOP_SECONDS = 5  # how long a stop waits for requests in flight (queued engine tiles are dropped at once)
+
+
+def url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (0: any free port), or one line saying why there cannot be.
+    Connections made before the server is ready wait in its backlog (the page loads once it is)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # listening: a second server's bind now fails too (until then both may bind)
+    except OSError as exc:
+        sock.close()
+        raise MfpiError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _hide_token(record: logging.LogRecord) -> bool:
+    """Access-log lines show `token=...`, not the secret."""
+    if isinstance(record.args, tuple):
+        record.args = tuple(_TOKEN.sub(r"\1...", a) if isinstance(a, str) else a for a in record.args)
+    return True
+
+
+_TOKEN = re.compile(r"((?:^|[?&])token=)[^&\s]*")
+
+
+@contextlib.contextmanager
+def stops_quietly() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the server (uvicorn handles them while it runs, then raises them
+    again when it returns: here they are let go, so the server closes and exits 0 either way)."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_uvicorn(app: object, sock: socket.socket, on_stop: Callable[[], None], quiet: bool) -> None:
+    """Serve `app` on `sock` until Ctrl-C or SIGTERM; `on_stop` is called as the stop begins (the
+    server drops its queued engine tiles, so the requests waiting for them answer at once and the
+    stop does not wait for the engine)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list | None = None) -> None:
+            on_stop()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning" if quiet else "info",
+        access_log=not quiet,
+        server_header=False,
+        lifespan="off",  # the app has no start-up or shutdown events
+        timeout_graceful_shutdown=STOP_SECONDS,
+    )
+    logging.getLogger("uvicorn.access").addFilter(_hide_token)
+    with stops_quietly():
+        Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ is one line of text (`error: ...`), never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -42,22 +43,35 @@ DZI_FILE = re.compile(rf"^{PLANE}\.dzi$")
 FILES_DIR = re.compile(rf"^{PLANE}_files$")
 LEVEL = re.compile(r"^[0-9]{1,2}$")
 TILE_FILE = re.compile(r"^([0-9]{1,7})_([0-9]{1,7})\.(jpeg|jpg|png)$")
+WHOLE = re.compile(r"-?[0-9]{1,9}")  # a query's whole number, as typed (no 1_0, no other scripts' digits)
+MAX_ERROR_CHARS = 300
 _BAD_PATH = re.compile(rb"(\.\.|\\|%2e|%2f|%5c|%00|//)", re.IGNORECASE)
 
 
 def error(status: int, message: str) -> PlainTextResponse:
     """The one error shape: `error: <one line>` as text."""
-    return PlainTextResponse(f"error: {' '.join(str(message).split())}\n", status_code=status)
+    line = " ".join(str(message).split())
+    if len(line) > MAX_ERROR_CHARS:  # a request's name echoed back stays short, whatever its length
+        line = line[: MAX_ERROR_CHARS - 3] + "..."
+    return PlainTextResponse(f"error: {line}\n", status_code=status)
 
 
 class Guard:
     """Refuses, before any route: methods other than GET/HEAD, suspicious paths, a missing or
     wrong token, and foreign Host headers on a loopback bind."""
 
-    def __init__(self, app: ASGIApp, config: ServeConfig) -> None:
-        self.app, self.config = app, config
+    def __init__(self, app: ASGIApp, config: ServeConfig, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.app, self.config, self.stopping = app, config, stopping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._guarded(scope, receive, send)
+        except asyncio.CancelledError:
+            if self.stopping():  # a forced stop (Ctrl-C twice) cancels requests in flight: no traceback each
+                return
+            raise
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -202,10 +216,10 @@ def create_app(server: SlideServer) -> Starlette:
     async def sharpest(request: Request) -> Response:
         slide = server.slide(request.path_params["name"])
         q = request.query_params
-        try:
-            x, y, w, h = (int(q.get(k, "")) for k in ("x", "y", "w", "h"))
-        except ValueError:
-            raise MfpiError("sharpest needs x, y, w, h: whole full-resolution pixels") from None
+        given = [q.get(k, "") for k in ("x", "y", "w", "h")]
+        if not all(WHOLE.fullmatch(v) for v in given):
+            raise MfpiError("sharpest needs x, y, w, h: whole full-resolution pixels")
+        x, y, w, h = map(int, given)
         if w <= 0 or h <= 0:
             raise MfpiError(f"empty region {w}x{h}")
         plane = await server.sharpest(slide.name, Box(y, x, y + h, x + w), request.is_disconnected)
@@ -224,5 +238,5 @@ def create_app(server: SlideServer) -> Starlette:
         Mount("/static", StaticFiles(packages=[("mfpi_deploy.serve", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-    app.add_middleware(Guard, config=config)
+    app.add_middleware(Guard, config=config, stopping=lambda: server.stopping)
     return app

@@ -26,7 +26,7 @@ from mfpi_deploy.errors import MfpiError
 
 
 class Busy(MfpiError):
-    """Too many engine tiles are queued: the request is refused (HTTP 503), try again later."""
+    """Too many engine tiles are queued, or the server is stopping: the request is refused (HTTP 503)."""
 
 
 class ByteLRU:
@@ -151,7 +151,7 @@ class ComputeQueue:
                     self._pending.move_to_end(key)  # asked again: it is on screen now
                 return job.future
             if self._closed:
-                raise MfpiError("the server is shutting down")
+                raise Busy("the server is stopping")
             value = self.cache.get(key)  # finished between the first look and the lock
             if value is not None:
                 self.stats.cache_hits += 1
@@ -182,13 +182,19 @@ class ComputeQueue:
         """The value of `key`, blocking (for callers on threads)."""
         return self.request(key).result(timeout)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Take no more requests and drop every queued job (their waiters see them cancelled);
+        the batch being computed still finishes. Returns at once."""
         with self._cond:
             self._closed = True
             for job in self._pending.values():
                 job.future.cancel()
             self._pending.clear()
             self._cond.notify_all()
+
+    def close(self) -> None:
+        """`stop`, then wait for the worker to finish its batch."""
+        self.stop()
         self._thread.join(timeout=30)
 
     def _take(self) -> list[_Job] | None:

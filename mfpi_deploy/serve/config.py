@@ -8,6 +8,7 @@ request must then carry (a `token` query parameter once, kept as a cookie; or an
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from mfpi_deploy.slide.zstack import PlaneChoice, check_plane
 
 LOOPBACK_NAMES = ("localhost",)
 MIN_TOKEN_CHARS = 16
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # URL-safe as typed, and a valid cookie value
+MAX_CACHE_MB = 1 << 20  # 1 TiB: larger is a typo
 
 
 def is_loopback(host: str) -> bool:
@@ -55,15 +58,18 @@ class ServeConfig:
             raise MfpiError(f"--port must be 0..65535, got {self.port}")
         if self.token is not None and len(self.token) < MIN_TOKEN_CHARS:
             raise MfpiError(f"--token must be at least {MIN_TOKEN_CHARS} characters")
-        if self.token is not None and not self.token.isprintable():
-            raise MfpiError("--token must be printable characters")
+        if self.token is not None and not TOKEN_CHARS.fullmatch(self.token):
+            raise MfpiError(
+                "--token may hold only letters, digits and - . _ ~ (it travels in URLs and a cookie "
+                'as it is); e.g. python -c "import secrets; print(secrets.token_urlsafe(24))"'
+            )
         if not is_loopback(self.host) and not self.token:
             raise MfpiError(
                 f"--host {self.host} is not a loopback address: pass --token SECRET (16+ characters) so only "
                 "people who have it can use the server"
             )
-        if not 0 <= self.cache_mb <= 1 << 20:
-            raise MfpiError(f"--cache-mb must be 0 or more megabytes, got {self.cache_mb}")
+        if not 0 <= self.cache_mb <= MAX_CACHE_MB:
+            raise MfpiError(f"--cache-mb must be 0..{MAX_CACHE_MB} megabytes, got {self.cache_mb}")
         if self.tile < 16 or self.tile > 4096 or not 0 <= self.overlap < self.tile // 2:
             raise MfpiError(f"tile {self.tile} with overlap {self.overlap}: need 16..4096 and 0 <= overlap < tile/2")
         if not 1 <= self.jpeg_quality <= 100:

@@ -20,7 +20,7 @@ import numpy as np
 
 from mfpi_deploy.backends.base import Backend
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.serve.cache import ByteLRU, ComputeQueue
+from mfpi_deploy.serve.cache import Busy, ByteLRU, ComputeQueue
 from mfpi_deploy.serve.config import ServeConfig
 from mfpi_deploy.serve.mapping import engine_tiles_over
 from mfpi_deploy.serve.render import encode
@@ -56,6 +56,7 @@ class SlideServer:
         )
         self.limiter = anyio.CapacityLimiter(WORK_THREADS)
         self.tiles_served = 0
+        self.stopping = False
 
     def _compute(self, name: Any, indices: Sequence[Any]) -> Iterable[tuple[Any, np.ndarray]]:
         live = self.slides[name].live
@@ -67,7 +68,14 @@ class SlideServer:
         assert live is not None
         return live.staged(list(indices))
 
+    def stop(self) -> None:
+        """The server is stopping: queued engine tiles are dropped (their requests answer 503 at
+        once instead of holding the shutdown until the engine has computed them all)."""
+        self.stopping = True
+        self.queue.stop()
+
     def close(self) -> None:
+        self.stopping = True
         self.queue.close()
         self.slide_set.close()
         if self.backend is not None:
@@ -150,7 +158,7 @@ class SlideServer:
             needed = live.needs(downsample, box)
         if needed is None:  # not computed at this level: the input, at the same place and size
             assert slide.input is not None
-            pixels = await self._run(slide.input.region, downsample // slide.scale, box)
+            pixels = await self._run(_input_at, slide.input, downsample, slide.scale, box)
             return np.repeat(pixels[None], len(planes), axis=0)
         cores = await self._engine_tiles(slide.name, needed, gone)
         return await self._run(live.region, downsample, box, planes, cores)
@@ -190,22 +198,43 @@ def _tile_box(geometry: Any, level: int, col: int, row: int) -> Box:
         raise NotFound(str(exc)) from None
 
 
+def _input_at(view: Any, downsample: int, scale: int, box: Box) -> np.ndarray:
+    """`box` of a refocused level `downsample` times below full resolution, shown from the input
+    (`scale` times smaller than the planes): read at the input level that matches, or repeated
+    up to the box where the level is finer than the input's own pixels."""
+    if downsample >= scale:
+        return view.region(downsample // scale, box)
+    up = scale // downsample
+    coarse = Box(box.y0 // up, box.x0 // up, -(-box.y1 // up), -(-box.x1 // up))
+    pixels = view.region(1, coarse).repeat(up, axis=0).repeat(up, axis=1)
+    dy, dx = box.y0 - coarse.y0 * up, box.x0 - coarse.x0 * up
+    return pixels[dy : dy + box.height, dx : dx + box.width]
+
+
 def _awaitable(future: Future, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
     """An asyncio future following a concurrent one, without cancelling it when abandoned
-    (other requests may wait for the same engine tile)."""
+    (other requests may wait for the same engine tile). A result that arrives after the loop
+    has closed (the server stopped while the engine finished a tile) is let go."""
     out = loop.create_future()
 
     def copy(_: Future) -> None:
         if out.done():
             return
         if future.cancelled():
-            out.set_exception(MfpiError("the engine tile was dropped from the queue"))
+            out.set_exception(Busy("the engine tile was dropped from the queue (the server is stopping)"))
         elif future.exception() is not None:
             out.set_exception(future.exception())
         else:
             out.set_result(future.result())
+        out.exception()  # marks an exception retrieved: a request that went away logs no "never retrieved"
 
-    future.add_done_callback(lambda f: loop.call_soon_threadsafe(copy, f))
+    def post(f: Future) -> None:
+        try:
+            loop.call_soon_threadsafe(copy, f)
+        except RuntimeError:  # the event loop is closed: nobody waits any more
+            pass
+
+    future.add_done_callback(post)
     return out
 
 

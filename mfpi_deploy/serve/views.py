@@ -129,9 +129,10 @@ class LivePlanes:
     def needs(self, downsample: int, box: Box) -> list[int] | None:
         """Engine tiles behind `box` of a level `downsample` times smaller than full resolution,
         or None if they are not to be computed for it (levels below the computed ones, unless all
-        are already computed; more than MAX_TILES_PER_REQUEST)."""
+        are already computed; more than MAX_TILES_PER_REQUEST below full resolution: full
+        resolution is always computed, whatever the engine tile size)."""
         indices = engine_tiles_over(self.plan, self.scale, self._full(downsample, box))
-        if downsample < 2**self.compute_levels and len(indices) <= MAX_TILES_PER_REQUEST:
+        if downsample == 1 or (downsample < 2**self.compute_levels and len(indices) <= MAX_TILES_PER_REQUEST):
             return indices
         return indices if all(self.cached(i) for i in indices) else None
 

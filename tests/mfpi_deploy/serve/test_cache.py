@@ -114,6 +114,27 @@ def test_a_full_queue_refuses_instead_of_growing() -> None:
         queue.close()
 
 
+def test_stop_drops_what_is_queued_at_once_and_refuses_new_requests() -> None:
+    """A stopping server does not wait for the engine to compute its whole queue: queued jobs are
+    cancelled at once, the batch being computed still finishes, and new requests are refused."""
+    engine = FakeEngine()
+    queue = ComputeQueue(engine, ByteLRU(1 << 30), max_batch=1)
+    try:
+        running = queue.request(("s", 0))
+        assert engine.started.wait(5)
+        queued = [queue.request(("s", i)) for i in range(1, 5)]
+        queue.stop()
+        assert all(f.cancelled() for f in queued) and queue.pending == 0
+        with pytest.raises(Busy, match="stopping"):
+            queue.request(("s", 9))
+        engine.gate.set()
+        assert running.result(5).shape == (11, 4, 4, 3)
+        assert engine.computed() == [("s", 0)]
+    finally:
+        engine.gate.set()
+        queue.close()
+
+
 def test_an_engine_error_reaches_every_waiter_and_is_not_cached() -> None:
     def broken(group, items):
         raise RuntimeError("engine failed")

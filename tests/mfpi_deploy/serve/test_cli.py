@@ -3,13 +3,20 @@ engine is opened; a good start hands uvicorn the app over the named slides on 12
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from mfpi_deploy.cli import serve as cli
+from tests.mfpi_deploy.run.helpers import tiny_checkpoint
 
 
 def run(args: list[str]):
@@ -35,6 +42,9 @@ def test_refusals_are_one_line(tmp_path: Path, slide_path: Path) -> None:
     refused(run([str(slide_path), "--host", "0.0.0.0"]), "not a loopback address", "--token")
     refused(run([str(slide_path), "--host", "0.0.0.0", "--token", "short"]), "at least 16 characters")
     refused(run([str(slide_path), "--cache-mb", "-5"]), "--cache-mb")
+    refused(run([str(slide_path), "--cache-mb", "2000000"]), "--cache-mb must be 0..1048576 megabytes")
+    # characters a URL or a cookie would change: the page could never send it back
+    refused(run([str(slide_path), "--token", "abc+def/ghi=jkl;mno pq"]), "--token may hold only")
     twin = tmp_path / "twin"
     twin.mkdir()
     (twin / "cells.tif").write_bytes(slide_path.read_bytes())
@@ -55,7 +65,7 @@ def test_start_serves_the_named_slides_on_loopback(
 ) -> None:
     started: dict = {}
 
-    def fake_run(app, **kwargs) -> None:
+    def fake_run(app, sock, on_stop, quiet) -> None:
         import warnings
 
         from tests.mfpi_deploy.serve.conftest import BASE_URL
@@ -64,18 +74,35 @@ def test_start_serves_the_named_slides_on_loopback(
             warnings.simplefilter("ignore")
             from starlette.testclient import TestClient
 
-        started.update(kwargs)
+        started["address"] = sock.getsockname()
+        started["listening"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
         started["slides"] = TestClient(app, base_url=BASE_URL).get("/slides").json()["slides"]
 
-    import uvicorn
-
-    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(cli, "run_uvicorn", fake_run)
     monkeypatch.setattr("mfpi_deploy.backends.select.open_backend", lambda *a, **k: backend)
     result = run([str(slide_path), "--port", "0", "--backend", "torch", "--cache-mb", "64"])
     assert result.exit_code == 0, result.output
-    assert started["host"] == "127.0.0.1" and started["port"] == 0
+    host, port = started["address"]
+    assert host == "127.0.0.1" and port > 0 and started["listening"]
+    # --port 0: the line names the port the system gave, the one the socket listens on
+    assert f"mfpi-serve: http://127.0.0.1:{port}/ (Ctrl-C stops)" in result.output
     assert [s["name"] for s in started["slides"]] == ["cells"]
     assert "cells: live, 680x600 px, 11 planes" in result.output
+
+
+def test_a_bracketed_ipv6_host_is_the_address(slide_path: Path, backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    bound: list = []
+    monkeypatch.setattr(cli, "run_uvicorn", lambda app, sock, on_stop, quiet: bound.append(sock.getsockname()))
+    monkeypatch.setattr("mfpi_deploy.backends.select.open_backend", lambda *a, **k: backend)
+    result = run([str(slide_path), "--host", "[::1]", "--port", "0", "--backend", "torch"])
+    assert result.exit_code == 0, result.output
+    assert bound[0][0] == "::1"
+    assert f"http://[::1]:{bound[0][1]}/" in result.output
 
 
 def test_a_grey_slide_on_an_rgb_engine_needs_convert_channels(
@@ -86,7 +113,56 @@ def test_a_grey_slide_on_an_rgb_engine_needs_convert_channels(
     grey = write_tiff(tmp_path / "grey.tif", textured(64, 64, channels=1))
     monkeypatch.setattr("mfpi_deploy.backends.select.open_backend", lambda *a, **k: backend)
     refused(run([str(grey), "--backend", "torch"]), "grey.tif: a grey image but the engine takes RGB input")
-    import uvicorn
-
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    monkeypatch.setattr(cli, "run_uvicorn", lambda *args: None)
     assert run([str(grey), "--backend", "torch", "--convert-channels", "--port", "0"]).exit_code == 0
+
+
+def start_server(args: list[str]) -> tuple[subprocess.Popen, str]:
+    """`mfpi-serve ARGS --port 0 --quiet` in a process of its own; it and the URL it prints."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mfpi_deploy.cli.serve", *args, "--port", "0", "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    for line in proc.stderr:  # type: ignore[union-attr]
+        seen.append(line)
+        if line.startswith("mfpi-serve: http://"):
+            return proc, line.split()[1]
+    proc.wait()
+    raise AssertionError(f"mfpi-serve did not start (exit {proc.returncode}):\n{''.join(seen)}")
+
+
+def stopped_by(proc: subprocess.Popen, sig: int) -> str:
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert err.strip().splitlines()[-1] == "mfpi-serve: stopped", err
+    return err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_stops_the_server_cleanly(tmp_path: Path, slide_path: Path, sig: int) -> None:
+    """Ctrl-C and SIGTERM (a service manager's stop) close the server and exit 0 with no traceback, also
+    when a client went away while its tile was computing (the engine then finishes after the event loop)."""
+    ckpt = tiny_checkpoint(tmp_path / "ckpt")
+    proc, url = start_server([str(slide_path), "--engine", str(ckpt), "--backend", "torch", "--threads", "1"])
+    try:
+        with urllib.request.urlopen(url + "stats", timeout=30) as answer:
+            assert json.load(answer)["engine_tiles_computed"] == 0
+        with contextlib.suppress(OSError):  # gone before its engine tiles are done
+            urllib.request.urlopen(url + "slides/cells/3_files/11/0_0.jpeg", timeout=0.01)
+        stopped_by(proc, sig)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_the_access_log_does_not_show_the_token() -> None:
+    import logging
+
+    args = ("127.0.0.1:5000", "GET", "/stats?x=1&token=SeCrEt0123456789ab&y=2", "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
+    assert cli._hide_token(record)
+    assert "SeCrEt" not in record.getMessage() and "/stats?x=1&token=...&y=2" in record.getMessage()
