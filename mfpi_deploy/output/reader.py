@@ -43,6 +43,7 @@ class StackReader:
                 self._open_zarr()
             else:
                 self._open_tiff()
+            self._check_levels()
         except StackReadError:
             self.close()
             raise
@@ -86,6 +87,20 @@ class StackReader:
         self.planes_um = tuple(ome.planes_um or centred)
         self.z_in_steps = ome.z_in_steps or not ome.planes_um
         self.pixel_size_um = ome.pixel_size_um
+
+    def _check_levels(self) -> None:
+        """Every pyramid level opens and has its shape (planes, then each level half the one
+        below, rounded up): a damaged output is refused here, not at its first read."""
+        h, w = self.height, self.width
+        for k in range(self.levels):
+            shape = self.level_array(k).shape
+            found = (shape[1], *shape[2:4]) if self._tif is None else tuple(shape[:3])
+            if found != (self.planes, h, w):
+                raise StackReadError(
+                    f"{self.path}: pyramid level {k} holds {found[0]} planes of {found[2]}x{found[1]}, "
+                    f"not {self.planes} of {w}x{h} (a damaged or altered output)"
+                )
+            h, w = -(-h // 2), -(-w // 2)
 
     @property
     def layout(self) -> StackLayout:

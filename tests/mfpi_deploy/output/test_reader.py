@@ -110,3 +110,17 @@ def test_missing_damaged_and_foreign_files_are_refused_in_one_line(
         assert _open_fds(cut) == 0  # a refused file is closed again
     with pytest.raises(MfpiError, match="must end in .ome.zarr or .ome.tif"):
         StackReader(tmp_path / "stack.png")
+
+
+def test_an_output_missing_a_level_is_refused_when_opened(tmp_path: Path) -> None:
+    """A damaged pyramid is refused at open (mfpi-serve's start), not at the first read of that level."""
+    zarr_path, _, _, _ = _stack(tmp_path / "made", channels=3)
+    with StackReader(zarr_path) as reader:
+        levels = reader.levels
+    assert levels >= 2
+    import shutil
+
+    shutil.rmtree(zarr_path / "0")  # full resolution gone, lower levels kept
+    with pytest.raises(StackReadError) as err:
+        StackReader(zarr_path)
+    assert str(err.value).startswith(f"{zarr_path}: cannot read this output") and "\n" not in str(err.value)
