@@ -58,6 +58,20 @@ def other_image_kind(path: Path) -> str | None:
     return next((name for magic, name in OTHER_IMAGES if head.startswith(magic)), None)
 
 
+# TIFF Photometric values whose samples are not grey (0 = black) or RGB: refused, not misread
+FOREIGN_COLOURS = {
+    0: "min-is-white grey (0 = white)",
+    4: "transparency-mask",
+    5: "CMYK (separated)",
+    8: "CIE L*a*b*",
+    9: "ICC L*a*b*",
+    10: "ITU L*a*b*",
+    32803: "colour-filter-array (raw sensor)",
+    32844: "LogL",
+    32845: "LogLuv",
+}
+
+
 class TiffSlide(Slide):
     """Level `level` of series `series` of a TIFF (plane `plane` of a Z-stack); reads only the chunks
     (tiles/strips) it needs."""
@@ -154,6 +168,9 @@ class TiffSlide(Slide):
             )
         if page.photometric == 3:  # PALETTE: indices into a colour map
             raise SlideError("a palette-colour image; convert it to RGB first")
+        foreign = FOREIGN_COLOURS.get(int(page.photometric))
+        if foreign:  # read as grey or RGB, its values would mean something else: a wrong output, silently
+            raise SlideError(f"a {foreign} image; mfpi-run takes grey (0 = black) or RGB images: convert it first")
         self._check_extent(lev)
         self._axes = axes
         self._z_axis = z_axis

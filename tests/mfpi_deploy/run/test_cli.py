@@ -210,6 +210,16 @@ def test_16_bit_input_max_and_palette_refusal(tmp_path: Path, ckpts: dict[int, P
     tifffile.imwrite(pal, np.zeros((16, 16), np.uint8), photometric="palette", colormap=np.zeros((3, 256), np.uint16))
     result = _run([str(pal)], ckpts[3])
     assert result.exit_code != 0 and "palette" in result.stderr
+    # four samples that are not RGB + alpha, and grey with 0 = white: read as RGB/grey they would
+    # run to a wrong output (CMYK's black was dropped as "alpha"); refused in one line instead
+    cmyk, white = tmp_path / "cmyk.tif", tmp_path / "white.tif"
+    tifffile.imwrite(cmyk, textured(16, 16, channels=4), photometric="separated")
+    tifffile.imwrite(white, textured(16, 16, channels=1), photometric="miniswhite")
+    for path, ckpt, says in [(cmyk, ckpts[3], "a CMYK (separated) image"), (white, ckpts[1], "min-is-white")]:
+        result = _run([str(path), "-o", str(tmp_path / f"{path.stem}.ome.zarr")], ckpt)
+        assert result.exit_code == 2 and says in result.stderr, result.output
+        _assert_one_error_line(result.stderr)
+        assert not (tmp_path / f"{path.stem}.ome.zarr").exists()
 
 
 def test_existing_output_is_refused_before_the_engine_is_loaded(tmp_path: Path) -> None:
