@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, Group, user_errors
 from mfpi_deploy.degrade import Degradation
 from mfpi_deploy.errors import MfpiError
 from training.config import TrainConfig
@@ -44,7 +44,7 @@ def _command_line(ctx: click.Context) -> str:
     return " ".join(parts)
 
 
-@click.command("mfpi-train", context_settings={"show_default": True})
+@click.command("mfpi-train", cls=Command, context_settings={"show_default": True})
 @click.option(
     "--data",
     "data",
@@ -322,7 +322,7 @@ def train_main(
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def main() -> None:
     """Training and evaluation of MFPINet."""
 

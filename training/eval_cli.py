@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 
 from mfpi_deploy.backends.base import BackendKind
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, user_errors
 from mfpi_deploy.degrade import Degradation
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.tiling import DEFAULT_HALO
 
 
-@click.command("mfpi-eval", context_settings={"show_default": True})
+@click.command("mfpi-eval", cls=Command, context_settings={"show_default": True})
 @click.argument("checkpoints", nargs=-1)
 @click.option(
     "--engine",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, user_errors
 from mfpi_deploy.errors import MfpiError
 
 
@@ -30,7 +30,7 @@ def _check_writable(path: Path) -> None:
         raise MfpiError(f"cannot write into folder {path.parent}")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--backend",
     "backends",

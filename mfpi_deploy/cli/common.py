@@ -41,6 +41,37 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+class _OneLineUsage:
+    """click's own refusals (a bad option value, a missing argument) as one `error:` line with
+    exit code 2, like every other refusal, instead of click's usage block."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
+        if kw.get("standalone_mode", True) is False:
+            return super().main(args, prog_name, *a, **kw)  # type: ignore[misc]
+        kw["standalone_mode"] = False
+        try:
+            rv = super().main(args, prog_name, *a, **kw)  # type: ignore[misc]
+        except click.exceptions.UsageError as exc:
+            name = prog_name or getattr(exc.ctx, "command_path", None) or "the command"
+            click.echo(f"error: {one_line(exc.format_message())} (see {name} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            click.echo(f"error: {one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)  # --help and friends return their exit code here
+
+
+class Command(_OneLineUsage, click.Command):
+    """A command whose usage errors are one line (`@click.command(cls=Command)`)."""
+
+
+class Group(_OneLineUsage, click.Group):
+    """A group whose usage errors are one line (`@click.group(cls=Group)`)."""
+
+
 def os_error_line(exc: OSError) -> str:
     """One line for an OSError: the file it concerns and the system's reason."""
     if exc.errno == errno.ENOSPC:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, user_errors
 
 
 def _default_out(checkpoint: str) -> Path:
@@ -15,7 +15,7 @@ def _default_out(checkpoint: str) -> Path:
     return Path("engines") / (name or "model")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("checkpoint")
 @click.option(
     "--out",
@@ -97,7 +97,7 @@ def _default_out(checkpoint: str) -> Path:
     show_default=True,
     help="BF16 gate: lowest per-plane PSNR (dB) of bf16 against fp32.",
 )
-@click.option("--threads", type=int, default=None, help="CPU threads for the checks.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the checks.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option(
     "--rebuild",

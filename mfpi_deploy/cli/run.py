@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from mfpi_deploy.backends.base import BackendKind
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, user_errors
 from mfpi_deploy.engine.identity import engine_identity
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
@@ -51,7 +51,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
     return Path(cached_default_engine(log=log))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("slides", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",

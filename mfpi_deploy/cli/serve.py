@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mfpi_deploy.backends.base import BackendKind
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, user_errors
 from mfpi_deploy.cli.run import resolve_engine
 from mfpi_deploy.engine.precision import Precision
 from mfpi_deploy.errors import MfpiError
@@ -21,7 +21,7 @@ from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.zstack import parse_plane
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("slides", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--engine", help="Engine folder from mfpi-export (or a checkpoint for --backend torch). Default: the bundled model."

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from mfpi_deploy.cli.common import user_errors
+from mfpi_deploy.cli.common import Command, user_errors
 from mfpi_deploy.synth.simulate import SimConfig, plane_positions_um, simulate_stack, write_stack
 
 
-@click.command(context_settings={"show_default": True})
+@click.command(cls=Command, context_settings={"show_default": True})
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--size", default=1024, help="Height and width in pixels (0.243 um each).")
 @click.option("--seed", default=0)

@@ -335,3 +335,21 @@ def test_a_folder_of_slides_needs_a_folder_output_and_a_refused_cohort_leaves_no
     result = _run([str(empty), "-o", str(tmp_path / "new")], ckpts[3])
     assert result.exit_code == 2 and "no slides in this folder" in result.stderr, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "slides"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["slide.tif", "--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1."),
+        (["slide.tif", "--backend", "foo"], "Invalid value for '--backend': 'foo' is not one of"),
+        (["slide.tif", "--nosuch"], "No such option '--nosuch'"),
+    ],
+)
+def test_click_usage_errors_are_one_error_line_too(args: list[str], says: str) -> None:
+    """What click refuses before the command runs follows the same rule as every refusal: one
+    `error:` line, exit code 2 (it was click's usage block: 3-4 lines starting `Usage:`)."""
+    result = CliRunner().invoke(main, args, prog_name="mfpi-run")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert says in result.stderr and result.stderr.strip().endswith("(see mfpi-run --help)")
+    assert CliRunner().invoke(main, ["--help"]).exit_code == 0
