@@ -129,8 +129,10 @@ class TrainConfig:
             raise MfpiError(f"patience must be 0 (never stop early) or more, got {self.patience}")
         if self.max_steps is not None:  # the plan in steps; enough epochs to hold it
             self.epochs = math.ceil(self.max_steps / self.steps_per_epoch)
-        if self.adv_weight < 0 or self.lr <= 0:
-            raise MfpiError("lr must be positive and adv_weight non-negative")
+        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.adv_weight) and self.adv_weight >= 0):
+            raise MfpiError(f"lr must be positive and adv_weight non-negative, got {self.lr} and {self.adv_weight}")
+        if self.warmup_epochs < 0:
+            raise MfpiError(f"warmup_epochs must be 0 or more, got {self.warmup_epochs}")
         if self.model not in ("residual", "paper"):
             raise MfpiError(f"unknown model form {self.model!r}; expected residual or paper")
         LrSchedule.parse(self.schedule)

@@ -8,6 +8,7 @@ background (bright empty glass, or the even grey of phase contrast) has none.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,13 @@ class Foreground:
 
     min_std: float = 4.0
     min_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_std) and self.min_std >= 0 and 0 <= self.min_fraction <= 1):
+            raise MfpiError(
+                f"foreground test: --fg-min-std must be 0 or more and --fg-min-fraction 0..1, "
+                f"got {self.min_std} and {self.min_fraction}"
+            )
 
 
 DEFAULT_PATCH = 128

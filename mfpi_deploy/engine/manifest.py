@@ -160,6 +160,8 @@ class Manifest:
             return cls(engine=engine, artifacts=arts, gpu=gpu, **{**data, "manifest_version": MANIFEST_VERSION})
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise MfpiError(f"{where}: malformed manifest ({type(exc).__name__}: {exc})") from None
+        except MfpiError as exc:  # a field out of range (EngineSpec's checks)
+            raise MfpiError(f"{where}: malformed manifest ({exc})") from None
 
     @classmethod
     def read(cls, folder: str | Path) -> Manifest:

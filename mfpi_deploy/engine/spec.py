@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,19 @@ class EngineSpec:
     profiles: tuple[TileProfile, ...] = field(default_factory=lambda: (TileProfile(),))
     precision: str = "fp32"
     z_in_steps: bool = False  # planes_um are plane steps (the model card's flag; kept out of manifests when false)
+
+    def __post_init__(self) -> None:
+        """A spec read from a hand-edited or damaged manifest is refused here, before any tile."""
+        for name in ("planes", "scale", "stride"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise MfpiError(f"engine {name} must be a whole number of at least 1, got {value!r}")
+        if self.channels not in (1, 3):
+            raise MfpiError(f"engine channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        if not all(isinstance(z, (int, float)) and math.isfinite(z) for z in self.planes_um):
+            raise MfpiError(f"engine planes_um must be numbers, got {list(self.planes_um)!r}")
+        if not self.needs_dpm and len(self.planes_um) != self.planes:
+            raise MfpiError(f"engine lists {len(self.planes_um)} plane offsets (planes_um) for {self.planes} planes")
 
     @property
     def needs_dpm(self) -> bool:

@@ -39,6 +39,26 @@ def test_missing_newer_and_malformed_manifests(tmp_path):
         Manifest.read(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("stride", 0, "engine stride must be a whole number of at least 1, got 0"),  # was a ZeroDivisionError
+        ("planes_um", [0.0], "engine lists 1 plane offsets (planes_um) for 11 planes"),  # an IndexError after the run
+        ("planes_um", ["x"] * 2, "engine planes_um must be numbers, got ['x', 'x']"),
+        ("channels", 2, "engine channels must be 1 (grey) or 3 (RGB), got 2"),
+        ("planes", "11", "engine planes must be a whole number of at least 1, got '11'"),
+    ],
+)
+def test_an_engine_block_out_of_range_is_refused_when_read(mfpinet_engine, tmp_path, field, value, says):
+    """A hand-edited manifest is refused at open, in one line naming the file, before any tile runs."""
+    data = json.loads((mfpinet_engine / "manifest.json").read_text())
+    data["engine"][field] = value
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(MfpiError) as err:
+        Manifest.read(tmp_path)
+    assert str(err.value) == f"{tmp_path / 'manifest.json'}: malformed manifest ({says})"
+
+
 def test_same_target_is_accepted():
     check_engine_target(A100, GpuTarget(A100.name, A100.compute_capability, A100.tensorrt))
 
