@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from mfpi_deploy.engine.manifest import (
     ONNX_INT8_NAME,
     ONNX_NAME,
     Artifact,
+    EngineFolder,
     Manifest,
 )
 from mfpi_deploy.engine.precision import OPENVINO, Precision, artifact_key
@@ -88,6 +90,13 @@ class ExportOptions:
             raise MfpiError("gate_count and gate_tile must be positive")
         if self.workspace_gb <= 0:
             raise MfpiError(f"workspace must be positive, got {self.workspace_gb} GB")
+        for flag, value in (
+            ("--min-psnr", self.fp16_min_psnr),
+            ("--int8-min-psnr", self.int8_min_psnr),
+            ("--bf16-min-psnr", self.bf16_min_psnr),
+        ):
+            if not math.isfinite(value):  # nan passed every check until the gate compared against it
+                raise MfpiError(f"{flag} must be a number of dB, got {value}")
 
 
 def export_model(
@@ -340,7 +349,12 @@ def cached_default_engine(log: Log = print, *, int8: bool | None = None) -> Path
     exported again)."""
     found = exported_default_engine()
     if found is not None:
-        return found
+        try:
+            EngineFolder(found).verify_all()
+            return found
+        except MfpiError as exc:  # damaged in the cache (disk, an interrupted copy): made again, not a dead end
+            log(f"the cached export of the bundled model is damaged ({exc}); exporting it again")
+            shutil.rmtree(found, ignore_errors=True)
     target = default_engine_folder()
     with_int8 = default_with_int8() if int8 is None else int8
     log(f"first use: exporting the bundled model{' (fp32 and int8)' if with_int8 else ''} to {target}")

@@ -67,14 +67,30 @@ def per_image(count: int, images: int) -> int:
 
 
 def real_tiles(
-    paths: list[Path], channels: int, side: int, count: int, *, low_res: bool = True, skip: int = 0
+    paths: list[Path],
+    channels: int,
+    side: int,
+    count: int,
+    *,
+    low_res: bool = True,
+    skip: int = 0,
 ) -> np.ndarray:
     """Up to `count` uint8 tiles (n, side, side, channels) cut on a regular grid from `paths`,
-    leaving out each image's first `skip` grid spots."""
+    leaving out each image's first `skip` grid spots. An image too small for one tile is left
+    out if it is a shipped one (some are, at large gate tiles) and refused if it is the user's
+    own (a gate without the image they named must not pass as one with it)."""
     tiles: list[np.ndarray] = []
     n_each = per_image(count, len(paths))
     for path in paths:
         plane = read_plane(Path(path))
+        need = 2 * side if low_res else side
+        if plane.shape[0] < need or plane.shape[1] < need:
+            if Path(path).parent == CALIBRATION_DIR:
+                continue
+            raise MfpiError(
+                f"{path}: {plane.shape[1]}x{plane.shape[0]} px is too small to calibrate on (a calibration "
+                f"image needs {need}x{need} px at least)"
+            )
         if low_res:
             plane = bin2(plane)
         plane = to_uint8(plane) if plane.dtype != np.uint8 else plane
@@ -85,8 +101,6 @@ def real_tiles(
         if plane.shape[2] != channels:
             plane = np.repeat(plane, channels, axis=2)
         h, w = plane.shape[:2]
-        if h < side or w < side:
-            continue
         # Deterministic positions spread over the image (centre first: foreground is likelier).
         grid = np.linspace(0, 1, 3)
         spots = [(0.5, 0.5)] + [(a, b) for a in grid for b in grid if (a, b) != (0.5, 0.5)]

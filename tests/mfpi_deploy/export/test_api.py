@@ -12,6 +12,7 @@ from mfpi_deploy.backends.select import open_backend
 from mfpi_deploy.checkpoint import default as default_model
 from mfpi_deploy.checkpoint import load_checkpoint
 from mfpi_deploy.engine.cache import cache_key, cache_root
+from mfpi_deploy.engine.manifest import EngineFolder
 from mfpi_deploy.errors import CheckpointError, MfpiError
 from mfpi_deploy.export import api, default_engine
 from mfpi_deploy.export.api import cached_default_engine, export_model
@@ -105,6 +106,12 @@ def test_cached_default_engine_exports_once(tmp_path, monkeypatch):
         out = backend.run(np.zeros((1, 16, 16, 1), np.uint8))
         assert out.shape == (1, 11, 32, 32, 1)
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no temp folders
+    good = (first / "model.onnx").read_bytes()
+    (first / "model.onnx").write_bytes(good[: len(good) // 2])  # damaged in the cache: exported again
+    logs.clear()
+    assert cached_default_engine(log=logs.append, int8=False) == first
+    assert any("is damaged" in m and "exporting it again" in m for m in logs), logs
+    EngineFolder(first).verify_all()  # whole again: every file as its manifest records
     (tmp_path / "plain").mkdir()  # readable as any folder the user makes (Dask workers of other users read it)
     assert first.stat().st_mode == (tmp_path / "plain").stat().st_mode
 
@@ -135,6 +142,8 @@ def test_options_accept_plain_values_and_refuse_bad_ones():
         ({"exporter": "jit"}, "unknown exporter"),
         ({"batches": (0,)}, "batch sizes must be positive"),
         ({"workspace_gb": 0}, "workspace must be positive"),
+        ({"fp16_min_psnr": float("nan")}, "--min-psnr must be a number of dB, got nan"),  # was run, then failed
+        ({"int8_min_psnr": float("inf")}, "--int8-min-psnr must be a number of dB"),
     ]:
         with pytest.raises(MfpiError, match=match):
             ExportOptions(**bad)

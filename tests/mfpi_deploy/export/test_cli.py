@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import tifffile
 from click.testing import CliRunner
 
 from mfpi_deploy.cli.export import main
@@ -127,6 +129,21 @@ def test_rebuild_without_tensorrt(mfpinet_engine):
 def test_bad_batch(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
     _one_line_error(_run(str(ckpt), "--out", str(tmp_path / "e"), "--batch", "0"), "batch sizes must be positive")
+
+
+@pytest.mark.parametrize("side", [1, 20])
+def test_a_calibration_image_too_small_for_a_tile_is_refused(tmp_path, side):
+    """A 1x1 image crashed (percentiles of nothing) and a 20x20 one was skipped in silence, so the
+    gate ran without the user's image while the manifest listed it."""
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", width=4)
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.full((side, side), 7, np.uint16))
+    result = _run(str(ckpt), "--out", str(tmp_path / "e"), "--calibration", str(small), *FAST)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0], result.stderr
+    assert f"{side}x{side} px is too small to calibrate on" in errors[0]
+    assert not (tmp_path / "e").exists()
 
 
 def test_cli_exports_int8_and_bf16_variants(tmp_path, monkeypatch):
