@@ -277,6 +277,8 @@ class CodecReport:
     def line(self) -> str:
         if self.floor_db is None:
             return f"{self.codec} (lossless)"
+        if not self.tiles:  # OME-Zarr: zarr's codec encodes the chunks, unchecked
+            return f"{self.codec} (lossy; no tile checked against the lossless planes)"
         low = "inf" if self.min_psnr_db is None or math.isinf(self.min_psnr_db) else f"{self.min_psnr_db:.1f}"
         text = (
             f"{self.codec}; full-resolution tiles of planes {self.planes} checked against the lossless planes: "

@@ -212,7 +212,13 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
                 if grid.tile < OUTPUT_TILE
                 else ""
             )
-            + ("" if codec.lossless else f" (each tile >= {floor:.1f} dB against lossless, else raised)")
+            + (
+                ""
+                if codec.lossless
+                else f" (each tile >= {floor:.1f} dB against lossless, else raised)"
+                if fmt is OutputFormat.OME_TIFF
+                else " (lossy, unchecked: zarr encodes the chunks)"
+            )
         )
         return PlannedRun(
             input=input_path,
