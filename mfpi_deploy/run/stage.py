@@ -60,6 +60,8 @@ def tile_errors(state: RunState, resumed: bool) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         zarr_stack.settle_io()
+        if not _has_finished_batch(state):  # the same command replaces it (prepare_state)
+            raise RunInterrupted("interrupted before any tile was finished; rerun the same command to start") from None
         raise RunInterrupted(
             f"interrupted; {state.root} keeps the finished tiles: rerun the same command with --resume to continue"
         ) from None
@@ -76,6 +78,13 @@ def tile_errors(state: RunState, resumed: bool) -> Iterator[None]:
                 f"with --resume (or delete that folder)"
             ) from None
         raise RunFailed(f"write failed ({exc}); finished tiles are kept in {state.root}, rerun with --resume") from None
+
+
+def _has_finished_batch(state: RunState) -> bool:
+    try:
+        return bool(state.done_batches())
+    except (MfpiError, OSError):  # unreadable: say what keeps the most
+        return True
 
 
 def prepare_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]:

@@ -32,13 +32,13 @@ class Region:
     def check(self, height: int, width: int) -> Region:
         """This region, refused unless it lies inside a height x width image and is not empty."""
         if self.width <= 0 or self.height <= 0 or self.x < 0 or self.y < 0:
-            raise MfpiError(f"region {self} is empty or starts before the image")
+            raise MfpiError(f"region {self.describe()} is empty or starts before the image")
         if self.x + self.width > width or self.y + self.height > height:
-            raise MfpiError(
-                f"region x={self.x} y={self.y} w={self.width} h={self.height} "
-                f"reaches outside the {width}x{height} image"
-            )
+            raise MfpiError(f"region {self.describe()} reaches outside the {width}x{height} image")
         return self
+
+    def describe(self) -> str:
+        return f"x={self.x} y={self.y} w={self.width} h={self.height}"
 
 
 class TileSource:

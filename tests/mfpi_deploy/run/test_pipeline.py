@@ -161,6 +161,9 @@ def test_a_run_stopped_before_its_first_batch_leaves_nothing_to_resume(tmp_path:
     run_slide(src, out, backend, RunOptions(log=logs.append, **opts))
     assert out.is_file() and not partial_dir(out).exists()
     assert any("no finished batch" in m for m in logs), logs
+    # Ctrl-C in the first batch: the message does not send the user to a --resume with nothing to keep
+    with pytest.raises(RunInterrupted, match="^interrupted before any tile was finished; rerun the same command"):
+        run_slide(src, out, FailingBackend(backend, 0, KeyboardInterrupt()), RunOptions(overwrite=True, **QUIET))
 
 
 def test_ctrl_c_stops_cleanly_and_resume_refuses_other_settings(tmp_path: Path, backend) -> None:

@@ -177,3 +177,10 @@ def test_an_extra_sample_not_marked_as_alpha_is_dropped_with_a_warning(tmp_path:
         assert [w for w in slide.warnings if "not marked as alpha" in w] != []
     with open_slide(tmp_path / "rgba.tif") as slide:
         assert slide.info.samples == 4 and not [w for w in slide.warnings if "alpha" in w]
+
+
+def test_a_refused_region_is_named_as_the_option_is_written() -> None:
+    with pytest.raises(MfpiError, match=r"^region x=0 y=0 w=0 h=0 is empty or starts before the image$"):
+        Region.parse("0,0,0,0").check(100, 100)  # it said "region Region(x=0, y=0, width=0, height=0) ..."
+    with pytest.raises(MfpiError, match=r"^region x=90 y=0 w=20 h=5 reaches outside the 100x100 image$"):
+        Region.parse("90,0,20,5").check(100, 100)
