@@ -69,9 +69,12 @@ class Codec:
 
 def parse_codec(text: str) -> Codec:
     """`jpeg`, `jpeg:85`, `zstd:9`, `none`, ... (the level defaults per codec)."""
-    name, _, level = text.strip().lower().partition(":")
+    name, colon, level = text.strip().lower().partition(":")
     if name not in NAMES:
         raise MfpiError(f"unknown compression {text!r}: choose one of {', '.join(NAMES)} (e.g. jpeg:90)")
+    if colon and not level:  # a level left out by mistake is not taken as "the default"
+        example = f" (e.g. {name}:{DEFAULT_LEVEL[name]})" if DEFAULT_LEVEL[name] is not None else ""
+        raise MfpiError(f"compression {text!r} names no level after ':'{example}")
     if not level:
         return Codec(name, DEFAULT_LEVEL[name])
     try:

@@ -18,6 +18,8 @@ class OutputFormat(str, Enum):
     @classmethod
     def from_path(cls, path: str | Path) -> OutputFormat:
         name = Path(path).name.lower()
+        if name in (".ome.zarr", ".ome.tif", ".ome.tiff"):  # a hidden file or folder, no name
+            raise MfpiError(f"{path}: give the output a name before its extension (e.g. slide{name})")
         if name.endswith(".ome.zarr"):
             return cls.OME_ZARR
         if name.endswith((".ome.tif", ".ome.tiff")):

@@ -93,6 +93,8 @@ def test_parse_codec_levels_and_refusals() -> None:
         ("zlib:10", "1 to 9"),
         ("jpeg:hi", "whole number"),
         ("none:3", "no level"),
+        ("jpeg:", r"names no level after ':' \(e.g. jpeg:85\)"),
+        ("none:", "names no level after ':'$"),
     ):
         with pytest.raises(MfpiError, match=match):
             parse_codec(bad)

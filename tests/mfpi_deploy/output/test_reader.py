@@ -108,6 +108,8 @@ def test_missing_damaged_and_foreign_files_are_refused_in_one_line(
     assert not [r for r in caplog.records if r.name.startswith("tifffile")]  # the cut file's complaints are the error
     if PROC_FDS.is_dir():
         assert _open_fds(cut) == 0  # a refused file is closed again
+    with pytest.raises(MfpiError, match=r"give the output a name before its extension \(e.g. slide.ome.tif\)"):
+        StackReader(tmp_path / ".ome.tif")  # mfpi-run -o .ome.tif wrote a hidden file
     with pytest.raises(MfpiError, match="must end in .ome.zarr or .ome.tif"):
         StackReader(tmp_path / "stack.png")
 
