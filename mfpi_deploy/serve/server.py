@@ -156,9 +156,9 @@ class SlideServer:
             needed: list[int] | None = engine_tiles_over(live.plan, live.scale, box.scaled(downsample))
         else:
             needed = live.needs(downsample, box)
-        if needed is None:  # not computed at this level: the input, at the same place and size
+        if needed is None:  # a coarser level not computed (never full resolution): the input, same place and size
             assert slide.input is not None
-            pixels = await self._run(_input_at, slide.input, downsample, slide.scale, box)
+            pixels = await self._run(slide.input.region, downsample // slide.scale, box)
             return np.repeat(pixels[None], len(planes), axis=0)
         cores = await self._engine_tiles(slide.name, needed, gone)
         return await self._run(live.region, downsample, box, planes, cores)
@@ -196,19 +196,6 @@ def _tile_box(geometry: Any, level: int, col: int, row: int) -> Box:
         return geometry.tile_box(level, col, row)
     except MfpiError as exc:
         raise NotFound(str(exc)) from None
-
-
-def _input_at(view: Any, downsample: int, scale: int, box: Box) -> np.ndarray:
-    """`box` of a refocused level `downsample` times below full resolution, shown from the input
-    (`scale` times smaller than the planes): read at the input level that matches, or repeated
-    up to the box where the level is finer than the input's own pixels."""
-    if downsample >= scale:
-        return view.region(downsample // scale, box)
-    up = scale // downsample
-    coarse = Box(box.y0 // up, box.x0 // up, -(-box.y1 // up), -(-box.x1 // up))
-    pixels = view.region(1, coarse).repeat(up, axis=0).repeat(up, axis=1)
-    dy, dx = box.y0 - coarse.y0 * up, box.x0 - coarse.x0 * up
-    return pixels[dy : dy + box.height, dx : dx + box.width]
 
 
 def _awaitable(future: Future, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
