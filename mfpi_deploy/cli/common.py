@@ -53,14 +53,11 @@ class _OneLineUsage:
             rv = super().main(args, prog_name, *a, **kw)  # type: ignore[misc]
         except click.exceptions.UsageError as exc:
             name = prog_name or getattr(exc.ctx, "command_path", None) or "the command"
-            click.echo(f"error: {one_line(exc.format_message())} (see {name} --help)", err=True)
-            sys.exit(exc.exit_code)
+            fail(f"{exc.format_message()} (see {name} --help)", exc.exit_code)
         except click.exceptions.ClickException as exc:
-            click.echo(f"error: {one_line(exc.format_message())}", err=True)
-            sys.exit(exc.exit_code)
+            fail(exc.format_message(), exc.exit_code)
         except click.exceptions.Abort:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
+            fail("interrupted", 130)
         sys.exit(rv if isinstance(rv, int) else 0)  # --help and friends return their exit code here
 
 

@@ -20,6 +20,8 @@ from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.signals import sigterm_as_interrupt
 from mfpi_deploy.slide.zstack import parse_plane
 
+STOP_SECONDS = 5  # how long a stop waits for requests in flight (queued engine tiles are dropped at once)
+
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("slides", nargs=-1, type=click.Path(path_type=Path))
@@ -137,9 +139,6 @@ def main(
     finally:
         sock.close()
     log("mfpi-serve: stopped")
-
-
-STOP_SECONDS = 5  # how long a stop waits for requests in flight (queued engine tiles are dropped at once)
 
 
 def url(host: str, port: int) -> str:

@@ -153,7 +153,7 @@ def _build(src: Source, spec: EngineSpec, folder: Path, options: ExportOptions, 
     tiles_real, tiles_sim = calibration.calibration_set(spec.channels, side, options.gate_count, images)
     acc: dict[str, object] = {
         "calibration": {
-            "real_images": [p.name if p.parent == calibration.CALIBRATION_DIR else str(p) for p in images],
+            "real_images": [p.name if calibration.is_shipped(p) else str(p) for p in images],
             "real_tiles": len(tiles_real),
             "simulated_tiles": len(tiles_sim),
             "simulator": "mfpi_deploy.synth",

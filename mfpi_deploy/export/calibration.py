@@ -23,6 +23,11 @@ CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "assets" / "calibration"
 QUANTIZATION_SEED = 1000  # simulated tiles for INT8 calibration: seeds apart from the gate's (0, 1, ...)
 
 
+def is_shipped(path: Path) -> bool:
+    """One of the real images shipped with the package (not the user's own)."""
+    return Path(path).parent == CALIBRATION_DIR
+
+
 def default_calibration_images() -> list[Path]:
     """The real images shipped with the package for the gates (sorted, so the same everywhere)."""
     return sorted(CALIBRATION_DIR.glob("*.tif"))
@@ -85,7 +90,7 @@ def real_tiles(
         plane = read_plane(Path(path))
         need = 2 * side if low_res else side
         if plane.shape[0] < need or plane.shape[1] < need:
-            if Path(path).parent == CALIBRATION_DIR:
+            if is_shipped(path):
                 continue
             raise MfpiError(
                 f"{path}: {plane.shape[1]}x{plane.shape[0]} px is too small to calibrate on (a calibration "
