@@ -147,9 +147,12 @@ def url(host: str, port: int) -> str:
 
 def listen_socket(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (0: any free port), or one line saying why there cannot be.
-    Connections made before the server is ready wait in its backlog (the page loads once it is)."""
+    Connections made before the server is ready wait in its backlog (the page loads once it is).
+    The protocol is named (IPPROTO_TCP, not 0): asyncio sets TCP_NODELAY only on connections of
+    such a socket, and without it each tile response waited about 40 ms for the viewer's delayed
+    ACK (Nagle), which made a focus step of 32 cached tiles take 0.28 s instead of 0.06 s."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

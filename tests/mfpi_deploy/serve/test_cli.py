@@ -166,3 +166,27 @@ def test_the_access_log_does_not_show_the_token() -> None:
     record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
     assert cli._hide_token(record)
     assert "SeCrEt" not in record.getMessage() and "/stats?x=1&token=...&y=2" in record.getMessage()
+
+
+def test_connections_of_the_listening_socket_send_without_delay() -> None:
+    """asyncio (uvicorn's loop) sets TCP_NODELAY only on connections of a socket whose protocol is
+    TCP by name; without it each tile response waited for the client's delayed ACK (about 40 ms)."""
+    import asyncio
+
+    sock = cli.listen_socket("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    async def session() -> None:
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nodelay.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=sock)
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        await reader.read()  # until the server closed the connection
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(session())
+    assert len(nodelay) == 1 and nodelay[0] != 0
