@@ -7,11 +7,16 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
+Buffer = bytes | bytearray | memoryview  # what a binary file's write takes
 
-def write_atomic(path: str | Path, data: str | bytes, *, durable: bool = False) -> Path:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename.
+
+def write_atomic(path: str | Path, data: str | bytes | Sequence[Buffer], *, durable: bool = False) -> Path:
+    """Write `data` (text, bytes, or byte buffers written one after another, so large parts need
+    not be joined into one copy first) to `path` via a temporary file in the same folder and an
+    atomic rename.
 
     The temporary file is opened normally, so the result has the usual (umask) file mode. With
     `durable`, the file and its folder entry are also on the disk when this returns (fsynced):
@@ -22,7 +27,11 @@ def write_atomic(path: str | Path, data: str | bytes, *, durable: bool = False) 
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            if isinstance(data, (str, bytes)):
+                f.write(data.encode() if isinstance(data, str) else data)
+            else:
+                for part in data:
+                    f.write(part)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -35,7 +44,7 @@ def write_atomic(path: str | Path, data: str | bytes, *, durable: bool = False) 
     return path
 
 
-def write_durable(path: str | Path, data: bytes) -> Path:
+def write_durable(path: str | Path, data: bytes | Sequence[Buffer]) -> Path:
     """`write_atomic(..., durable=True)`: the staged tiles and pyramid pieces a run journals."""
     return write_atomic(path, data, durable=True)
 

@@ -78,18 +78,21 @@ class TiffTileStore:
             for r, c in self.grid.tiles_in(level, box):
                 tb = self.grid.tile_box(level, r, c)
                 ys, xs = slice(tb.y0 - box.y0, tb.y1 - box.y0), slice(tb.x0 - box.x0, tb.x1 - box.x0)
-                tiles = []
-                for z in range(planes.shape[0]):
-                    tile = np.zeros((t, t, planes.shape[-1]), np.uint8)
-                    tile[: tb.height, : tb.width] = planes[z, ys, xs]
-                    tiles.append(tile)
+                if (tb.height, tb.width) == (t, t):  # whole tiles are encoded where they are (no copy)
+                    tiles = [planes[z, ys, xs] for z in range(planes.shape[0])]
+                else:  # edge tiles are padded to the TIFF tile size
+                    tiles = []
+                    for z in range(planes.shape[0]):
+                        tile = np.zeros((t, t, planes.shape[-1]), np.uint8)
+                        tile[: tb.height, : tb.width] = planes[z, ys, xs]
+                        tiles.append(tile)
                 floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
                 for z, enc in enumerate(encode_planes(self.codec, tiles, (tb.height, tb.width), floor, self.encoder)):
                     header.append([level, z, r, c, offset, len(enc.data), enc.level, _num(enc.psnr_db), enc.met_floor])
                     payload.append(enc.data)
                     offset += len(enc.data)
         head = json.dumps(header, separators=(",", ":")).encode()
-        write_durable(path, b"".join([_MAGIC, struct.pack("<Q", len(head)), head, *payload]))
+        write_durable(path, [_MAGIC, struct.pack("<Q", len(head)), head, *payload])
 
 
 def _num(value: float | None) -> float | str | None:

@@ -18,6 +18,12 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # the usual file mode
 
 
+def test_write_atomic_writes_buffers_in_order(tmp_path):
+    pixels = memoryview(bytes(range(5)))
+    path = write_atomic(tmp_path / "f.bin", [b"head", pixels, bytearray(b"!")], durable=True)
+    assert path.read_bytes() == b"head\x00\x01\x02\x03\x04!"
+
+
 def test_write_atomic_leaves_old_file_and_no_temporary_on_failure(tmp_path):
     p = write_atomic(tmp_path / "a.json", b"old")
 

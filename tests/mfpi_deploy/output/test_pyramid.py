@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, downsample2, level_shapes, tile_side
+from mfpi_deploy.output.pyramid import PyramidBuilder, PyramidGrid, _npy, downsample2, level_shapes, tile_side
 from mfpi_deploy.tiling import Box
 
 
@@ -175,3 +175,12 @@ def test_writers_build_upper_tiles_at_the_same_time_and_each_once(tmp_path: Path
     for level, (got, want) in enumerate(zip(sink.levels, reference_pyramid(level0, grid.shapes))):
         assert np.array_equal(got, want), f"level {level}"
         assert (sink.writes[level] == 1).all(), f"level {level}: every pixel written exactly once"
+
+
+def test_staged_pieces_are_the_bytes_np_save_writes() -> None:
+    import io
+
+    strided = np.arange(3 * 8 * 10 * 3, dtype=np.uint8).reshape(3, 8, 10, 3)[:, 1:7, 2:9]
+    buf = io.BytesIO()
+    np.save(buf, strided, allow_pickle=False)
+    assert b"".join(bytes(part) for part in _npy(strided)) == buf.getvalue()
