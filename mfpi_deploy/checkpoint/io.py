@@ -69,6 +69,8 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     if not Path(path).exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     if not paths.weights.is_file():
+        if Path(path).is_dir() and not any(Path(path).iterdir()):
+            raise CheckpointError(f"{path}: empty folder, neither a checkpoint nor an exported engine folder")
         raise CheckpointError(f"{path}: weights file {paths.weights.name} not found")
     card = ModelCard.read(paths.card)
     check_weights_fit_card(paths.weights, card)  # before any model is built: a card can ask for any size

@@ -146,6 +146,8 @@ def main(
         settings = quick_settings(**overrides)
     else:
         settings = BenchSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    if chart_path and Path(chart_path).suffix.lower() != ".png":
+        raise MfpiError(f"--chart {chart_path}: the chart is a PNG image, name it .png")
     for path in (json_path, md_path, chart_path):
         if path:
             _check_writable(Path(path))

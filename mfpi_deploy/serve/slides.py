@@ -119,6 +119,8 @@ def check_paths(paths: Sequence[Path]) -> list[tuple[str, Path, bool]]:
         if not path.exists():
             raise SlideInputError(f"{path}: no such file")
         name = slide_name(path)
+        if name in seen and path.samefile(seen[name]):
+            raise MfpiError(f"{path} is named twice: name each slide once")
         if name in seen:
             raise MfpiError(f"{path} and {seen[name]} would both be served as {name!r}: rename one")
         seen[name] = path

@@ -83,6 +83,7 @@ def test_quick_runs_end_to_end_on_cpu(tmp_path):
         (["--backend", "cuda"], "unknown backend kind 'cuda'"),
         (["--width", "6"], "--width 6: must be a multiple of 4"),
         (["--json", "/dev/null/r.json"], "cannot create folder /dev/null"),
+        (["--chart", "latency.jpgx"], "--chart latency.jpgx: the chart is a PNG image, name it .png"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, message):

@@ -57,6 +57,9 @@ def test_card_rejects_wrong_plane_count_and_unknown_fields(tmp_path):
 def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="empty folder, neither a checkpoint nor an exported engine folder"):
+        load_checkpoint(tmp_path / "empty")
     net = create_model("mfpinet", width=4)
     save_checkpoint(net, _card(width=4), tmp_path / "c")
     weights = tmp_path / "c" / "model.safetensors"

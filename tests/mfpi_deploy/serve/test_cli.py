@@ -49,6 +49,7 @@ def test_refusals_are_one_line(tmp_path: Path, slide_path: Path) -> None:
     twin.mkdir()
     (twin / "cells.tif").write_bytes(slide_path.read_bytes())
     refused(run([str(slide_path), str(twin / "cells.tif")]), "would both be served as 'cells'")
+    refused(run([str(slide_path), str(slide_path)]), "cells.tif is named twice")
     refused(run([str(slide_path), "--engine", str(tmp_path / "missing-engine"), "--backend", "ort-cpu"]))
 
 
