@@ -357,8 +357,9 @@ def single_slide_checked(slide: Path, output: Path, options: Any) -> Iterator[No
     OutputFormat.from_path(output)
     check_output_target(output, options, slide)
     with output_lock(output):
-        with open_input(slide, options):
-            pass
+        with open_input(slide, options) as opened:
+            if options.region is not None:
+                options.region.check(opened.info.height, opened.info.width)
         yield
 
 

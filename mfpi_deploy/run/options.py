@@ -78,7 +78,9 @@ class RunOptions:
         check_halo(self.halo)
         check_plane(self.plane)
         if self.compression is not None:
-            parse_codec(self.compression)  # a bad name or level is refused before anything is read
+            codec = parse_codec(self.compression)  # a bad name or level is refused before anything is read
+            if self.lossless and not codec.lossless:
+                raise MfpiError(f"--lossless contradicts --compression {codec.label}")
         if self.writers is not None and self.writers < 1:
             raise MfpiError(f"--writers must be at least 1, got {self.writers}")
         if not (math.isfinite(self.sync_seconds) and self.sync_seconds >= 0):

@@ -84,10 +84,8 @@ def check_gpu_jpeg(fmt: OutputFormat, codec: Codec) -> None:
 
 def choose_codec(fmt: OutputFormat, options: RunOptions) -> Codec:
     """The run's codec: --compression, else lossless (--lossless) or the format's default."""
-    if options.compression:
+    if options.compression:  # RunOptions refused a lossy one with --lossless
         codec = parse_codec(options.compression)
-        if options.lossless and not codec.lossless:
-            raise MfpiError(f"--lossless contradicts --compression {codec.label}")
     elif fmt is OutputFormat.OME_ZARR:
         codec = parse_codec(DEFAULT_ZARR_CODEC)
     else:

@@ -124,6 +124,22 @@ def test_bad_inputs_one_line_error_nothing_left(tmp_path: Path, ckpts: dict[int,
     assert set(tmp_path.iterdir()) == before  # no output, no partial run, no temporary file
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--region", "30,0,10,10"], "error: region x=30 y=0 w=10 h=10 reaches outside the 32x32 image"),
+        (["--lossless", "--compression", "jpeg"], "error: --lossless contradicts --compression jpeg:85"),
+    ],
+)
+def test_option_conflicts_are_refused_before_the_engine_is_looked_at(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    src = write_tiff(tmp_path / "a.tif", textured(32, 32))
+    result = CliRunner().invoke(main, [str(src), *extra, "--engine", str(tmp_path / "no-such-engine"), "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [message]  # not the missing engine, nor a log line about it
+
+
 def test_unwritable_output_folder_is_refused_also_for_root(tmp_path: Path, ckpts: dict[int, Path]) -> None:
     """CI runs as root, for whom a chmod 555 folder is writable: /sys refuses new files to root too
     (sysfs: EACCES, or EROFS where it is mounted read-only), so the refusal is real for every user."""
