@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -65,11 +67,43 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _owner() -> str:
+    """This process as a staging folder names it: host and pid (host names may hold '-', pids not)."""
+    return f"{socket.gethostname()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_staging(parent: str | Path, prefix: str, suffix: str = ".tmp") -> list[Path]:
+    """Remove staging folders `staging_dir` made in `parent` for processes of this host that are
+    gone (a kill -9 or power loss mid-export leaves one); another host's, or a live process's, are
+    kept. Returns what was removed."""
+    host = socket.gethostname()
+    removed = []
+    for path in Path(parent).glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        owner = path.name[len(prefix) : len(path.name) - len(suffix)]
+        name, _, rest = owner.rpartition("-")  # rest: mkdtemp's random part
+        made_by, _, pid = name.rpartition("-")
+        if made_by == host and pid.isdigit() and not _alive(int(pid)) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def staging_dir(parent: str | Path, prefix: str, suffix: str = ".tmp") -> Path:
     """A new, uniquely named folder in `parent` that will become a published folder (renamed into
     place): made with the permissions `mkdir` gives (mkdtemp's are owner-only, 0700), so other
-    users and cluster workers can read what is published."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    users and cluster workers can read what is published. Its name holds this host and pid, so a
+    later call of `remove_stale_staging` can tell when its maker is gone."""
+    path = Path(tempfile.mkdtemp(prefix=prefix + _owner(), suffix=suffix, dir=parent))
     mask = os.umask(0)
     os.umask(mask)
     path.chmod(0o777 & ~mask)

@@ -42,7 +42,7 @@ from mfpi_deploy.export.default_engine import default_engine_folder, default_wit
 from mfpi_deploy.export.onnx_export import Exporter, check_opset, deployment_module, export_onnx
 from mfpi_deploy.export.source import Source, load_source
 from mfpi_deploy.export.versions import DEFAULT_OPSET, tool_versions
-from mfpi_deploy.fileio import file_sha256, replace_dir, staging_dir
+from mfpi_deploy.fileio import file_sha256, remove_stale_staging, replace_dir, staging_dir
 
 Log = Callable[[str], None]
 MAX_PARITY_DIFF = 1  # uint8 levels: fp32 engines may differ from PyTorch by rounding only
@@ -124,6 +124,8 @@ def export_model(
     spec = EngineSpec.from_card(src.checkpoint.card)
     validate_tiles(options.tiles, spec.stride)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_staging(out_dir.parent, prefix=f".{out_dir.name}."):
+        log(f"removed {stale.name}, left by an export that was killed")
     tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}.")
     try:
         with torch_threads(options.threads):

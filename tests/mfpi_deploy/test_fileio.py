@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,29 @@ def test_a_staging_folder_has_the_permissions_mkdir_gives(tmp_path):
     staged = staging_dir(tmp_path, prefix=".engine.")
     assert staged.parent == tmp_path and staged.name.startswith(".engine.") and staged.is_dir()
     assert stat.S_IMODE(staged.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not mkdtemp's 0700
+
+
+def test_stale_staging_folders_of_dead_processes_are_removed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from mfpi_deploy.fileio import remove_stale_staging, staging_dir
+
+    mine = staging_dir(tmp_path, prefix=".engine.")  # this process is alive: kept
+    gone = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from mfpi_deploy.fileio import staging_dir; print(staging_dir({str(tmp_path)!r}, '.engine.'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()  # a process that made one and exited without publishing it (as after kill -9)
+    elsewhere = tmp_path / f".engine.{socket.gethostname()}x-1-abc.tmp"  # another host's: kept
+    elsewhere.mkdir()
+    other_out = staging_dir(tmp_path, prefix=".engine.v2.")  # another output's folder: not matched
+    assert Path(gone).is_dir()
+    assert remove_stale_staging(tmp_path, prefix=".engine.") == [Path(gone)]
+    assert not Path(gone).exists() and mine.is_dir() and elsewhere.is_dir() and other_out.is_dir()
