@@ -280,6 +280,11 @@ def _held_out(
         )
     sel = select_planes(stack, planes=planes, focus=focus, z_step_um=z_step_um)
     target = stack.read(sel.target, rect)
+    if target.size and target.min() == target.max():  # a blank region: every score would be inf or nan
+        raise MfpiError(
+            f"{stack.name}: region {rect.y0}:{rect.y1},{rect.x0}:{rect.x1} of every target plane is one flat "
+            f"value ({int(target.min())}): nothing to evaluate against (choose a --region with content)"
+        )
     if channels == 1:
         target = to_grey(target)
     inp = degrade_uint8(target[sel.centre_index], degradation)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import tifffile
 from click.testing import CliRunner
 
 from mfpi_deploy.checkpoint import ModelCard, save_checkpoint
@@ -137,6 +138,11 @@ def test_eval_command_prints_table_and_one_line_errors(tiny_ckpt, sim_path, tmp_
     assert res.exit_code == 2 and "cannot create that folder" in res.output and "| mean |" not in res.output
     res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(sim_path), "--region", "0:1.0,0.99:1.0"])
     assert res.exit_code == 2 and "it must be at least 32x32" in res.output and "Traceback" not in res.output
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.zeros((5, 64, 64, 3), np.uint8), photometric="rgb")
+    res = runner.invoke(eval_main, [str(tiny_ckpt), "--data", str(blank)])
+    assert res.exit_code == 2 and "every target plane is one flat value (0)" in res.output
+    assert "| mean |" not in res.output and "Traceback" not in res.output
 
 
 @pytest.fixture
