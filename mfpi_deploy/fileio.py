@@ -29,7 +29,7 @@ def write_atomic(path: str | Path, data: str | bytes | Sequence[Buffer], *, dura
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as f:
-            if isinstance(data, (str, bytes)):
+            if isinstance(data, (str, bytes, bytearray, memoryview)):
                 f.write(data.encode() if isinstance(data, str) else data)
             else:
                 for part in data:
@@ -90,7 +90,7 @@ def remove_stale_staging(parent: str | Path, prefix: str, suffix: str = ".tmp") 
     removed = []
     for path in Path(parent).glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
         owner = path.name[len(prefix) : len(path.name) - len(suffix)]
-        name, _, rest = owner.rpartition("-")  # rest: mkdtemp's random part
+        name, _, _random = owner.rpartition("-")  # mkdtemp's random part has no '-'
         made_by, _, pid = name.rpartition("-")
         if made_by == host and pid.isdigit() and not _alive(int(pid)) and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
