@@ -190,7 +190,8 @@ def main() -> None:
         "",
         *[f"- {line}" for line in log],
         f"- whole session {report['session_s']:.1f} s; engine tiles computed {s['engine_tiles_computed']} "
-        f"({s.get('compute_seconds', 0.0) / max(1, s['engine_tiles_computed']):.2f} s of engine work each), cache hits "
+        f"({s.get('compute_seconds', 0.0) / max(1, s['engine_tiles_computed']):.2f} s of engine work each; "
+        f"computed again after eviction {s.get('engine_tiles_recomputed', 'not counted')}), cache hits "
         f"{s['cache_hits']}, coalesced {s['coalesced']}, evictions {s['cache_evictions']}; server RSS max "
         f"{report['server_rss_max_mb']:.0f} MB (cache bound {args.cache_mb:.0f} MB)",
         "",

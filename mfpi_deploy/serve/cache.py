@@ -87,6 +87,7 @@ Lookup = Callable[[Hashable, Sequence[Hashable]], dict[Hashable, np.ndarray]]
 @dataclass
 class QueueStats:
     engine_tiles_computed: int = 0
+    engine_tiles_recomputed: int = 0  # of those, computed again after the cache had let them go
     cache_hits: int = 0
     coalesced: int = 0  # requests that joined a queued or running computation
     dropped: int = 0  # queued jobs nobody waited for any more, never computed
@@ -121,6 +122,7 @@ class ComputeQueue:
         self.compute, self.cache, self.lookup = compute, cache, lookup
         self.max_pending, self.max_batch = max_pending, max_batch
         self.stats = QueueStats()
+        self._ever_computed: set[Hashable] = set()  # keys of every computed value (a slide's engine tiles: small)
         self._pending: collections.OrderedDict[tuple, _Job] = collections.OrderedDict()  # newest last
         self._running: dict[tuple, _Job] = {}
         self._cond = threading.Condition()
@@ -251,6 +253,8 @@ class ComputeQueue:
         with self._cond:
             if computed:
                 self.stats.engine_tiles_computed += 1
+                self.stats.engine_tiles_recomputed += key in self._ever_computed
+                self._ever_computed.add(key)
             else:
                 self.stats.stage_tiles_read += 1
             # made with its batch-mates though not asked for: a queued job for it is done too

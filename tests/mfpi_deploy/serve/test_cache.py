@@ -76,6 +76,23 @@ def test_concurrent_requests_for_one_engine_tile_compute_it_once() -> None:
         queue.close()
 
 
+def test_an_engine_tile_computed_again_after_eviction_is_counted() -> None:
+    engine = FakeEngine()
+    engine.gate.set()
+    value_bytes = 11 * 4 * 4 * 3
+    queue = ComputeQueue(engine, ByteLRU(value_bytes))  # room for one engine tile
+    try:
+        queue.get(("s", 1))
+        queue.get(("s", 1))  # kept: a hit
+        assert queue.stats.engine_tiles_recomputed == 0
+        queue.get(("s", 2))  # evicts tile 1
+        queue.get(("s", 1))  # computed again
+        assert engine.computed() == [("s", 1), ("s", 2), ("s", 1)]
+        assert queue.stats.engine_tiles_computed == 3 and queue.stats.engine_tiles_recomputed == 1
+    finally:
+        queue.close()
+
+
 def test_newest_first_batched_by_slide_and_abandoned_jobs_dropped() -> None:
     engine = FakeEngine()
     queue = ComputeQueue(engine, ByteLRU(1 << 30), max_batch=2)
