@@ -125,6 +125,7 @@ class ComputeQueue:
         self._ever_computed: set[Hashable] = set()  # keys of every computed value (a slide's engine tiles: small)
         self._pending: collections.OrderedDict[tuple, _Job] = collections.OrderedDict()  # newest last
         self._running: dict[tuple, _Job] = {}
+        self._taken = self._done = 0  # batches the worker took and finished (equal: it is idle)
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="mfpi-serve-compute", daemon=True)
@@ -134,6 +135,12 @@ class ComputeQueue:
     def pending(self) -> int:
         with self._cond:
             return len(self._pending)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is queued or being computed (batch-mates included), so that stats
+        read next are settled; False if `timeout` seconds passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and self._taken == self._done, timeout)
 
     def request(self, key: tuple[Hashable, Hashable]) -> Future:
         """A future of the value of `key`: done at once on a cache hit, else joined or queued.
@@ -215,6 +222,7 @@ class ComputeQueue:
                     batch.append(self._pending.pop(key))
             for job in batch:
                 self._running[job.key] = job
+            self._taken += 1
             return batch
 
     def _work(self) -> None:
@@ -222,30 +230,39 @@ class ComputeQueue:
             batch = self._take()
             if batch is None:
                 return
-            group = batch[0].key[0]
-            by_item = {job.key[1]: job for job in batch}
             try:
-                if self.lookup is not None:
-                    for item, value in self.lookup(group, list(by_item)).items():
-                        self._finish(group, item, value, by_item, computed=False)
-                if by_item:
-                    started = time.perf_counter()
-                    try:
-                        for item, value in self.compute(group, list(by_item)):
-                            self._finish(group, item, value, by_item, computed=True)
-                    finally:
-                        with self._cond:
-                            self.stats.compute_seconds += time.perf_counter() - started
-                if by_item:
-                    raise RuntimeError(f"compute gave no value for {sorted(map(str, by_item))}")
-            except BaseException as exc:  # handed to every waiter of the batch
+                self._run(batch)
+            finally:
                 with self._cond:
-                    self.stats.failed += len(by_item)
-                    for job in by_item.values():
-                        self._running.pop(job.key, None)
+                    self._done += 1
+                    self._cond.notify_all()
+
+    def _run(self, batch: list[_Job]) -> None:
+        """Compute one batch (with its batch-mates) into the cache and answer its waiters."""
+        group = batch[0].key[0]
+        by_item = {job.key[1]: job for job in batch}
+        try:
+            if self.lookup is not None:
+                for item, value in self.lookup(group, list(by_item)).items():
+                    self._finish(group, item, value, by_item, computed=False)
+            if by_item:
+                started = time.perf_counter()
+                try:
+                    for item, value in self.compute(group, list(by_item)):
+                        self._finish(group, item, value, by_item, computed=True)
+                finally:
+                    with self._cond:
+                        self.stats.compute_seconds += time.perf_counter() - started
+            if by_item:
+                raise RuntimeError(f"compute gave no value for {sorted(map(str, by_item))}")
+        except BaseException as exc:  # handed to every waiter of the batch
+            with self._cond:
+                self.stats.failed += len(by_item)
                 for job in by_item.values():
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                    self._running.pop(job.key, None)
+            for job in by_item.values():
+                if not job.future.done():
+                    job.future.set_exception(exc)
 
     def _finish(self, group: Hashable, item: Hashable, value: np.ndarray, by_item: dict, *, computed: bool) -> None:
         key = (group, item)

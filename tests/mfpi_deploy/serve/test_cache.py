@@ -164,3 +164,16 @@ def test_an_engine_error_reaches_every_waiter_and_is_not_cached() -> None:
         assert queue.stats.failed == 1 and ("s", 1) not in queue.cache
     finally:
         queue.close()
+
+
+def test_wait_idle_returns_once_the_batch_and_its_mates_are_done() -> None:
+    engine = FakeEngine()
+    queue = ComputeQueue(engine, ByteLRU(1 << 30))
+    try:
+        future = queue.request(("s", 1))
+        assert engine.started.wait(5)
+        assert not queue.wait_idle(0.1)  # the engine holds the batch
+        engine.gate.set()
+        assert queue.wait_idle(5) and future.done() and queue.stats.engine_tiles_computed == 1
+    finally:
+        queue.close()

@@ -85,6 +85,8 @@ def test_a_request_whose_client_left_drops_its_queued_engine_tile(slide_path: Pa
         first, gone = asyncio.run(scenario())
         assert first["sent"][0]["status"] == 200
         assert gone["sent"][0]["status"] == 499
+        # the first request is answered as soon as its own tile is done, its batch-mates just after
+        assert server.queue.wait_idle(10)
         stats = server.stats()
         assert stats["dropped"] == 1 and stats["queued"] == 0
         assert stats["engine_tiles_computed"] == len(run.groups[0])  # the far batch was never computed

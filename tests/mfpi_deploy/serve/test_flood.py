@@ -83,6 +83,7 @@ def test_a_thousand_concurrent_requests_stay_bounded(big_slide: Path, backend) -
         for p, col, row in tiles[: rows * cols]:
             r = c.get(f"/slides/flood/{p}_files/{g.max_level}/{col}_{row}.png")
             assert r.status_code == 200 and np.asarray(r.content[:4]).size
+        assert server.queue.wait_idle(10)
         assert server.stats()["engine_tiles_computed"] == n_engine
     finally:
         server.close()

@@ -57,6 +57,7 @@ def test_batches_the_viewer_computed_are_done_for_mfpi_run_resume(tmp_path: Path
         level = server.slides["cells"].geometry.max_level
         get_plane(c, 3, 0, 0, level)  # engine tile 0: batch 0 (tiles 0, 1)
         get_plane(c, 7, 2, 2, level)  # engine tile 8: batch 4 (tile 8)
+        assert server.queue.wait_idle(10)  # batch-mates are counted just after a request is answered
         assert c.get("/stats").json()["engine_tiles_computed"] == 3
     finally:
         server.close()
@@ -102,6 +103,7 @@ def test_an_interrupted_mfpi_run_is_served_from_disk(
             for plane in (0, 10):
                 want = reference[plane, 256 * row : 256 * (row + 1), 256 * col : 256 * (col + 1)]
                 assert np.array_equal(get_plane(c, plane, col, row, level), want)
+        assert server.queue.wait_idle(10)
         stats = c.get("/stats").json()
         assert stats["engine_tiles_computed"] == 0 and stats["stage_tiles_read"] == 4
 
@@ -140,6 +142,7 @@ def test_a_partial_run_another_process_writes_is_only_read(tmp_path: Path, slide
         try:
             c = client(server)
             get_plane(c, 0, 0, 0, server.slides["cells"].geometry.max_level)
+            assert server.queue.wait_idle(10)
             assert c.get("/stats").json()["engine_tiles_computed"] == 2  # computed, in memory only
         finally:
             server.close()
