@@ -315,6 +315,8 @@ def open_backend(
             raise MfpiError(
                 f"backend {kind.value} cannot run {source}" + (f" in {wanted.value}" if wanted else "") + f": {reason}"
             )
+    if streams is not None and kind is not BackendKind.OPENVINO:
+        log(f"streams: {kind.value} has none (OpenVINO's option), so {streams} is not used")
     backend = _open(kind, Path(source), threads=threads, precision=wanted, device=device, streams=streams)
     try:
         backend.check_graph()

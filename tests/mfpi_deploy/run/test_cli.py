@@ -129,6 +129,10 @@ def test_bad_inputs_one_line_error_nothing_left(tmp_path: Path, ckpts: dict[int,
     [
         (["--region", "30,0,10,10"], "error: region x=30 y=0 w=10 h=10 reaches outside the 32x32 image"),
         (["--lossless", "--compression", "jpeg"], "error: --lossless contradicts --compression jpeg:85"),
+        (
+            ["--backend", "ort-cpu", "--streams", "1"],
+            "error: --streams sets OpenVINO's streams; backend ort-cpu has none",
+        ),
     ],
 )
 def test_option_conflicts_are_refused_before_the_engine_is_looked_at(
@@ -314,6 +318,24 @@ def test_precision_option_runs_the_int8_variant(tmp_path: Path, mfpinet_engine: 
     )
 
 
+def test_streams_option_sets_openvinos_streams_and_keeps_the_bytes(tmp_path: Path, mfpinet_engine: Path) -> None:
+    """--streams 1 (less memory) computes one tile at a time where the default computes two side by
+    side; the summary names the streams it ran with, and the planes are the same bytes."""
+    pytest.importorskip("openvino")
+    src = write_tiff(tmp_path / "slide.tif", textured(96, 80, channels=1))  # 4 tiles: 2 in flight
+    runs = {}
+    for streams in (None, "1"):
+        out = tmp_path / f"s{streams}.ome.tif"
+        args = [str(src), "-o", str(out), "--engine", str(mfpinet_engine), "--backend", "openvino"]
+        args += ["--precision", "int8", "--threads", "2", "--quiet"]
+        result = CliRunner().invoke(main, args + (["--streams", streams] if streams else []))
+        assert result.exit_code == 0, result.output
+        backend_line = next(line for line in result.stdout.splitlines() if line.startswith("backend:"))
+        runs[streams] = (backend_line, tifffile.imread(out))
+    assert runs[None][0].endswith("2 thread(s), 2 streams)") and runs["1"][0].endswith("2 thread(s))")
+    assert np.array_equal(runs[None][1], runs["1"][1])
+
+
 def test_zstack_runs_one_plane(tmp_path: Path, ckpts: dict[int, Path]) -> None:
     stack = focal_stack(40, 48, planes=5, sharp=3)
     src = write_zstack(tmp_path / "stack.ome.tif", stack)
@@ -357,6 +379,7 @@ def test_a_folder_of_slides_needs_a_folder_output_and_a_refused_cohort_leaves_no
     ("args", "says"),
     [
         (["slide.tif", "--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1."),
+        (["slide.tif", "--streams", "0"], "Invalid value for '--streams': 0 is not in the range x>=1."),
         (["slide.tif", "--backend", "foo"], "Invalid value for '--backend': 'foo' is not one of"),
         (["slide.tif", "--nosuch"], "No such option '--nosuch'"),
     ],
