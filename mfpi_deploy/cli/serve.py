@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -186,6 +187,27 @@ def stops_quietly() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+MALFORMED = "error: malformed HTTP request refused\n"
+
+
+def http_protocol() -> Any:
+    """uvicorn's h11 protocol, answering a request it cannot parse with this server's one-line
+    `error:` text (uvicorn's own says "Invalid HTTP request received."). "h11" as it is, should a
+    later uvicorn move the class."""
+    try:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+    except ImportError:
+        return "h11"
+    if not callable(getattr(H11Protocol, "send_400_response", None)):
+        return "h11"
+
+    class Protocol(H11Protocol):  # type: ignore[misc, valid-type]
+        def send_400_response(self, msg: str) -> None:
+            super().send_400_response(MALFORMED)
+
+    return Protocol
+
+
 def run_uvicorn(app: object, sock: socket.socket, on_stop: Callable[[], None], quiet: bool) -> None:
     """Serve `app` on `sock` until Ctrl-C or SIGTERM; `on_stop` is called as the stop begins (the
     server drops its queued engine tiles, so the requests waiting for them answer at once and the
@@ -199,6 +221,7 @@ def run_uvicorn(app: object, sock: socket.socket, on_stop: Callable[[], None], q
 
     config = uvicorn.Config(
         app,
+        http=http_protocol(),
         log_level="warning" if quiet else "info",
         access_log=not quiet,
         server_header=False,

@@ -18,7 +18,7 @@ import re
 from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
 from importlib import resources
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,6 +46,21 @@ TILE_FILE = re.compile(r"^([0-9]{1,7})_([0-9]{1,7})\.(jpeg|jpg|png)$")
 WHOLE = re.compile(r"-?[0-9]{1,9}")  # a query's whole number, as typed (no 1_0, no other scripts' digits)
 MAX_ERROR_CHARS = 300
 _BAD_PATH = re.compile(rb"(\.\.|\\|%2e|%2f|%5c|%00|//)", re.IGNORECASE)
+
+
+_ABSOLUTE = re.compile(rb"^https?://([^/?#]*)(.*)$", re.IGNORECASE)
+
+
+def origin_form(scope: Scope) -> Scope:
+    """A request whose target is in absolute form (`GET http://host:port/path`, which HTTP/1.1
+    servers must accept) as the origin-form request it stands for: the path alone, and the
+    target's authority as the Host (RFC 9112 3.2.2: it replaces any Host header)."""
+    match = _ABSOLUTE.match(scope.get("raw_path") or b"")
+    if match is None:
+        return scope
+    authority, raw = match.group(1), match.group(2) or b"/"
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"host"] + [(b"host", authority)]
+    return {**scope, "raw_path": raw, "path": unquote(raw.decode("latin-1")), "headers": headers}
 
 
 def error(status: int, message: str) -> PlainTextResponse:
@@ -78,6 +93,7 @@ class Guard:
                 return
             await self.app(scope, receive, send)
             return
+        scope = origin_form(scope)
         refusal = self.refusal(scope)
         if refusal is not None:
             await refusal(scope, receive, send)

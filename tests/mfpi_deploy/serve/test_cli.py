@@ -191,3 +191,42 @@ def test_connections_of_the_listening_socket_send_without_delay() -> None:
 
     asyncio.run(session())
     assert len(nodelay) == 1 and nodelay[0] != 0
+
+
+def _exchange(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send raw `request` bytes to the server at `url`; its status code and body."""
+    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_raw_requests_absolute_form_and_malformed(tmp_path: Path, slide_path: Path) -> None:
+    """An absolute-form target (HTTP/1.1 servers must accept it) is served as its path, its
+    authority held to the loopback rule like a Host header; a request uvicorn cannot parse gets
+    this server's one `error:` line, not uvicorn's own text."""
+    ckpt = tiny_checkpoint(tmp_path / "ckpt")
+    proc, url = start_server([str(slide_path), "--engine", str(ckpt), "--backend", "torch", "--threads", "1"])
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    try:
+        close = b"Connection: close\r\n\r\n"
+        status, body = _exchange(url, f"GET http://127.0.0.1:{port}/stats HTTP/1.1\r\nHost: x\r\n".encode() + close)
+        assert status == 200 and json.loads(body)["engine_tiles_computed"] == 0
+        status, body = _exchange(
+            url, f"GET http://example.com:{port}/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + close
+        )
+        assert status == 403 and body.decode().startswith("error: host 'example.com:")
+        status, body = _exchange(
+            url, f"GET http://127.0.0.1:{port}/../x HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + close
+        )
+        assert status == 400 and body.decode().startswith("error: path refused")
+        for garbage in (b"GARBAGE\r\n\r\n", b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n"):
+            assert _exchange(url, garbage) == (400, cli.MALFORMED.encode())
+        stopped_by(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
