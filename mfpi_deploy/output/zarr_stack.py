@@ -2,23 +2,28 @@
 
 Staged in the run's partial folder and renamed when complete. Levels an engine tile fills alone
 are chunked by its block (each tile writes its chunks exactly once); the levels above by the
-pyramid tile (`output.pyramid`), written whole when the builder makes them.
+pyramid tile (`output.pyramid`), written whole when the builder makes them. With a lossy codec
+the full-resolution chunks are encoded here, under the fidelity rule of OME-TIFF tiles
+(`codecs.encode_planes`), and their scores kept beside the stack for the run's report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numcodecs
 import numpy as np
 import zarr
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.fileio import fsync_path
-from mfpi_deploy.output.codecs import Codec, parse_codec
+from mfpi_deploy.fileio import fsync_path, write_durable
+from mfpi_deploy.output.codecs import Codec, encode_planes, parse_codec
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
@@ -82,20 +87,79 @@ def open_level(path: str | Path, level: int = 0, mode: str = "r") -> zarr.Array:
     return zarr.open_array(str(Path(path) / str(level)), mode=mode, zarr_format=2)
 
 
-class ZarrSink:
-    """Pyramid sink writing whole chunks of the staged OME-Zarr, synced to disk before returning."""
+class ChunkScore(NamedTuple):
+    """How one checked full-resolution chunk was encoded (what CodecReport.of reads)."""
 
-    def __init__(self, path: str | Path, grid: PyramidGrid) -> None:
+    level: int | None
+    psnr_db: float | None
+    met_floor: bool
+
+
+class ZarrSink:
+    """Pyramid sink writing whole chunks of the staged OME-Zarr, synced to disk before returning.
+
+    With a lossy `codec` and a `floor_db`, full-resolution chunks are encoded here and checked as
+    OME-TIFF tiles are (the checked planes of a chunk position climb the quality ladder until
+    they reach the floor, the other planes follow them); every chunk is stored as zarr stores
+    it, so any reader with the codec decodes it (a JPEG chunk says its own quality). The scores
+    of each engine tile go to `scores`/e<index>.json (`read_scores`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        grid: PyramidGrid,
+        codec: Codec | None = None,
+        floor_db: float | None = None,
+        scores: str | Path | None = None,
+    ) -> None:
         self.path, self.grid = Path(path), grid
         # every chunk is written, blank ones too: zarr's test for all-fill chunks cost more than writing them
         self.arrays = [
             open_level(path, k, mode="r+").with_config({"write_empty_chunks": True}) for k in range(grid.levels)
         ]
         self.chunks = level_chunks(grid)
+        self.codec = codec or parse_codec("zstd")
+        self.floor_db = None if self.codec.lossless else floor_db
+        if self.floor_db is not None and scores is None:
+            raise ValueError("a checked lossy sink needs a folder for its scores")
+        self.scores = Path(scores) if scores is not None else None
 
     def put_engine_tile(self, index: int, blocks: list[tuple[int, Box, np.ndarray]]) -> None:
         for level, box, planes in blocks:
-            self._put(level, box, planes)
+            if level == 0 and self.floor_db is not None:
+                self._put_checked(index, box, planes)
+            else:
+                self._put(level, box, planes)
+
+    def _put_checked(self, index: int, box: Box, planes: np.ndarray) -> None:
+        """Level-0 chunks of `box` encoded and scored here (zarr's chunk layout: c/z/y/x, edge
+        chunks padded to the chunk shape as zarr pads them), then this engine tile's scores."""
+        assert self.scores is not None and self.floor_db is not None
+        chunk = self.chunks[0]
+        height, width = self.arrays[0].shape[2:]
+        rows: list[list] = []
+        folders = set()
+        for cy in range(box.y0 // chunk, -(-box.y1 // chunk)):
+            for cx in range(box.x0 // chunk, -(-box.x1 // chunk)):
+                cb = Box(cy * chunk, cx * chunk, min((cy + 1) * chunk, height), min((cx + 1) * chunk, width))
+                part = planes[:, cb.y0 - box.y0 : cb.y1 - box.y0, cb.x0 - box.x0 : cb.x1 - box.x0]
+                for c in range(planes.shape[-1]):
+                    tiles = []
+                    for z in range(planes.shape[0]):
+                        tile = np.zeros((chunk, chunk, 1), np.uint8)
+                        tile[: cb.height, : cb.width, 0] = part[z, ..., c]
+                        tiles.append(tile)
+                    encoded = encode_planes(self.codec, tiles, (cb.height, cb.width), self.floor_db)
+                    for z, enc in enumerate(encoded):
+                        path = self.path / "0" / str(c) / str(z) / str(cy) / str(cx)
+                        write_durable(path, enc.data)
+                        folders.add(path.parent)
+                        psnr = "inf" if enc.psnr_db is not None and math.isinf(enc.psnr_db) else enc.psnr_db
+                        rows.append([c, z, cy, cx, enc.level, psnr, enc.met_floor])
+        for folder in folders:
+            fsync_path(folder.parent)  # the plane folders hold the row folders write_durable may have made
+        write_durable(self.scores / f"e{index}.json", json.dumps(rows, separators=(",", ":")))
 
     def put_tile(self, level: int, row: int, col: int, planes: np.ndarray) -> None:
         self._put(level, self.grid.tile_box(level, row, col), planes)
@@ -116,8 +180,18 @@ class ZarrSink:
             fsync_path(folder)
 
 
-# zarr's LocalStore writes a chunk as <key>.<uuid hex>.partial, then renames it to <key>
-_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.partial$")
+def read_scores(folder: str | Path) -> list[ChunkScore]:
+    """The scores of every checked chunk a sink wrote to `folder` (none if it has none)."""
+    scores = []
+    for path in sorted(Path(folder).glob("e*.json")):
+        for _c, _z, _cy, _cx, level, psnr, met in json.loads(path.read_text()):
+            scores.append(ChunkScore(level, math.inf if psnr == "inf" else psnr, met))
+    return scores
+
+
+# zarr's LocalStore writes a chunk as <key>.<uuid hex>.partial, then renames it to <key>; chunks
+# encoded here are written as .<key>.<hex>.tmp (fileio.write_atomic)
+_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.partial$|^\..*\.[0-9a-f]{8}\.tmp$")
 
 
 def remove_temporaries(path: str | Path) -> int:

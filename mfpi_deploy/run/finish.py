@@ -80,7 +80,7 @@ def finish_output(run: PlannedRun, options: RunOptions) -> CodecReport:
         remove_record(output)
         replace_dir(tmp, output)
     else:
-        report = CodecReport.of(run.codec, run.floor_db, [])
+        report = CodecReport.of(run.codec, run.floor_db, zarr_stack.read_scores(state.scores), run.layout.planes)
         remove_record(output)
         replace_dir(state.stack, output)  # the old output stays until the new one is in place
     write_record(output, run.settings)

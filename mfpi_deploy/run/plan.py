@@ -67,7 +67,7 @@ class PlannedRun:
 
                 encoder["encoder"] = GpuJpegEncoder()
             return ome_tiff.TiffTileStore(self.state.tiles, self.grid, self.codec, self.floor_db, **encoder)
-        return zarr_stack.ZarrSink(self.state.stack, self.grid)
+        return zarr_stack.ZarrSink(self.state.stack, self.grid, self.codec, self.floor_db, self.state.scores)
 
     def pyramid(self) -> PyramidBuilder:
         return PyramidBuilder(self.grid, self.state.pyramid, self.sink())
@@ -210,13 +210,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
                 if grid.tile < OUTPUT_TILE
                 else ""
             )
-            + (
-                ""
-                if codec.lossless
-                else f" (each tile >= {floor:.1f} dB against lossless, else raised)"
-                if fmt is OutputFormat.OME_TIFF
-                else " (lossy, unchecked: zarr encodes the chunks)"
-            )
+            + ("" if codec.lossless else f" (each tile >= {floor:.1f} dB against lossless, else raised)")
         )
         return PlannedRun(
             input=input_path,

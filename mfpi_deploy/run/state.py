@@ -28,6 +28,7 @@ PARTIAL_SUFFIX = ".partial"
 STACK_NAME = "stack.ome.zarr"  # an OME-Zarr output, staged
 TILES_NAME = "tiles"  # an OME-TIFF output's encoded tiles, staged
 PYRAMID_NAME = "pyramid"  # lossless pieces of pyramid levels not yet made
+SCORES_NAME = "scores"  # a lossy OME-Zarr's checked chunks: how each was encoded
 SETTINGS_NAME = "run.json"
 JOURNAL_NAME = "done-batches.txt"
 JOURNAL_GLOB = "done-batches*.txt"
@@ -55,6 +56,10 @@ class RunState:
     @property
     def pyramid(self) -> Path:
         return self.root / PYRAMID_NAME
+
+    @property
+    def scores(self) -> Path:
+        return self.root / SCORES_NAME
 
     @property
     def settings_path(self) -> Path:

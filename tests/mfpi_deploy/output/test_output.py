@@ -186,3 +186,69 @@ def test_registering_the_jpeg_chunk_codecs_again_says_nothing(caplog: pytest.Log
         zarr_stack.register_codecs()  # every stack opened registers them; imagecodecs warned once per codec (~200)
     assert [r.getMessage() for r in caplog.records] == []
     assert zarr_stack.compressor(parse_codec("jpeg:80")) is not None
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("content", ["smooth", "noise"])
+def test_lossy_zarr_chunks_are_checked_like_tiff_tiles(tmp_path: Path, content: str) -> None:
+    """JPEG chunks of an OME-Zarr: the checked planes of each full-resolution chunk reach the floor
+    (raised up the quality ladder where the content needs it, as OME-TIFF tiles are), what zarr
+    reads back is what was scored, and the scores are kept for the run's report."""
+    from mfpi_deploy.output.codecs import CodecReport, checked_planes
+
+    height, width, floor = 300, 520, 40.0
+    layout = StackLayout(
+        planes=11, channels=3, height=height, width=width, chunk=256, pixel_size_um=0.25, planes_um=PLANES_UM
+    )
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:height, 0:width]
+    smooth = np.stack([128 + 60 * np.sin(yy / (9 + c)) * np.cos(xx / (13 + z)) for z in range(11) for c in range(3)])
+    smooth = smooth.reshape(11, 3, height, width).transpose(0, 2, 3, 1)
+    data = (smooth if content == "smooth" else rng.integers(0, 256, smooth.shape)).astype(np.uint8)
+    grid = PyramidGrid(level_shapes(height, width), 256, 256)
+    path, scores = tmp_path / "s.ome.zarr", tmp_path / "scores"
+    codec = parse_codec("jpeg:85")
+    zarr_stack.create_stack(path, layout, grid, codec)
+    builder = PyramidBuilder(grid, tmp_path / "pyramid", zarr_stack.ZarrSink(path, grid, codec, floor, scores))
+    for r in range(grid.engine_rows):
+        for c in range(grid.engine_cols):
+            box = grid.engine_block(r, c, 0)
+            builder.add_engine_tile(r, c, data[:, box.y0 : box.y1, box.x0 : box.x1])
+    builder.complete()
+    stored = np.moveaxis(zarr_stack.open_level(path, 0)[:], 0, -1)  # (C, Z, Y, X) -> (Z, Y, X, C)
+    read = zarr_stack.read_scores(scores)
+    checked = [s for s in read if s.psnr_db is not None]
+    chunks = grid.engine_rows * grid.engine_cols
+    assert len(read) == chunks * 3 * 11 and len(checked) == chunks * 3 * len(checked_planes(11))
+    for z in checked_planes(11):  # every checked chunk, read back through zarr, is what was scored
+        for r in range(grid.engine_rows):
+            for c in range(grid.engine_cols):
+                box = grid.engine_block(r, c, 0)
+                for ch in range(3):
+                    got = _psnr(
+                        stored[z, box.y0 : box.y1, box.x0 : box.x1, ch], data[z, box.y0 : box.y1, box.x0 : box.x1, ch]
+                    )
+                    assert any(abs(got - s.psnr_db) < 1e-6 for s in checked)
+    report = CodecReport.of(codec, floor, read, 11)
+    if content == "smooth":  # JPEG 85 keeps smooth planes well above 40 dB: nothing raised
+        assert report.raised == 0 and report.min_psnr_db >= floor
+    else:  # noise misses 40 dB at 85: every checked chunk climbs the ladder, and each one says how far
+        assert report.raised == len(checked) and all(s.level > 85 for s in read)
+        assert all(s.met_floor == (s.psnr_db >= floor) for s in checked)
+    assert report.tiles == len(checked)
+
+
+def test_temporaries_of_killed_chunk_writers_are_removed(tmp_path: Path) -> None:
+    """Half-written chunks of a killed writer (zarr's own .partial files and the .tmp files of the
+    chunks encoded here) are removed before a stack is finished; chunks and metadata stay."""
+    keep = [tmp_path / "0/0/3/1/2", tmp_path / "0/.zarray", tmp_path / ".zattrs", tmp_path / "0/0/3/1/.x.tmp"]
+    gone = [tmp_path / f"0/0/3/1/2.{'a' * 32}.partial", tmp_path / "0/0/3/1/.2.0badf00d.tmp"]
+    for path in keep + gone:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert zarr_stack.remove_temporaries(tmp_path) == 2
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in gone)
