@@ -170,6 +170,16 @@ def decode_lossy(codec: Codec, data: bytes, channels: int) -> np.ndarray:
     return out if out.ndim == 3 else out[..., None]
 
 
+def psnr_to_json(value: float | None) -> float | str | None:
+    """A PSNR as JSON keeps it (JSON has no infinity: an exact tile's is written "inf")."""
+    return "inf" if value is not None and math.isinf(value) else value
+
+
+def psnr_from_json(value: float | str | None) -> float | None:
+    """The PSNR `psnr_to_json` wrote."""
+    return math.inf if value == "inf" else value  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class EncodedTile:
     """A tile's bytes, the level it was encoded at, and its PSNR against the lossless tile (lossy only)."""

@@ -10,7 +10,6 @@ physical sizes with units, each plane's PositionZ).
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import uuid as uuid_module
@@ -23,7 +22,15 @@ import numpy as np
 import tifffile
 
 from mfpi_deploy.fileio import write_durable
-from mfpi_deploy.output.codecs import Codec, TileEncoder, encode_planes, encode_tiff_tiles, tiff_options
+from mfpi_deploy.output.codecs import (
+    Codec,
+    TileEncoder,
+    encode_planes,
+    encode_tiff_tiles,
+    psnr_from_json,
+    psnr_to_json,
+    tiff_options,
+)
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiffmeta import STEP_UNIT
@@ -88,15 +95,13 @@ class TiffTileStore:
                         tiles.append(tile)
                 floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
                 for z, enc in enumerate(encode_planes(self.codec, tiles, (tb.height, tb.width), floor, self.encoder)):
-                    header.append([level, z, r, c, offset, len(enc.data), enc.level, _num(enc.psnr_db), enc.met_floor])
+                    header.append(
+                        [level, z, r, c, offset, len(enc.data), enc.level, psnr_to_json(enc.psnr_db), enc.met_floor]
+                    )
                     payload.append(enc.data)
                     offset += len(enc.data)
         head = json.dumps(header, separators=(",", ":")).encode()
         write_durable(path, [_MAGIC, struct.pack("<Q", len(head)), head, *payload])
-
-
-def _num(value: float | None) -> float | str | None:
-    return "inf" if value is not None and math.isinf(value) else value
 
 
 def read_index(root: str | Path) -> dict[_KEY, TileEntry]:
@@ -110,8 +115,7 @@ def read_index(root: str | Path) -> dict[_KEY, TileEntry]:
             header = json.loads(f.read(size))
         start = len(_MAGIC) + 8 + size
         for level, z, r, c, offset, length, q, psnr, met in header:
-            psnr = math.inf if psnr == "inf" else psnr
-            index[(level, z, r, c)] = TileEntry(path, start + offset, length, q, psnr, met)
+            index[(level, z, r, c)] = TileEntry(path, start + offset, length, q, psnr_from_json(psnr), met)
     return index
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -23,7 +22,7 @@ import zarr
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import fsync_path, write_durable
-from mfpi_deploy.output.codecs import Codec, encode_planes, parse_codec
+from mfpi_deploy.output.codecs import Codec, encode_planes, parse_codec, psnr_from_json, psnr_to_json
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
@@ -155,8 +154,7 @@ class ZarrSink:
                         path = self.path / "0" / str(c) / str(z) / str(cy) / str(cx)
                         write_durable(path, enc.data)
                         folders.add(path.parent)
-                        psnr = "inf" if enc.psnr_db is not None and math.isinf(enc.psnr_db) else enc.psnr_db
-                        rows.append([c, z, cy, cx, enc.level, psnr, enc.met_floor])
+                        rows.append([c, z, cy, cx, enc.level, psnr_to_json(enc.psnr_db), enc.met_floor])
         for folder in folders:
             fsync_path(folder.parent)  # the plane folders hold the row folders write_durable may have made
         write_durable(self.scores / f"e{index}.json", json.dumps(rows, separators=(",", ":")))
@@ -185,7 +183,7 @@ def read_scores(folder: str | Path) -> list[ChunkScore]:
     scores = []
     for path in sorted(Path(folder).glob("e*.json")):
         for _c, _z, _cy, _cx, level, psnr, met in json.loads(path.read_text()):
-            scores.append(ChunkScore(level, math.inf if psnr == "inf" else psnr, met))
+            scores.append(ChunkScore(level, psnr_from_json(psnr), met))
     return scores
 
 
