@@ -290,7 +290,7 @@ class CodecReport:
     def line(self) -> str:
         if self.floor_db is None:
             return f"{self.codec} (lossless)"
-        if not self.tiles:  # OME-Zarr: zarr's codec encodes the chunks, unchecked
+        if not self.tiles:  # nothing was checked (no tile written yet, or a partial run of an older version)
             return f"{self.codec} (lossy; no tile checked against the lossless planes)"
         low = "inf" if self.min_psnr_db is None or math.isinf(self.min_psnr_db) else f"{self.min_psnr_db:.1f}"
         text = (
