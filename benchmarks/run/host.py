@@ -103,22 +103,23 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def bare_seconds(engine: str, tiles: int, batch: int, tile: int) -> float:
+def bare_seconds(engine: str, tiles: int, batch: int, tile: int) -> tuple[float, float]:
     """The engine alone over the run's batches (`tiles` tiles of `tile` px in batches of `batch`;
     random uint8 tiles: the engines' cost does not depend on the pixels), on an engine opened
     afresh as the run's was: both then pay the same first-use costs (OpenVINO compiles each batch
     shape when first run, about 0.4 s from its cache, and its first inference is slower), so the
     ratio measures what the host adds, whichever of the two is timed first. The batches go through
-    `run_many`, as the run's do: an engine that keeps two in flight does so here too."""
+    `run_many`, as the run's do: an engine that keeps two in flight does so here too. Returns wall
+    and CPU seconds (every thread of the process: user + system)."""
     real = open_engine(engine)
     try:
         rng = np.random.default_rng(0)
         sizes = [batch] * (tiles // batch) + [tiles % batch] * bool(tiles % batch)
         shape = (tile, tile, real.spec.channels)
         inputs = {n: rng.integers(0, 256, (n, *shape), dtype=np.uint8) for n in set(sizes)}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         deque(real.run_many(inputs[n] for n in sizes), maxlen=0)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
     finally:
         real.close()
 
@@ -148,18 +149,20 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     backend = real if job["real"] else null_engine(real, Path(job["cache"]))
     out = Path(job["output"])
     if job["real"] and job.get("bare_first"):  # this round times the engine alone first (shapes of round 0)
-        res["bare_seconds"] = bare_seconds(job.get("engine") or "ort-cpu", **job["bare_first"])
+        res["bare_seconds"], res["bare_cpu_seconds"] = bare_seconds(job.get("engine") or "ort-cpu", **job["bare_first"])
     res |= {"startup_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **reset_peak_rss()}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         summary = run_slide(job["input"], out, backend, options)
     except (MfpiError, ValueError) as exc:
         if ticks:  # tiles were computed: a failure of the run, not an option this version refuses
             raise
         return {**res, "unsupported": f"plan: {exc}", "log": lines}
-    end = time.perf_counter()
+    end, cpu = time.perf_counter(), time.process_time() - cpu
     res |= {
         "seconds": end - start,
+        "cpu_seconds": cpu,
+        "cores": os.cpu_count(),
         "after_last_tile_s": end - ticks[-1] if ticks else None,
         "output_bytes": du(out),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -173,7 +176,9 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     }
     backend.close()
     if job["real"] and not job.get("bare_first"):
-        res["bare_seconds"] = bare_seconds(job.get("engine") or "ort-cpu", summary.tiles, summary.batch, summary.tile)
+        res["bare_seconds"], res["bare_cpu_seconds"] = bare_seconds(
+            job.get("engine") or "ort-cpu", summary.tiles, summary.batch, summary.tile
+        )
     return res
 
 
@@ -202,14 +207,14 @@ def sample(work: Path, size: int) -> Path:
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| size | engine | format | compression | wall (s) | input Mpx/s | after last tile (s, share) "
-        "| MB per input Mpx | peak RSS in run (MB; at start) | bare / run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| MB per input Mpx | peak RSS in run (MB; at start) | CPU s, run / bare (cores busy) | bare / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         fmt, codec = r["case"].split(":")
         head = f"| {r['size']} | {r.get('engine', 'ort-cpu') if r['real'] else 'null'} | {fmt} | {codec} "
         if "unsupported" in r:
-            lines.append(head + f"| not supported by this version ({r['unsupported'][:80]}) |" + " |" * 5)
+            lines.append(head + f"| not supported by this version ({r['unsupported'][:80]}) |" + " |" * 6)
             continue
         mpx = r["size"] ** 2 / 1e6
         after = r["after_last_tile_s"]
@@ -220,9 +225,48 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         rss = f"{r['peak_rss_mb']:.0f} ({r.get('rss_at_start_mb', float('nan')):.0f})"
         lines.append(
             head + f"| {r['seconds']:.1f} | {mpx / r['seconds']:.2f} | {after:.1f} ({after / r['seconds']:.0%}) "
-            f"| {r['output_bytes'] / mpx / 1e6:.2f} | {rss} | {ratio} |"
+            f"| {r['output_bytes'] / mpx / 1e6:.2f} | {rss} | {cpu_cell(r)} | {ratio} |"
         )
     return lines
+
+
+def busy(cpu: float, wall: float, cores: int) -> float:
+    """Share of the cores' time a process used: its CPU seconds over wall seconds x cores."""
+    return cpu / (wall * cores)
+
+
+def cpu_cell(r: dict[str, Any]) -> str:
+    """CPU seconds of the run (and of its bare engine) and how busy they kept the cores."""
+    if "cpu_seconds" not in r:  # recorded before CPU time was
+        return ""
+    cores = r["cores"]
+    text = f"{r['cpu_seconds']:.1f}"
+    if "bare_cpu_seconds" in r:
+        text += f" / {r['bare_cpu_seconds']:.1f}"
+        return text + (
+            f" ({busy(r['cpu_seconds'], r['seconds'], cores):.0%}"
+            f" / {busy(r['bare_cpu_seconds'], r['bare_seconds'], cores):.0%})"
+        )
+    return text + f" ({busy(r['cpu_seconds'], r['seconds'], cores):.0%})"
+
+
+def cpu_split(rows: list[dict[str, Any]]) -> list[str]:
+    """Each real row's bare / run as (CPU work) x (cores kept busy): bare / run = (bare CPU / run CPU)
+    x (run busy / bare busy), so what the host's own work costs is told from idle cores."""
+    out = []
+    for r in rows:
+        if not r["real"] or "bare_cpu_seconds" not in r:
+            continue
+        work = r["bare_cpu_seconds"] / r["cpu_seconds"]
+        idle = busy(r["cpu_seconds"], r["seconds"], r["cores"]) / busy(
+            r["bare_cpu_seconds"], r["bare_seconds"], r["cores"]
+        )
+        out.append(
+            f"{r['size']} {r['engine']}: bare / run {r['bare_seconds'] / r['seconds']:.2f} = CPU work "
+            f"{work:.2f} (the run's CPU seconds are {1 / work - 1:.0%} more than the bare engine's) x "
+            f"cores kept busy {idle:.2f} (the run's share of busy core time over the bare engine's)"
+        )
+    return ["", *out] if out else []
 
 
 def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -232,6 +276,8 @@ def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len(runs) > 1 and all("seconds" in r for r in runs):
         row["seconds"] = statistics.median(r["seconds"] for r in runs)
         row["bare_seconds"] = statistics.median(r["bare_seconds"] for r in runs)
+        for key in ("cpu_seconds", "bare_cpu_seconds"):
+            row[key] = statistics.median(r[key] for r in runs)
         row["after_last_tile_s"] = statistics.median(r["after_last_tile_s"] for r in runs)
         row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
         row["round_ratios"] = [r["bare_seconds"] / r["seconds"] for r in runs]
@@ -357,6 +403,7 @@ def main() -> None:
         "engine timed back to back, so a slow phase of the machine hits both): their range and median.",
         "",
         *table(rows),
+        *cpu_split(rows),
         "",
         "Priming runs (fill the cache; not in the table): "
         + "; ".join(
