@@ -109,7 +109,7 @@ def resolve_engine(engine: str | None, backend: str, log: Any) -> Path:
     "--streams",
     type=click.IntRange(min=1),
     help="OpenVINO streams: engine tiles computed side by side (default: 2, one per batch in flight). "
-    "1 takes about a third less memory and runs about a tenth slower.",
+    "1 holds one tile's activations instead of two: less memory, somewhat slower (README).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (or discard a partial run).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command.")
