@@ -400,7 +400,9 @@ def main() -> None:
         "(1.0: the run costs no more than its engine); with --rounds N, medians "
         "of N interleaved rounds (engines in turn, order reversed each round; the bare engine timed after the run "
         "in even rounds and before it in odd ones) and, in brackets, each round's own ratio (its run and bare "
-        "engine timed back to back, so a slow phase of the machine hits both): their range and median.",
+        "engine timed back to back, so a slow phase of the machine hits both): their range and median. "
+        "CPU s = CPU seconds of the process (every thread, user + system) during run_slide and during the "
+        "bare engine; cores busy = CPU s / (wall s x logical cores).",
         "",
         *table(rows),
         *cpu_split(rows),
