@@ -121,6 +121,14 @@ def tiff_options(codec: Codec, channels: int) -> dict:
     return options
 
 
+def padded_tile(part: np.ndarray, side: int) -> np.ndarray:
+    """`part` (h, w, C) of an edge tile in a new zeroed (side, side, C) tile, the size encoders take
+    (TIFF tiles and Zarr chunks are stored whole; readers cut the part that lies in the image)."""
+    tile = np.zeros((side, side, part.shape[-1]), np.uint8)
+    tile[: part.shape[0], : part.shape[1]] = part
+    return tile
+
+
 def encode_tiff_tile(codec: Codec, tile: np.ndarray, level: int | None = None) -> bytes:
     """One TIFF tile (h, w, C) uint8, full tile size, as tifffile encodes it for `tiff_options`."""
     level = codec.level if level is None else level

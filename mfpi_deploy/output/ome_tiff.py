@@ -27,6 +27,7 @@ from mfpi_deploy.output.codecs import (
     TileEncoder,
     encode_planes,
     encode_tiff_tiles,
+    padded_tile,
     psnr_from_json,
     psnr_to_json,
     tiff_options,
@@ -88,11 +89,7 @@ class TiffTileStore:
                 if (tb.height, tb.width) == (t, t):  # whole tiles are encoded where they are (no copy)
                     tiles = [planes[z, ys, xs] for z in range(planes.shape[0])]
                 else:  # edge tiles are padded to the TIFF tile size
-                    tiles = []
-                    for z in range(planes.shape[0]):
-                        tile = np.zeros((t, t, planes.shape[-1]), np.uint8)
-                        tile[: tb.height, : tb.width] = planes[z, ys, xs]
-                        tiles.append(tile)
+                    tiles = [padded_tile(planes[z, ys, xs], t) for z in range(planes.shape[0])]
                 floor = self.floor_db if level == 0 else None  # overview levels: same quality, unchecked
                 for z, enc in enumerate(encode_planes(self.codec, tiles, (tb.height, tb.width), floor, self.encoder)):
                     header.append(

@@ -22,7 +22,7 @@ import zarr
 
 from mfpi_deploy.errors import MfpiError
 from mfpi_deploy.fileio import fsync_path, write_durable
-from mfpi_deploy.output.codecs import Codec, encode_planes, parse_codec, psnr_from_json, psnr_to_json
+from mfpi_deploy.output.codecs import Codec, encode_planes, padded_tile, parse_codec, psnr_from_json, psnr_to_json
 from mfpi_deploy.output.layout import StackLayout
 from mfpi_deploy.output.pyramid import PyramidGrid
 from mfpi_deploy.tiling import Box
@@ -143,12 +143,8 @@ class ZarrSink:
             for cx in range(box.x0 // chunk, -(-box.x1 // chunk)):
                 cb = Box(cy * chunk, cx * chunk, min((cy + 1) * chunk, height), min((cx + 1) * chunk, width))
                 part = planes[:, cb.y0 - box.y0 : cb.y1 - box.y0, cb.x0 - box.x0 : cb.x1 - box.x0]
-                for c in range(planes.shape[-1]):
-                    tiles = []
-                    for z in range(planes.shape[0]):
-                        tile = np.zeros((chunk, chunk, 1), np.uint8)
-                        tile[: cb.height, : cb.width, 0] = part[z, ..., c]
-                        tiles.append(tile)
+                for c in range(planes.shape[-1]):  # a chunk holds one channel (a copy: encoders take contiguous)
+                    tiles = [padded_tile(part[z, ..., c : c + 1], chunk) for z in range(planes.shape[0])]
                     encoded = encode_planes(self.codec, tiles, (cb.height, cb.width), self.floor_db)
                     for z, enc in enumerate(encoded):
                         path = self.path / "0" / str(c) / str(z) / str(cy) / str(cx)
