@@ -52,6 +52,21 @@ def test_downsample2_is_the_2x2_mean_of_the_edge_padded_block(shape: tuple) -> N
     assert np.array_equal(downsample2(block), ((total + 2) // 4).astype(np.uint8))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_downsample2_of_a_strided_core_into_a_quadrant_view(channels: int) -> None:
+    """The per-plane path (strided rows) and a view as `out` give the stacked path's values, in place."""
+    whole = np.random.default_rng(1).integers(0, 256, (3, 41, 50, channels), dtype=np.uint8)
+    core = whole[:, 4:37, 6:46]  # 33 x 40, rows strided: not contiguous
+    canvas = np.zeros((3, 40, 40, channels), np.uint8)
+    returned = downsample2(core, out=canvas[:, 5:22, 10:30])
+    assert np.shares_memory(returned, canvas)
+    assert np.array_equal(canvas[:, 5:22, 10:30], downsample2(np.ascontiguousarray(core)))
+    canvas[:, 5:22, 10:30] = 0
+    assert not canvas.any()  # nothing written outside the quadrant
+    with pytest.raises(ValueError, match="writes"):
+        downsample2(core, out=canvas[:, :16, :20])
+
+
 def test_tile_side_is_the_largest_power_of_two_dividing_the_core() -> None:
     assert [tile_side(c) for c in (1024, 768, 256, 1184, 96)] == [512, 256, 256, 32, 32]
 
