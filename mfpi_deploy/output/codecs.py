@@ -277,6 +277,7 @@ class CodecReport:
     raised: int = 0  # checked tiles encoded above the chosen quality (their position needed it)
     below_floor: int = 0  # tiles that missed the floor even at the top of the ladder
     planes: str = ""  # which planes were checked, e.g. "0, 5, 10"
+    top_level: int | None = None  # the highest quality a raised tile needed (None: none raised)
 
     @classmethod
     def of(cls, codec: Codec, floor: float, entries: object, planes: int = 0) -> CodecReport:
@@ -285,15 +286,18 @@ class CodecReport:
             return cls(codec.label, None)
         tiles = raised = below = 0
         low = math.inf
+        top: int | None = None
         for e in entries:  # type: ignore[attr-defined]
             if e.psnr_db is None:
                 continue
             tiles += 1
-            raised += e.level != codec.level
+            if e.level != codec.level:
+                raised += 1
+                top = e.level if top is None else max(top, e.level)
             below += not e.met_floor
             low = min(low, e.psnr_db)
         checked = ", ".join(map(str, checked_planes(planes))) if planes else ""
-        return cls(codec.label, floor, tiles, low if tiles else None, raised, below, checked)
+        return cls(codec.label, floor, tiles, low if tiles else None, raised, below, checked, top)
 
     def line(self) -> str:
         if self.floor_db is None:
@@ -305,4 +309,6 @@ class CodecReport:
             f"{self.codec}; full-resolution tiles of planes {self.planes} checked against the lossless planes: "
             f"lowest {low} dB (floor {self.floor_db:.1f} dB), {self.raised} of {self.tiles} raised to a higher quality"
         )
+        if self.top_level is not None:
+            text += f" (up to {self.top_level})"
         return text + (f", {self.below_floor} below the floor even at quality 100" if self.below_floor else "")

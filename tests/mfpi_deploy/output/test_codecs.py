@@ -139,7 +139,8 @@ def test_codec_report_counts_raised_and_failed_tiles() -> None:
     ]
     report = CodecReport.of(codec, 40.0, entries)
     assert (report.tiles, report.raised, report.below_floor, report.min_psnr_db) == (3, 2, 1, 38.0)
-    assert "1 below the floor" in report.line()
+    assert "2 of 3 raised to a higher quality (up to 100), 1 below the floor" in report.line()
+    assert "up to" not in CodecReport.of(codec, 40.0, entries[:1]).line()  # none raised: no quality to name
     assert CodecReport.of(parse_codec("zlib"), 40.0, entries).line() == "zlib:3 (lossless)"
     # OME-Zarr's JPEG chunks are encoded by zarr, unchecked: said so, not "lowest inf dB, 0 of 0 raised"
     assert CodecReport.of(codec, 40.0, []).line() == "jpeg:90 (lossy; no tile checked against the lossless planes)"
