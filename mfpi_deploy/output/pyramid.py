@@ -54,7 +54,8 @@ def downsample2(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     reduction, which converted every RGB plane to 4 bytes a pixel and back (11 planes of
     1024x1024 RGB: 38 ms there, about 4 ms here on one core). OpenCV writes the result in place.
     Contiguous planes of even height go in one call, stacked one above another (a 2x mean of an
-    even-height stack never mixes two planes' rows): 20-30% less time than a call per plane."""
+    even-height stack never mixes two planes' rows): 12-30% less time than a call per plane
+    (11 planes of 512 to 1216 px square, AMX Xeon core)."""
     z, h, w, c = block.shape
     shape = (z, (h + 1) // 2, (w + 1) // 2, c)
     if out is None:
