@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-READMES = ("README.md", "training/README.md", "mfpi_deploy/assets/default_model/README.md", "benchmarks/run/HISTORY.md", "benchmarks/serve/HISTORY.md")
+READMES = (
+    "README.md",
+    "training/README.md",
+    "mfpi_deploy/assets/default_model/README.md",
+    "benchmarks/run/HISTORY.md",
+    "benchmarks/serve/HISTORY.md",
+)
 CITATION = re.compile(
     r"benchmarks/[\w./-]*?(?:results|RESULTS)[\w./-]*\.(?:md|json|csv|txt)"
     r"|benchmarks/training/(?:real|heldout)/[\w./-]+\.(?:md|json|txt)|benchmarks/[\w./-]+/SUMMARY\.md"
