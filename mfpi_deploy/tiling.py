@@ -188,6 +188,15 @@ class TileProfile:
 
 MAX_DYNAMIC_TILE = 1024  # largest tile chosen for engines without a maximum tile
 OUTPUT_TILE = 256  # output tile side viewers are tuned for (TIFF tiles, pyramid tiles): cores align to it
+# Cores of whole 1024 output px give 512 px output tiles and a pyramid level cut from each engine
+# tile; 1280 px cores (736 px tiles at 2x) give 256 px tiles and none. Where the engine keeps no host
+# cores, the host's encoding is what a run waits for, and the wide cores are taken if they compute at
+# most WIDE_CORE_MARGIN more pixels: on a 16384^2 null-engine run they made the host path 1.75x as
+# fast (a quarter of the tiles to encode, index and copy) for 3.4% more pixels
+# (benchmarks/run/results/host-tiles-16384-amx.md). A CPU engine keeps the fewest pixels: there
+# the 6.6% more pixels such cores cost on large slides outweigh the host's saving.
+WIDE_CORE = 1024
+WIDE_CORE_MARGIN = 0.25
 
 
 def choose_plan(
@@ -198,6 +207,7 @@ def choose_plan(
     stride: int = 8,
     tile: int | None = None,
     scale: int | None = None,
+    host_bound: bool = False,
 ) -> tuple[TilePlan, int]:
     """The tile size (within the engine's profiles) that computes the fewest pixels, and a batch.
 
@@ -207,7 +217,9 @@ def choose_plan(
     batch shrunk to match, so fewer pixels go to halos at the same memory.
     A given `tile` is checked against the profiles instead. With the network's `scale`, only tiles
     whose output core is a multiple of OUTPUT_TILE are candidates (the output's tiles then line up
-    with the cores: each is encoded once, by one engine tile), unless none fits.
+    with the cores: each is encoded once, by one engine tile), unless none fits. With `host_bound`
+    (an engine that keeps no host cores), cores of whole WIDE_CORE output px are preferred while
+    they compute at most WIDE_CORE_MARGIN more pixels.
     Returns (plan, batch size).
     """
     profiles = tuple(profiles)
@@ -220,7 +232,13 @@ def choose_plan(
         tile = fitted_tile(height, width, halo, tile, max(stride, core_multiple), profiles)
     if tile is None and core_multiple > 1:
         with contextlib.suppress(MfpiError):
-            return _choose(height, width, halo, profiles, stride, None, core_multiple)
+            aligned = _choose(height, width, halo, profiles, stride, None, core_multiple)
+            if host_bound and scale:
+                with contextlib.suppress(MfpiError):
+                    wide = _choose(height, width, halo, profiles, stride, None, max(stride, WIDE_CORE // scale))
+                    if wide[0].computed_pixels <= (1 + WIDE_CORE_MARGIN) * aligned[0].computed_pixels:
+                        return wide
+            return aligned
     return _choose(height, width, halo, profiles, stride, tile, 1)
 
 

@@ -124,6 +124,13 @@ def bare_seconds(engine: str, tiles: int, batch: int, tile: int) -> tuple[float,
         real.close()
 
 
+def parse_case(case: str) -> tuple[str, str, int | None]:
+    """`FORMAT:COMPRESSION[@TILE]` -> (format, compression, tile or None: the run's own choice)."""
+    spec, _, tile = case.partition("@")
+    fmt, codec = spec.split(":")
+    return fmt, codec, int(tile) if tile else None
+
+
 def child(job: dict[str, Any]) -> dict[str, Any]:
     """One run in this (fresh) process; the result as a dict (printed as the last line of stdout)."""
     import mfpi_deploy
@@ -131,13 +138,14 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     from mfpi_deploy.run import RunOptions
     from mfpi_deploy.run.pipeline import run_slide
 
-    fmt, codec = job["case"].split(":")
+    fmt, codec, tile = parse_case(job["case"])
     res: dict[str, Any] = {"module": mfpi_deploy.__file__}
     lines: list[str] = []
     ticks: list[float] = []
     try:
         options = RunOptions(
             **({} if codec == "default" else {"compression": codec}),
+            **({} if tile is None else {"tile": tile}),
             progress=False,
             overwrite=True,
             log=lines.append,
@@ -207,14 +215,16 @@ def sample(work: Path, size: int) -> Path:
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| size | engine | format | compression | wall (s) | input Mpx/s | after last tile (s, share) "
-        "| MB per input Mpx | peak RSS in run (MB; at start) | CPU s, run / bare (cores busy) | bare / run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| MB per input Mpx | peak RSS in run (MB; at start) | CPU s, run / bare (cores busy) | bare / run "
+        "| tile (px; @: given) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        fmt, codec = r["case"].split(":")
+        fmt, codec, given = parse_case(r["case"])
         head = f"| {r['size']} | {r.get('engine', 'ort-cpu') if r['real'] else 'null'} | {fmt} | {codec} "
+        tile = f"{'@' if given else ''}{r.get('tile', given or '')}"
         if "unsupported" in r:
-            lines.append(head + f"| not supported by this version ({r['unsupported'][:80]}) |" + " |" * 6)
+            lines.append(head + f"| not supported by this version ({r['unsupported'][:80]}) |" + " |" * 7)
             continue
         mpx = r["size"] ** 2 / 1e6
         after = r["after_last_tile_s"]
@@ -225,7 +235,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         rss = f"{r['peak_rss_mb']:.0f} ({r.get('rss_at_start_mb', float('nan')):.0f})"
         lines.append(
             head + f"| {r['seconds']:.1f} | {mpx / r['seconds']:.2f} | {after:.1f} ({after / r['seconds']:.0%}) "
-            f"| {r['output_bytes'] / mpx / 1e6:.2f} | {rss} | {cpu_cell(r)} | {ratio} |"
+            f"| {r['output_bytes'] / mpx / 1e6:.2f} | {rss} | {cpu_cell(r)} | {ratio} | {tile} |"
         )
     return lines
 
@@ -304,7 +314,12 @@ def speedups(rows: list[dict[str, Any]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
-    ap.add_argument("--cases", nargs="+", default=CASES, help="FORMAT:COMPRESSION (default: do not set it)")
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        default=CASES,
+        help="FORMAT:COMPRESSION[@TILE] (COMPRESSION default: do not set it; @TILE: mfpi-run --tile TILE)",
+    )
     ap.add_argument("--real", action="store_true", help="also the real engine (ome-tif:default) and bare engine")
     ap.add_argument("--real-sizes", type=int, nargs="+", default=[2048])
     ap.add_argument(
@@ -344,8 +359,8 @@ def main() -> None:
             src = str(sample(work, size))
 
             def job(case: str, real: bool = False, s: int = size, src: str = src) -> dict[str, Any]:
-                fmt = case.split(":")[0]
-                out = work / f"out-{s}-{case.replace(':', '-')}{SUFFIX.get(fmt, '.' + fmt)}"
+                fmt = parse_case(case)[0]
+                out = work / f"out-{s}-{case.replace(':', '-').replace('@', '-')}{SUFFIX.get(fmt, '.' + fmt)}"
                 return {
                     "size": s,
                     "case": case,

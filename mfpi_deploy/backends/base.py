@@ -38,6 +38,7 @@ class EngineFacts:
     description: str
     identity: EngineIdentity = EngineIdentity()
     device: str = "cpu"  # where it computes: "cpu" or "cuda"
+    host_cores: int = 0  # CPU cores it keeps busy (0: a device engine, the host's encoding bounds a run)
 
     def describe(self) -> str:
         return self.description
@@ -130,7 +131,7 @@ class Backend(ABC):
         return f"{self.kind.value} ({self.spec.architecture}, {self.spec.precision})"
 
     def facts(self) -> EngineFacts:
-        return EngineFacts(self.kind, self.spec, self.describe(), self.identity, self.device_type())
+        return EngineFacts(self.kind, self.spec, self.describe(), self.identity, self.device_type(), self.host_cores())
 
     def __enter__(self) -> Backend:
         return self

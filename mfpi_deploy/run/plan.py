@@ -160,6 +160,7 @@ def plan_run(input_path: str | Path, output_path: str | Path, engine: EngineFact
             spec.stride,
             options.tile,
             spec.scale,
+            host_bound=engine.host_cores == 0,
         )
         if options.tile is not None and plan.tile != options.tile:
             options.log(f"{input_path.name}: --tile {options.tile} is more than this slide needs; {plan.tile} px tiles")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mfpi_deploy.errors import MfpiError
-from mfpi_deploy.tiling import TilePlan, TileProfile, batches, choose_plan, reflect_indices
+from mfpi_deploy.tiling import WIDE_CORE_MARGIN, TilePlan, TileProfile, batches, choose_plan, reflect_indices
 
 
 @pytest.mark.parametrize("n,pad", [(1, 3), (2, 5), (5, 2), (5, 4), (5, 11), (9, 30)])
@@ -87,3 +87,19 @@ def test_a_wide_halo_on_a_small_dynamic_engine_keeps_a_core_as_wide_as_the_halo(
     plan, _ = choose_plan(2000, 2000, 256, small, scale=2)
     assert plan.core >= 256 and plan.tile <= 1024
     assert choose_plan(2000, 2000, 48, small, scale=2)[0].tile <= 224  # usual halos: the engine's size as before
+
+
+def test_a_host_bound_engine_takes_cores_of_whole_512_px_output_tiles_within_the_margin() -> None:
+    dynamic = [TileProfile(opt_tile=384, opt_batch=4)]  # the bundled model's ONNX profile
+    cpu, _ = choose_plan(16384, 16384, 48, dynamic, 8, None, 2)
+    device, _ = choose_plan(16384, 16384, 48, dynamic, 8, None, 2, host_bound=True)
+    assert (cpu.tile, cpu.core) == (736, 640)  # fewest pixels: 1280 px cores, 256 px output tiles
+    assert (device.tile, device.core) == (608, 512)  # 1024 px cores: 512 px tiles, a level cut per tile
+    assert device.computed_pixels <= (1 + WIDE_CORE_MARGIN) * cpu.computed_pixels
+    # where the wide cores would compute far more (a small image in one tile), the fewest pixels win
+    small, _ = choose_plan(300, 300, 48, dynamic, 8, None, 2, host_bound=True)
+    assert small.tile == choose_plan(300, 300, 48, dynamic, 8, None, 2)[0].tile == 480
+    assert 608**2 > (1 + WIDE_CORE_MARGIN) * 480**2  # the 608 px tile it passed over
+    # a fixed profile without such a core keeps its own
+    fixed = [TileProfile(opt_tile=736, min_tile=736, max_tile=736)]
+    assert choose_plan(16384, 16384, 48, fixed, 8, None, 2, host_bound=True)[0].tile == 736
