@@ -191,10 +191,11 @@ OUTPUT_TILE = 256  # output tile side viewers are tuned for (TIFF tiles, pyramid
 # Cores of whole 1024 output px give 512 px output tiles and a pyramid level cut from each engine
 # tile; 1280 px cores (736 px tiles at 2x) give 256 px tiles and none. Where the engine keeps no host
 # cores, the host's encoding is what a run waits for, and the wide cores are taken if they compute at
-# most WIDE_CORE_MARGIN more pixels: on a 16384^2 null-engine run they made the host path 1.75x as
-# fast (a quarter of the tiles to encode, index and copy) for 3.4% more pixels
-# (benchmarks/run/results/host-tiles-16384-amx.md). A CPU engine keeps the fewest pixels: there
-# the 6.6% more pixels such cores cost on large slides outweigh the host's saving.
+# most WIDE_CORE_MARGIN more pixels: on a 16384^2 null-engine run (608 against 736 px tiles, 3.4%
+# more pixels) the host path took 47.4 s instead of 79.2 s (a quarter of the tiles to encode, check,
+# index and copy), wrote 11% less and peaked 79 MB lower (benchmarks/run/results/host-tiles-16384-amx.md).
+# A CPU engine keeps the fewest pixels: there the 6.6% more pixels such cores cost on large slides
+# outweigh the host's saving.
 WIDE_CORE = 1024
 WIDE_CORE_MARGIN = 0.25
 
