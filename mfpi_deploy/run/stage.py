@@ -95,9 +95,14 @@ def prepare_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]
             saved = state.settings()
             differ = mismatches(saved, settings)
             if differ:
+                # tiles or batches the run chose itself (another engine or version plans others): name the ones it
+                # began with, as the options that bring them back
+                given = {"tile": options.tile, "batch": options.batch}
+                keep = " ".join(f"--{k} {saved[k]}" for k in given if k in differ and given[k] is None and k in saved)
+                keep = f", or {keep} to resume it" if keep else ""
                 raise MfpiError(
                     f"cannot resume {state.root}: it was started with different "
-                    f"{', '.join(differ)}; pass --overwrite to start over"
+                    f"{', '.join(differ)}; pass --overwrite to start over{keep}"
                 )
             done = state.done_batches()
             options.log(f"resuming {state.root}: {len(done)} batch(es) already done")

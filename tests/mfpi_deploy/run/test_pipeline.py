@@ -174,8 +174,11 @@ def test_ctrl_c_stops_cleanly_and_resume_refuses_other_settings(tmp_path: Path, 
             src, out, FailingBackend(backend, 1, KeyboardInterrupt()), RunOptions(tile=64, halo=16, batch=1, **QUIET)
         )
     assert not out.exists()
-    with pytest.raises(MfpiError, match="different.*tile"):
+    with pytest.raises(MfpiError, match="different.*tile; pass --overwrite to start over$"):
         run_slide(src, out, backend, RunOptions(tile=72, halo=16, batch=1, resume=True, **QUIET))
+    # without --tile the run plans its own tiles; the refusal names the ones the partial run began with
+    with pytest.raises(MfpiError, match="different.*tile; pass --overwrite to start over, or --tile 64 to resume it$"):
+        run_slide(src, out, backend, RunOptions(halo=16, batch=1, resume=True, **QUIET))
     run_slide(src, out, backend, RunOptions(tile=64, halo=16, batch=1, resume=True, **QUIET))
     assert out.is_file()
 
