@@ -194,8 +194,8 @@ OUTPUT_TILE = 256  # output tile side viewers are tuned for (TIFF tiles, pyramid
 # most WIDE_CORE_MARGIN more pixels: on a 16384^2 null-engine run (608 against 736 px tiles, 3.4%
 # more pixels) the host path took 47.4 s instead of 79.2 s (a quarter of the tiles to encode, check,
 # index and copy), wrote 11% less and peaked 79 MB lower (benchmarks/run/results/host-tiles-16384-amx.md).
-# A CPU engine keeps the fewest pixels: there the 6.6% more pixels such cores cost on large slides
-# outweigh the host's saving.
+# A CPU engine keeps the fewest pixels: on large slides such cores cost it up to 6.6% more pixels,
+# more than the host's saving for a slow (fp32) engine; a fast INT8 one may gain from --tile 608.
 WIDE_CORE = 1024
 WIDE_CORE_MARGIN = 0.25
 
@@ -234,7 +234,7 @@ def choose_plan(
     if tile is None and core_multiple > 1:
         with contextlib.suppress(MfpiError):
             aligned = _choose(height, width, halo, profiles, stride, None, core_multiple)
-            if host_bound and scale:
+            if host_bound:  # core_multiple > 1: scale is known
                 with contextlib.suppress(MfpiError):
                     wide = _choose(height, width, halo, profiles, stride, None, max(stride, WIDE_CORE // scale))
                     if wide[0].computed_pixels <= (1 + WIDE_CORE_MARGIN) * aligned[0].computed_pixels:

@@ -98,7 +98,8 @@ def prepare_state(run: PlannedRun, options: RunOptions) -> tuple[set[int], bool]
                 # tiles or batches the run chose itself (another engine or version plans others): name the ones it
                 # began with, as the options that bring them back
                 given = {"tile": options.tile, "batch": options.batch}
-                keep = " ".join(f"--{k} {saved[k]}" for k in given if k in differ and given[k] is None and k in saved)
+                chosen = [k for k, v in given.items() if v is None and k in saved and saved[k] != settings.get(k)]
+                keep = " ".join(f"--{k} {saved[k]}" for k in chosen)
                 keep = f", or {keep} to resume it" if keep else ""
                 raise MfpiError(
                     f"cannot resume {state.root}: it was started with different "
